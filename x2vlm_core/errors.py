@@ -1,0 +1,17 @@
+"""User-facing errors: one line that names the problem and how to fix it."""
+
+
+class X2VLMError(Exception):
+    """Base class for errors caused by the user's input (config, files, data)."""
+
+
+class ConfigError(X2VLMError):
+    """A config file or option is wrong: unknown key, bad type, bad value."""
+
+
+class DataError(X2VLMError):
+    """An input file or sample is missing, unreadable or malformed."""
+
+
+class CheckpointError(X2VLMError):
+    """A checkpoint cannot be read safely or does not fit the model."""
