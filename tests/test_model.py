@@ -1,0 +1,71 @@
+import pickle
+
+import pytest
+import torch
+
+from x2vlm_core.checkpoint import init_from, load_model_dir, load_state_file, save_model_dir
+from x2vlm_core.errors import CheckpointError
+from x2vlm_core.models.registry import create_model
+from x2vlm_core.tokenization import build_tokenizer, pre_caption
+
+
+def test_preset_parameter_counts_match_the_official_models():
+    with torch.device("meta"):
+        assert sum(p.numel() for p in create_model("x2vlm_base").parameters()) == 254_758_401
+        assert sum(p.numel() for p in create_model("x2vlm_large").parameters()) == 592_949_057
+
+
+def test_builtin_tokenizer_is_bert_base_uncased():
+    tokenizer = build_tokenizer("builtin:bert-base-uncased")
+    assert tokenizer("a red circle")["input_ids"] == [101, 1037, 2417, 4418, 102]
+    assert pre_caption("A Red-Circle, on the LEFT!", 3) == "a red circle"
+
+
+def test_video_frames_are_averaged_per_patch():
+    model = create_model("x2vlm_tiny", frame_len=3).eval()
+    frames = torch.randn(2, 3, 3, 64, 64)
+    with torch.no_grad():
+        video, atts = model.get_vision_embeds(frames)
+        per_frame = model.vision_encoder(frames.flatten(0, 1)).unflatten(0, (2, 3))
+    expected = (per_frame + model.absolute_frame_pos_embed).mean(dim=1)
+    torch.testing.assert_close(video, expected)
+    assert atts.shape == video.shape[:2]
+
+
+def test_model_folder_round_trip_keeps_tied_weights(tmp_path):
+    model = create_model("x2vlm_tiny")
+    save_model_dir(model, tmp_path / "m")
+    loaded = load_model_dir(tmp_path / "m")
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    decoder = loaded.text_encoder.cls.predictions.decoder.weight
+    assert decoder is loaded.text_encoder.bert.embeddings.word_embeddings.weight
+
+
+def test_checkpoint_of_another_shape_is_refused_with_the_key(tmp_path):
+    model = create_model("x2vlm_tiny")
+    save_model_dir(model, tmp_path / "m")
+    other = create_model("x2vlm_tiny", embed_dim=16)
+    with pytest.raises(CheckpointError, match=r"4 shape mismatches, first: (text|vision)_proj"):
+        init_from(other, tmp_path / "m")
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("true",))
+
+
+def test_pickle_that_needs_code_execution_is_refused(tmp_path):
+    path = tmp_path / "evil.th"
+    with open(path, "wb") as f:
+        pickle.dump({"model": _Evil()}, f)
+    with pytest.raises(CheckpointError, match=r"refusing to load .*evil.th"):
+        load_state_file(path)
+
+
+def test_missing_checkpoint_and_missing_model_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_state_file(tmp_path / "nope.th")
+    with pytest.raises(CheckpointError, match="not a model folder"):
+        load_model_dir(tmp_path)

@@ -1,0 +1,124 @@
+"""Model files: safe loading of official checkpoints, safetensors model folders.
+
+A model folder holds ``model.safetensors``, ``config.yaml`` (the ModelConfig) and
+``tokenizer/vocab.txt``; it is what the stages pass to each other and what gets
+published. Pickled checkpoints are only ever read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from x2vlm_core.config_io import from_dict, load_yaml, save_yaml
+from x2vlm_core.errors import CheckpointError
+from x2vlm_core.models.config import ModelConfig
+from x2vlm_core.models.registry import create_model
+from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.tokenization import tokenizer_dir
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.yaml"
+TOKENIZER = "tokenizer"
+
+
+def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a torch file (plain, or official ``{'model': ...}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refusing to load {path}: it needs code execution to unpickle ({str(exc).splitlines()[0]}); "
+            "only tensors-only checkpoints are accepted; convert it with a trusted tool to safetensors"
+        ) from None
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
+    state = obj.get("model", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state dict (expected a dict of tensors or {{'model': ...}})")
+    return from_official_layout(state)
+
+
+def from_official_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official checkpoints keep ``temp`` as a 0-dim tensor; ours is ``[1]``."""
+    if "temp" in state and state["temp"].dim() == 0:
+        state = {**state, "temp": state["temp"].reshape(1)}
+    return state
+
+
+def check_shapes(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    expected = model.state_dict()
+    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+             for k, v in state.items() if k in expected and expected[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(
+            f"{source} does not fit this model ({len(wrong)} shape mismatches, first: {wrong[0]}); "
+            "check that the model preset and overrides match the checkpoint")
+
+
+def tied_aliases(model: nn.Module) -> set[str]:
+    """Names that are second names of a parameter (the MLM decoder tied to the word embeddings)."""
+    every = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    return every - {name for name, _ in model.named_parameters()}
+
+
+def save_model_dir(model: XVLM, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    aliases = tied_aliases(model)
+    # Clone: under DeepSpeed the parameters may be views into one flat buffer.
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
+             if k not in aliases}
+    save_file(state, str(out / WEIGHTS))
+    save_yaml(model.config, out / CONFIG)
+    vocab = tokenizer_dir(model.config.tokenizer) / "vocab.txt"
+    (out / TOKENIZER).mkdir(exist_ok=True)
+    shutil.copyfile(vocab, out / TOKENIZER / "vocab.txt")
+    if extra is not None:
+        (out / "training.json").write_text(json.dumps(extra, indent=2, sort_keys=True))
+    return out
+
+
+def read_model_config(model_dir: str | Path) -> ModelConfig:
+    model_dir = Path(model_dir)
+    data = load_yaml(model_dir / CONFIG)
+    data["tokenizer"] = str(model_dir / TOKENIZER)  # the folder travels with the weights
+    return from_dict(ModelConfig, data, where=str(model_dir / CONFIG))
+
+
+def load_model_dir(model_dir: str | Path) -> XVLM:
+    model_dir = Path(model_dir)
+    if not (model_dir / WEIGHTS).is_file():
+        raise CheckpointError(f"{model_dir} is not a model folder: {WEIGHTS} is missing")
+    model = create_model(read_model_config(model_dir))
+    state = load_file(str(model_dir / WEIGHTS))
+    check_shapes(model, state, str(model_dir / WEIGHTS))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = set(missing) - tied_aliases(model)
+    if missing or unexpected:
+        raise CheckpointError(f"{model_dir / WEIGHTS} does not fit its config.yaml: missing {sorted(missing)[:3]}, "
+                              f"unexpected {sorted(unexpected)[:3]}")
+    return model
+
+
+def init_from(model: XVLM, source: str | Path) -> list[str]:
+    """Initialise from a model folder or checkpoint file; returns the keys left at their init."""
+    source = Path(source)
+    state = load_state_file(source / WEIGHTS if source.is_dir() else source)
+    check_shapes(model, state, str(source))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise CheckpointError(f"{source} has keys this model lacks, e.g. {unexpected[:3]}; wrong model preset?")
+    return list(missing)

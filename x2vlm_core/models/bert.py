@@ -1,0 +1,214 @@
+"""The BERT text + fusion stack of X²-VLM, with the official state-dict names.
+
+One stack of ``num_layers`` BERT layers: layers below ``fusion_start_at`` encode text
+alone; layers from there on add cross-attention to the image (keys from the vision
+width). transformers' BertLayer cannot take keys of another width, so the layers are
+written here, keeping ``text_encoder.bert.*`` / ``text_encoder.cls.*`` names so that
+official checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from x2vlm_core.models.config import TextConfig
+
+# The official code adds (1 - mask) * -10000 to the attention scores.
+MASK_VALUE = -10000.0
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[B, L]`` 1/0 keep-mask → ``[B, 1, 1, L]`` additive bias for SDPA."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * MASK_VALUE
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+        self.register_buffer("position_ids", torch.arange(cfg.max_position_embeddings)[None], persistent=True)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        length = input_ids.shape[1]
+        x = (self.word_embeddings(input_ids) + self.position_embeddings(self.position_ids[:, :length])
+             + self.token_type_embeddings.weight[0])
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, cfg: TextConfig, kv_width: int) -> None:
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.key = nn.Linear(kv_width, cfg.hidden_size)
+        self.value = nn.Linear(kv_width, cfg.hidden_size)
+        self.dropout_p = cfg.attention_dropout
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, -1).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        kv = x if context is None else context
+        out = F.scaled_dot_product_attention(
+            self._heads(self.query(x)), self._heads(self.key(kv)), self._heads(self.value(kv)),
+            attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0,
+        )
+        return out.transpose(1, 2).flatten(2)
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, cfg: TextConfig, kv_width: int) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(cfg, kv_width)
+        self.output = BertSelfOutput(cfg)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        return self.output(self.self(x, mask, context), x)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.dense(x))
+
+
+class BertOutput(nn.Module):
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertLayer(nn.Module):
+    def __init__(self, cfg: TextConfig, encoder_width: int, with_cross_attention: bool) -> None:
+        super().__init__()
+        self.attention = BertAttention(cfg, cfg.hidden_size)
+        if with_cross_attention:
+            self.crossattention = BertAttention(cfg, encoder_width)
+        self.intermediate = BertIntermediate(cfg)
+        self.output = BertOutput(cfg)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.attention(x, mask)
+        if image is not None and hasattr(self, "crossattention"):
+            x = self.crossattention(x, image_mask, image)
+        return self.output(self.intermediate(x), x)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, cfg: TextConfig, encoder_width: int) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(
+            BertLayer(cfg, encoder_width, with_cross_attention=i >= cfg.fusion_start_at)
+            for i in range(cfg.num_layers)
+        )
+
+
+class BertModel(nn.Module):
+    """Runs a slice of the layer stack: text layers, fusion layers, or all of them."""
+
+    def __init__(self, cfg: TextConfig, encoder_width: int) -> None:
+        super().__init__()
+        self.fusion_start_at = cfg.fusion_start_at
+        self.embeddings = BertEmbeddings(cfg)
+        self.encoder = BertEncoder(cfg, encoder_width)
+
+    def run_layers(self, x: torch.Tensor, text_atts: torch.Tensor, start: int, stop: int,
+                   image: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
+        mask = additive_mask(text_atts, x.dtype)
+        image_mask = additive_mask(image_atts, x.dtype) if image is not None else None
+        for layer in self.encoder.layer[start:stop]:
+            x = layer(x, mask, image, image_mask)
+        return x
+
+    def encode_text(self, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+        return self.run_layers(self.embeddings(text_ids), text_atts, 0, self.fusion_start_at)
+
+    def fuse(self, text_embeds: torch.Tensor, text_atts: torch.Tensor,
+             image_embeds: torch.Tensor, image_atts: torch.Tensor) -> torch.Tensor:
+        return self.run_layers(text_embeds, text_atts, self.fusion_start_at, len(self.encoder.layer),
+                               image_embeds, image_atts)
+
+    def forward(self, text_ids: torch.Tensor, text_atts: torch.Tensor,
+                image_embeds: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
+        """All layers; with no image the fusion layers skip their cross-attention (text-only MLM)."""
+        return self.run_layers(self.embeddings(text_ids), text_atts, 0, len(self.encoder.layer),
+                               image_embeds, image_atts)
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(F.gelu(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(cfg)
+        self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+        self.bias = self.decoder.bias  # both names exist in official checkpoints; one tensor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(x))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.predictions = BertLMPredictionHead(cfg)
+
+
+class BertForMaskedLM(nn.Module):
+    """``bert`` (the stack) + ``cls`` (the MLM head, decoder tied to the word embeddings)."""
+
+    def __init__(self, cfg: TextConfig, encoder_width: int) -> None:
+        super().__init__()
+        self.bert = BertModel(cfg, encoder_width)
+        self.cls = BertOnlyMLMHead(cfg)
+        self._init_weights()
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor, masked_pos: torch.Tensor,
+                   image_embeds: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, M, V]`` at ``masked_pos`` only: the vocabulary projection is the costly part."""
+        hidden = self.bert(text_ids_masked, text_atts, image_embeds, image_atts)
+        picked = torch.gather(hidden, 1, masked_pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        return self.cls.predictions(picked)

@@ -1,0 +1,99 @@
+"""The X²-VLM objectives: ITC, ITM with hard negatives, MLM, box L1 + GIoU."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from x2vlm_core.models import box_ops
+from x2vlm_core.models.xvlm import XVLM
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every rank; gradients flow back to each rank's own rows.
+
+    Ranks may hold different numbers of rows (region batches vary with the regions
+    per image), so rows are padded to the largest count for the collective and cut after.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, torch.tensor([x.shape[0]], device=x.device))
+    longest = int(max(c.item() for c in counts))
+    padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + x.shape[1:])]) if x.shape[0] < longest else x
+    parts = all_gather(padded)
+    return torch.cat([part[: int(count.item())] for part, count in zip(parts, counts)], dim=0)
+
+
+def contrastive_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor,
+                     idx: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over the global batch; with ``idx``, same-id pairs share the target mass."""
+    image_all, text_all = gather_with_grad(image_feat), gather_with_grad(text_feat)
+    logits = image_all @ text_all.t() / temp
+    if idx is None:
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+    idx_all = gather_with_grad(idx.view(-1, 1))
+    positives = (idx_all == idx_all.t()).float()
+    targets = positives / positives.sum(dim=1, keepdim=True)
+    loss_i2t = -(F.log_softmax(logits, dim=1) * targets).sum(dim=1).mean()
+    loss_t2i = -(F.log_softmax(logits.t(), dim=1) * targets).sum(dim=1).mean()
+    return (loss_i2t + loss_t2i) / 2
+
+
+@torch.no_grad()
+def sample_hard_negatives(image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor,
+                          idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each text an image, and for each image a text, drawn by similarity, never a positive."""
+    sim = image_feat @ text_feat.t() / temp
+    weights_i2t = F.softmax(sim, dim=1) + 1e-5
+    weights_t2i = F.softmax(sim.t(), dim=1) + 1e-5
+    if idx is None:
+        same = torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
+    else:
+        same = idx.view(-1, 1) == idx.view(1, -1)
+    weights_i2t = weights_i2t.masked_fill(same, 0)
+    weights_t2i = weights_t2i.masked_fill(same, 0)
+    image_neg = torch.multinomial(weights_t2i, 1).squeeze(1)  # an image for each text
+    text_neg = torch.multinomial(weights_i2t, 1).squeeze(1)  # a text for each image
+    return image_neg, text_neg
+
+
+def matching_loss(model: XVLM, image_embeds: torch.Tensor, image_atts: torch.Tensor, image_feat: torch.Tensor,
+                  text_embeds: torch.Tensor, text_atts: torch.Tensor, text_feat: torch.Tensor,
+                  idx: torch.Tensor | None = None) -> torch.Tensor:
+    """ITM: each positive pair against one hard-negative image and one hard-negative text."""
+    image_neg, text_neg = sample_hard_negatives(image_feat, text_feat, model.temp, idx)
+    image_all = torch.cat([image_embeds, image_embeds[image_neg], image_embeds], dim=0)
+    image_atts_all = torch.cat([image_atts, image_atts[image_neg], image_atts], dim=0)
+    text_all = torch.cat([text_embeds, text_embeds, text_embeds[text_neg]], dim=0)
+    text_atts_all = torch.cat([text_atts, text_atts, text_atts[text_neg]], dim=0)
+    logits = model.itm_logits(image_all, image_atts_all, text_all, text_atts_all)
+    bs = image_embeds.shape[0]
+    labels = torch.zeros(3 * bs, dtype=torch.long, device=logits.device)
+    labels[:bs] = 1
+    return F.cross_entropy(logits, labels)
+
+
+def mlm_loss(logits: torch.Tensor, masked_ids: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.flatten(0, 1), masked_ids.flatten(), ignore_index=-100)
+
+
+def bbox_losses(pred: torch.Tensor, target: torch.Tensor,
+                is_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """L1 and 1 - GIoU on (cx, cy, w, h), each summed and divided by the number of real boxes.
+
+    Rows with ``is_image == 1`` are whole-image captions with no box of their own.
+    """
+    l1 = F.l1_loss(pred, target, reduction="none").sum(dim=1)
+    pred_xyxy, target_xyxy = box_ops.cxcywh_to_xyxy(pred), box_ops.cxcywh_to_xyxy(target)
+    giou = 1 - box_ops.generalized_iou(pred_xyxy, target_xyxy)
+    if is_image is None:
+        keep = torch.ones_like(l1)
+    else:
+        keep = 1 - is_image.to(l1.dtype)
+    num_boxes = keep.sum().clamp(min=1)  # a batch of only whole-image captions contributes zero
+    return (l1 * keep).sum() / num_boxes, (giou * keep).sum() / num_boxes

@@ -1,0 +1,111 @@
+"""X²-VLM: BEiT-2 vision encoder + BERT text/fusion stack + ITC/ITM/box heads.
+
+The module tree and parameter names follow the official ``XVLMBase`` so that its
+checkpoints load with ``load_state_dict`` as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from x2vlm_core.models.beit2 import BEiT2
+from x2vlm_core.models.bert import BertForMaskedLM
+from x2vlm_core.models.config import ModelConfig
+
+TEMP_RANGE = (0.001, 0.5)
+
+
+def build_mlp(dim: int, out: int) -> nn.Sequential:
+    """Linear → LayerNorm → GELU → Linear, the official ITM/box head (keys 0, 1, 3)."""
+    return nn.Sequential(nn.Linear(dim, dim * 2), nn.LayerNorm(dim * 2), nn.GELU(), nn.Linear(dim * 2, out))
+
+
+class XVLM(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vision_encoder = BEiT2(config.vision, config.image_res)
+        self.text_encoder = BertForMaskedLM(config.text, encoder_width=config.vision.width)
+        width = config.text.hidden_size
+        self.vision_proj = nn.Linear(config.vision.width, config.embed_dim)
+        self.text_proj = nn.Linear(width, config.embed_dim)
+        # Shape [1], not the official (): DeepSpeed cannot broadcast 0-dim parameters.
+        self.temp = nn.Parameter(torch.full((1,), config.temp))
+        self.itm_head = build_mlp(width, 2)
+        self.bbox_head = build_mlp(width, 4)
+        if config.frame_len:
+            self.absolute_frame_pos_embed = nn.Parameter(torch.zeros(1, config.frame_len, 1, config.vision.width))
+            nn.init.trunc_normal_(self.absolute_frame_pos_embed, std=0.02)
+        for head in (self.vision_proj, self.text_proj, self.itm_head, self.bbox_head):
+            for module in head.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.normal_(module.weight, std=0.02)
+                    nn.init.zeros_(module.bias)
+
+    # Heads that do not exist in the pre-trained encoders; they get the larger learning rate.
+    new_head_prefixes = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp", "absolute_frame_pos_embed")
+
+    def forward(self, objective, *batches):
+        """Run a training objective ``objective(model, *batches) -> {name: loss}``.
+
+        Routing objectives through ``forward`` lets the DeepSpeed engine wrap every
+        task the same way (ZeRO-3 gathers parameters inside module calls).
+        """
+        return objective(self, *batches)
+
+    def clamp_temp(self) -> None:
+        with torch.no_grad():
+            self.temp.clamp_(*TEMP_RANGE)
+
+    def get_vision_embeds(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``[B,3,H,W]`` or videos ``[B,F,3,H,W]`` → embeds ``[B,1+P,D]`` and an all-ones mask."""
+        if image.dim() == 5:
+            embeds = self._encode_video(image)
+        else:
+            embeds = self.vision_encoder(image)
+        return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+
+    def _encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        b, f = frames.shape[:2]
+        if not self.config.frame_len:
+            raise ValueError("this model was built without frame_len; it cannot encode video")
+        embeds = self.vision_encoder(frames.flatten(0, 1)).unflatten(0, (b, f))
+        embeds = embeds + self.absolute_frame_pos_embed[:, :f]
+        return embeds.mean(dim=1)  # average each patch over time
+
+    def get_region_embeds(self, image: torch.Tensor, image_atts: torch.Tensor,
+                          idx_to_group_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per region text: region-pooled embeds and the full-image embeds of its image."""
+        region, full = self.vision_encoder.forward_regions(image, idx_to_group_img, image_atts)
+        return region, full[idx_to_group_img]
+
+    def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+        return self.text_encoder.bert.encode_text(text_ids, text_atts)
+
+    def get_cross_embeds(self, image_embeds: torch.Tensor, image_atts: torch.Tensor,
+                         text_embeds: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+        return self.text_encoder.bert.fuse(text_embeds, text_atts, image_embeds, image_atts)
+
+    def get_image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
+
+    def get_text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
+
+    def itm_logits(self, image_embeds: torch.Tensor, image_atts: torch.Tensor,
+                   text_embeds: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+        cls = self.get_cross_embeds(image_embeds, image_atts, text_embeds, text_atts)[:, 0]
+        return self.itm_head(cls)
+
+    def predict_bbox(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor,
+                     text_atts: torch.Tensor) -> torch.Tensor:
+        """(cx, cy, w, h) in [0, 1], from text fused with the whole image."""
+        full = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
+        cls = self.get_cross_embeds(image_embeds, full, text_embeds, text_atts)[:, 0]
+        return self.bbox_head(cls).sigmoid()
+
+    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor, masked_pos: torch.Tensor,
+                   image_embeds: torch.Tensor | None, image_atts: torch.Tensor | None) -> torch.Tensor:
+        return self.text_encoder.mlm_logits(text_ids_masked, text_atts, masked_pos, image_embeds, image_atts)
