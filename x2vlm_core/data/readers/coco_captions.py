@@ -1,0 +1,36 @@
+"""COCO captions (captions_train2014.json): one ``image_text`` record per image with all its captions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterator
+
+from x2vlm_core.data.readers.common import base_record, field, field_list, load_json, record_key
+from x2vlm_core.data.sources import Source
+from x2vlm_core.errors import DataError
+
+KIND = "image_text"
+
+
+def read(source: Source) -> Iterator[dict]:
+    path = source.path("annotations")
+    data = load_json(path)
+    images = field_list(data, "images", path, "the top level")
+    annotations = field_list(data, "annotations", path, "the top level")
+
+    image_ids = {field(image, "id", path, f"images[{i}]", int) for i, image in enumerate(images)}
+    captions: dict[int, list[str]] = defaultdict(list)
+    for i, annotation in enumerate(annotations):
+        image_id = field(annotation, "image_id", path, f"annotations[{i}]", int)
+        if image_id not in image_ids:
+            raise DataError(f"{path}: annotations[{i}] refers to image_id {image_id}, which 'images' does not list")
+        captions[image_id].append(field(annotation, "caption", path, f"annotations[{i}]", str).strip())
+
+    for i, image in enumerate(images):
+        image_id = image["id"]
+        if image_id not in captions:
+            continue  # an image list without captions (e.g. test2014 info) has nothing to train on
+        file_name = field(image, "file_name", path, f"images[{i}]", str)
+        record = base_record(source, record_key("coco", image_id, path), KIND, source.split, [source.path("images") / file_name])
+        record.update(image_id=image_id, captions=captions[image_id])
+        yield record

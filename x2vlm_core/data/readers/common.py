@@ -1,0 +1,94 @@
+"""Helpers the format readers share: JSON loading, field access and record keys, each failing with a DataError."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from x2vlm_core.errors import DataError
+
+if TYPE_CHECKING:
+    from x2vlm_core.data.sources import Source
+
+_KEY_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def load_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); re-download or regenerate the file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; re-download or regenerate the file") from None
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file."""
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}: line {line_number} is not valid JSON ({error.msg}); fix or re-download the file") from None
+            if not isinstance(value, dict):
+                raise DataError(f"{path}: line {line_number} is a {type(value).__name__}, expected a JSON object")
+            yield line_number, value
+
+
+def field(obj: Any, name: str, path: Path, where: str, kind: type | tuple[type, ...] = object) -> Any:
+    """``obj[name]`` checked for presence and type; ``where`` says which entry (e.g. 'images[3]')."""
+    if not isinstance(obj, Mapping):
+        raise DataError(f"{path}: {where} is a {type(obj).__name__}, expected an object with '{name}'; is this the right file?")
+    if name not in obj:
+        raise DataError(f"{path}: {where} has no '{name}' field; is this the right file for this format?")
+    value = obj[name]
+    # bool is an int subclass; a true/false where a number belongs is still malformed.
+    bool_as_number = isinstance(value, bool) and (int in _as_tuple(kind) or float in _as_tuple(kind))
+    if not isinstance(value, kind) or bool_as_number:
+        raise DataError(f"{path}: {where}.{name} is {value!r}, expected {_type_names(kind)}; fix the file")
+    return value
+
+
+def field_list(obj: Any, name: str, path: Path, where: str) -> list[Any]:
+    return field(obj, name, path, where, list)
+
+
+def bbox_field(obj: Any, name: str, path: Path, where: str) -> list[float]:
+    box = field_list(obj, name, path, where)
+    if len(box) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
+        raise DataError(f"{path}: {where}.{name} is {box!r}, expected [x, y, width, height] numbers")
+    return [float(v) for v in box]
+
+
+def record_key(prefix: str, ident: int | str, path: Path) -> str:
+    """A webdataset-safe key: letters, digits, '_' and '-' only (a dot would split the sample)."""
+    suffix = f"{ident:012d}" if isinstance(ident, int) else ident
+    key = f"{prefix}-{suffix}"
+    if not _KEY_CHARS.fullmatch(key):
+        raise DataError(f"{path}: id {ident!r} gives key {key!r}, which may only hold letters, digits, '_' and '-'")
+    return key
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _type_names(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in _as_tuple(kind))
+
+
+def base_record(source: "Source", key: str, kind: str, split: str, image_paths: list[Path]) -> dict[str, Any]:
+    """The fields every record has, whatever its kind."""
+    return {
+        "key": key,
+        "dataset": source.dataset,
+        "source": source.format,
+        "kind": kind,
+        "split": split,
+        "image_paths": [str(path) for path in image_paths],
+    }

@@ -1,0 +1,127 @@
+"""The prepare-data source list: which raw dataset files to read, in which format, into which dataset.
+
+A sources file is YAML::
+
+    sources:
+      - format: coco_captions          # one of SOURCE_FORMATS
+        dataset: coco_captions         # output dataset name (a folder in the shard tree)
+        split: train                   # only for formats whose files carry no split
+        annotations: coco/annotations/captions_train2014.json
+        images: coco/train2014
+
+Relative paths are resolved against the YAML file's folder (or the working directory for a
+list of dicts), so a sources file can travel with its data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from x2vlm_core.errors import ConfigError, DataError
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    files: tuple[str, ...]  # fields naming files that must exist
+    folders: tuple[str, ...]  # fields naming folders that must exist
+    default_split: str | None  # None: the split comes from the annotation files themselves
+
+
+SOURCE_FORMATS: dict[str, SourceFormat] = {
+    "coco_captions": SourceFormat(("annotations",), ("images",), default_split="train"),
+    "karpathy": SourceFormat(("annotations",), ("images",), default_split=None),
+    "visual_genome": SourceFormat(("regions", "image_data"), ("images",), default_split="train"),
+    "vqa_v2": SourceFormat(("questions", "annotations"), ("images",), default_split="train"),
+    "nlvr2": SourceFormat(("annotations",), ("images",), default_split=None),
+    "refcoco": SourceFormat(("refs", "instances"), ("images",), default_split=None),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One validated entry of the source list; paths are absolute and exist."""
+
+    format: str
+    dataset: str
+    split: str | None  # set exactly when the format takes its split from the source list
+    paths: Mapping[str, str]
+
+    def path(self, field: str) -> Path:
+        return Path(self.paths[field])
+
+
+def load_sources(spec: str | Path | Sequence[Mapping[str, Any] | Source]) -> list[Source]:
+    """Parse and validate a sources YAML file, or a list of entries (dicts or ready ``Source``)."""
+    if isinstance(spec, (str, Path)):
+        path = Path(spec)
+        entries = _read_yaml_list(path)
+        base_dir, where = path.resolve().parent, str(path)
+    else:
+        entries, base_dir, where = list(spec), Path.cwd(), "sources"
+    if not entries:
+        raise ConfigError(f"{where}: the source list is empty; add at least one entry under 'sources:'")
+    return [
+        entry if isinstance(entry, Source) else parse_source(entry, f"{where}: sources[{index}]", base_dir)
+        for index, entry in enumerate(entries)
+    ]
+
+
+def _read_yaml_list(path: Path) -> list[Any]:
+    if not path.is_file():
+        raise DataError(f"sources file {path} does not exist; pass the path of a YAML file with a 'sources:' list")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]}); fix the syntax") from None
+    if not isinstance(document, dict) or set(document) != {"sources"} or not isinstance(document["sources"], list):
+        raise ConfigError(f"{path}: expected a mapping with exactly one key 'sources' holding a list of entries")
+    return document["sources"]
+
+
+def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source:
+    """Validate one entry; ``where`` names it in error messages (e.g. 'sources.yaml: sources[2]')."""
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with 'format', 'dataset' and paths, got {type(entry).__name__}")
+    format_name = entry.get("format")
+    if format_name not in SOURCE_FORMATS:
+        raise ConfigError(f"{where}: format {format_name!r} is not supported; use one of {sorted(SOURCE_FORMATS)}")
+    spec = SOURCE_FORMATS[format_name]
+    path_fields = spec.files + spec.folders
+    allowed = {"format", "dataset", *path_fields} | ({"split"} if spec.default_split else set())
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown} for format {format_name!r}; valid keys are {sorted(allowed)}")
+    missing = sorted(({"dataset", *path_fields}) - set(entry))
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {missing} for format {format_name!r}; valid keys are {sorted(allowed)}")
+
+    dataset = _safe_name(entry["dataset"], f"{where}.dataset")
+    split = _safe_name(entry.get("split", spec.default_split), f"{where}.split") if spec.default_split else None
+    paths = {}
+    for field in path_fields:
+        value = entry[field]
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ConfigError(f"{where}.{field}: expected a path string, got {value!r}")
+        if "://" in str(value):
+            raise ConfigError(f"{where}.{field}: remote path {value} is not supported yet; copy the data to a local or mounted folder")
+        path = (base_dir / Path(value).expanduser()).resolve()
+        must_be_folder = field in spec.folders
+        if not (path.is_dir() if must_be_folder else path.is_file()):
+            kind = "folder" if must_be_folder else "file"
+            raise DataError(f"{where}.{field}: {kind} {path} does not exist; fix the path or download the {format_name} data")
+        paths[field] = str(path)
+    return Source(format=format_name, dataset=dataset, split=split, paths=paths)
+
+
+def _safe_name(value: Any, where: str) -> str:
+    # Dataset and split names become folder and file names in the shard tree.
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise ConfigError(f"{where}: {value!r} is not a valid name; use only letters, digits, '_' and '-'")
+    return value

@@ -1,0 +1,684 @@
+"""The "shapes world": a deterministic synthetic dataset in the real on-disk formats.
+
+Every picture holds 1-3 coloured shapes (circle/square/triangle in red/green/blue/yellow)
+at known, non-overlapping boxes on a plain background. The generator writes COCO captions,
+the Karpathy split, Visual Genome regions, VQA v2, NLVR2 and RefCOCO+ files exactly as the
+real datasets lay them out, so the real readers and the real prepare-data job run on it and
+a tiny model can learn it on CPU.
+
+Same arguments give byte-identical files: fixed JPEG quality, sorted JSON keys, no timestamps,
+and every random choice drawn from string-seeded generators (independent of PYTHONHASHSEED).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from PIL import Image, ImageDraw
+
+from x2vlm_core.errors import ConfigError
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 220),
+    "yellow": (235, 200, 30),
+}
+SHAPE_KINDS = ("circle", "square", "triangle")
+CATEGORY_IDS = {kind: index + 1 for index, kind in enumerate(SHAPE_KINDS)}
+BACKGROUND = (235, 235, 235)
+JPEG_QUALITY = 90
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six")
+MIN_IMAGE_SIZE = 32
+
+# Output dataset names used in sources.yaml and manifest.json: the names the stages read.
+DATASET_NAMES = {
+    "coco_captions": "pretrain_image_text",
+    "karpathy": "retrieval",
+    "visual_genome": "pretrain_region_text",
+    "vqa_v2": "vqa",
+    "nlvr2": "nlvr2",
+    "refcoco": "grounding",
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    colour: str
+    kind: str
+    box: tuple[int, int, int, int]  # x, y, w, h in pixels
+
+    @property
+    def name(self) -> str:
+        return f"{self.colour} {self.kind}"
+
+
+@dataclass(frozen=True)
+class Scene:
+    width: int
+    height: int
+    shapes: tuple[Shape, ...]
+
+    def position_of(self, shape: Shape) -> str:
+        """Where the shape's centre lies, in words: 'on the left', 'at the top right', ..."""
+        x, y, w, h = shape.box
+        centre_x, centre_y = x + w / 2, y + h / 2
+        horizontal = "left" if centre_x < self.width / 3 else "right" if centre_x > 2 * self.width / 3 else ""
+        vertical = "top" if centre_y < self.height / 3 else "bottom" if centre_y > 2 * self.height / 3 else ""
+        if horizontal and vertical:
+            return f"at the {vertical} {horizontal}"
+        if horizontal:
+            return f"on the {horizontal}"
+        if vertical:
+            return f"at the {vertical}"
+        return "in the middle"
+
+    def has(self, colour: str, kind: str) -> bool:
+        return any(shape.colour == colour and shape.kind == kind for shape in self.shapes)
+
+
+class SceneSampler:
+    """Draws random scenes, never the same one twice (so the dedup step finds no accidental duplicates)."""
+
+    def __init__(self, rng: random.Random):
+        self._rng = rng
+        self._seen: set[Scene] = set()
+
+    def sample(self, width: int, height: int) -> Scene:
+        while True:
+            scene = self._draw(width, height)
+            if scene not in self._seen:
+                self._seen.add(scene)
+                return scene
+
+    def _draw(self, width: int, height: int) -> Scene:
+        rng = self._rng
+        combos = [(colour, kind) for colour in COLOURS for kind in SHAPE_KINDS]
+        # Distinct colour+kind per scene, so "the red circle" always names one object.
+        wanted = rng.sample(combos, rng.randint(1, 3))
+        shorter = min(width, height)
+        placed: list[Shape] = []
+        for colour, kind in wanted:
+            side = rng.randint(int(shorter * 0.22), int(shorter * 0.38))
+            for _ in range(30):
+                box = (rng.randint(1, width - side - 1), rng.randint(1, height - side - 1), side, side)
+                if not any(_boxes_touch(box, other.box) for other in placed):
+                    placed.append(Shape(colour, kind, box))
+                    break
+        return Scene(width, height, tuple(placed))
+
+
+def _boxes_touch(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int = 2) -> bool:
+    return not (
+        a[0] + a[2] + gap <= b[0]
+        or b[0] + b[2] + gap <= a[0]
+        or a[1] + a[3] + gap <= b[1]
+        or b[1] + b[3] + gap <= a[1]
+    )
+
+
+def render(scene: Scene) -> Image.Image:
+    image = Image.new("RGB", (scene.width, scene.height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    for shape in scene.shapes:
+        x, y, w, h = shape.box
+        fill = COLOURS[shape.colour]
+        if shape.kind == "circle":
+            draw.ellipse([x, y, x + w - 1, y + h - 1], fill=fill)
+        elif shape.kind == "square":
+            draw.rectangle([x, y, x + w - 1, y + h - 1], fill=fill)
+        else:
+            draw.polygon([(x + w / 2, y), (x, y + h - 1), (x + w - 1, y + h - 1)], fill=fill)
+    return image
+
+
+def _jpeg_bytes(scene: Scene) -> bytes:
+    buffer = io.BytesIO()
+    render(scene).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def _png_bytes(scene: Scene) -> bytes:
+    buffer = io.BytesIO()
+    render(scene).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- captions
+
+
+def _listing(phrases: list[str]) -> str:
+    if len(phrases) == 1:
+        return phrases[0]
+    return ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def _shapes_word(count: int) -> str:
+    return f"{NUMBER_WORDS[count]} shape" + ("" if count == 1 else "s")
+
+
+def _caption_plain(scene: Scene, order: list[Shape]) -> str:
+    return _listing([f"a {shape.name}" for shape in order])
+
+
+def _caption_counted(scene: Scene, order: list[Shape]) -> str:
+    return f"{_shapes_word(len(order))}: " + _listing([f"a {shape.name}" for shape in order])
+
+
+def _caption_positions(scene: Scene, order: list[Shape]) -> str:
+    return _listing([f"a {shape.name} {scene.position_of(shape)}" for shape in order])
+
+
+def _caption_there_is(scene: Scene, order: list[Shape]) -> str:
+    return "there is " + _listing([f"a {shape.name}" for shape in order])
+
+
+def _caption_left_to_right(scene: Scene, order: list[Shape]) -> str:
+    if len(order) == 1:
+        return f"a single {order[0].name}"
+    by_x = sorted(order, key=lambda shape: (shape.box[0], shape.box[1]))
+    return "from left to right: " + _listing([f"a {shape.name}" for shape in by_x])
+
+
+def _caption_picture(scene: Scene, order: list[Shape]) -> str:
+    return "a picture of " + _listing([f"a {shape.name}" for shape in order]) + " on a grey background"
+
+
+CAPTION_TEMPLATES: tuple[Callable[[Scene, list[Shape]], str], ...] = (
+    _caption_plain,
+    _caption_counted,
+    _caption_positions,
+    _caption_there_is,
+    _caption_left_to_right,
+    _caption_picture,
+)
+
+
+def _captions(scene: Scene, rng: random.Random, count: int) -> list[str]:
+    captions = []
+    for template in rng.sample(CAPTION_TEMPLATES, count):
+        order = list(scene.shapes)
+        rng.shuffle(order)
+        captions.append(template(scene, order))
+    return captions
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+# ---------------------------------------------------------------- writers
+
+
+class _World:
+    """Collects the files of one generated world and the record counts each source yields."""
+
+    def __init__(self, out_dir: Path, seed: int, image_size: int):
+        self.root = out_dir
+        self.size = image_size
+        self.seed = seed
+        self.sampler = SceneSampler(self.rng("scenes"))
+        self.counts: dict[str, Counter[str]] = {name: Counter() for name in DATASET_NAMES.values()}
+
+    def rng(self, purpose: str) -> random.Random:
+        return random.Random(f"x2vlm-shapes-world:{self.seed}:{purpose}")
+
+    def write_bytes(self, relative: str, data: bytes) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def write_json(self, relative: str, obj: Any) -> Path:
+        return self.write_bytes(relative, _json_bytes(obj))
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class _CocoImage:
+    image_id: int
+    folder: str  # train2014 | val2014
+    file_name: str
+    karpathy_split: str
+    scene: Scene
+    captions: tuple[str, ...]  # 5; COCO keeps the first 2
+
+
+def _karpathy_split(rng: random.Random) -> str:
+    draw = rng.random()
+    if draw < 0.65:
+        return "train"
+    if draw < 0.70:
+        return "restval"
+    return "val" if draw < 0.85 else "test"
+
+
+def _write_coco(world: _World, num_images: int) -> list[_CocoImage]:
+    rng = world.rng("coco")
+    images = []
+    for index in range(num_images):
+        image_id = index + 1
+        split = _karpathy_split(rng)
+        # Like the real Karpathy split: train comes from train2014, the rest from val2014.
+        folder = "train2014" if split == "train" else "val2014"
+        scene = world.sampler.sample(world.size, world.size)
+        file_name = f"COCO_{folder}_{image_id:012d}.jpg"
+        world.write_bytes(f"coco/{folder}/{file_name}", _jpeg_bytes(scene))
+        images.append(_CocoImage(image_id, folder, file_name, split, scene, tuple(_captions(scene, rng, 5))))
+
+    annotation_id = 0
+    for folder, split in (("train2014", "train"), ("val2014", "val")):
+        (world.root / "coco" / folder).mkdir(parents=True, exist_ok=True)
+        chosen = [image for image in images if image.folder == folder]
+        annotations = []
+        for image in chosen:
+            for caption in image.captions[:2]:
+                annotation_id += 1
+                annotations.append({"id": annotation_id, "image_id": image.image_id, "caption": caption})
+        world.write_json(
+            f"coco/annotations/captions_{folder}.json",
+            {
+                "info": {"description": "x2vlm synthetic shapes world", "version": "1.0", "year": 2014},
+                "licenses": [],
+                "images": [
+                    {"id": i.image_id, "file_name": i.file_name, "width": world.size, "height": world.size}
+                    for i in chosen
+                ],
+                "annotations": annotations,
+            },
+        )
+        world.counts[DATASET_NAMES["coco_captions"]][split] += len(chosen)
+
+    karpathy_images = []
+    sentence_id = 0
+    for imgid, image in enumerate(images):
+        sentences = []
+        for caption in image.captions:
+            sentences.append({"raw": caption, "tokens": _tokens(caption), "sentid": sentence_id, "imgid": imgid})
+            sentence_id += 1
+        karpathy_images.append(
+            {
+                "filepath": image.folder,
+                "filename": image.file_name,
+                "imgid": imgid,
+                "cocoid": image.image_id,
+                "split": image.karpathy_split,
+                "sentences": sentences,
+                "sentids": [sentence["sentid"] for sentence in sentences],
+            }
+        )
+        world.counts[DATASET_NAMES["karpathy"]][image.karpathy_split] += 1
+    world.write_json("coco/dataset_coco.json", {"images": karpathy_images, "dataset": "coco"})
+    return images
+
+
+def _write_visual_genome(world: _World, num_images: int) -> None:
+    # Wider than tall, like most photos, so resizing and box scaling see a real aspect ratio.
+    width, height = world.size * 3 // 2, world.size
+    image_data, regions, objects = [], [], []
+    region_id = object_id = 0
+    for index in range(num_images):
+        image_id = index + 1
+        scene = world.sampler.sample(width, height)
+        world.write_bytes(f"vg/VG_100K/{image_id}.jpg", _jpeg_bytes(scene))
+        image_data.append(
+            {
+                "image_id": image_id,
+                "width": width,
+                "height": height,
+                "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{image_id}.jpg",
+                "coco_id": None,
+                "flickr_id": None,
+            }
+        )
+        image_regions, image_objects = [], []
+        for shape in scene.shapes:
+            x, y, w, h = shape.box
+            region_id += 1
+            object_id += 1
+            image_regions.append(
+                {
+                    "region_id": region_id,
+                    "image_id": image_id,
+                    "phrase": f"{shape.name} {scene.position_of(shape)}",
+                    "x": x,
+                    "y": y,
+                    "width": w,
+                    "height": h,
+                }
+            )
+            image_objects.append(
+                {"object_id": object_id, "x": x, "y": y, "w": w, "h": h, "names": [shape.kind], "synsets": [f"{shape.kind}.n.01"]}
+            )
+        regions.append({"id": image_id, "regions": image_regions})
+        objects.append({"image_id": image_id, "objects": image_objects})
+    world.write_json("vg/image_data.json", image_data)
+    world.write_json("vg/region_descriptions.json", regions)
+    world.write_json("vg/objects.json", objects)
+    world.counts[DATASET_NAMES["visual_genome"]]["train"] += num_images
+
+
+@dataclass(frozen=True)
+class _Question:
+    text: str
+    answer: str
+    question_type: str
+    answer_type: str
+    distractors: tuple[str, ...]
+
+
+def _questions_for(scene: Scene, rng: random.Random) -> list[_Question]:
+    """Three questions with unambiguous answers: a count, a yes/no, and a colour or shape question."""
+    count = len(scene.shapes)
+    questions = [
+        _Question(
+            "how many shapes are there?",
+            str(count),
+            "how many",
+            "number",
+            tuple(str(n) for n in range(1, 5) if n != count),
+        )
+    ]
+    colour, kind = rng.choice(list(COLOURS)), rng.choice(SHAPE_KINDS)
+    if rng.random() < 0.5:  # half the yes/no questions ask about a shape that is there
+        shown = rng.choice(scene.shapes)
+        colour, kind = shown.colour, shown.kind
+    present = "yes" if scene.has(colour, kind) else "no"
+    questions.append(
+        _Question(f"is there a {colour} {kind}?", present, "is there a", "yes/no", ("no" if present == "yes" else "yes",))
+    )
+    unique_kind = [s for s in scene.shapes if sum(o.kind == s.kind for o in scene.shapes) == 1]
+    unique_colour = [s for s in scene.shapes if sum(o.colour == s.colour for o in scene.shapes) == 1]
+    if unique_kind and (not unique_colour or rng.random() < 0.5):
+        shape = rng.choice(unique_kind)
+        others = tuple(c for c in COLOURS if c != shape.colour)
+        questions.append(_Question(f"what color is the {shape.kind}?", shape.colour, "what color is the", "other", others))
+    elif unique_colour:
+        shape = rng.choice(unique_colour)
+        others = tuple(k for k in SHAPE_KINDS if k != shape.kind)
+        questions.append(
+            _Question(f"what shape is the {shape.colour} object?", shape.kind, "what shape is the", "other", others)
+        )
+    return questions
+
+
+def _human_answers(question: _Question, rng: random.Random) -> list[str]:
+    """Ten annotator answers: mostly right, a few wrong, some with stray case/space (as in real VQA)."""
+    wrong = rng.choice((0, 0, 0, 1, 1, 2, 3))
+    answers = [rng.choice(question.distractors) for _ in range(wrong)]
+    for _ in range(10 - wrong):
+        style = rng.random()
+        answers.append(question.answer.capitalize() if style < 0.1 else question.answer + " " if style < 0.15 else question.answer)
+    rng.shuffle(answers)
+    return answers
+
+
+def _write_vqa(world: _World, coco_images: list[_CocoImage]) -> None:
+    rng = world.rng("vqa")
+    for folder, split in (("train2014", "train"), ("val2014", "val")):
+        questions, annotations = [], []
+        for image in (i for i in coco_images if i.folder == folder):
+            for number, question in enumerate(_questions_for(image.scene, rng)):
+                question_id = image.image_id * 1000 + number
+                answers = _human_answers(question, rng)
+                questions.append({"image_id": image.image_id, "question": question.text, "question_id": question_id})
+                annotations.append(
+                    {
+                        "question_id": question_id,
+                        "image_id": image.image_id,
+                        "question_type": question.question_type,
+                        "answer_type": question.answer_type,
+                        "multiple_choice_answer": question.answer,
+                        "answers": [
+                            {
+                                "answer": answer,
+                                "answer_confidence": "yes" if answer.strip().lower() == question.answer else "maybe",
+                                "answer_id": answer_id,
+                            }
+                            for answer_id, answer in enumerate(answers, start=1)
+                        ],
+                    }
+                )
+        header = {"info": {"description": "x2vlm synthetic shapes world"}, "license": {}, "data_type": "mscoco", "data_subtype": folder}
+        world.write_json(
+            f"vqa/v2_OpenEnded_mscoco_{folder}_questions.json",
+            {**header, "task_type": "Open-Ended", "questions": questions},
+        )
+        world.write_json(f"vqa/v2_mscoco_{folder}_annotations.json", {**header, "annotations": annotations})
+        world.counts[DATASET_NAMES["vqa_v2"]][split] += len(questions)
+
+
+def _nlvr2_statement(left: Scene, right: Scene, rng: random.Random, want: bool) -> str:
+    """A statement about the pair whose truth is ``want``: random templates first, then a sure one."""
+    sides = {"left": left, "right": right}
+    for _ in range(30):
+        template = rng.randrange(4)
+        colour, kind = rng.choice(list(COLOURS)), rng.choice(SHAPE_KINDS)
+        if template == 0:
+            side = rng.choice(("left", "right"))
+            text, truth = f"the {side} image contains a {colour} {kind}", sides[side].has(colour, kind)
+        elif template == 1:
+            text, truth = f"both images contain a {colour} {kind}", left.has(colour, kind) and right.has(colour, kind)
+        elif template == 2:
+            count = rng.randint(1, 3)
+            text = f"both images contain {_shapes_word(count)}"
+            truth = len(left.shapes) == count == len(right.shapes)
+        else:
+            text, truth = "the left image has more shapes than the right image", len(left.shapes) > len(right.shapes)
+        if truth == want:
+            return text
+    side = rng.choice(("left", "right"))
+    scene = sides[side]
+    if want:
+        shape = rng.choice(scene.shapes)
+        colour, kind = shape.colour, shape.kind
+    else:
+        colour, kind = rng.choice([(c, k) for c in COLOURS for k in SHAPE_KINDS if not scene.has(c, k)])
+    return f"the {side} image contains a {colour} {kind}"
+
+
+def _write_nlvr2(world: _World, num_pairs: int) -> None:
+    rng = world.rng("nlvr2")
+    splits = ["train" if d < 0.7 else "dev" if d < 0.85 else "test1" for d in (rng.random() for _ in range(num_pairs))]
+    for split in ("train", "dev", "test1"):
+        (world.root / "nlvr2" / "images" / split).mkdir(parents=True, exist_ok=True)
+        lines = []
+        for pair_number in range(splits.count(split)):
+            # Two pairs per "set", numbered like the real identifiers split-set-pair-sentence.
+            prefix = f"{split}-{pair_number // 2}-{pair_number % 2}"
+            left = world.sampler.sample(world.size, world.size)
+            right = world.sampler.sample(world.size, world.size)
+            world.write_bytes(f"nlvr2/images/{split}/{prefix}-img0.png", _png_bytes(left))
+            world.write_bytes(f"nlvr2/images/{split}/{prefix}-img1.png", _png_bytes(right))
+            labels = [True, False]
+            rng.shuffle(labels)  # one true and one false statement per pair: balanced labels
+            for sentence_number, label in enumerate(labels):
+                entry = {
+                    "identifier": f"{prefix}-{sentence_number}",
+                    "sentence": _nlvr2_statement(left, right, rng, label),
+                    "label": "True" if label else "False",
+                    "left_url": f"synthetic://nlvr2/{prefix}-img0.png",
+                    "right_url": f"synthetic://nlvr2/{prefix}-img1.png",
+                    "writer": "synthetic",
+                }
+                if split == "train":
+                    entry["directory"] = str(pair_number // 2 % 100)  # real train images sit in numbered folders
+                lines.append(json.dumps(entry, sort_keys=True))
+            world.counts[DATASET_NAMES["nlvr2"]][split] += len(labels)
+        world.write_bytes(f"nlvr2/{split}.json", "".join(line + "\n" for line in lines).encode("utf-8"))
+
+
+def _write_refcoco(world: _World, coco_images: list[_CocoImage]) -> None:
+    rng = world.rng("refcoco")
+    train_images = [image for image in coco_images if image.folder == "train2014"]
+    refs, annotations = [], []
+    annotation_id = ref_id = sentence_id = 0
+    for image in train_images:
+        draw = rng.random()
+        split = "train" if draw < 0.7 else "val" if draw < 0.8 else "testA" if draw < 0.9 else "testB"
+        for shape in image.scene.shapes:
+            annotation_id += 1
+            x, y, w, h = shape.box
+            annotations.append(
+                {
+                    "id": annotation_id,
+                    "image_id": image.image_id,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "category_id": CATEGORY_IDS[shape.kind],
+                    "iscrowd": 0,
+                }
+            )
+            texts = [f"{shape.name} {image.scene.position_of(shape)}", f"the {shape.name}"]
+            sentences = []
+            for text in texts:
+                sentences.append({"sent": text, "raw": text, "tokens": _tokens(text), "sent_id": sentence_id})
+                sentence_id += 1
+            refs.append(
+                {
+                    "ref_id": ref_id,
+                    "ann_id": annotation_id,
+                    "image_id": image.image_id,
+                    "split": split,
+                    "sentences": sentences,
+                    "category_id": CATEGORY_IDS[shape.kind],
+                    # The real file names the annotation too; the image itself is the COCO file.
+                    "file_name": f"COCO_train2014_{image.image_id:012d}_{annotation_id}.jpg",
+                    "sent_ids": [sentence["sent_id"] for sentence in sentences],
+                }
+            )
+            ref_id += 1
+            world.counts[DATASET_NAMES["refcoco"]][split] += 1
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=2)
+    pickler.fast = True  # no memo references: bytes depend only on the values, not on object identity
+    pickler.dump(refs)
+    world.write_bytes("refcoco+/refs(unc).p", buffer.getvalue())
+    world.write_json(
+        "refcoco+/instances.json",
+        {
+            "images": [
+                {"id": i.image_id, "file_name": i.file_name, "width": world.size, "height": world.size}
+                for i in train_images
+            ],
+            "annotations": annotations,
+            "categories": [{"id": CATEGORY_IDS[k], "name": k, "supercategory": "shape"} for k in SHAPE_KINDS],
+        },
+    )
+
+
+def _sources_list(root: Path) -> list[dict[str, str]]:
+    names = DATASET_NAMES
+    coco, vqa = root / "coco", root / "vqa"
+    sources: list[dict[str, str]] = []
+    for folder, split in (("train2014", "train"), ("val2014", "val")):
+        sources.append(
+            {
+                "format": "coco_captions",
+                "dataset": names["coco_captions"],
+                "split": split,
+                "annotations": str(coco / "annotations" / f"captions_{folder}.json"),
+                "images": str(coco / folder),
+            }
+        )
+    sources.append(
+        {"format": "karpathy", "dataset": names["karpathy"], "annotations": str(coco / "dataset_coco.json"), "images": str(coco)}
+    )
+    sources.append(
+        {
+            "format": "visual_genome",
+            "dataset": names["visual_genome"],
+            "split": "train",
+            "regions": str(root / "vg" / "region_descriptions.json"),
+            "image_data": str(root / "vg" / "image_data.json"),
+            "images": str(root / "vg"),
+        }
+    )
+    for folder, split in (("train2014", "train"), ("val2014", "val")):
+        sources.append(
+            {
+                "format": "vqa_v2",
+                "dataset": names["vqa_v2"],
+                "split": split,
+                "questions": str(vqa / f"v2_OpenEnded_mscoco_{folder}_questions.json"),
+                "annotations": str(vqa / f"v2_mscoco_{folder}_annotations.json"),
+                "images": str(coco / folder),
+            }
+        )
+    for split in ("train", "dev", "test1"):
+        sources.append(
+            {
+                "format": "nlvr2",
+                "dataset": names["nlvr2"],
+                "annotations": str(root / "nlvr2" / f"{split}.json"),
+                "images": str(root / "nlvr2" / "images"),
+            }
+        )
+    sources.append(
+        {
+            "format": "refcoco",
+            "dataset": names["refcoco"],
+            "refs": str(root / "refcoco+" / "refs(unc).p"),
+            "instances": str(root / "refcoco+" / "instances.json"),
+            "images": str(coco / "train2014"),
+        }
+    )
+    return sources
+
+
+def generate_shapes_world(
+    out_dir: str | Path, num_images: int = 320, seed: int = 0, image_size: int = 64
+) -> dict[str, Any]:
+    """Write the shapes world under ``out_dir``; return the manifest (also written as manifest.json).
+
+    ``num_images`` COCO images (shared by captions, Karpathy, VQA and RefCOCO+), ``num_images // 2``
+    Visual Genome images and ``num_images // 2`` NLVR2 image pairs. ``sources.yaml`` lists every
+    source for prepare-data with absolute paths; the manifest gives the records each dataset yields
+    per split.
+    """
+    if num_images < 1:
+        raise ConfigError(f"num_images={num_images}: the shapes world needs at least 1 image; pass num_images >= 1")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(
+            f"image_size={image_size}: too small to draw 3 separate shapes; pass image_size >= {MIN_IMAGE_SIZE}"
+        )
+    root = Path(out_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    world = _World(root, seed, image_size)
+
+    coco_images = _write_coco(world, num_images)
+    _write_visual_genome(world, max(1, num_images // 2))
+    _write_vqa(world, coco_images)
+    _write_nlvr2(world, max(1, num_images // 2))
+    _write_refcoco(world, coco_images)
+
+    header = "# prepare-data sources for the synthetic shapes world (x2vlm_core.data.synthetic)\n"
+    sources_yaml = yaml.safe_dump({"sources": _sources_list(root)}, sort_keys=False, width=1000)
+    world.write_bytes("sources.yaml", (header + sources_yaml).encode("utf-8"))
+
+    datasets = {
+        dataset: {split: count for split, count in sorted(counts.items()) if count}
+        for dataset, counts in sorted(world.counts.items())
+    }
+    manifest = {
+        "generator": "x2vlm_core.data.synthetic.generate_shapes_world",
+        "seed": seed,
+        "num_images": num_images,
+        "image_size": image_size,
+        "datasets": datasets,
+        "total": sum(sum(splits.values()) for splits in datasets.values()),
+    }
+    world.write_bytes("manifest.json", json.dumps(manifest, sort_keys=True, indent=2).encode("utf-8") + b"\n")
+    return manifest
