@@ -1,0 +1,147 @@
+"""The ``x2vlm`` command: every pipeline stage, runnable alone.
+
+    x2vlm generate-synthetic --output data/shapes
+    x2vlm prepare-data --sources data/shapes/sources.yaml --output shards
+    x2vlm pretrain --shards shards --output out/pretrained --model x2vlm_tiny --set train.steps=50
+    x2vlm finetune --task retrieval --pretrained out/pretrained --shards shards --output out/retrieval
+    x2vlm evaluate --task retrieval --model out/retrieval --shards shards --output out/eval-retrieval
+    x2vlm publish --model out/pretrained --metrics out/eval-retrieval/metrics.json --destination releases
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.run_config import load_run_config
+
+
+def _add_run_config_args(p: argparse.ArgumentParser, with_model: bool) -> None:
+    p.add_argument("--config", help="YAML with `model:` (preset name or {preset, ...overrides}) and `train:` keys")
+    if with_model:
+        p.add_argument("--model", dest="preset",
+                       help="model preset, e.g. x2vlm_tiny, x2vlm_base, x2vlm_large (overrides the config's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=100 --set model.image_res=96")
+
+
+def _add_training_io_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shards", required=True, help="prepare-data output folder (holds index.json)")
+    p.add_argument("--output", required=True, help="model folder to write")
+    p.add_argument("--checkpoint-dir", help="DeepSpeed checkpoints, resumed from if present (default: OUTPUT.checkpoints)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="x2vlm", description="X²-VLM platform stages")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate-synthetic", help="write the shapes-world dataset in COCO/VG/VQA/NLVR2/RefCOCO formats")
+    p.add_argument("--output", required=True)
+    p.add_argument("--num-images", type=int, default=320)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=64)
+
+    p = sub.add_parser("prepare-data", help="Apache Beam job: sources → webdataset shards + index/stats/rejects")
+    p.add_argument("--sources", required=True, help="sources YAML (see README)")
+    p.add_argument("--output", required=True)
+    p.add_argument("--shard-size", type=int, default=64)
+    p.add_argument("--max-image-side", type=int, default=256)
+    p.add_argument("beam_args", nargs="*", help="Beam pipeline options after --, e.g. -- --runner=DataflowRunner")
+
+    p = sub.add_parser("pretrain", help="pre-train with ITC + ITM + MLM + box losses (DeepSpeed)")
+    _add_training_io_args(p)
+    p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from")
+    _add_run_config_args(p, with_model=True)
+
+    p = sub.add_parser("finetune", help="fine-tune a pre-trained model folder on one task")
+    p.add_argument("--task", required=True)
+    p.add_argument("--pretrained", required=True, help="model folder written by pretrain")
+    _add_training_io_args(p)
+    _add_run_config_args(p, with_model=False)
+
+    p = sub.add_parser("evaluate", help="evaluate a model folder on a task's evaluation splits")
+    p.add_argument("--task", required=True)
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--output", required=True)
+
+    p = sub.add_parser("publish", help="write an immutable release folder with manifest")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--metrics", action="append", default=[], help="metrics.json written by evaluate (repeatable)")
+    p.add_argument("--destination", default="releases", help="local folder (default: ./releases)")
+    p.add_argument("--name", default="x2vlm")
+    p.add_argument("--version")
+    return parser
+
+
+def _read_metrics(paths: list[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"metrics file not found: {path}")
+        data = json.loads(Path(path).read_text())
+        out[data["task"]] = data["metrics"]
+    return out
+
+
+def _checkpoint_dir(args: argparse.Namespace) -> str:
+    return args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
+
+
+def run(args: argparse.Namespace) -> Any:
+    if args.command == "generate-synthetic":
+        from x2vlm_core.data.synthetic import generate_shapes_world
+
+        return generate_shapes_world(args.output, num_images=args.num_images, seed=args.seed,
+                                     image_size=args.image_size)
+    if args.command == "prepare-data":
+        try:
+            from components.prepare_data.beam_pipeline import run_prepare_data
+        except ImportError as exc:
+            raise ConfigError(f"prepare-data needs Apache Beam: pip install 'x2vlm-platform[beam]' ({exc})") from None
+        return run_prepare_data(args.sources, args.output, shard_size=args.shard_size,
+                                max_image_side=args.max_image_side, pipeline_args=args.beam_args)
+    if args.command == "pretrain":
+        from x2vlm_core.train.pretrain import run_pretrain
+
+        model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides)
+        return run_pretrain(model_cfg, train_cfg, args.shards, args.output, _checkpoint_dir(args),
+                            init=args.init)["final"]
+    if args.command == "finetune":
+        from x2vlm_core.train.finetune import run_finetune
+
+        _, train_cfg = load_run_config(args.config, None, args.overrides, model_needed=False)
+        return run_finetune(args.task, args.pretrained, train_cfg, args.shards, args.output,
+                            _checkpoint_dir(args))["final"]
+    if args.command == "evaluate":
+        from x2vlm_core.evaluation import run_evaluation
+
+        return run_evaluation(args.task, args.model, args.shards, args.output)
+    if args.command == "publish":
+        from x2vlm_core.publish import publish_release
+
+        return str(publish_release(args.model, args.destination, args.name, metrics=_read_metrics(args.metrics),
+                                   version=args.version))
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result = run(args)
+    except X2VLMError as exc:
+        print(f"x2vlm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The pre-training loss: ITC + ITM + MLM on image-text, plus box losses on region-text."""
+
+from __future__ import annotations
+
+import torch
+
+from x2vlm_core.models import losses
+from x2vlm_core.models.xvlm import XVLM
+
+
+def _alignment_losses(model: XVLM, image_embeds: torch.Tensor, image_atts: torch.Tensor,
+                      text_embeds: torch.Tensor, batch: dict[str, torch.Tensor], with_itm: bool,
+                      prefix: str) -> dict[str, torch.Tensor]:
+    image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
+    out = {f"{prefix}itc": losses.contrastive_loss(image_feat, text_feat, model.temp)}
+    if with_itm:
+        out[f"{prefix}itm"] = losses.matching_loss(model, image_embeds, image_atts, image_feat,
+                                                   text_embeds, batch["text_atts"], text_feat)
+    logits = model.mlm_logits(batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"],
+                              image_embeds, image_atts)
+    out[f"{prefix}mlm"] = losses.mlm_loss(logits, batch["masked_ids"])
+    return out
+
+
+def image_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+    image_embeds, image_atts = model.get_vision_embeds(batch["image"])
+    text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
+    return _alignment_losses(model, image_embeds, image_atts, text_embeds, batch, with_itm, prefix="")
+
+
+def region_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+    """Texts align with their region's pooled patches; boxes are predicted from the whole image."""
+    region_embeds, full_embeds = model.get_region_embeds(batch["image"], batch["image_atts"],
+                                                         batch["idx_to_group_img"])
+    text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
+    out = _alignment_losses(model, region_embeds, batch["image_atts"], text_embeds, batch, with_itm,
+                            prefix="region_")
+    boxes = model.predict_bbox(full_embeds, text_embeds, batch["text_atts"])
+    out["region_bbox"], out["region_giou"] = losses.bbox_losses(boxes, batch["target_bbox"], batch["is_image"])
+    return out
+
+
+def pretraining_losses(model: XVLM, image_batch: dict[str, torch.Tensor], region_batch: dict[str, torch.Tensor],
+                       with_itm: bool = True) -> dict[str, torch.Tensor]:
+    """The official pre-training loss is the unweighted sum of these terms."""
+    return {**image_text_losses(model, image_batch, with_itm), **region_text_losses(model, region_batch, with_itm)}
