@@ -1,0 +1,27 @@
+"""KFP component: fine-tune the pre-trained model on one task."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from components.images import TRAIN_IMAGE
+
+
+@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+def finetune(
+    task: str,
+    shards: Input[Dataset],
+    pretrained: Input[Model],
+    model: Output[Model],
+    steps: int = 500,
+    batch_size: int = 32,
+    nproc_per_node: int = 1,
+    config_overrides: list = [],
+):
+    """Runs `x2vlm finetune --task TASK` under torchrun."""
+    from x2vlm_core.train.launch import run_under_torchrun
+
+    summary = run_under_torchrun(
+        ["finetune", "--task", task, "--pretrained", pretrained.path, "--shards", shards.path], model.path,
+        nproc_per_node, [f"train.steps={steps}", f"train.batch_size={batch_size}", *config_overrides])
+    model.metadata.update({"task": task, "steps": summary["steps"], "final_loss": summary["final"].get("loss"),
+                           "pretrained": pretrained.uri, "train_seconds": summary["seconds"]})

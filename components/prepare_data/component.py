@@ -1,0 +1,30 @@
+"""KFP component: run the Beam data-preparation job and emit the shards as a Dataset."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from components.images import BEAM_IMAGE
+
+
+@dsl.component(base_image=BEAM_IMAGE, install_kfp_package=False)
+def prepare_data(
+    sources: str,
+    shards: Output[Dataset],
+    shard_size: int = 64,
+    max_image_side: int = 256,
+    beam_options: list = [],
+):
+    """Read the datasets named in the `sources` YAML and write webdataset shards."""
+    import json
+    from pathlib import Path
+
+    from components.prepare_data.beam_pipeline import run_prepare_data
+
+    index = run_prepare_data(sources, shards.path, shard_size=shard_size, max_image_side=max_image_side,
+                             pipeline_args=list(beam_options))
+    stats = json.loads((Path(shards.path) / "stats.json").read_text())
+    shards.metadata["sources"] = sources
+    shards.metadata["total_samples"] = index["total"]
+    shards.metadata["samples"] = {d: {s: v["count"] for s, v in splits.items()}
+                                  for d, splits in index["datasets"].items()}
+    shards.metadata["rejects"] = stats.get("rejects_by_reason", {})
