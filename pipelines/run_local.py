@@ -52,7 +52,7 @@ def main() -> int:
     run_dir = (Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True)
     manifest = generate_shapes_world(run_dir / "synthetic", num_images=args.num_images, seed=args.seed)
-    print(f"generated shapes world: {json.dumps(manifest.get('counts', manifest))[:300]}", flush=True)
+    print(f"generated shapes world: {json.dumps(manifest['datasets'])}", flush=True)
 
     # kfp.local runs the fine-tune branches side by side; one math thread each avoids
     # oversubscribing a small machine (two 2-thread trainers on 2 cores ran 20x slower).

@@ -63,10 +63,12 @@ class BertSelfAttention(nn.Module):
         return out.transpose(1, 2).flatten(2)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, cfg: TextConfig) -> None:
+class ResidualOutput(nn.Module):
+    """dense → dropout → LayerNorm(x + residual): BERT's attention output and FFN output."""
+
+    def __init__(self, cfg: TextConfig, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dense = nn.Linear(in_features, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout)
 
@@ -78,7 +80,7 @@ class BertAttention(nn.Module):
     def __init__(self, cfg: TextConfig, kv_width: int) -> None:
         super().__init__()
         self.self = BertSelfAttention(cfg, kv_width)
-        self.output = BertSelfOutput(cfg)
+        self.output = ResidualOutput(cfg, cfg.hidden_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         return self.output(self.self(x, mask, context), x)
@@ -93,17 +95,6 @@ class BertIntermediate(nn.Module):
         return F.gelu(self.dense(x))
 
 
-class BertOutput(nn.Module):
-    def __init__(self, cfg: TextConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout)
-
-    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
 class BertLayer(nn.Module):
     def __init__(self, cfg: TextConfig, encoder_width: int, with_cross_attention: bool) -> None:
         super().__init__()
@@ -111,7 +102,7 @@ class BertLayer(nn.Module):
         if with_cross_attention:
             self.crossattention = BertAttention(cfg, encoder_width)
         self.intermediate = BertIntermediate(cfg)
-        self.output = BertOutput(cfg)
+        self.output = ResidualOutput(cfg, cfg.intermediate_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor,
                 image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> torch.Tensor:
