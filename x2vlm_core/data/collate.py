@@ -13,7 +13,6 @@ from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.tokenization import build_tokenizer, pre_caption
 
 
-
 class TextEncoder:
     """pre_caption + WordPiece, padded to the longest text of the batch."""
 

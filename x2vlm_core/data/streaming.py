@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from x2vlm_core.data.shards import iter_shard_samples
 
@@ -60,6 +60,15 @@ def _shuffled(stream: Iterator[Any], size: int, rng: random.Random) -> Iterator[
             yield buffer.pop(rng.randrange(len(buffer)))
     rng.shuffle(buffer)
     yield from buffer
+
+
+def shard_loader(shard_paths: list[str], batch_size: int, collate: Callable[[list[dict[str, Any]]], Any], *,
+                 rank: int, world_size: int, seed: int, shuffle_buffer: int, num_workers: int) -> Iterator[Any]:
+    """An endless iterator of collated training batches from ``shard_paths``."""
+    stream = ShardStream(shard_paths, rank=rank, world_size=world_size, seed=seed,
+                         shuffle_buffer=shuffle_buffer, loop=True)
+    return iter(DataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=num_workers,
+                           drop_last=True, persistent_workers=num_workers > 0))
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

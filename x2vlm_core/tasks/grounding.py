@@ -38,16 +38,19 @@ def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder,
              batch_size: int = 64) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Every sentence of every ref is one query; the box is scored in original pixels."""
     model.eval()
-    queries = [(s, sentence) for s in samples for sentence in s["meta"]["sentences"]]
-    preds, truths = [], []
-    for start in range(0, len(queries), batch_size):
-        chunk = queries[start:start + batch_size]
-        image_embeds, _ = model.get_vision_embeds(sample_images([s for s, _ in chunk], model.config.image_res))
-        ids, atts, _ = text([sentence for _, sentence in chunk])
-        cx, cy, w, h = model.predict_bbox(image_embeds, model.get_text_embeds(ids, atts), atts).unbind(-1)
-        size = torch.tensor([[s["meta"]["width"], s["meta"]["height"]] * 2 for s, _ in chunk], dtype=torch.float32)
+    queries, preds, truths = [], [], []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        image_embeds, _ = model.get_vision_embeds(sample_images(chunk, model.config.image_res))
+        owner = [i for i, s in enumerate(chunk) for _ in s["meta"]["sentences"]]  # each image once, rows per sentence
+        sentences = [sentence for s in chunk for sentence in s["meta"]["sentences"]]
+        ids, atts, _ = text(sentences)
+        cx, cy, w, h = model.predict_bbox(image_embeds[owner], model.get_text_embeds(ids, atts), atts).unbind(-1)
+        size = torch.tensor([[chunk[i]["meta"]["width"], chunk[i]["meta"]["height"]] * 2 for i in owner],
+                            dtype=torch.float32)
         preds.append(torch.stack([cx - w / 2, cy - h / 2, w, h], dim=-1) * size)
-        truths.append(torch.tensor([s["meta"]["bbox"] for s, _ in chunk], dtype=torch.float32))
+        truths.append(torch.tensor([chunk[i]["meta"]["bbox"] for i in owner], dtype=torch.float32))
+        queries.extend((chunk[i], sentence) for i, sentence in zip(owner, sentences))
     pred, truth = torch.cat(preds), torch.cat(truths)
     ious = box_iou_xywh(pred, truth)
     predictions = [{"key": s["key"], "sentence": sentence, "pred_bbox": [round(v, 2) for v in p.tolist()],

@@ -22,11 +22,10 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
     return cfg.precision
 
 
-def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str,
-                     overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str) -> dict[str, Any]:
     if cfg.zero_stage not in (0, 1, 2, 3):
         raise ConfigError(f"train.zero_stage must be 0, 1, 2 or 3, got {cfg.zero_stage}")
-    config = {
+    return {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": cfg.gradient_accumulation,
         "gradient_clipping": cfg.optim.grad_clip,
@@ -35,8 +34,6 @@ def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str,
         "steps_per_print": 10**9,  # we log ourselves
         "wall_clock_breakdown": False,
     }
-    config.update(overrides or {})
-    return config
 
 
 def build_engine(model: nn.Module, cfg: TrainConfig, device: torch.device, micro_batch: int,

@@ -7,12 +7,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader
-
 from x2vlm_core.checkpoint import load_model_dir
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.data.shards import list_shards
-from x2vlm_core.data.streaming import ShardStream
+from x2vlm_core.data.streaming import shard_loader
 from x2vlm_core.tasks import get_task
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import init_distributed
@@ -30,10 +28,8 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
     text = TextEncoder(model.config.tokenizer, model.config.max_tokens)
     collate = functools.partial(task.train_collate, text=text, image_res=model.config.image_res,
                                 rng=random.Random(cfg.seed * 1000 + info.rank))
-    stream = ShardStream(shards, rank=info.rank, world_size=info.world_size, seed=cfg.seed,
-                         shuffle_buffer=cfg.shuffle_buffer, loop=True)
-    loader = DataLoader(stream, batch_size=cfg.batch_size, collate_fn=collate, num_workers=cfg.num_workers,
-                        drop_last=True, persistent_workers=cfg.num_workers > 0)
+    loader = shard_loader(shards, cfg.batch_size, collate, rank=info.rank, world_size=info.world_size,
+                          seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer, num_workers=cfg.num_workers)
     batches = ((batch,) for batch in loader)
     return run_training(model, lambda step: task.objective, batches, cfg, info, output_dir, checkpoint_dir,
                         micro_batch=cfg.batch_size, description=f"finetune-{task_name}")

@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader
-
 from x2vlm_core.checkpoint import init_from
 from x2vlm_core.data.collate import TextEncoder, image_text_batch, region_batch
 from x2vlm_core.data.shards import list_shards
-from x2vlm_core.data.streaming import ShardStream
+from x2vlm_core.data.streaming import shard_loader
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.registry import create_model
 from x2vlm_core.train.config import TrainConfig
@@ -28,10 +26,9 @@ REGION_TEXT = "pretrain_region_text"
 
 def _loader(shards_root: str, dataset: str, batch_size: int, collate, cfg: TrainConfig,
             info: DistInfo, seed_offset: int) -> Iterator[Any]:
-    stream = ShardStream(list_shards(shards_root, dataset, "train"), rank=info.rank, world_size=info.world_size,
-                         seed=cfg.seed + seed_offset, shuffle_buffer=cfg.shuffle_buffer, loop=True)
-    return iter(DataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=cfg.num_workers,
-                           drop_last=True, persistent_workers=cfg.num_workers > 0))
+    return shard_loader(list_shards(shards_root, dataset, "train"), batch_size, collate, rank=info.rank,
+                        world_size=info.world_size, seed=cfg.seed + seed_offset,
+                        shuffle_buffer=cfg.shuffle_buffer, num_workers=cfg.num_workers)
 
 
 def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Path, output_dir: str | Path,
