@@ -36,3 +36,43 @@ def tiny_shards(shapes_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
     run_prepare_data(str(root / "sources.yaml"), str(out), shard_size=32, max_image_side=64)
     return out
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A local GCS emulator that the real google-cloud-storage client talks to over HTTP."""
+    import socket
+
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    from x2vlm_core import storage
+
+    storage.client.cache_clear()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+    storage.client.cache_clear()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, request):
+    """A fresh, empty bucket on the emulator, as a gs:// URI."""
+    import re
+
+    from x2vlm_core import storage
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") or "bucket"
+    bucket = storage.client().bucket(name)
+    if not bucket.exists():
+        storage.client().create_bucket(name)
+    return f"gs://{name}"

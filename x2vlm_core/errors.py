@@ -15,3 +15,7 @@ class DataError(X2VLMError):
 
 class CheckpointError(X2VLMError):
     """A checkpoint cannot be read safely or does not fit the model."""
+
+
+class StorageError(X2VLMError):
+    """A local path or gs:// location cannot be read or written."""
