@@ -69,3 +69,17 @@ def test_missing_checkpoint_and_missing_model_folder(tmp_path):
         load_state_file(tmp_path / "nope.th")
     with pytest.raises(CheckpointError, match="not a model folder"):
         load_model_dir(tmp_path)
+
+
+def test_unknown_and_missing_weights_are_named(tmp_path, caplog):
+    model = create_model("x2vlm_tiny")
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("itm_head.")}
+    torch.save({"model": {**state, "vqa_head.weight": torch.zeros(2)}}, tmp_path / "extra.th")
+    with pytest.raises(CheckpointError, match=r"1 weights this model lacks, e.g. \['vqa_head.weight'\]"):
+        init_from(create_model("x2vlm_tiny"), tmp_path / "extra.th")
+    torch.save({"model": state}, tmp_path / "partial.th")
+    with caplog.at_level("WARNING"):
+        left = init_from(create_model("x2vlm_tiny"), tmp_path / "partial.th")
+    assert sorted(left) == ["itm_head.0.bias", "itm_head.0.weight", "itm_head.1.bias", "itm_head.1.weight",
+                            "itm_head.3.bias", "itm_head.3.weight"]
+    assert "itm_head.0.weight" in caplog.text

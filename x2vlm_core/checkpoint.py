@@ -8,6 +8,7 @@ published. Pickled checkpoints are only ever read with ``weights_only=True``.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import shutil
 from pathlib import Path
@@ -20,9 +21,12 @@ from torch import nn
 from x2vlm_core.config_io import from_dict, load_yaml, save_yaml
 from x2vlm_core.errors import CheckpointError
 from x2vlm_core.models.config import ModelConfig
+from x2vlm_core.models.position_resize import grid_of_table, resize_relative_position_bias_table
 from x2vlm_core.models.registry import create_model
 from x2vlm_core.models.xvlm import XVLM
 from x2vlm_core.tokenization import tokenizer_dir
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.yaml"
@@ -56,6 +60,26 @@ def from_official_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     if "temp" in state and state["temp"].dim() == 0:
         state = {**state, "temp": state["temp"].reshape(1)}
     return state
+
+
+def fit_image_resolution(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Resize relative position bias tables to the model's patch grid (another ``image_res``).
+
+    The index buffers are derived from the grid, so the model's own are kept.
+    """
+    expected = model.state_dict()
+    fitted = dict(state)
+    for key, value in state.items():
+        if key not in expected or expected[key].shape == value.shape:
+            continue
+        if key.endswith("relative_position_bias_table"):
+            grid = grid_of_table(expected[key].shape[0])
+            log.info("resizing %s from a %dx%d to a %dx%d patch grid", key,
+                     grid_of_table(value.shape[0]), grid_of_table(value.shape[0]), grid, grid)
+            fitted[key] = resize_relative_position_bias_table(value, grid)
+        elif key.endswith("relative_position_index"):
+            fitted[key] = expected[key]
+    return fitted
 
 
 def check_shapes(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -112,10 +136,15 @@ def load_model_dir(model_dir: str | Path) -> XVLM:
 def init_from(model: XVLM, source: str | Path) -> list[str]:
     """Initialise from a model folder or checkpoint file; returns the keys left at their init."""
     source = Path(source)
-    state = load_state_file(source / WEIGHTS if source.is_dir() else source)
+    state = fit_image_resolution(model, load_state_file(source / WEIGHTS if source.is_dir() else source))
     check_shapes(model, state, str(source))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
-        raise CheckpointError(f"{source} has keys this model lacks, e.g. {unexpected[:3]}; wrong model preset?")
+        raise CheckpointError(f"{source} has {len(unexpected)} weights this model lacks, e.g. {unexpected[:3]}; "
+                              "check that the model preset (or task) matches the checkpoint")
     aliases = tied_aliases(model)  # filled through the parameter they alias
-    return [key for key in missing if key not in aliases]
+    left = [key for key in missing if key not in aliases]
+    if left:
+        log.warning("%d weights are not in %s and keep their initialisation (new heads?): %s",
+                    len(left), source, ", ".join(left[:8]) + (" ..." if len(left) > 8 else ""))
+    return left

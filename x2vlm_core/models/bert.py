@@ -1,10 +1,13 @@
 """The BERT text + fusion stack of X²-VLM, with the official state-dict names.
 
 One stack of ``num_layers`` BERT layers: layers below ``fusion_start_at`` encode text
-alone; layers from there on add cross-attention to the image (keys from the vision
-width). transformers' BertLayer cannot take keys of another width, so the layers are
-written here, keeping ``text_encoder.bert.*`` / ``text_encoder.cls.*`` names so that
-official checkpoints load unchanged.
+alone; layers from there on add cross-attention to the image. transformers' BERT does
+not have this structure: its cross-attention projects keys and values from the text
+width (X²-VLM's take the 768/1024-wide vision features), it exists only in decoder
+mode, where self-attention becomes causal (X²-VLM's fusion is bidirectional), and it is
+on in every layer or none. So the layers are written here, with the
+``text_encoder.bert.*`` / ``text_encoder.cls.*`` names of official checkpoints
+(``position_ids`` included, which transformers no longer saves).
 """
 
 from __future__ import annotations
