@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from x2vlm_core.data.images import encode_jpeg, load_and_validate, resize_max_side, scale_box
+from x2vlm_core.data.images import encode_jpeg, input_reference, load_and_validate, read_input, resize_max_side, scale_box
 
 
 def _save(path: Path, size: tuple[int, int], mode: str = "RGB", colour: object = (200, 30, 30), fmt: str = "JPEG") -> Path:
@@ -33,7 +36,40 @@ def test_missing_and_corrupt_files_are_rejected(tmp_path: Path) -> None:
     assert load_and_validate(truncated) == (None, "undecodable")
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    assert load_and_validate(empty) == (None, "undecodable")
+    assert load_and_validate(empty) == (None, "empty_file")
+
+
+def test_references_read_bytes_inside_tars_and_json_lines(tmp_path: Path) -> None:
+    jpeg = _save(tmp_path / "a.jpg", (24, 16)).read_bytes()
+    archive = tmp_path / "shard.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("000000001.jpg")
+        info.size = len(jpeg)
+        tar.addfile(info, io.BytesIO(jpeg))
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("000000001.jpg")
+    reference = input_reference(archive, member=member.name, offset=member.offset_data, size=member.size)
+    assert read_input(reference) == (jpeg, None)
+    image, reason = load_and_validate(reference)
+    assert reason is None and image.size == (24, 16)
+    assert load_and_validate(input_reference(archive, missing="000000002.jpg")) == (None, "missing_file")
+    assert load_and_validate(input_reference(tmp_path / "gone.tar", member="x.jpg", offset=0, size=3)) == (None, "missing_file")
+    # An index that no longer fits the file (the tar was cut short) is a reject, not a crash.
+    assert read_input(input_reference(archive, member="x.jpg", offset=archive.stat().st_size - 2, size=10)) == (None, "undecodable")
+
+    good = json.dumps({"binary": base64.b64encode(jpeg).decode(), "desc": "a"}) + "\n"
+    bad = json.dumps({"binary": "not base64!", "desc": "b"}) + "\n"
+    empty = json.dumps({"binary": "", "desc": "c"}) + "\n"
+    lines = tmp_path / "part.jsonl"
+    lines.write_text(good + bad + empty)
+    offsets = [0, len(good), len(good) + len(bad)]
+    refs = [input_reference(lines, line=n + 1, offset=o, size=len(t), base64="binary") for n, (o, t) in enumerate(zip(offsets, (good, bad, empty)))]
+    assert load_and_validate(refs[0])[0].size == (24, 16)
+    assert load_and_validate(refs[1]) == (None, "undecodable")
+    assert load_and_validate(refs[2]) == (None, "empty_file")
+    # A '#' in an ordinary file name is part of the path, not a reference.
+    hashed = _save(tmp_path / "photo#1.jpg", (20, 20))
+    assert load_and_validate(hashed)[1] is None
 
 
 def test_tiny_and_extreme_aspect_images_are_rejected(tmp_path: Path) -> None:

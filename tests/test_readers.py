@@ -1,9 +1,12 @@
-"""Source-list validation and the six format readers, on a generated shapes world."""
+"""Source-list validation and every format reader, on a generated shapes world."""
 
 from __future__ import annotations
 
+import base64
+import csv
 import json
 import os
+import tarfile
 import pickle
 import re
 import shutil
@@ -13,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from x2vlm_core.data.readers import read_source
+from x2vlm_core.data.images import load_and_validate, read_input
+from x2vlm_core.data.readers import read_source, source_parts
 from x2vlm_core.data.readers.vqa_v2 import answer_scores
 from x2vlm_core.data.sources import load_sources
 from x2vlm_core.data.synthetic import generate_shapes_world
@@ -38,7 +42,9 @@ def _check_common(record: dict, kind: str, dataset: str, images: int) -> None:
     assert re.fullmatch(r"[A-Za-z0-9_-]+", record["key"])
     assert record["kind"] == kind and record["dataset"] == dataset
     assert len(record["image_paths"]) == images
-    assert all(Path(p).is_absolute() and Path(p).is_file() for p in record["image_paths"])
+    assert all(Path(p.split("#")[0]).is_absolute() and Path(p.split("#")[0]).is_file() for p in record["image_paths"])
+    assert all(read_input(p)[1] is None for p in record["image_paths"])  # every input resolves to bytes
+    assert "reader_reject" not in record  # the shapes world downloads everything
     json.dumps(record)  # plain JSON-able data only
 
 
@@ -170,7 +176,7 @@ def test_malicious_refs_pickle_is_refused_without_running_it(world: tuple[Path, 
 
 def test_unknown_format_and_unknown_key_list_the_valid_ones(world: tuple[Path, dict]) -> None:
     root, _ = world
-    with pytest.raises(ConfigError, match=r"format 'laion'.*coco_captions.*karpathy.*visual_genome"):
+    with pytest.raises(ConfigError, match=r"format 'laion'.*coco_captions.*img2dataset_webdataset.*webvid.*x2vlm_image_text"):
         load_sources([{"format": "laion", "dataset": "x"}])
     entry = {"format": "karpathy", "dataset": "coco", "annotations": str(root / "coco/dataset_coco.json"), "images": str(root / "coco")}
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['image_root'\].*valid keys are \['annotations', 'dataset', 'format', 'images'\]"):
@@ -217,3 +223,158 @@ def test_malformed_annotation_files_raise_data_errors(world: tuple[Path, dict], 
     broken.write_text(json.dumps({"images": [{"id": 1}], "annotations": [{"image_id": 1, "caption": "a red circle"}]}))
     with pytest.raises(DataError, match=r"images\[0\] has no 'file_name' field"):
         list(read_source(load_sources([entry])[0]))
+
+
+def _one(root: Path, fmt: str, **overrides) -> "Source":
+    entry = next(e for e in yaml.safe_load((root / "sources.yaml").read_text())["sources"] if e["format"] == fmt)
+    return load_sources([{**entry, **overrides}])[0]
+
+
+def test_visual_genome_objects_reader(world: tuple[Path, dict]) -> None:
+    root, _ = world
+    objects = {e["image_id"]: e["objects"] for e in json.loads((root / "vg/objects.json").read_text())}
+    records = _records(root, "visual_genome_objects")
+    assert len(records) == len(objects)
+    for record in records:
+        _check_common(record, "region_text", "pretrain_region_text", 1)
+        assert record["key"].startswith("vgobj-")
+        assert record["regions"] == [
+            {"bbox": [o["x"], o["y"], o["w"], o["h"]], "caption": o["names"][0]} for o in objects[record["image_id"]]
+        ]
+
+
+def test_img2dataset_webdataset_reader_reads_each_tar_as_a_part(world: tuple[Path, dict]) -> None:
+    root, _ = world
+    source = _one(root, "img2dataset_webdataset")
+    parts = source_parts(source)
+    assert [Path(part).name for _, part in parts] == ["00000.tar", "00001.tar"]
+    records = [r for s, part in parts for r in read_source(s, part)]
+    assert records == list(read_source(source))
+    with tarfile.open(parts[0][1]) as tar:
+        first = next(r for r in records if r["image_id"] == "000000000")
+        assert first["captions"] == [tar.extractfile("000000000.txt").read().decode()]
+        assert read_input(first["image_paths"][0])[0] == tar.extractfile("000000000.jpg").read()
+    for record in records:
+        _check_common(record, "image_text", "pretrain_image_text", 1)
+        assert record["key"] == f"img2dataset-webdataset-{record['image_id']}"
+
+
+def test_img2dataset_files_reader_keeps_failed_downloads_as_rejects(world: tuple[Path, dict], tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root, _ = world
+    records = _records(root, "img2dataset_files")
+    for record in records:
+        _check_common(record, "image_text", "pretrain_image_text", 1)
+        assert record["image_paths"][0].endswith(f"cc3m/files/00000/{record['image_id']}.jpg")
+    copy = tmp_path / "cc"
+    shutil.copytree(root / "cc3m/files", copy)
+    rows = pq.read_table(copy / "00000.parquet").to_pylist()
+    rows.append({**rows[0], "key": "000009999", "status": "failed_to_download", "error_message": "HTTP 404"})
+    pq.write_table(pa.Table.from_pylist(rows), copy / "00000.parquet")
+    (source,) = load_sources([{"format": "img2dataset_files", "dataset": "cc", "folder": str(copy)}])
+    failed = [r for r in read_source(source) if r.get("reader_reject")]
+    assert [(r["image_id"], r["reader_reject"]) for r in failed] == [("000009999", "download_failed")]
+    (copy / "00000.parquet").write_bytes(b"PAR1 broken")
+    with pytest.raises(DataError, match=r"00000\.parquet: not a readable parquet file"):
+        list(read_source(source))
+
+
+def test_caption_tsv_reader(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = world
+    lines = (root / "cc3m/tsv/Train_GCC-training.tsv").read_text().splitlines()
+    records = _records(root, "caption_tsv")
+    assert [r["captions"] for r in records] == [[line.split("\t")[0]] for line in lines]
+    for record in records:
+        _check_common(record, "image_text", "pretrain_image_text", 1)
+    tsv = tmp_path / "cc.tsv"
+    tsv.write_text("a red circle\thttps://example.invalid/a.jpg\n\n  \tlocal.jpg\n")
+    (source,) = load_sources([{"format": "caption_tsv", "dataset": "cc", "annotations": str(tsv), "images": str(tmp_path)}])
+    remote, local = list(read_source(source))
+    assert remote["reader_reject"] == "remote_url" and local["captions"] == [""] and local["image_paths"] == [str(tmp_path / "local.jpg")]
+    tsv.write_text("only one column\n")
+    with pytest.raises(DataError, match=r"cc\.tsv: line 1 has 1 tab-separated columns, expected 2"):
+        list(read_source(source))
+
+
+def test_webvid_reader(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, manifest = world
+    records = _records(root, "webvid")
+    assert len(records) == manifest["datasets"]["pretrain_video_text"]["train"]
+    rows = list(csv.DictReader(open(root / "webvid/results_2M_train.csv")))
+    for record, row in zip(records, rows):
+        _check_common(record, "video_text", "pretrain_video_text", 1)
+        assert record["image_paths"][0].endswith(f"webvid/videos/{row['page_dir']}/{row['videoid']}.mp4")
+        assert record["captions"] == [row["name"]] and record["video_id"] == row["videoid"]
+    bad = tmp_path / "results.csv"
+    bad.write_text("videoid,contentUrl\n1,x\n")
+    (source,) = load_sources([{"format": "webvid", "dataset": "v", "annotations": str(bad), "videos": str(tmp_path)}])
+    with pytest.raises(DataError, match=r"no column\(s\) \['name', 'page_dir'\]"):
+        list(read_source(source))
+
+
+def test_msrvtt_retrieval_and_qa_readers(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, manifest = world
+    retrieval = _records(root, "msrvtt")
+    assert _split_counts(retrieval) == manifest["datasets"]["video_retrieval"] and set(_split_counts(retrieval)) == {"train", "test"}
+    sentences = json.loads((root / "msrvtt/annotation/test_videodatainfo.json").read_text())["sentences"]
+    for record in retrieval:
+        _check_common(record, "video_text", "video_retrieval", 1)
+        assert record["image_paths"][0].endswith(f"msrvtt/videos/all/{record['video_id']}.mp4") and len(record["captions"]) == 4
+        if record["split"] == "test":
+            assert record["captions"] == [s["caption"] for s in sentences if s["video_id"] == record["video_id"]]
+    qa = _records(root, "msrvtt_qa")
+    assert _split_counts(qa) == manifest["datasets"]["video_qa"]
+    for record in qa:
+        _check_common(record, "video_qa", "video_qa", 1)
+        assert record["question"].endswith("?") and record["answer"] and " " not in record["answer"]
+    # ClipBERT's json-lines layout of MSRVTT-QA reads the same.
+    lines = tmp_path / "train.jsonl"
+    original = json.loads((root / "msrvtt_qa/train_qa.json").read_text())
+    lines.write_text("".join(json.dumps({"video_id": f"video{q['video_id']}", "question": q["question"], "answer": q["answer"], "answer_type": "what"}) + "\n" for q in original))
+    (source,) = load_sources([{"format": "msrvtt_qa", "dataset": "video_qa", "annotations": str(lines), "videos": str(root / "msrvtt/videos/all")}])
+    clipbert = list(read_source(source))
+    train = [r for r in qa if r["split"] == "train"]
+    assert [(r["video_id"], r["question"], r["answer"]) for r in clipbert] == [(r["video_id"], r["question"], r["answer"]) for r in train]
+    assert {r["answer_type"] for r in clipbert} == {"what"}
+
+
+def test_x2vlm_json_lines_readers(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, manifest = world
+    image_text = _records(root, "x2vlm_image_text")
+    plain = [r for r in image_text if r["dataset"] == "pretrain_image_text"]
+    multilingual = [r for r in image_text if r["dataset"] == "pretrain_multilingual"]
+    assert len(multilingual) == manifest["datasets"]["pretrain_multilingual"]["train"]
+    lines = (root / "x2vlm/image_text/part-00000.jsonl").read_text().splitlines()
+    for record, line in zip(plain, lines):
+        _check_common(record, "image_text", "pretrain_image_text", 1)
+        entry = json.loads(line)
+        assert record["captions"] == [entry["desc"]] and "caption_languages" not in record
+        assert read_input(record["image_paths"][0])[0] == base64.b64decode(entry["binary"])
+    for record in multilingual:
+        assert record["caption_languages"] == ["en", "xx", "en", "xx"] and len(record["captions"]) == 4
+    regions = _records(root, "x2vlm_region_text")
+    for record, line in zip(regions, (root / "x2vlm/region_text/part-00000.jsonl").read_text().splitlines()):
+        _check_common(record, "region_text", "pretrain_region_text", 1)
+        entry = json.loads(line)
+        assert [(r["bbox"], r["caption"], r["attributes"]) for r in record["regions"]] == [
+            (e["bb"], e["caption"], [e["attributes"]]) for e in entry["elems"]
+        ]
+        assert record["captions"] == [entry["caption"]]
+
+    # is_image_rpath: the image field is a path next to the file; other field names are options.
+    _, jpeg = next((p, p.read_bytes()) for p in sorted((root / "coco/train2014").glob("*.jpg")))
+    (tmp_path / "img.jpg").write_bytes(jpeg)
+    part = tmp_path / "parts" / "part-1.jsonl"
+    part.parent.mkdir()
+    part.write_text(json.dumps({"image": "../img.jpg", "text": ["a", "b"]}) + "\n")
+    (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(tmp_path / "parts"), "image_key": "image", "caption_key": "text", "image_is_path": True}])
+    (record,) = read_source(source)
+    assert record["captions"] == ["a", "b"] and load_and_validate(record["image_paths"][0])[1] is None
+    assert record["key"] == "x2vlm-parts-part-1-000000001"
+    (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(part)}])
+    with pytest.raises(DataError, match=r"part-1\.jsonl: line 1 has no 'desc' field; set caption_key"):
+        list(read_source(source))
+    with pytest.raises(ConfigError, match=r"image_is_path: expected a bool, got 'yes'"):
+        load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(part), "image_is_path": "yes"}])

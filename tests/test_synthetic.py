@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
 import pickle
+import tarfile
 import time
 from collections import Counter
 from pathlib import Path
 
+import av
 import pytest
 import yaml
 from PIL import Image
 
-from x2vlm_core.data.synthetic import COLOURS, generate_shapes_world
+from x2vlm_core.data.sources import SOURCE_FORMATS
+from x2vlm_core.data.synthetic import COLOURS, DIRECTIONS, VIDEO_FRAMES, generate_shapes_world, translate
+from x2vlm_core.data.video import load_video_frames
 from x2vlm_core.errors import ConfigError
 
 
@@ -59,7 +66,8 @@ def test_coco_and_karpathy_have_the_real_schema(world: tuple[Path, dict]) -> Non
         per_image = Counter(annotation["image_id"] for annotation in captions["annotations"])
         assert set(per_image.values()) == {2}
         assert all({"id", "image_id", "caption"} <= set(a) for a in captions["annotations"])
-    assert manifest["datasets"]["pretrain_image_text"] == {"train": len(train["images"]), "val": len(val["images"])}
+    # COCO val is all of pretrain_image_text/val; train also holds the web-scale formats (checked below).
+    assert manifest["datasets"]["pretrain_image_text"]["val"] == len(val["images"])
 
     karpathy = json.loads((root / "coco/dataset_coco.json").read_text())
     assert karpathy["dataset"] == "coco"
@@ -82,7 +90,9 @@ def test_visual_genome_vqa_nlvr2_refcoco_have_the_real_schema(world: tuple[Path,
     assert all({"region_id", "image_id", "phrase", "x", "y", "width", "height"} <= set(r) for e in regions for r in e["regions"])
     assert all({"object_id", "x", "y", "w", "h", "names"} <= set(o) for e in objects for o in e["objects"])
     assert all((root / "vg/VG_100K" / f"{i['image_id']}.jpg").is_file() for i in image_data)
-    assert manifest["datasets"]["pretrain_region_text"] == {"train": len(regions)}
+    region_lines = (root / "x2vlm/region_text/part-00000.jsonl").read_text().splitlines()
+    # Regions and objects of every VG image, plus the X²-VLM region json-lines.
+    assert manifest["datasets"]["pretrain_region_text"] == {"train": len(regions) + len(objects) + len(region_lines)}
 
     vqa_counts = {}
     for folder, split in (("train2014", "train"), ("val2014", "val")):
@@ -143,18 +153,94 @@ def test_boxes_are_where_the_shapes_are_drawn(world: tuple[Path, dict]) -> None:
 def test_sources_yaml_points_at_the_generated_files(world: tuple[Path, dict]) -> None:
     root, _ = world
     sources = yaml.safe_load((root / "sources.yaml").read_text())["sources"]
-    assert {s["format"] for s in sources} == {"coco_captions", "karpathy", "visual_genome", "vqa_v2", "nlvr2", "refcoco"}
+    assert {s["format"] for s in sources} == set(SOURCE_FORMATS)  # every format the readers know
     for source in sources:
         for field, value in source.items():
-            if field not in ("format", "dataset", "split"):
+            if field not in ("format", "dataset", "split", "caption_key"):
                 assert Path(value).is_absolute() and Path(value).exists(), (field, value)
+
+
+def test_videos_are_real_clips_in_the_webvid_and_msrvtt_schemas(world: tuple[Path, dict]) -> None:
+    root, manifest = world
+    rows = list(csv.DictReader(open(root / "webvid/results_2M_train.csv", newline="")))
+    assert list(rows[0]) == ["videoid", "contentUrl", "duration", "page_dir", "name"]
+    assert manifest["datasets"]["pretrain_video_text"] == {"train": len(rows)}
+    lengths = set()
+    for row in rows:
+        video = root / "webvid/videos" / row["page_dir"] / f"{row['videoid']}.mp4"
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "mpeg4" and (stream.width, stream.height) == (64, 64)
+            frames = [frame.to_image() for frame in container.decode(video=0)]
+        lengths.add(len(frames))
+        assert VIDEO_FRAMES[0] <= len(frames) <= VIDEO_FRAMES[1]
+        assert frames[0].tobytes() != frames[-1].tobytes()  # something moves
+        assert any(direction in row["name"] for direction in DIRECTIONS)
+
+    train = json.loads((root / "msrvtt/annotation/train_val_videodatainfo.json").read_text())
+    test = json.loads((root / "msrvtt/annotation/test_videodatainfo.json").read_text())
+    for info, split in ((train, "train"), (test, "test")):
+        assert {"info", "videos", "sentences"} <= set(info)
+        assert all({"video_id", "split", "category", "url", "start time", "end time", "id"} <= set(v) and v["split"] == split for v in info["videos"])
+        assert all({"caption", "video_id", "sen_id"} <= set(s) for s in info["sentences"])
+        assert all(load_video_frames(root / "msrvtt/videos/all" / f"{v['video_id']}.mp4", 3)[1] is None for v in info["videos"])
+    assert manifest["datasets"]["video_retrieval"] == {"train": len(train["videos"]), "test": len(test["videos"])}
+    qa = {split: json.loads((root / f"msrvtt_qa/{split}_qa.json").read_text()) for split in ("train", "test")}
+    assert manifest["datasets"]["video_qa"] == {split: len(items) for split, items in qa.items()}
+    for items, info in ((qa["train"], train), (qa["test"], test)):
+        ids = {int(v["video_id"][len("video"):]) for v in info["videos"]}
+        assert all({"id", "video_id", "question", "answer", "category_id"} <= set(q) and q["video_id"] in ids for q in items)
+    answers = {q["answer"] for items in qa.values() for q in items}
+    assert answers <= set(DIRECTIONS) | set(COLOURS) and answers & set(DIRECTIONS) and answers & set(COLOURS)
+
+
+def test_web_scale_and_x2vlm_formats_have_the_real_schema(world: tuple[Path, dict]) -> None:
+    import pyarrow.parquet as pq
+
+    root, manifest = world
+    counted = 0
+    for tar_path in sorted((root / "cc3m/webdataset").glob("*.tar")):
+        with tarfile.open(tar_path) as tar:
+            names = tar.getnames()
+            keys = sorted({name.split(".")[0] for name in names})
+            assert names == [f"{key}.{ext}" for key in keys for ext in ("jpg", "txt", "json")]
+            meta = json.loads(tar.extractfile(f"{keys[0]}.json").read())
+            assert {"url", "caption", "key", "status", "width", "height"} <= set(meta) and meta["key"] == keys[0]
+            counted += len(keys)
+    table = pq.read_table(root / "cc3m/files/00000.parquet")
+    assert {"key", "caption", "status", "url", "error_message"} <= set(table.column_names)
+    for row in table.to_pylist():
+        assert (root / "cc3m/files/00000" / f"{row['key']}.jpg").is_file() and row["status"] == "success"
+    tsv = (root / "cc3m/tsv/Train_GCC-training.tsv").read_text().splitlines()
+    assert all((root / "cc3m/tsv/images" / line.split("\t")[1]).is_file() for line in tsv)
+    counted += table.num_rows + len(tsv)
+
+    image_text = [json.loads(line) for line in (root / "x2vlm/image_text/part-00000.jsonl").read_text().splitlines()]
+    assert all(set(entry) == {"binary", "desc"} for entry in image_text)
+    Image.open(io.BytesIO(base64.b64decode(image_text[0]["binary"]))).load()
+    regions = [json.loads(line) for line in (root / "x2vlm/region_text/part-00000.jsonl").read_text().splitlines()]
+    assert all({"bb", "caption"} <= set(elem) and len(elem["bb"]) == 4 for entry in regions for elem in entry["elems"])
+    counted += len(image_text)
+    coco = manifest["datasets"]["pretrain_image_text"]
+    train_coco = len(json.loads((root / "coco/annotations/captions_train2014.json").read_text())["images"])
+    assert coco["train"] == train_coco + counted
+
+    multilingual = [json.loads(line) for line in (root / "x2vlm/multilingual/part-00000.jsonl").read_text().splitlines()]
+    assert manifest["datasets"]["pretrain_multilingual"] == {"train": train_coco}
+    english = {a["caption"] for a in json.loads((root / "coco/annotations/captions_train2014.json").read_text())["annotations"]}
+    for entry in multilingual:
+        for caption in entry["caption"]:
+            assert set(caption) == {"en", "xx"} and caption["en"] in english and caption["xx"] == translate(caption["en"])
+    # A real vocabulary: one word, one translation, none left in English.
+    assert translate("a red circle and a red square") .split()[1] == translate("red")
+    assert not set(translate(" ".join(english)).split()) & set(" ".join(english).split())
 
 
 def test_generation_is_fast(tmp_path: Path) -> None:
     start = time.perf_counter()
     manifest = generate_shapes_world(tmp_path, num_images=320)
     assert time.perf_counter() - start < 10
-    assert manifest["datasets"]["pretrain_image_text"]["train"] + manifest["datasets"]["pretrain_image_text"]["val"] == 320
+    assert sum(manifest["datasets"]["retrieval"].values()) == 320  # the Karpathy split lists every COCO image
 
 
 def test_rejects_sizes_it_cannot_draw(tmp_path: Path) -> None:

@@ -12,19 +12,27 @@ def prepare_data(
     shards: Output[Dataset],
     shard_size: int = 64,
     max_image_side: int = 256,
+    num_frames: int = 3,
     beam_options: list = [],
 ):
-    """Read the datasets named in the `sources` YAML and write webdataset shards."""
+    """Read the datasets named in the `sources` YAML and write webdataset shards.
+
+    `beam_options` are standard Beam pipeline flags, passed through unchanged: e.g.
+    ["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://B/tmp"],
+    ["--runner=FlinkRunner", "--flink_master=HOST:8081", "--environment_type=DOCKER"] or
+    ["--runner=SparkRunner", "--spark_master_url=spark://HOST:7077"]; none runs the DirectRunner.
+    """
     import json
     from pathlib import Path
 
     from components.prepare_data.beam_pipeline import run_prepare_data
 
     index = run_prepare_data(sources, shards.path, shard_size=shard_size, max_image_side=max_image_side,
-                             pipeline_args=list(beam_options))
+                             num_frames=num_frames, pipeline_args=list(beam_options))
     stats = json.loads((Path(shards.path) / "stats.json").read_text())
     shards.metadata["sources"] = sources
     shards.metadata["total_samples"] = index["total"]
     shards.metadata["samples"] = {d: {s: v["count"] for s, v in splits.items()}
                                   for d, splits in index["datasets"].items()}
     shards.metadata["rejects"] = stats.get("rejects_by_reason", {})
+    shards.metadata["num_frames"] = num_frames

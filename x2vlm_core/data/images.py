@@ -1,18 +1,36 @@
 """Image checks and transforms for data preparation: load, validate, resize, re-encode.
 
 Pure PIL, so the core can validate images without Beam or torch.
+
+An image input is named by a string: a file path, or a *reference* to bytes inside a bigger
+file, so that readers of archive formats hand on small records instead of image bytes::
+
+    /data/cc3m/00000.tar#member=000000012.jpg&offset=1536&size=20480
+        the bytes of one tar member (img2dataset webdataset output)
+    /data/cc3m/00000.tar#missing=000000013.jpg
+        a member the archive lacks: rejected as missing_file
+    /data/x2vlm/part-0.jsonl#line=7&offset=1200&size=30000&base64=binary
+        one JSON line of that file, whose field ``binary`` holds the base64 image (X²-VLM json-lines)
+
+``input_reference`` writes these strings and ``read_input`` resolves them.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
+import json
+import re
 import warnings
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 from PIL import Image
 
 # Reject reasons, as written to rejects.jsonl and stats.json.
 MISSING_FILE = "missing_file"
+EMPTY_FILE = "empty_file"
 UNDECODABLE = "undecodable"
 TOO_LARGE = "too_large"
 TOO_SMALL = "too_small"
@@ -21,32 +39,75 @@ BAD_ASPECT_RATIO = "bad_aspect_ratio"
 DEFAULT_MIN_SIDE = 8
 DEFAULT_MAX_ASPECT_RATIO = 10.0
 
+_REFERENCE = re.compile(r"(?P<path>.+)#(?P<locator>(?:member|missing|line)=[^#/]*)")
+
+
+def input_reference(path: str | Path, **locator: str | int) -> str:
+    """``path#key=value&...``: bytes inside ``path`` (see the module docstring for the keys)."""
+    return f"{path}#{urlencode(locator)}"
+
+
+def read_input(name: str | Path) -> tuple[bytes | None, str | None]:
+    """The bytes an image input names: ``(data, None)`` or ``(None, reject_reason)``."""
+    match = _REFERENCE.fullmatch(str(name))
+    path = Path(match["path"] if match else name)
+    if not path.is_file():
+        return None, MISSING_FILE
+    if not match:
+        data = path.read_bytes()
+        return (data, None) if data else (None, EMPTY_FILE)
+    locator = dict(parse_qsl(match["locator"]))
+    if "missing" in locator:
+        return None, MISSING_FILE
+    offset, size = int(locator["offset"]), int(locator["size"])
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) != size:
+        return None, UNDECODABLE  # the file shrank since it was indexed
+    if "base64" not in locator:
+        return (data, None) if data else (None, EMPTY_FILE)
+    try:
+        encoded = json.loads(data)[locator["base64"]]
+        data = base64.b64decode(encoded, validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return None, UNDECODABLE
+    return (data, None) if data else (None, EMPTY_FILE)
+
 
 def load_and_validate(
-    path: str | Path,
+    name: str | Path,
     *,
     min_side: int = DEFAULT_MIN_SIDE,
     max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO,
 ) -> tuple[Image.Image | None, str | None]:
-    """Decode ``path`` fully into RGB; return ``(image, None)`` or ``(None, reject_reason)``.
+    """Decode the image ``name`` refers to (a path or a reference) fully into RGB.
 
-    EXIF orientation is deliberately not applied: COCO/VG boxes are annotated on the
-    stored pixel layout, so rotating would misplace every box.
+    Returns ``(image, None)`` or ``(None, reject_reason)``. EXIF orientation is deliberately
+    not applied: COCO/VG boxes are annotated on the stored pixel layout, so rotating would
+    misplace every box.
     """
-    path = Path(path)
-    if not path.is_file():
-        return None, MISSING_FILE
+    data, reason = read_input(name)
+    if reason is not None:
+        return None, reason
     try:
         with warnings.catch_warnings():
             # PIL warns (rather than raises) on large-but-allowed images; the size checks below decide.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
+            with Image.open(io.BytesIO(data)) as opened:
                 opened.load()  # decode now: truncated files only fail here
                 image = _to_rgb(opened)
     except Image.DecompressionBombError:
         return None, TOO_LARGE
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError):
         return None, UNDECODABLE
+    return validate_size(image, min_side=min_side, max_aspect_ratio=max_aspect_ratio)
+
+
+def validate_size(
+    image: Image.Image, *, min_side: int = DEFAULT_MIN_SIDE, max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
+) -> tuple[Image.Image | None, str | None]:
+    """``(image, None)`` if it is big enough and not too elongated, else ``(None, reason)``."""
     width, height = image.size
     if min(width, height) < min_side:
         return None, TOO_SMALL

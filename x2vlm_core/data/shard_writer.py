@@ -1,7 +1,9 @@
 """Writing webdataset shards: ``{dataset}/{split}-{00000}.tar``, atomically and byte-for-byte reproducibly.
 
 A sample is ``{"key": str, "meta": dict, "images": [jpeg bytes, ...]}`` and becomes the tar members
-``<key>.json`` plus ``<key>.jpg`` (one image) or ``<key>.img0.jpg``, ``<key>.img1.jpg`` (image pairs).
+``<key>.json`` plus ``<key>.jpg`` (one image) or ``<key>.img0.jpg``, ``<key>.img1.jpg``, ... (image
+pairs, and the frames of a video: a meta with ``num_frames`` always gets numbered members).
+The target may be a local path or a ``gs://`` URI (see ``x2vlm_core.data.shards`` for the schema).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import webdataset
 
+from x2vlm_core import storage
 from x2vlm_core.data.images import scale_box
 from x2vlm_core.errors import DataError
 
@@ -29,18 +33,18 @@ def shard_relpath(dataset: str, split: str, index: int) -> str:
     return f"{dataset}/{split}-{index:05d}.tar"
 
 
-def image_member_names(count: int) -> list[str]:
-    return ["jpg"] if count == 1 else [f"img{i}.jpg" for i in range(count)]
+def image_member_names(count: int, numbered: bool = False) -> list[str]:
+    return ["jpg"] if count == 1 and not numbered else [f"img{i}.jpg" for i in range(count)]
 
 
 def shard_meta(record: dict[str, Any], sizes: list[tuple[int, int]], scale: float) -> dict[str, Any]:
     """The ``<key>.json`` of a record whose images were resized by ``scale`` to ``sizes``.
 
     The record loses ``image_paths`` (shards are self-contained) and gains ``width``/``height``
-    (one image) or ``image_sizes`` (pairs); boxes are rescaled to the stored pixels.
+    (one image) or ``image_sizes`` (pairs, video frames); boxes are rescaled to the stored pixels.
     """
     meta = {name: value for name, value in record.items() if name != "image_paths"}
-    if len(sizes) == 1:
+    if len(sizes) == 1 and "num_frames" not in record:
         meta["width"], meta["height"] = sizes[0]
     else:
         meta["image_sizes"] = [list(size) for size in sizes]
@@ -51,12 +55,21 @@ def shard_meta(record: dict[str, Any], sizes: list[tuple[int, int]], scale: floa
     return meta
 
 
-def write_shard(path: str | Path, samples: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Write ``samples`` (in the given order) to the tar ``path``; return ``{path, count, bytes, sha256}``.
+def write_shard(target: str | Path, samples: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Write ``samples`` (in the given order) to the tar ``target``; return ``{path, count, bytes, sha256}``.
 
-    The tar is written next to its target and renamed into place, so readers never see half a shard.
+    A local tar is written next to its target and renamed into place; a ``gs://`` one is built in a
+    temporary file and uploaded in one request. Either way readers never see half a shard.
     """
-    path = Path(path)
+    if storage.is_gcs(target):
+        with tempfile.TemporaryDirectory(prefix="x2vlm-shard-") as folder:
+            written = _write_local(Path(folder) / str(target).rsplit("/", 1)[-1], samples)
+            storage.upload_file(written["path"], str(target))
+        return {**written, "path": str(target)}
+    return _write_local(Path(target), samples)
+
+
+def _write_local(path: Path, samples: Iterable[dict[str, Any]]) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     count = 0
@@ -87,7 +100,7 @@ def _tar_members(sample: dict[str, Any], seen: set[str], path: Path) -> dict[str
         raise DataError(f"{path}: two samples share the key {key!r}; give each source's records distinct ids")
     seen.add(key)
     members: dict[str, Any] = {"__key__": key, "json": json.dumps(sample["meta"], sort_keys=True, ensure_ascii=False).encode("utf-8")}
-    for name, data in zip(image_member_names(len(sample["images"])), sample["images"]):
+    for name, data in zip(image_member_names(len(sample["images"]), numbered="num_frames" in sample["meta"]), sample["images"]):
         members[name] = bytes(data)
     return members
 

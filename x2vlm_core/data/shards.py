@@ -1,4 +1,41 @@
-"""Reading prepared data: ``index.json`` and the webdataset shards it lists."""
+"""Reading prepared data: ``index.json`` and the webdataset shards it lists (a local folder or gs://).
+
+Layout written by prepare-data::
+
+    index.json                      {"datasets": {dataset: {split: {"count", "shards": [{path, count, bytes, sha256}]}}},
+                                     "total", "created_by", "settings": {shard_size, max_image_side, num_frames}}
+    stats.json                      records read/written/rejected per dataset/source/split, rejects_by_reason,
+                                    caption_length_words and image_max_side histograms, texts_dropped_empty, answer_lists
+    rejects.jsonl                   one line per rejected input: key, dataset, source, split, image_paths, reason
+    <dataset>/<split>-00000.tar     webdataset shards, samples sorted by key
+    <dataset>/answers.json          QA datasets only: {split: [{answer, count}]}, most frequent first
+
+A sample is the members ``<key>.json`` (its meta) plus ``<key>.jpg`` (one image) or
+``<key>.img0.jpg``, ``<key>.img1.jpg``, ... (NLVR2 image pairs, and always for video frames);
+``iter_shard_samples`` gives ``{"key", "meta", "images": [jpeg bytes, ...]}``. Images are
+re-encoded JPEG with their longer side at most ``max_image_side``; every box is ``[x, y, w, h]``
+in pixels of the stored image.
+
+Every meta has ``key``, ``dataset``, ``source`` (the input format), ``kind`` and ``split``, plus
+``width``/``height`` (one image) or ``image_sizes`` [[w, h], ...] (several images, or frames).
+By kind (with the dataset names the shapes world and the default pipeline use):
+
+- ``image_text`` (``pretrain_image_text``: COCO captions, Conceptual Captions via img2dataset or
+  TSV, X²-VLM json-lines; ``retrieval``: Karpathy splits; ``pretrain_multilingual``: CCLM
+  json-lines): ``image_id`` (not for json-lines), ``captions`` [str, ...] (at least one, none
+  empty); multilingual sources add ``caption_languages`` [code, ...], parallel to ``captions``.
+- ``region_text`` (``pretrain_region_text``: Visual Genome regions and objects, X²-VLM region
+  json-lines): ``image_id`` (VG), ``regions`` [{``bbox``, ``caption``, ``attributes``?: [str]}],
+  ``captions`` (whole-image captions, often []).
+- ``vqa`` (``vqa``): ``image_id``, ``question_id``, ``question``, ``answers`` (the 10 raw answers),
+  ``answer_scores`` {answer: min(1, n/3)}, ``answer_type``.
+- ``nlvr2`` (``nlvr2``): ``identifier``, ``sentence``, ``label`` (bool); two images (left, right).
+- ``grounding`` (``grounding``: RefCOCO+): ``ref_id``, ``image_id``, ``sentences`` [str, ...], ``bbox``.
+- ``video_text`` (``pretrain_video_text``: WebVid; ``video_retrieval``: MSR-VTT, splits train/test):
+  ``video_id``, ``captions``, ``num_frames``; the images are the sampled frames, in time order.
+- ``video_qa`` (``video_qa``: MSRVTT-QA, splits train/test): ``video_id``, ``question_id``,
+  ``question``, ``answer`` (+ ``answer_type``), ``num_frames``; frames as for ``video_text``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +47,7 @@ from typing import Any, Iterable, Iterator
 
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
+from x2vlm_core import storage
 from x2vlm_core.errors import DataError
 
 INDEX_FILE = "index.json"
@@ -17,11 +55,12 @@ _PAIR_MEMBER = re.compile(r"img(\d+)\.jpg")
 
 
 def read_index(root: str | Path) -> dict[str, Any]:
-    path = Path(root) / INDEX_FILE
-    if not path.is_file():
+    """``root/index.json``; ``root`` is a local folder or a gs:// prefix."""
+    path = storage.join(root, INDEX_FILE)
+    if not storage.exists(path):
         raise DataError(f"{path} does not exist; run prepare-data into {root} first (the index is written last)")
     try:
-        index = json.loads(path.read_text(encoding="utf-8"))
+        index = json.loads(storage.read_bytes(path).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not valid JSON ({error}); re-run prepare-data") from None
     if not isinstance(index, dict) or not isinstance(index.get("datasets"), dict):
@@ -34,15 +73,16 @@ def list_shards(root: str | Path, dataset: str, split: str) -> list[str]:
     datasets = read_index(root)["datasets"]
     if split not in datasets.get(dataset, {}):
         available = {name: sorted(splits) for name, splits in sorted(datasets.items())}
-        raise DataError(f"{Path(root) / INDEX_FILE}: no dataset {dataset!r} with split {split!r}; available: {available}")
-    return [str(Path(root) / shard["path"]) for shard in datasets[dataset][split]["shards"]]
+        raise DataError(f"{storage.join(root, INDEX_FILE)}: no dataset {dataset!r} with split {split!r}; "
+                        f"available: {available}")
+    return [storage.join(root, shard["path"]) for shard in datasets[dataset][split]["shards"]]
 
 
 def iter_shard_samples(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
     """Yield ``{"key", "meta", "images": [jpeg bytes, ...]}`` for every sample, shard by shard, in stored order."""
     for path in paths:
         try:
-            with open(path, "rb") as handle:
+            with storage.open_uri(path) as handle:
                 members = ({**member, "__url__": str(path)} for member in tar_file_iterator(handle))
                 for sample in group_by_keys(members):
                     yield _decode(sample, path)

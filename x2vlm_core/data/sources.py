@@ -9,14 +9,16 @@ A sources file is YAML::
         annotations: coco/annotations/captions_train2014.json
         images: coco/train2014
 
-Relative paths are resolved against the YAML file's folder (or the working directory for a
+Each format names its path fields, its optional settings (with defaults, e.g. ``caption_key``
+for ``x2vlm_image_text``) and whether ``split`` may be given (formats whose files carry their
+splits take none). Relative paths are resolved against the YAML file's folder (or the working directory for a
 list of dicts), so a sources file can travel with its data.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,15 +34,33 @@ class SourceFormat:
     files: tuple[str, ...]  # fields naming files that must exist
     folders: tuple[str, ...]  # fields naming folders that must exist
     default_split: str | None  # None: the split comes from the annotation files themselves
+    files_or_folders: tuple[str, ...] = ()  # fields naming one file, or a folder whose files are all read
+    options: Mapping[str, Any] = field(default_factory=dict)  # optional settings and their defaults
 
 
 SOURCE_FORMATS: dict[str, SourceFormat] = {
     "coco_captions": SourceFormat(("annotations",), ("images",), default_split="train"),
     "karpathy": SourceFormat(("annotations",), ("images",), default_split=None),
     "visual_genome": SourceFormat(("regions", "image_data"), ("images",), default_split="train"),
+    "visual_genome_objects": SourceFormat(("objects", "image_data"), ("images",), default_split="train"),
     "vqa_v2": SourceFormat(("questions", "annotations"), ("images",), default_split="train"),
     "nlvr2": SourceFormat(("annotations",), ("images",), default_split=None),
     "refcoco": SourceFormat(("refs", "instances"), ("images",), default_split=None),
+    # Conceptual Captions 3M/12M (and any img2dataset download): tars, or parquet + image folders.
+    "img2dataset_webdataset": SourceFormat((), ("shards",), default_split="train"),
+    "img2dataset_files": SourceFormat((), ("folder",), default_split="train", options={"image_extension": "jpg"}),
+    "caption_tsv": SourceFormat(("annotations",), ("images",), default_split="train"),
+    "webvid": SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"}),
+    "msrvtt": SourceFormat(("annotations",), ("videos",), default_split=None, options={"video_extension": "mp4"}),
+    "msrvtt_qa": SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"}),
+    # The official X²-VLM json-lines (ImageTextJsonDataset / RegionTextJsonDataset).
+    "x2vlm_image_text": SourceFormat(
+        (), (), default_split="train", files_or_folders=("data",),
+        options={"image_key": "binary", "caption_key": "desc", "image_is_path": False},
+    ),
+    "x2vlm_region_text": SourceFormat(
+        (), (), default_split="train", files_or_folders=("data",), options={"image_key": "binary", "image_is_path": False}
+    ),
 }
 
 
@@ -52,9 +72,17 @@ class Source:
     dataset: str
     split: str | None  # set exactly when the format takes its split from the source list
     paths: Mapping[str, str]
+    options: Mapping[str, Any] = field(default_factory=dict)  # every option of the format, defaults filled in
 
     def path(self, field: str) -> Path:
         return Path(self.paths[field])
+
+    def files(self, field: str) -> list[Path]:
+        """The file a files-or-folders field names, or every file in its folder (sorted, hidden files skipped)."""
+        path = self.path(field)
+        if path.is_file():
+            return [path]
+        return sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
 def load_sources(spec: str | Path | Sequence[Mapping[str, Any] | Source]) -> list[Source]:
@@ -93,8 +121,8 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
     if format_name not in SOURCE_FORMATS:
         raise ConfigError(f"{where}: format {format_name!r} is not supported; use one of {sorted(SOURCE_FORMATS)}")
     spec = SOURCE_FORMATS[format_name]
-    path_fields = spec.files + spec.folders
-    allowed = {"format", "dataset", *path_fields} | ({"split"} if spec.default_split else set())
+    path_fields = spec.files + spec.folders + spec.files_or_folders
+    allowed = {"format", "dataset", *path_fields, *spec.options} | ({"split"} if spec.default_split else set())
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for format {format_name!r}; valid keys are {sorted(allowed)}")
@@ -104,20 +132,30 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
 
     dataset = _safe_name(entry["dataset"], f"{where}.dataset")
     split = _safe_name(entry.get("split", spec.default_split), f"{where}.split") if spec.default_split else None
+    options = {}
+    for name, default in spec.options.items():
+        value = entry.get(name, default)
+        if type(value) is not type(default) or (isinstance(value, str) and not value):
+            raise ConfigError(f"{where}.{name}: expected a {'non-empty ' if isinstance(default, str) else ''}{type(default).__name__}, got {value!r}")
+        options[name] = value
     paths = {}
-    for field in path_fields:
-        value = entry[field]
+    for field_name in path_fields:
+        value = entry[field_name]
         if not isinstance(value, (str, Path)) or not str(value):
-            raise ConfigError(f"{where}.{field}: expected a path string, got {value!r}")
+            raise ConfigError(f"{where}.{field_name}: expected a path string, got {value!r}")
         if "://" in str(value):
-            raise ConfigError(f"{where}.{field}: remote path {value} is not supported yet; copy the data to a local or mounted folder")
+            raise ConfigError(f"{where}.{field_name}: remote path {value} is not supported as a source; copy the data to a local or mounted folder (e.g. gcsfuse)")
         path = (base_dir / Path(value).expanduser()).resolve()
-        must_be_folder = field in spec.folders
-        if not (path.is_dir() if must_be_folder else path.is_file()):
-            kind = "folder" if must_be_folder else "file"
-            raise DataError(f"{where}.{field}: {kind} {path} does not exist; fix the path or download the {format_name} data")
-        paths[field] = str(path)
-    return Source(format=format_name, dataset=dataset, split=split, paths=paths)
+        if field_name in spec.files_or_folders:
+            exists, kind = path.exists(), "file or folder"
+        elif field_name in spec.folders:
+            exists, kind = path.is_dir(), "folder"
+        else:
+            exists, kind = path.is_file(), "file"
+        if not exists:
+            raise DataError(f"{where}.{field_name}: {kind} {path} does not exist; fix the path or download the {format_name} data")
+        paths[field_name] = str(path)
+    return Source(format=format_name, dataset=dataset, split=split, paths=paths, options=options)
 
 
 def _safe_name(value: Any, where: str) -> str:

@@ -1,10 +1,19 @@
 """The "shapes world": a deterministic synthetic dataset in the real on-disk formats.
 
 Every picture holds 1-3 coloured shapes (circle/square/triangle in red/green/blue/yellow)
-at known, non-overlapping boxes on a plain background. The generator writes COCO captions,
-the Karpathy split, Visual Genome regions, VQA v2, NLVR2 and RefCOCO+ files exactly as the
-real datasets lay them out, so the real readers and the real prepare-data job run on it and
-a tiny model can learn it on CPU.
+at known, non-overlapping boxes on a plain background; every video (3-8 frames, MPEG-4 in MP4)
+shows 1-2 shapes moving left, right, up or down. The generator writes, exactly as the real
+datasets lay them out:
+
+- COCO captions, the Karpathy split, Visual Genome regions and objects, VQA v2, NLVR2, RefCOCO+;
+- Conceptual-Captions-style downloads: img2dataset webdataset tars, img2dataset parquet + image
+  folders, and a ``caption<TAB>path`` TSV;
+- the official X²-VLM json-lines (ImageTextJsonDataset ``binary``/``desc``, RegionTextJsonDataset
+  ``elems``/``bb``) and a CCLM multilingual file: the COCO train captions with their translation
+  into "shapes-speak" (language code ``xx``), a made-up language with its own vocabulary;
+- WebVid (csv + videos), MSR-VTT retrieval (videodatainfo json) and MSRVTT-QA.
+
+So the real readers and the real prepare-data job run on it and a tiny model can learn it on CPU.
 
 Same arguments give byte-identical files: fixed JPEG quality, sorted JSON keys, no timestamps,
 and every random choice drawn from string-seeded generators (independent of PYTHONHASHSEED).
@@ -12,12 +21,16 @@ and every random choice drawn from string-seeded generators (independent of PYTH
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
 import io
 import json
 import pickle
 import random
 import re
-from collections import Counter
+import tarfile
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -45,10 +58,23 @@ DATASET_NAMES = {
     "coco_captions": "pretrain_image_text",
     "karpathy": "retrieval",
     "visual_genome": "pretrain_region_text",
+    "visual_genome_objects": "pretrain_region_text",
     "vqa_v2": "vqa",
     "nlvr2": "nlvr2",
     "refcoco": "grounding",
+    "img2dataset_webdataset": "pretrain_image_text",
+    "img2dataset_files": "pretrain_image_text",
+    "caption_tsv": "pretrain_image_text",
+    "x2vlm_image_text": "pretrain_image_text",
+    "x2vlm_region_text": "pretrain_region_text",
+    "webvid": "pretrain_video_text",
+    "msrvtt": "video_retrieval",
+    "msrvtt_qa": "video_qa",
 }
+MULTILINGUAL_DATASET = "pretrain_multilingual"
+SYNTHETIC_LANGUAGE = "xx"
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+VIDEO_FRAMES = (3, 8)  # fewest and most frames of a clip
 
 
 @dataclass(frozen=True)
@@ -227,7 +253,7 @@ class _World:
         self.size = image_size
         self.seed = seed
         self.sampler = SceneSampler(self.rng("scenes"))
-        self.counts: dict[str, Counter[str]] = {name: Counter() for name in DATASET_NAMES.values()}
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
 
     def rng(self, purpose: str) -> random.Random:
         return random.Random(f"x2vlm-shapes-world:{self.seed}:{purpose}")
@@ -368,6 +394,7 @@ def _write_visual_genome(world: _World, num_images: int) -> None:
     world.write_json("vg/region_descriptions.json", regions)
     world.write_json("vg/objects.json", objects)
     world.counts[DATASET_NAMES["visual_genome"]]["train"] += num_images
+    world.counts[DATASET_NAMES["visual_genome_objects"]]["train"] += num_images
 
 
 @dataclass(frozen=True)
@@ -579,6 +606,280 @@ def _write_refcoco(world: _World, coco_images: list[_CocoImage]) -> None:
     )
 
 
+# ---------------------------------------------------------------- web-scale image-text formats
+
+
+def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """A tar with fixed header fields, so the same members give the same bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o644, "x2vlm", "x2vlm"
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _img2dataset_meta(key: str, caption: str, size: int) -> dict[str, Any]:
+    return {
+        "url": f"https://example.invalid/shapes/{key}.jpg",
+        "caption": caption,
+        "key": key,
+        "status": "success",
+        "error_message": None,
+        "width": size,
+        "height": size,
+        "original_width": size,
+        "original_height": size,
+    }
+
+
+def _web_pairs(world: _World, count: int, purpose: str) -> list[tuple[Scene, str]]:
+    rng = world.rng(purpose)
+    pairs = []
+    for _ in range(count):
+        scene = world.sampler.sample(world.size, world.size)
+        pairs.append((scene, _captions(scene, rng, 1)[0]))
+    return pairs
+
+
+def _write_img2dataset_webdataset(world: _World, count: int) -> None:
+    """img2dataset output_format=webdataset: NNNNN.tar of key.jpg/.txt/.json, NNNNN.parquet and NNNNN_stats.json."""
+    per_shard = max(1, (count + 1) // 2)
+    pairs = _web_pairs(world, count, "img2dataset-webdataset")
+    for shard in range(0, count, per_shard):
+        members = []
+        for offset, (scene, caption) in enumerate(pairs[shard : shard + per_shard]):
+            key = f"{shard // per_shard:05d}{offset:04d}"
+            meta = _img2dataset_meta(key, caption, world.size)
+            members += [(f"{key}.jpg", _jpeg_bytes(scene)), (f"{key}.txt", caption.encode("utf-8")), (f"{key}.json", _json_bytes(meta))]
+        world.write_bytes(f"cc3m/webdataset/{shard // per_shard:05d}.tar", _tar_bytes(members))
+    world.counts[DATASET_NAMES["img2dataset_webdataset"]]["train"] += count
+
+
+def _write_img2dataset_files(world: _World, count: int) -> None:
+    """img2dataset output_format=files: NNNNN/key.jpg (+ .txt, .json) beside NNNNN.parquet listing every URL."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for offset, (scene, caption) in enumerate(_web_pairs(world, count, "img2dataset-files")):
+        key = f"00000{offset:04d}"
+        world.write_bytes(f"cc3m/files/00000/{key}.jpg", _jpeg_bytes(scene))
+        world.write_bytes(f"cc3m/files/00000/{key}.txt", caption.encode("utf-8"))
+        world.write_json(f"cc3m/files/00000/{key}.json", _img2dataset_meta(key, caption, world.size))
+        rows.append(_img2dataset_meta(key, caption, world.size))
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buffer)
+    world.write_bytes("cc3m/files/00000.parquet", buffer.getvalue())
+    world.counts[DATASET_NAMES["img2dataset_files"]]["train"] += count
+
+
+def _write_caption_tsv(world: _World, count: int) -> None:
+    """Conceptual Captions' caption<TAB>image layout, with the images already local."""
+    lines = []
+    for index, (scene, caption) in enumerate(_web_pairs(world, count, "caption-tsv")):
+        name = f"{index:08d}.jpg"
+        world.write_bytes(f"cc3m/tsv/images/{name}", _jpeg_bytes(scene))
+        lines.append(f"{caption}\t{name}\n")
+    world.write_bytes("cc3m/tsv/Train_GCC-training.tsv", "".join(lines).encode("utf-8"))
+    world.counts[DATASET_NAMES["caption_tsv"]]["train"] += count
+
+
+# ---------------------------------------------------------------- official X²-VLM / CCLM json-lines
+
+
+def _json_line(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True) + "\n"
+
+
+def _write_x2vlm_image_text(world: _World, count: int) -> None:
+    lines = [
+        _json_line({"binary": base64.b64encode(_jpeg_bytes(scene)).decode("ascii"), "desc": caption})
+        for scene, caption in _web_pairs(world, count, "x2vlm-image-text")
+    ]
+    world.write_bytes("x2vlm/image_text/part-00000.jsonl", "".join(lines).encode("utf-8"))
+    world.counts[DATASET_NAMES["x2vlm_image_text"]]["train"] += count
+
+
+def _write_x2vlm_region_text(world: _World, count: int) -> None:
+    rng = world.rng("x2vlm-region-text")
+    lines = []
+    for _ in range(count):
+        scene = world.sampler.sample(world.size, world.size)
+        elems = [
+            {"bb": list(shape.box), "caption": f"{shape.name} {scene.position_of(shape)}", "attributes": shape.colour}
+            for shape in scene.shapes
+        ]
+        caption = _captions(scene, rng, 1)[0]
+        lines.append(_json_line({"binary": base64.b64encode(_jpeg_bytes(scene)).decode("ascii"), "caption": caption, "elems": elems}))
+    world.write_bytes("x2vlm/region_text/part-00000.jsonl", "".join(lines).encode("utf-8"))
+    world.counts[DATASET_NAMES["x2vlm_region_text"]]["train"] += count
+
+
+_SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "gu", "fe")
+
+
+def translate(text: str) -> str:
+    """The caption in "shapes-speak": every word replaced by its own made-up word (numbers kept)."""
+    def word(match: re.Match) -> str:
+        token = match.group(0)
+        if token.isdigit():
+            return token
+        digest = hashlib.sha256(token.lower().encode("utf-8")).digest()
+        return "".join(_SYLLABLES[b % len(_SYLLABLES)] for b in digest[: 1 + min(3, len(token) // 3)])
+
+    return re.sub(r"[A-Za-z0-9]+", word, text)
+
+
+def _write_translated_captions(world: _World, coco_images: list[_CocoImage]) -> None:
+    """CCLM's multilingual image-text json-lines: base64 image + ``caption`` {language: text}."""
+    lines = []
+    for image in (i for i in coco_images if i.folder == "train2014"):
+        data = (world.root / "coco" / image.folder / image.file_name).read_bytes()
+        captions = [{"en": caption, SYNTHETIC_LANGUAGE: translate(caption)} for caption in image.captions[:2]]
+        lines.append(_json_line({"binary": base64.b64encode(data).decode("ascii"), "caption": captions, "image_id": image.image_id}))
+    world.write_bytes("x2vlm/multilingual/part-00000.jsonl", "".join(lines).encode("utf-8"))
+    world.counts[MULTILINGUAL_DATASET]["train"] += len(lines)
+
+
+# ---------------------------------------------------------------- videos
+
+
+@dataclass(frozen=True)
+class _Mover:
+    shape: Shape  # its box at the first frame
+    direction: str
+
+    def box_at(self, frame: int, step: int) -> tuple[int, int, int, int]:
+        dx, dy = DIRECTIONS[self.direction]
+        x, y, w, h = self.shape.box
+        return (x + dx * step * frame, y + dy * step * frame, w, h)
+
+
+@dataclass(frozen=True)
+class _Clip:
+    size: int
+    frames: int
+    movers: tuple[_Mover, ...]
+
+    @property
+    def step(self) -> int:
+        return max(1, self.size // 20)
+
+    def scenes(self) -> list[Scene]:
+        return [
+            Scene(self.size, self.size, tuple(Shape(m.shape.colour, m.shape.kind, m.box_at(f, self.step)) for m in self.movers))
+            for f in range(self.frames)
+        ]
+
+
+def _sample_clip(world: _World, rng: random.Random, seen: set[_Clip]) -> _Clip:
+    size = world.size
+    combos = [(colour, kind) for colour in COLOURS for kind in SHAPE_KINDS]
+    while True:
+        frames = rng.randint(*VIDEO_FRAMES)
+        side = size // 4
+        travel = max(1, size // 20) * (frames - 1)
+        movers = []
+        for (colour, kind), direction in zip(rng.sample(combos, rng.randint(1, 2)), rng.sample(list(DIRECTIONS), 2)):
+            dx, dy = DIRECTIONS[direction]
+            # Start where the whole path stays inside the frame.
+            x_low, x_high = 1 + max(0, -dx * travel), size - side - 1 - max(0, dx * travel)
+            y_low, y_high = 1 + max(0, -dy * travel), size - side - 1 - max(0, dy * travel)
+            box = (rng.randint(x_low, x_high), rng.randint(y_low, y_high), side, side)
+            movers.append(_Mover(Shape(colour, kind, box), direction))
+        clip = _Clip(size, frames, tuple(movers))
+        if clip not in seen:
+            seen.add(clip)
+            return clip
+
+
+def _clip_captions(clip: _Clip, rng: random.Random, count: int) -> list[str]:
+    def moving(mover: _Mover, verb: str) -> str:
+        return f"a {mover.shape.name} {verb} {mover.direction}"
+
+    templates = (
+        lambda movers: _listing([moving(m, "moving") for m in movers]),
+        lambda movers: _listing([moving(m, "moves") for m in movers]),
+        lambda movers: "a video of " + _listing([moving(m, "going") for m in movers]),
+        lambda movers: f"{_shapes_word(len(movers))} moving: " + _listing([f"the {m.shape.name} goes {m.direction}" for m in movers]),
+        lambda movers: "a clip where " + _listing([moving(m, "slides") for m in movers]),
+    )
+    captions = []
+    for template in rng.sample(templates, count):
+        movers = list(clip.movers)
+        rng.shuffle(movers)
+        captions.append(template(movers))
+    return captions
+
+
+def _clip_questions(clip: _Clip, rng: random.Random) -> list[tuple[str, str]]:
+    """Two questions with one-word answers: which way a shape moves, and which shape moves a given way."""
+    mover = rng.choice(clip.movers)
+    other = rng.choice(clip.movers)
+    return [
+        (f"which way does the {mover.shape.name} move?", mover.direction),
+        (f"what color is the shape moving {other.direction}?", other.shape.colour),
+    ]
+
+
+def _write_clip(world: _World, relative: str, clip: _Clip) -> None:
+    from x2vlm_core.data.video import encode_mp4
+
+    world.write_bytes(relative, encode_mp4([render(scene) for scene in clip.scenes()]))
+
+
+def _write_webvid(world: _World, count: int, seen: set[_Clip]) -> None:
+    """WebVid results csv (videoid,contentUrl,duration,page_dir,name) + videos/<page_dir>/<videoid>.mp4."""
+    rng = world.rng("webvid")
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["videoid", "contentUrl", "duration", "page_dir", "name"])
+    for index in range(count):
+        clip = _sample_clip(world, rng, seen)
+        video_id = str(1_000_000_000 + index)
+        first = index // 50 * 50 + 1
+        page_dir = f"{first:06d}_{first + 49:06d}"
+        _write_clip(world, f"webvid/videos/{page_dir}/{video_id}.mp4", clip)
+        caption = _clip_captions(clip, rng, 1)[0]
+        duration = f"PT00H00M{clip.frames // 8:02d}S"
+        writer.writerow([video_id, f"https://example.invalid/webvid/{video_id}.mp4", duration, page_dir, caption])
+    world.write_bytes("webvid/results_2M_train.csv", table.getvalue().encode("utf-8"))
+    world.counts[DATASET_NAMES["webvid"]]["train"] += count
+
+
+def _write_msrvtt(world: _World, count: int, seen: set[_Clip]) -> None:
+    """MSR-VTT: videos/all/videoN.mp4, annotation/{train_val,test}_videodatainfo.json, and MSRVTT-QA {train,test}_qa.json."""
+    rng = world.rng("msrvtt")
+    test_from = max(1, min(count - 1, round(count * 0.7)))
+    clips = []
+    for index in range(count):
+        clip = _sample_clip(world, rng, seen)
+        _write_clip(world, f"msrvtt/videos/all/video{index}.mp4", clip)
+        clips.append(clip)
+    sentence_id = question_id = 0
+    for split, file_name, chosen in (("train", "train_val", range(0, test_from)), ("test", "test", range(test_from, count))):
+        videos, sentences, questions = [], [], []
+        for index in chosen:
+            clip = clips[index]
+            videos.append(
+                {"category": index % 20, "url": f"https://example.invalid/msrvtt/{index}", "video_id": f"video{index}",
+                 "start time": 0.0, "end time": clip.frames / 8, "split": split, "id": index}
+            )
+            for caption in _clip_captions(clip, rng, 4):
+                sentences.append({"caption": caption, "video_id": f"video{index}", "sen_id": sentence_id})
+                sentence_id += 1
+            for question, answer in _clip_questions(clip, rng):
+                questions.append({"answer": answer, "category_id": index % 20, "id": question_id, "question": question, "video_id": index})
+                question_id += 1
+        info = {"contributor": "x2vlm synthetic shapes world", "year": 2016, "version": "1.0"}
+        world.write_json(f"msrvtt/annotation/{file_name}_videodatainfo.json", {"info": info, "videos": videos, "sentences": sentences})
+        world.write_json(f"msrvtt_qa/{split}_qa.json", questions)
+        world.counts[DATASET_NAMES["msrvtt"]][split] += len(videos)
+        world.counts[DATASET_NAMES["msrvtt_qa"]][split] += len(questions)
+
+
 def _sources_list(root: Path) -> list[dict[str, str]]:
     names = DATASET_NAMES
     coco, vqa = root / "coco", root / "vqa"
@@ -635,6 +936,55 @@ def _sources_list(root: Path) -> list[dict[str, str]]:
             "images": str(coco / "train2014"),
         }
     )
+    sources.append(
+        {
+            "format": "visual_genome_objects",
+            "dataset": names["visual_genome_objects"],
+            "split": "train",
+            "objects": str(root / "vg" / "objects.json"),
+            "image_data": str(root / "vg" / "image_data.json"),
+            "images": str(root / "vg"),
+        }
+    )
+    cc3m, x2vlm = root / "cc3m", root / "x2vlm"
+    sources += [
+        {"format": "img2dataset_webdataset", "dataset": names["img2dataset_webdataset"], "shards": str(cc3m / "webdataset")},
+        {"format": "img2dataset_files", "dataset": names["img2dataset_files"], "folder": str(cc3m / "files")},
+        {
+            "format": "caption_tsv",
+            "dataset": names["caption_tsv"],
+            "annotations": str(cc3m / "tsv" / "Train_GCC-training.tsv"),
+            "images": str(cc3m / "tsv" / "images"),
+        },
+        {"format": "x2vlm_image_text", "dataset": names["x2vlm_image_text"], "data": str(x2vlm / "image_text")},
+        {"format": "x2vlm_region_text", "dataset": names["x2vlm_region_text"], "data": str(x2vlm / "region_text")},
+        {"format": "x2vlm_image_text", "dataset": MULTILINGUAL_DATASET, "data": str(x2vlm / "multilingual"), "caption_key": "caption"},
+        {
+            "format": "webvid",
+            "dataset": names["webvid"],
+            "annotations": str(root / "webvid" / "results_2M_train.csv"),
+            "videos": str(root / "webvid" / "videos"),
+        },
+    ]
+    for name in ("train_val", "test"):
+        sources.append(
+            {
+                "format": "msrvtt",
+                "dataset": names["msrvtt"],
+                "annotations": str(root / "msrvtt" / "annotation" / f"{name}_videodatainfo.json"),
+                "videos": str(root / "msrvtt" / "videos" / "all"),
+            }
+        )
+    for split in ("train", "test"):
+        sources.append(
+            {
+                "format": "msrvtt_qa",
+                "dataset": names["msrvtt_qa"],
+                "split": split,
+                "annotations": str(root / "msrvtt_qa" / f"{split}_qa.json"),
+                "videos": str(root / "msrvtt" / "videos" / "all"),
+            }
+        )
     return sources
 
 
@@ -643,10 +993,12 @@ def generate_shapes_world(
 ) -> dict[str, Any]:
     """Write the shapes world under ``out_dir``; return the manifest (also written as manifest.json).
 
-    ``num_images`` COCO images (shared by captions, Karpathy, VQA and RefCOCO+), ``num_images // 2``
-    Visual Genome images and ``num_images // 2`` NLVR2 image pairs. ``sources.yaml`` lists every
-    source for prepare-data with absolute paths; the manifest gives the records each dataset yields
-    per split.
+    ``num_images`` COCO images (shared by captions, Karpathy, VQA, RefCOCO+ and the translated
+    captions), ``num_images // 2`` Visual Genome images and NLVR2 image pairs, ``num_images // 16``
+    images for each web-scale format (img2dataset tars, img2dataset files, TSV, X²-VLM image-text
+    and region-text json-lines), and ``num_images // 16`` videos each for WebVid and MSR-VTT
+    (at least 2 of each). ``sources.yaml`` lists every source for prepare-data with absolute paths;
+    the manifest gives the records each dataset yields per split.
     """
     if num_images < 1:
         raise ConfigError(f"num_images={num_images}: the shapes world needs at least 1 image; pass num_images >= 1")
@@ -663,6 +1015,16 @@ def generate_shapes_world(
     _write_vqa(world, coco_images)
     _write_nlvr2(world, max(1, num_images // 2))
     _write_refcoco(world, coco_images)
+    web = max(2, num_images // 16)
+    _write_img2dataset_webdataset(world, web)
+    _write_img2dataset_files(world, web)
+    _write_caption_tsv(world, web)
+    _write_x2vlm_image_text(world, web)
+    _write_x2vlm_region_text(world, web)
+    _write_translated_captions(world, coco_images)
+    clips: set[_Clip] = set()
+    _write_webvid(world, web, clips)
+    _write_msrvtt(world, web, clips)
 
     header = "# prepare-data sources for the synthetic shapes world (x2vlm_core.data.synthetic)\n"
     sources_yaml = yaml.safe_dump({"sources": _sources_list(root)}, sort_keys=False, width=1000)

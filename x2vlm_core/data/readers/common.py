@@ -1,4 +1,4 @@
-"""Helpers the format readers share: JSON loading, field access and record keys, each failing with a DataError."""
+"""Helpers the format readers share: JSON loading, field access, record keys and caption texts, each failing with a DataError."""
 
 from __future__ import annotations
 
@@ -92,3 +92,74 @@ def base_record(source: "Source", key: str, kind: str, split: str, image_paths: 
         "split": split,
         "image_paths": [str(path) for path in image_paths],
     }
+
+
+def iter_json_lines_at(path: Path) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+    """Like ``iter_json_lines``, also giving each line's byte offset and size, so a later step can re-read just that line."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            start, offset = offset, offset + len(line)
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise DataError(f"{path}: line {line_number} is not valid JSON ({error}); fix or re-download the file") from None
+            if not isinstance(value, dict):
+                raise DataError(f"{path}: line {line_number} is a {type(value).__name__}, expected a JSON object")
+            yield line_number, start, len(line), value
+
+
+def texts_of(value: Any, path: Path, where: str) -> tuple[list[str], list[str] | None]:
+    """Caption texts from a string, a list of strings, or ``{language: text}`` mapping(s) (X²-VLM/CCLM).
+
+    Returns ``(texts, languages)``; ``languages`` is None unless the texts came from mappings.
+    """
+    values = value if isinstance(value, list) else [value]
+    texts: list[str] = []
+    languages: list[str] = []
+    for item in values:
+        if isinstance(item, str):
+            texts.append(item.strip())
+            languages.append("")
+        elif isinstance(item, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in item.items()):
+            for language, text in sorted(item.items()):
+                texts.append(text.strip())
+                languages.append(language)
+        else:
+            raise DataError(f"{path}: {where} is {item!r}; expected a caption string, a list of them, or a {{language: caption}} mapping")
+    return texts, (languages if any(languages) else None)
+
+
+def key_part(text: str) -> str:
+    """``text`` with every character a key may not hold replaced by '_' (file stems, video ids)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
+
+
+EMPTY_CAPTION = "empty_caption"
+
+
+def drop_empty_texts(record: dict[str, Any]) -> tuple[dict[str, Any], int, str | None]:
+    """Remove empty captions, region phrases and referring sentences from a record.
+
+    Returns ``(record, texts_dropped, reject_reason)``: the reason is ``empty_caption`` when the
+    record has no text left to train on (or its question/statement is empty).
+    """
+    cleaned, dropped = dict(record), 0
+    for name in ("captions", "sentences"):
+        if name in cleaned:
+            keep = [i for i, text in enumerate(cleaned[name]) if text.strip()]
+            dropped += len(cleaned[name]) - len(keep)
+            cleaned[name] = [cleaned[name][i] for i in keep]
+            if name == "captions" and "caption_languages" in cleaned:
+                cleaned["caption_languages"] = [cleaned["caption_languages"][i] for i in keep]
+    if "regions" in cleaned:
+        regions = [region for region in cleaned["regions"] if region["caption"].strip()]
+        dropped += len(cleaned["regions"]) - len(regions)
+        cleaned["regions"] = regions
+    texts = len(cleaned.get("captions", [])) + len(cleaned.get("sentences", [])) + len(cleaned.get("regions", []))
+    single = [cleaned[name] for name in ("question", "sentence") if name in cleaned]
+    if any(not text.strip() for text in single) or (not single and texts == 0):
+        return record, dropped, EMPTY_CAPTION
+    return cleaned, dropped, None

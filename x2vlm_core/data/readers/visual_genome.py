@@ -14,11 +14,11 @@ KIND = "region_text"
 
 
 def read(source: Source) -> Iterator[dict]:
-    image_files = _image_files(source.path("image_data"), source.path("images"))
+    files = image_files(source.path("image_data"), source.path("images"))
     path = source.path("regions")
-    for i, entry in enumerate(_top_level_list(path)):
+    for i, entry in enumerate(top_level_list(path)):
         image_id = field(entry, "id", path, f"[{i}]", int)
-        if image_id not in image_files:
+        if image_id not in files:
             raise DataError(f"{path}: [{i}] describes image {image_id}, which {source.path('image_data')} does not list")
         regions = []
         for j, region in enumerate(field_list(entry, "regions", path, f"[{i}]")):
@@ -29,22 +29,22 @@ def read(source: Source) -> Iterator[dict]:
             regions.append({"bbox": [float(x), float(y), float(width), float(height)], "caption": field(region, "phrase", path, where, str).strip()})
         if not regions:
             continue
-        record = base_record(source, record_key("vg", image_id, path), KIND, source.split, [image_files[image_id]])
+        record = base_record(source, record_key("vg", image_id, path), KIND, source.split, [files[image_id]])
         record.update(image_id=image_id, regions=regions, captions=[])
         yield record
 
 
-def _top_level_list(path: Path) -> list[Any]:
+def top_level_list(path: Path) -> list[Any]:
     data = load_json(path)
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list at the top level, got {type(data).__name__}; is this the right file?")
     return data
 
 
-def _image_files(image_data_path: Path, images_root: Path) -> dict[int, Path]:
+def image_files(image_data_path: Path, images_root: Path) -> dict[int, Path]:
     """image_id -> file. The url's last two parts (e.g. VG_100K_2/1.jpg) give the folder under ``images``."""
     files = {}
-    for i, entry in enumerate(_top_level_list(image_data_path)):
+    for i, entry in enumerate(top_level_list(image_data_path)):
         image_id = field(entry, "image_id", image_data_path, f"[{i}]", int)
         url_path = PurePosixPath(urlparse(field(entry, "url", image_data_path, f"[{i}]", str)).path)
         files[image_id] = images_root / url_path.parent.name / url_path.name
