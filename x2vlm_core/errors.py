@@ -19,3 +19,7 @@ class CheckpointError(X2VLMError):
 
 class StorageError(X2VLMError):
     """A local path or gs:// location cannot be read or written."""
+
+
+class ReleaseError(X2VLMError):
+    """A published release is incomplete, corrupt, or would overwrite an existing version."""

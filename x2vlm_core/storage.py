@@ -6,14 +6,22 @@ Credentials come from Application Default Credentials (Workload Identity on GKE)
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import IO, Any
 
 from x2vlm_core.errors import StorageError
 
 GCS_SCHEME = "gs://"
+# Objects above the client's 8 MiB one-request limit go up as resumable uploads in chunks of this
+# size (a multiple of 256 KiB): a dropped connection costs one chunk, not the whole file.
+UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024
+# How long one GCS request is retried, with exponential backoff, before the call gives up.
+RETRY_DEADLINE_S = 120.0
 
 
 def is_gcs(uri: str | os.PathLike) -> bool:
@@ -66,6 +74,10 @@ def _describe(uri: str, exc: Exception) -> StorageError:
         return StorageError(f"{uri} does not exist (or its bucket does not); check the URI")
     if isinstance(exc, gexc.Forbidden):
         return StorageError(f"no permission for {uri}; grant the workload's service account access to the bucket")
+    if isinstance(exc, gexc.PreconditionFailed):
+        return StorageError(f"{uri} already exists (or changed meanwhile); it is never overwritten")
+    if type(exc).__name__ == "DataCorruption":
+        return StorageError(f"{uri} was corrupted in transit (checksum mismatch); try again")
     return StorageError(f"cannot reach {uri}: {type(exc).__name__}: {exc}".splitlines()[0]
                         + "; check the network and the bucket name")
 
@@ -97,8 +109,9 @@ def read_bytes(uri: str | os.PathLike) -> bytes:
 def write_bytes(uri: str | os.PathLike, data: bytes) -> None:
     """Write a whole object; local files are written beside and renamed, so readers never see half of one."""
     if is_gcs(uri):
-        # One-shot uploads are atomic on GCS: the object appears complete or not at all.
-        _gcs_call(str(uri), lambda: blob(str(uri)).upload_from_string(data))
+        # One-shot uploads are atomic on GCS: the object appears complete or not at all. Writing the
+        # same bytes again is harmless, so a failed attempt is retried.
+        _gcs_call(str(uri), lambda: blob(str(uri)).upload_from_string(data, retry=retry_policy()))
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,11 +132,118 @@ def open_uri(uri: str | os.PathLike, mode: str = "rb") -> IO:
         raise StorageError(f"cannot open {uri}: {exc.strerror}") from None
 
 
-def upload_file(path: str | os.PathLike, uri: str) -> None:
+def retry_policy() -> Any:
+    """The client's default retry (backoff on 429/5xx/dropped connections), bounded by RETRY_DEADLINE_S.
+
+    Uploads pass it explicitly: the client retries writes on its own only when they are
+    conditional, and every retried upload here is idempotent (one content, one name).
+    """
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(RETRY_DEADLINE_S)
+
+
+def file_checksums(path: str | os.PathLike) -> dict[str, Any]:
+    """Size and the base64 crc32c and md5 that GCS reports for an object of the same bytes."""
+    import google_crc32c
+
+    md5, crc = hashlib.md5(), google_crc32c.Checksum()
+    size = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            md5.update(block)
+            crc.update(block)
+            size += len(block)
+    return {"size": size, "md5": base64.b64encode(md5.digest()).decode(),
+            "crc32c": base64.b64encode(crc.digest()).decode()}
+
+
+def upload_file(path: str | os.PathLike, uri: str, if_generation_match: int | None = None) -> int | None:
+    """Copy a local file to a path or gs:// object; returns the object's generation on GCS.
+
+    ``if_generation_match=0`` creates the object only if nothing is there yet: GCS enforces it
+    server-side, a local target is created exclusively. GCS uploads are retried with backoff,
+    resumable above 8 MiB, and the object's crc32c and md5 are compared with the local file's;
+    a mismatching object is deleted. When a retried create finds an identical object (the
+    first attempt landed but its answer was lost), that object is accepted and None returned,
+    as this call cannot tell it from one another writer created.
+    """
+    if not is_gcs(uri):
+        _copy_local(Path(path), Path(uri), exclusive=if_generation_match == 0)
+        return None
+    local = file_checksums(path)
+    target = blob(uri)
+    target.chunk_size = UPLOAD_CHUNK_BYTES
+
+    def upload() -> int | None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        try:
+            target.upload_from_filename(str(path), if_generation_match=if_generation_match, checksum="crc32c",
+                                        retry=retry_policy())
+        except PreconditionFailed:
+            existing = client().bucket(target.bucket.name).get_blob(target.name, retry=retry_policy())
+            if if_generation_match == 0 and existing is not None and _same_content(existing, local):
+                return None
+            raise
+        if not _same_content(target, local):
+            target.delete(if_generation_match=target.generation, retry=retry_policy())
+            raise StorageError(f"{uri}: the uploaded object's checksum (crc32c {target.crc32c}) differs from "
+                               f"{path} (crc32c {local['crc32c']}); it was deleted, upload again")
+        return target.generation
+
+    return _gcs_call(uri, upload)
+
+
+def _same_content(obj: Any, local: dict[str, Any]) -> bool:
+    return (obj.size == local["size"] and obj.crc32c == local["crc32c"]
+            and (obj.md5_hash is None or obj.md5_hash == local["md5"]))
+
+
+def _copy_local(source: Path, target: Path, exclusive: bool) -> None:
+    """Copy beside the target and rename into place; ``exclusive`` never replaces an existing file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        shutil.copyfile(source, tmp)
+        if exclusive:
+            os.link(tmp, target)  # fails if the target exists, unlike a rename
+        else:
+            os.replace(tmp, target)
+    except FileExistsError:
+        raise StorageError(f"{target} already exists; it is never overwritten") from None
+    except OSError as exc:
+        raise StorageError(f"cannot copy {source} to {target}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download_file(uri: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy a gs:// object or local file to ``path``, written beside and renamed.
+
+    GCS downloads are retried and checked against the object's crc32c by the client.
+    """
+    path = Path(path)
+    if not is_gcs(uri):
+        _copy_local(Path(uri), path, exclusive=False)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        _gcs_call(str(uri), lambda: blob(str(uri)).download_to_filename(str(tmp), checksum="crc32c",
+                                                                       retry=retry_policy()))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def delete(uri: str | os.PathLike, if_generation_match: int | None = None) -> None:
+    """Remove an object or file; on GCS ``if_generation_match`` deletes only that exact version."""
     if is_gcs(uri):
-        _gcs_call(uri, lambda: blob(uri).upload_from_filename(str(path)))
+        _gcs_call(str(uri), lambda: blob(str(uri)).delete(if_generation_match=if_generation_match,
+                                                          retry=retry_policy()))
     else:
-        write_bytes(uri, Path(path).read_bytes())
+        Path(uri).unlink(missing_ok=True)
 
 
 def list_uris(prefix: str | os.PathLike) -> list[str]:
