@@ -30,13 +30,17 @@ test: venv  ## the full suite, end-to-end tests included
 test-fast: venv  ## everything but the slow end-to-end tests
 	$(PY) -m pytest -m "not slow"
 
-compile: venv  ## the KFP IR YAML to submit to a cluster
-	mkdir -p pipelines/compiled
-	$(PY) -m pipelines.full_pretrain_finetune --output pipelines/compiled/full_pretrain_finetune.yaml
+compile: venv  ## the KFP IR YAML of both pipelines, to submit to a cluster
+	$(PY) -m pipelines compile --pipeline all --output-dir pipelines/compiled
 
-images:  ## build the container images (needs a Docker engine with buildx)
+# Names and the one tag come from components/images.py; PUSH=1 pushes to the registry instead of loading locally.
+images:  ## build the train, beam and publish images with docker buildx (needs a Docker engine; see README)
+	@set -e; commit=$$(git rev-parse HEAD); \
 	for image in train beam publish; do \
-	  docker buildx build -f images/$$image/Dockerfile -t $$($(PY) -c "import components.images as i; print(i.$${image^^}_IMAGE)") . ; \
+	  ref=$$($(PYTHON) -c "import components.images as i; print(i.IMAGES['$$image'])"); \
+	  echo "building $$ref"; \
+	  docker buildx build --platform linux/amd64 -f images/$$image/Dockerfile \
+	    --build-arg GIT_COMMIT=$$commit --build-arg VERSION=$${ref##*:} -t $$ref $(if $(PUSH),--push,--load) . ; \
 	done
 
 clean:

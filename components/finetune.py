@@ -18,10 +18,18 @@ def finetune(
     config_overrides: list = [],
 ):
     """Runs `x2vlm finetune --task TASK` under torchrun."""
+    from x2vlm_core.lineage import lineage_metadata
     from x2vlm_core.train.launch import run_under_torchrun
 
+    overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}", *config_overrides]
     summary = run_under_torchrun(
         ["finetune", "--task", task, "--pretrained", pretrained.path, "--shards", shards.path], model.path,
-        nproc_per_node, [f"train.steps={steps}", f"train.batch_size={batch_size}", *config_overrides])
-    model.metadata.update({"task": task, "steps": summary["steps"], "final_loss": summary["final"].get("loss"),
-                           "pretrained": pretrained.uri, "train_seconds": summary["seconds"]})
+        nproc_per_node, overrides)
+    model.metadata.update({
+        "task": task, "steps": summary["steps"], "final_loss": summary["final"].get("loss"),
+        "pretrained": pretrained.uri, "parent_model": pretrained.uri, "train_seconds": summary["seconds"],
+        "world_size": summary["world_size"], "config_overrides": overrides,
+        "parent_preset": pretrained.metadata.get("preset", "not recorded"),
+        "training": {k: v for k, v in summary.items() if k != "history"},
+        **lineage_metadata({"shards": shards.uri, "pretrained": pretrained.uri}, shards_root=shards.path),
+    })

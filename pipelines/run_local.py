@@ -35,6 +35,7 @@ def summarize(run_dir: Path) -> dict:
         "finetuned_models": [str(p) for p in _find(root, "*/for-loop-*/finetune/model")],
         "metrics": metrics,
         "published": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")],
+        "run_status": [json.loads(p.read_text())["state"] for p in _find(run_dir / "releases", "run-status/*.json")],
     }
 
 
@@ -68,7 +69,7 @@ def main() -> int:
         finetune_batch_size=16,
         shard_size=64,
         max_image_side=64,
-        publish_destination=str(run_dir / "releases"),
+        output_root=str(run_dir / "releases"),
         model_name="x2vlm-tiny-shapes",
         pretrain_overrides=["train.optim.lr=0.0005", "train.optim.warmup_steps=10", "train.region_batch_images=8"],
         finetune_overrides=["train.optim.lr=0.0005", "train.optim.warmup_steps=5"],
@@ -78,6 +79,7 @@ def main() -> int:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n=== X²-VLM local pipeline finished ===")
     print(json.dumps(summary, indent=2))
+    print(f"\nartifact graph of this run: x2vlm lineage {run_dir}")
     return 0
 
 

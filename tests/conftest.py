@@ -76,3 +76,20 @@ def gcs_bucket(gcs_emulator, request):
     if not bucket.exists():
         storage.client().create_bucket(name)
     return f"gs://{name}"
+
+
+@pytest.fixture(scope="session")
+def local_pipeline_run(tmp_path_factory):
+    """One small `make run` (the full pipeline through kfp.local), shared by the tests that read its output.
+
+    Returns (run folder, the finished process); the tests check its return code themselves."""
+    import subprocess
+    import sys
+
+    runs = tmp_path_factory.mktemp("local_runs")
+    command = [sys.executable, "-m", "pipelines.run_local", "--runs-dir", str(runs), "--num-images", "96",
+               "--pretrain-steps", "6", "--finetune-steps", "3"]
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=1200)
+    folders = [p for p in runs.iterdir() if p.is_dir()]
+    return (folders[0] if len(folders) == 1 else runs), done

@@ -1,8 +1,6 @@
 """End to end: `make run`'s pipeline through kfp.local, checked for consistent outputs."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,17 +9,13 @@ from x2vlm_core.checkpoint import load_model_dir
 from x2vlm_core.data.shards import read_index
 from x2vlm_core.publish import verify_release
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.mark.slow
-def test_local_pipeline_end_to_end(tmp_path):
-    command = [sys.executable, "-m", "pipelines.run_local", "--runs-dir", str(tmp_path), "--num-images", "96",
-               "--pretrain-steps", "6", "--finetune-steps", "3"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+def test_local_pipeline_end_to_end(local_pipeline_run):
+    run_dir, done = local_pipeline_run
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run_status"] == ["SUCCEEDED"]  # the exit handler recorded the run's end
 
     # Shards hold exactly what the generator wrote (the synthetic data has no rejects).
     manifest = json.loads((run_dir / "synthetic" / "manifest.json").read_text())
@@ -48,3 +42,21 @@ def test_local_pipeline_end_to_end(tmp_path):
             "MODEL_CARD.md"} <= names
     published_metrics = json.loads((Path(release) / "metrics.json").read_text())
     assert set(published_metrics) == {"retrieval", "grounding"}
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
+    """A missing sources file fails the checks step within seconds; the exit task still records the run."""
+    import kfp.local
+
+    from pipelines.full_pretrain_finetune import full_pretrain_finetune
+
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    with pytest.raises(RuntimeError, match="validate-full-run"):
+        full_pretrain_finetune(sources=str(tmp_path / "no-such-sources.yaml"), output_root=str(tmp_path / "out"),
+                               model_preset="x2vlm_tiny")
+    assert f"sources file {tmp_path / 'no-such-sources.yaml'} does not exist" in "".join(capfd.readouterr())
+    (record,) = (tmp_path / "out" / "run-status").glob("*.json")
+    status = json.loads(record.read_text())
+    assert status["state"] == "FAILED" and status["code_version"]
+    assert not list((tmp_path / "root").glob("*/prepare-data"))  # nothing ran after the failed check

@@ -1,0 +1,414 @@
+"""Multi-node training as a Kubeflow Trainer v2 TrainJob: build it, submit it, follow it to its end.
+
+The pretrain component uses this when ``num_nodes > 1``: its own pod only submits the TrainJob
+(``trainer.kubeflow.org/v1alpha1``, runtime ``torch-distributed`` or ours) through the
+``kubernetes`` client, streams the job's status and its leader pod's log, and ends with the
+job's outcome. Cancelling the pipeline run (SIGTERM to the pod) deletes the TrainJob.
+
+The trainer pods see the artifacts at the paths the KFP launcher uses (``/gcs/<bucket>/...``
+for ``gs://<bucket>/...``): each bucket is mounted there through the GKE Cloud Storage FUSE
+CSI driver, so ``x2vlm pretrain --output <model.path>`` writes straight to the Model artifact.
+``X2VLM_TRAINJOB_POLL_SECONDS`` (default 10) sets how often the job's status is read.
+"""
+
+import hashlib
+import json
+import os
+import re
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from components.images import TRAIN_IMAGE
+from x2vlm_core import storage
+from x2vlm_core.config_io import from_dict
+from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.lineage import CODE_VERSION_ENV, code_version
+
+GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
+DEFAULT_RUNTIME = "torch-distributed"
+# The torch runtimes name their replicated job and its container "node".
+TRAINER_JOB = "node"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PATCH_MANAGER = "x2vlm.platform/pretrain"
+GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
+KFP_GCS_MOUNT = "/gcs"  # where the KFP launcher puts gs://bucket/... as local paths
+LEADER_LABELS = {"jobset.sigs.k8s.io/replicatedjob-name": TRAINER_JOB,
+                 "jobset.sigs.k8s.io/job-index": "0",
+                 "batch.kubernetes.io/job-completion-index": "0"}
+IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+POLL_SECONDS_ENV = "X2VLM_TRAINJOB_POLL_SECONDS"
+_NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+class TrainJobError(X2VLMError):
+    """The TrainJob could not be created, failed, or could not be followed."""
+
+
+@dataclass
+class TrainJobSpec:
+    """Everything that decides the TrainJob; ``build_trainjob`` turns it into the object."""
+
+    name: str
+    namespace: str
+    image: str
+    command: list[str]
+    num_nodes: int
+    gpus_per_node: int
+    runtime: str = DEFAULT_RUNTIME
+    queue: str = ""  # Kueue LocalQueue; empty: not queued through Kueue
+    service_account: str = ""  # trainer pods' account (GCS access through Workload Identity)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    gcs_buckets: list[str] = field(default_factory=list)  # mounted at /gcs/<bucket>
+    shm_size: str = ""  # memory-backed /dev/shm for NCCL and data-loader workers
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def trainjob_name(prefix: str, unique: str) -> str:
+    """An RFC 1035 name of at most 63 characters (the CRD's rule): ``<prefix>-<unique>``."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{unique}".lower()).strip("-")
+    cleaned = re.sub(r"^[^a-z]+", "", cleaned)
+    return cleaned[:63].rstrip("-") or "x2vlm-trainjob"
+
+
+def trainer_command(cli_args: list[str], output_dir: str, overrides: list[str]) -> list[str]:
+    """``torchrun -m x2vlm_core.cli <cli_args> --output DIR --set ...``.
+
+    The torch runtime gives torchrun the node count, rank and rendezvous through its ``PET_*``
+    variables; torchrun hands the standard ``RANK``/``WORLD_SIZE``/``MASTER_ADDR`` to each rank.
+    """
+    command = ["torchrun", "-m", "x2vlm_core.cli", *cli_args, "--output", output_dir]
+    for item in overrides:
+        command += ["--set", str(item)]
+    return command
+
+
+def _check(spec: TrainJobSpec) -> None:
+    if not _NAME_RULE.match(spec.name) or len(spec.name) > 63:
+        raise ConfigError(f"TrainJob name {spec.name!r} is not an RFC 1035 label of at most 63 characters")
+    if spec.num_nodes < 1:
+        raise ConfigError(f"num_nodes must be at least 1, got {spec.num_nodes}")
+    if spec.gpus_per_node < 0:
+        raise ConfigError(f"gpus_per_node must be 0 or more, got {spec.gpus_per_node}")
+    if not spec.runtime:
+        raise ConfigError("the TrainJob runtime name is empty; use torch-distributed or our ClusterTrainingRuntime")
+
+
+def build_trainjob(spec: TrainJobSpec) -> dict[str, Any]:
+    """The TrainJob object (it validates against the Trainer v2 CRD's openAPIV3Schema)."""
+    _check(spec)
+    labels = {"app.kubernetes.io/part-of": "x2vlm", **spec.labels}
+    if spec.queue:
+        labels[QUEUE_LABEL] = spec.queue
+    trainer: dict[str, Any] = {
+        "image": spec.image,
+        "command": list(spec.command),
+        "numNodes": spec.num_nodes,
+        "numProcPerNode": max(spec.gpus_per_node, 1),  # CPU-only nodes still run one process
+    }
+    if spec.env:
+        trainer["env"] = [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
+    if spec.gpus_per_node:
+        gpus = str(spec.gpus_per_node)
+        trainer["resourcesPerNode"] = {"limits": {"nvidia.com/gpu": gpus}, "requests": {"nvidia.com/gpu": gpus}}
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainJob",
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "spec": {"runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": spec.runtime},
+                 "trainer": trainer},
+    }
+    pod_patch = _pod_patch(spec)
+    if pod_patch:
+        body["spec"]["runtimePatches"] = [{"manager": PATCH_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {
+            "replicatedJobs": [{"name": TRAINER_JOB, "template": {"spec": {"template": pod_patch}}}]}}}}]
+    return body
+
+
+def _pod_patch(spec: TrainJobSpec) -> dict[str, Any]:
+    """Pod-template patch for the trainer pods: placement, identity, shared memory and bucket mounts."""
+    pod: dict[str, Any] = {}
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod["tolerations"] = [dict(t) for t in spec.tolerations]
+    if spec.service_account:
+        pod["serviceAccountName"] = spec.service_account
+    if spec.shm_size:
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.shm_size}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    for bucket in sorted(set(spec.gcs_buckets)):
+        volume = f"gcs-{re.sub(r'[^a-z0-9-]', '-', bucket.lower())}"[:63].rstrip("-")
+        volumes.append({"name": volume, "csi": {"driver": GCSFUSE_DRIVER,
+                                                "volumeAttributes": {"bucketName": bucket,
+                                                                     "mountOptions": "implicit-dirs"}}})
+        mounts.append({"name": volume, "mountPath": f"{KFP_GCS_MOUNT}/{bucket}"})
+    if volumes:
+        pod["volumes"] = volumes
+        pod["containers"] = [{"name": TRAINER_JOB, "volumeMounts": mounts}]
+    patch: dict[str, Any] = {}
+    if spec.gcs_buckets:
+        patch["metadata"] = {"annotations": {"gke-gcsfuse/volumes": "true"}}
+    if pod:
+        patch["spec"] = pod
+    return patch
+
+
+# --------------------------------------------------------------------------------------------
+# Talking to the cluster
+
+
+@dataclass
+class KubeApis:
+    custom: Any  # kubernetes.client.CustomObjectsApi
+    core: Any  # kubernetes.client.CoreV1Api
+    namespace: str  # where this pod runs (or the kubeconfig context's namespace)
+
+
+def connect() -> KubeApis:
+    """In-cluster credentials in a pod; otherwise the kubeconfig (``KUBECONFIG`` or ~/.kube/config)."""
+    namespace = ""
+    try:
+        config.load_incluster_config()
+        with open(IN_CLUSTER_NAMESPACE_FILE) as f:
+            namespace = f.read().strip()
+    except (config.ConfigException, OSError):
+        # Read KUBECONFIG now: the client's own default is frozen when it is first imported.
+        kubeconfig = os.environ.get("KUBECONFIG") or None
+        try:
+            config.load_kube_config(config_file=kubeconfig)
+            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            namespace = (active or {}).get("context", {}).get("namespace", "")
+        except (config.ConfigException, OSError, TypeError) as error:
+            raise TrainJobError(f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({error}); "
+                                "run inside the cluster or set KUBECONFIG") from None
+    return KubeApis(client.CustomObjectsApi(), client.CoreV1Api(), namespace or "default")
+
+
+def _api_error(action: str, error: Exception) -> TrainJobError:
+    if isinstance(error, ApiException):
+        try:
+            detail = json.loads(error.body or "{}").get("message") or error.reason
+        except (TypeError, ValueError):
+            detail = error.reason
+        hint = {403: "; grant the pipeline's service account RBAC on trainjobs.trainer.kubeflow.org "
+                     "(see manifests/)",
+                404: "; is Kubeflow Trainer v2 (the TrainJob CRD) installed in this cluster?"}.get(error.status, "")
+        return TrainJobError(f"{action}: HTTP {error.status}: {detail}{hint}")
+    return TrainJobError(f"{action}: cannot reach the Kubernetes API ({type(error).__name__}: {error})"
+                         .splitlines()[0])
+
+
+def create_trainjob(apis: KubeApis, body: dict[str, Any]) -> bool:
+    """Create the TrainJob; False when one of that name exists already (a restarted step re-attaches to it)."""
+    namespace = body["metadata"]["namespace"]
+    try:
+        apis.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        return True
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise _api_error(f"creating TrainJob {namespace}/{body['metadata']['name']}", error) from None
+    except Exception as error:
+        raise _api_error(f"creating TrainJob {namespace}/{body['metadata']['name']}", error) from None
+
+
+def get_trainjob(apis: KubeApis, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        return apis.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except Exception as error:
+        raise _api_error(f"reading TrainJob {namespace}/{name}", error) from None
+
+
+def delete_trainjob(apis: KubeApis, namespace: str, name: str) -> None:
+    """Delete the TrainJob and, in the foreground, its JobSet and pods."""
+    try:
+        apis.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
+                                                    propagation_policy="Foreground")
+    except ApiException as error:
+        if error.status != 404:  # already gone is what we want
+            raise _api_error(f"deleting TrainJob {namespace}/{name}", error) from None
+
+
+@dataclass(frozen=True)
+class TrainJobState:
+    phase: str  # Pending, Running, Suspended, Complete, Failed
+    reason: str = ""
+    message: str = ""
+
+    def describe(self) -> str:
+        detail = ": ".join(p for p in (self.reason, self.message) if p)
+        return f"{self.phase} ({detail})" if detail else self.phase
+
+
+def trainjob_state(obj: dict[str, Any]) -> TrainJobState:
+    """The job's phase from its status conditions (Complete/Failed/Suspended) and child-job counts."""
+    status = obj.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    for phase in ("Failed", "Complete", "Suspended"):
+        if phase in conditions:
+            return TrainJobState(phase, conditions[phase].get("reason", ""), conditions[phase].get("message", ""))
+    jobs = status.get("jobsStatus") or []
+    if any(j.get("active") or j.get("ready") for j in jobs):
+        ready = sum(j.get("ready", 0) for j in jobs)
+        return TrainJobState("Running", message=f"{ready} of {len(jobs)} job(s) ready")
+    return TrainJobState("Pending")
+
+
+def leader_pod(apis: KubeApis, namespace: str, name: str) -> Optional[Any]:
+    """The rank-0 pod of the trainer (newest first, so a restarted leader is followed)."""
+    selector = f"jobset.sigs.k8s.io/jobset-name={name}"
+    try:
+        pods = apis.core.list_namespaced_pod(namespace, label_selector=selector).items
+    except Exception as error:
+        raise _api_error(f"listing the pods of TrainJob {namespace}/{name}", error) from None
+    leaders = [p for p in pods if all((p.metadata.labels or {}).get(k) == v for k, v in LEADER_LABELS.items())]
+    leaders.sort(key=lambda p: (p.metadata.creation_timestamp is not None, p.metadata.creation_timestamp),
+                 reverse=True)
+    return leaders[0] if leaders else None
+
+
+class LogFollower:
+    """Streams one pod's log to ``out`` on a background thread, line by line."""
+
+    def __init__(self, apis: KubeApis, namespace: str, pod: str, out: Callable[[str], None]):
+        self.pod = pod
+        self._thread = threading.Thread(target=self._run, args=(apis, namespace, pod, out), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run(apis: KubeApis, namespace: str, pod: str, out: Callable[[str], None]) -> None:
+        try:
+            response = apis.core.read_namespaced_pod_log(pod, namespace, container=TRAINER_JOB, follow=True,
+                                                         _preload_content=False)
+            pending = b""
+            for chunk in response.stream(4096):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    out(f"[{pod}] {line.decode('utf-8', 'replace')}")
+            if pending:
+                out(f"[{pod}] {pending.decode('utf-8', 'replace')}")
+        except Exception as error:  # the log is a convenience; the job's status decides the outcome
+            out(f"[{pod}] log stream ended: {type(error).__name__}: {error}".splitlines()[0])
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def follow_trainjob(apis: KubeApis, namespace: str, name: str, poll_seconds: float = 10.0,
+                    out: Callable[[str], None] = _print) -> dict[str, Any]:
+    """Wait for the TrainJob to finish; print its status changes and its leader's log. Returns the object."""
+    last: Optional[TrainJobState] = None
+    follower: Optional[LogFollower] = None
+    while True:
+        obj = get_trainjob(apis, namespace, name)
+        state = trainjob_state(obj)
+        if state != last:
+            out(f"TrainJob {namespace}/{name}: {state.describe()}")
+            last = state
+        pod = leader_pod(apis, namespace, name)
+        if pod is not None and (follower is None or follower.pod != pod.metadata.name) \
+                and pod.status is not None and pod.status.phase in ("Running", "Succeeded", "Failed"):
+            follower = LogFollower(apis, namespace, pod.metadata.name, out)
+        if state.phase in ("Complete", "Failed"):
+            if follower is not None:
+                follower.join(timeout=30)  # let the last lines of the log arrive
+            if state.phase == "Failed":
+                raise TrainJobError(f"TrainJob {namespace}/{name} failed: {state.reason or 'no reason given'}"
+                                    + (f": {state.message}" if state.message else "")
+                                    + f"; kubectl -n {namespace} describe trainjob {name}")
+            return obj
+        time.sleep(poll_seconds)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Kubernetes stops a cancelled run's pod with SIGTERM: raise KeyboardInterrupt so cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_trainjob(apis: KubeApis, body: dict[str, Any], poll_seconds: float = 10.0,
+                 out: Callable[[str], None] = _print) -> dict[str, Any]:
+    """Create the TrainJob and follow it to its end; on cancel (SIGTERM, Ctrl-C) delete it and re-raise."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    with sigterm_as_interrupt():
+        if create_trainjob(apis, body):
+            out(f"created TrainJob {namespace}/{name} (runtime {body['spec']['runtimeRef']['name']}, "
+                f"{body['spec']['trainer']['numNodes']} nodes)")
+        else:
+            out(f"TrainJob {namespace}/{name} exists already (this step was restarted): following it")
+        try:
+            return follow_trainjob(apis, namespace, name, poll_seconds, out)
+        except (KeyboardInterrupt, SystemExit):
+            out(f"cancelled: deleting TrainJob {namespace}/{name}")
+            delete_trainjob(apis, namespace, name)
+            raise
+
+
+def gcs_buckets(*uris: str) -> list[str]:
+    """The buckets behind the given artifact URIs (local URIs need no mount)."""
+    return sorted({storage.parse_gcs(uri)[0] for uri in uris if storage.is_gcs(uri)})
+
+
+@dataclass
+class TrainerPods:
+    """Cluster settings for the trainer pods, passed to the pretrain component as a dict."""
+
+    service_account: str = ""
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    shm_size: str = ""
+
+
+def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, overrides: list[str], *,
+                      input_uris: list[str], num_nodes: int, gpus_per_node: int, runtime: str = DEFAULT_RUNTIME,
+                      queue: str = "", pods: Optional[dict[str, Any]] = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``x2vlm <cli_args>`` on ``num_nodes`` nodes as a TrainJob that writes the model folder to the Model
+    artifact (``model_path`` in the trainer pods is ``model_uri``). Returns (training.json, where it ran)."""
+    settings = from_dict(TrainerPods, pods or {}, where="trainer pod settings")
+    apis = connect()
+    # One name per Model artifact: a restarted step finds its TrainJob again instead of starting another.
+    unique = hashlib.sha1(model_uri.encode()).hexdigest()[:10]
+    spec = TrainJobSpec(
+        name=trainjob_name("x2vlm-" + cli_args[0], unique), namespace=apis.namespace, image=TRAIN_IMAGE,
+        command=trainer_command(cli_args, model_path, overrides), num_nodes=num_nodes,
+        gpus_per_node=gpus_per_node, runtime=runtime, queue=queue, service_account=settings.service_account,
+        node_selector=settings.node_selector, tolerations=settings.tolerations, shm_size=settings.shm_size,
+        gcs_buckets=gcs_buckets(model_uri, *input_uris), env={CODE_VERSION_ENV: code_version()})
+    run_trainjob(apis, build_trainjob(spec), float(os.environ.get(POLL_SECONDS_ENV, "10")))
+    # The trainers wrote the files at model_uri; the KFP launcher uploads this pod's (empty) folder,
+    # which must exist, and leaves the files in place.
+    os.makedirs(model_path, exist_ok=True)
+    summary_uri = storage.join(model_uri, "training.json")
+    if not storage.exists(summary_uri):
+        raise TrainJobError(f"TrainJob {spec.namespace}/{spec.name} completed but {summary_uri} is missing; "
+                            "check that its pods mount the artifact bucket (GCS FUSE CSI driver enabled?)")
+    ran_on = {"trainjob": spec.name, "namespace": spec.namespace, "runtime": runtime, "num_nodes": num_nodes,
+              "gpus_per_node": gpus_per_node, "queue": queue}
+    return json.loads(storage.read_bytes(summary_uri)), ran_on

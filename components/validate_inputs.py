@@ -1,0 +1,62 @@
+"""KFP components that check a run's inputs first, so a bad run fails in seconds with a readable message."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+
+# The light CPU image: these steps read a few files and need no GPU.
+from components.images import PUBLISH_IMAGE
+
+
+@dsl.component(base_image=PUBLISH_IMAGE, install_kfp_package=False)
+def validate_full_run(
+    sources: str,
+    tasks: list,
+    model_preset: str,
+    pretrain_steps: int,
+    pretrain_batch_size: int,
+    finetune_steps: int,
+    finetune_batch_size: int,
+    num_nodes: int,
+    gpus_per_node: int,
+    pretrain_overrides: list,
+    finetune_overrides: list,
+    gpu_node_selector: dict,
+    gpu_tolerations: list,
+) -> NamedTuple("FullRunPlan", [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict),
+                                ("pretrain_pod_tolerations", list)]):
+    """Checks the full pipeline's parameters, and places the pretrain pod: on one node it trains itself
+    (GPUs, GPU node pool); with num_nodes > 1 it only submits and follows a TrainJob (no GPU, any node)."""
+    from collections import namedtuple
+
+    from x2vlm_core.input_checks import check_full_run
+
+    check_full_run(sources, list(tasks), model_preset, pretrain_steps, finetune_steps,
+                   [pretrain_batch_size, finetune_batch_size], num_nodes, gpus_per_node,
+                   list(pretrain_overrides), list(finetune_overrides))
+    plan = namedtuple("FullRunPlan", ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"])
+    if num_nodes == 1:
+        return plan(gpus_per_node, dict(gpu_node_selector), list(gpu_tolerations))
+    return plan(0, {}, [])
+
+
+@dsl.component(base_image=PUBLISH_IMAGE, install_kfp_package=False)
+def validate_finetune_request(
+    task: str,
+    base_model_uri: str,
+    shards_uri: str,
+    learning_rate: float,
+    warmup_steps: int,
+    steps: int,
+    batch_size: int,
+    gpus_per_node: int,
+    config_overrides: list,
+) -> NamedTuple("FinetunePlan", [("config_overrides", list)]):
+    """Checks a single-task request; `config_overrides` are the training overrides the finetune step applies."""
+    from collections import namedtuple
+
+    from x2vlm_core.input_checks import check_finetune_request
+
+    overrides = check_finetune_request(task, base_model_uri, shards_uri, learning_rate, warmup_steps, steps,
+                                       batch_size, gpus_per_node, list(config_overrides))
+    return namedtuple("FinetunePlan", ["config_overrides"])(overrides)

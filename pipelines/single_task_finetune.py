@@ -1,0 +1,72 @@
+"""Fine-tune and evaluate one task from a base model: the run a user starts from the KFP UI.
+
+Its first step checks every input (known task, existing model folder and shards, learning rate > 0, ...)
+so that a mistyped form fails within seconds with a message that says what to fix.
+
+Compile: python -m pipelines compile --pipeline single-task --output pipelines/compiled/single_task_finetune.yaml
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Model
+
+from components.evaluate import evaluate
+from components.finetune import finetune
+from components.validate_inputs import validate_finetune_request
+from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu
+
+NAME = "x2vlm-single-task-finetune"
+
+
+def build_pipeline(settings: DeploymentSettings):
+    """The pipeline, with the cluster placement of ``settings`` compiled into it."""
+
+    @dsl.pipeline(name=NAME, description="Fine-tune an X²-VLM model on one task and evaluate it.")
+    def single_task_finetune(
+        task: str,
+        base_model_uri: str,
+        shards_uri: str,
+        learning_rate: float = 1e-4,
+        warmup_steps: int = 100,
+        steps: int = 500,
+        batch_size: int = 32,
+        gpus_per_node: int = 1,
+        config_overrides: list = [],
+    ):
+        """Fine-tune one task and evaluate it.
+
+        Args:
+            task: The task to fine-tune, e.g. retrieval or grounding.
+            base_model_uri: gs:// URI (or path) of the model folder to start from: a pretrain or finetune step's Model artifact, or a published release.
+            shards_uri: gs:// URI (or path) of a prepare-data output (the folder holding index.json) with the task's splits.
+            learning_rate: Peak learning rate (AdamW), greater than 0.
+            warmup_steps: Linear warm-up steps before the linear decay.
+            steps: Optimizer steps.
+            batch_size: Batch size per process.
+            gpus_per_node: GPUs (and training processes) for the fine-tune step.
+            config_overrides: Further training-config overrides, e.g. ["train.optim.weight_decay=0.05"].
+        """
+        checked = validate_finetune_request(
+            task=task, base_model_uri=base_model_uri, shards_uri=shards_uri, learning_rate=learning_rate,
+            warmup_steps=warmup_steps, steps=steps, batch_size=batch_size, gpus_per_node=gpus_per_node,
+            config_overrides=config_overrides)
+        checked.set_display_name("validate-inputs").set_caching_options(False)
+        on_cpu(checked, settings)
+
+        base = dsl.importer(artifact_uri=base_model_uri, artifact_class=Model, reimport=False)
+        base.set_display_name("base-model").after(checked)
+        shards = dsl.importer(artifact_uri=shards_uri, artifact_class=Dataset, reimport=False)
+        shards.set_display_name("shards").after(checked)
+
+        tuned = finetune(task=task, shards=shards.output, pretrained=base.output, steps=steps,
+                         batch_size=batch_size, nproc_per_node=gpus_per_node,
+                         config_overrides=checked.outputs["config_overrides"])
+        tuned.set_display_name("finetune")
+        on_gpu(tuned, settings, gpus_per_node)
+        scored = evaluate(task=task, shards=shards.output, model=tuned.outputs["model"])
+        scored.set_display_name("evaluate").set_retry(settings.retries, backoff_duration="30s")
+        on_gpu(scored, settings, 1)
+
+    return single_task_finetune
+
+
+single_task_finetune = build_pipeline(DeploymentSettings())

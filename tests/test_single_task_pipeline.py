@@ -1,0 +1,93 @@
+"""The single-task pipeline (the UI-triggered run): every input checked first, then a kfp.local run."""
+
+import json
+
+import pytest
+
+from x2vlm_core.errors import ConfigError, DataError
+from x2vlm_core.input_checks import check_finetune_request
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """An untrained tiny model folder, the shape a pretrain step writes."""
+    from x2vlm_core.checkpoint import save_model_dir
+    from x2vlm_core.models.registry import create_model
+
+    return save_model_dir(create_model("x2vlm_tiny"), tmp_path_factory.mktemp("base") / "model")
+
+
+def _request(base_model, shards, **changes):
+    values = dict(task="retrieval", base_model_uri=str(base_model), shards_uri=str(shards), learning_rate=1e-4,
+                  warmup_steps=1, steps=2, batch_size=8, gpus_per_node=1, config_overrides=[])
+    values.update(changes)
+    return check_finetune_request(**values)
+
+
+def test_every_bad_input_names_itself(base_model, tiny_shards, tmp_path):
+    assert _request(base_model, tiny_shards, learning_rate=5e-4, config_overrides=["train.seed=7"]) == [
+        "train.optim.lr=0.0005", "train.optim.warmup_steps=1", "train.seed=7"]
+    cases = {
+        "unknown task\\(s\\) \\['captions'\\]; available tasks: .*retrieval": dict(task="captions"),
+        "base model URI .*/nowhere does not exist": dict(base_model_uri=str(tmp_path / "nowhere")),
+        "base model URI is empty": dict(base_model_uri=""),
+        "learning_rate must be a number > 0, got 0": dict(learning_rate=0.0),
+        "learning_rate must be a number > 0, got -0.1": dict(learning_rate=-0.1),
+        "steps must be a whole number ≥ 1, got 0": dict(steps=0),
+        "batch_size must be a whole number ≥ 1": dict(batch_size=-4),
+        "warmup_steps must be a whole number ≥ 0": dict(warmup_steps=-1),
+        "shards URI .*/empty has no index.json": dict(shards_uri=str(tmp_path / "empty")),
+        "unknown key\\(s\\) \\['sed'\\] in train": dict(config_overrides=["train.sed=7"]),
+    }
+    for message, change in cases.items():
+        with pytest.raises((ConfigError, DataError), match=message):
+            _request(base_model, tiny_shards, **change)
+
+
+def test_shards_without_the_task_split_are_refused(base_model, tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "index.json").write_text(json.dumps({"total": 1, "datasets": {"grounding": {"train": {
+        "count": 1, "shards": []}}}}))
+    with pytest.raises(DataError, match="no 'retrieval' 'train' split.*found: none"):
+        _request(base_model, shards)
+
+
+def _run(tmp_path, **arguments):
+    import kfp.local
+
+    from pipelines.single_task_finetune import single_task_finetune
+
+    root = tmp_path / "pipeline_root"
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    single_task_finetune(**arguments)
+    return root
+
+
+@pytest.mark.slow
+def test_single_task_pipeline_runs_locally(base_model, tiny_shards, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    root = _run(tmp_path, task="retrieval", base_model_uri=str(base_model), shards_uri=str(tiny_shards),
+                learning_rate=5e-4, warmup_steps=1, steps=2, batch_size=8)
+    (finetuned,) = root.glob("*/finetune/executor_output.json")
+    (model,) = json.loads(finetuned.read_text())["artifacts"]["model"]["artifacts"]
+    meta = model["metadata"]
+    assert meta["task"] == "retrieval" and meta["steps"] == 2
+    assert meta["parent_model"] == str(base_model) and meta["inputs"]["pretrained"] == str(base_model)
+    assert "train.optim.lr=0.0005" in meta["config_overrides"]
+    assert meta["training"]["train_config"]["optim"]["lr"] == 5e-4  # the checked value reached training
+    assert meta["data"]["index_sha256"] and meta["code_version"]
+    (evaluated,) = root.glob("*/evaluate/executor_output.json")
+    (metrics,) = json.loads(evaluated.read_text())["artifacts"]["metrics"]["artifacts"]
+    assert metrics["metadata"]["task"] == "retrieval"
+    assert any(k.startswith("test_") for k in metrics["metadata"])
+
+
+@pytest.mark.slow
+def test_a_bad_request_fails_fast_with_its_message(base_model, tiny_shards, tmp_path, capfd):
+    with pytest.raises(RuntimeError, match="validate-finetune-request"):
+        _run(tmp_path, task="retrieval", base_model_uri=str(tmp_path / "typo-model"),
+             shards_uri=str(tiny_shards), learning_rate=1e-4)
+    logs = capfd.readouterr()
+    assert f"the base model URI {tmp_path / 'typo-model'} does not exist" in logs.out + logs.err
+    assert not list((tmp_path / "pipeline_root").glob("*/finetune"))  # nothing trained
