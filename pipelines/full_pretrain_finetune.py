@@ -42,6 +42,8 @@ def build_pipeline(settings: DeploymentSettings):
         kueue_queue: str = "",
         shard_size: int = 1000,
         max_image_side: int = 384,
+        num_frames: int = 3,
+        beam_options: list = [],
         model_name: str = "x2vlm",
         pretrain_overrides: list = [],
         finetune_overrides: list = [],
@@ -63,6 +65,8 @@ def build_pipeline(settings: DeploymentSettings):
             kueue_queue: Kueue LocalQueue for the TrainJob (kueue.x-k8s.io/queue-name); empty: not queued.
             shard_size: Samples per webdataset shard.
             max_image_side: Longest image side kept in the shards (pixels).
+            num_frames: Frames sampled from each video (WebVid, MSR-VTT); 3 is X²-VLM's frame_len.
+            beam_options: Beam pipeline flags for data preparation, e.g. ["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://B/tmp"]; empty: the local DirectRunner.
             model_name: Release name; versions go under <output_root>/<model_name>/.
             pretrain_overrides: Training-config overrides for pre-training, e.g. ["train.optim.lr=5e-5"].
             finetune_overrides: Training-config overrides for fine-tuning, e.g. ["train.optim.warmup_steps=100"].
@@ -82,7 +86,8 @@ def build_pipeline(settings: DeploymentSettings):
             checked.set_display_name("validate-inputs").set_caching_options(False)
             on_cpu(checked, settings)
 
-            data = prepare_data(sources=sources, shard_size=shard_size, max_image_side=max_image_side)
+            data = prepare_data(sources=sources, shard_size=shard_size, max_image_side=max_image_side,
+                                num_frames=num_frames, beam_options=beam_options)
             # Cached on its inputs: the same sources, shard size and image side reuse the shards.
             data.set_display_name("prepare-data").set_caching_options(True).set_retry(
                 settings.retries, backoff_duration="60s", backoff_factor=2)
