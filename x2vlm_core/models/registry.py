@@ -7,7 +7,13 @@ from typing import Any
 
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.errors import ConfigError
+from x2vlm_core.models.cclm import CCLM
+from x2vlm_core.models.cclm_config import CCLM_PRESETS, CCLMConfig, cclm_config
+from x2vlm_core.models.cclm_config import FAMILY as CCLM_FAMILY
 from x2vlm_core.models.config import ModelConfig
+from x2vlm_core.models.vlmo import VLMo
+from x2vlm_core.models.vlmo_config import FAMILY as VLMO_FAMILY
+from x2vlm_core.models.vlmo_config import VLMO_PRESETS, VLMoConfig
 from x2vlm_core.models.xvlm import XVLM
 
 _BASE_VISION = {"width": 768, "depth": 12, "num_heads": 12, "patch_size": 16}
@@ -44,16 +50,38 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def model_config(name: str, **overrides: Any) -> ModelConfig:
+def model_config(name: str, **overrides: Any) -> ModelConfig | VLMoConfig | CCLMConfig:
+    if name in CCLM_PRESETS:
+        return cclm_config(_merge({"name": name, **CCLM_PRESETS[name]}, overrides), where=f"model {name}")
+    if name in VLMO_PRESETS:
+        return from_dict(VLMoConfig, _merge({"name": name, **VLMO_PRESETS[name]}, overrides), where=f"model {name}")
     if name not in PRESETS:
-        raise ConfigError(f"unknown model preset {name!r}; available presets: {', '.join(sorted(PRESETS))}")
+        raise ConfigError(f"unknown model preset {name!r}; available presets: "
+                          f"{', '.join(sorted([*PRESETS, *VLMO_PRESETS, *CCLM_PRESETS]))}")
     return from_dict(ModelConfig, _merge({"name": name, **PRESETS[name]}, overrides), where=f"model {name}")
 
 
-def create_model(name_or_config: str | ModelConfig, **overrides: Any) -> XVLM:
-    """Build an X²-VLM from a preset name (with nested overrides) or a full ``ModelConfig``."""
-    if isinstance(name_or_config, ModelConfig):
+def config_from_dict(data: dict[str, Any], where: str) -> ModelConfig | VLMoConfig | CCLMConfig:
+    """A saved model config (``config.yaml``): VLMo's say ``family: vlmo``, X²-VLM's have no family."""
+    family = data.get("family")
+    if family == VLMO_FAMILY:
+        return from_dict(VLMoConfig, data, where=where)
+    if family == CCLM_FAMILY:
+        return cclm_config(data, where=where)
+    if family is not None:
+        raise ConfigError(f"{where}: unknown model family {family!r}; known: {VLMO_FAMILY}, {CCLM_FAMILY} "
+                          "(X²-VLM configs have none)")
+    return from_dict(ModelConfig, data, where=where)
+
+
+def create_model(name_or_config: str | ModelConfig | VLMoConfig | CCLMConfig, **overrides: Any) -> XVLM | VLMo | CCLM:
+    """Build a model from a preset name (with nested overrides) or a full config of its family."""
+    if isinstance(name_or_config, (ModelConfig, VLMoConfig, CCLMConfig)):
         if overrides:
-            raise ConfigError("overrides apply to preset names only; edit the ModelConfig instead")
-        return XVLM(name_or_config)
-    return XVLM(model_config(name_or_config, **overrides))
+            raise ConfigError("overrides apply to preset names only; edit the config instead")
+        config = name_or_config
+    else:
+        config = model_config(name_or_config, **overrides)
+    if isinstance(config, CCLMConfig):
+        return CCLM(config)
+    return VLMo(config) if isinstance(config, VLMoConfig) else XVLM(config)

@@ -1,0 +1,146 @@
+"""CCLM: BEiT-2 vision + a transformers text encoder + a separate BERT cross encoder + ITC/ITM/box/MLM heads.
+
+The module tree and parameter names follow the official ``XVLMPlusBase`` (X2-VLM) so that its
+checkpoints load as they are: ``vision_encoder.*``, ``text_encoder.{embeddings,encoder}.*``
+(a transformers model without pooler), ``cross_encoder.encoder.layer.{i}.*`` (every layer
+cross-attends, keys and values projected from the vision width), ``mlm_head.predictions.*``
+(its own decoder, not tied to the text encoder's embeddings), ``vision_proj``, ``text_proj``,
+``temp``, ``itm_head``, ``bbox_head``.
+
+It offers the X²-VLM encoder interface (``get_vision_embeds``, ``get_text_embeds``,
+``get_cross_embeds``, ``get_image_feat``/``get_text_feat``, ``itm_logits``, ``predict_bbox``,
+``mlm_logits``, ``get_region_embeds``, ``temp``), so the X²-VLM objectives and task code run on it.
+The cross encoder's context may also be another text's embeddings (CCLM's parallel-text
+objectives); that needs the text width to equal the vision width, as in the official sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from x2vlm_core.errors import ConfigError
+from x2vlm_core.models.beit2 import BEiT2
+from x2vlm_core.models.bert import BertEncoder, BertOnlyMLMHead, additive_mask
+from x2vlm_core.models.cclm_config import CCLMConfig
+from x2vlm_core.models.config import TextConfig
+from x2vlm_core.models.xvlm import TEMP_RANGE, build_mlp
+
+
+def _init_bert_style(module: nn.Module) -> None:
+    """Normal(0.02) weights and zero biases, as BERT initialises its layers."""
+    for sub in module.modules():
+        if isinstance(sub, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(sub.weight, std=0.02)
+        if isinstance(sub, nn.Linear) and sub.bias is not None:
+            nn.init.zeros_(sub.bias)
+
+
+def build_text_encoder(config: CCLMConfig) -> nn.Module:
+    """The transformers model of ``text_encoder.arch`` (no pooler), freshly initialised."""
+    from transformers import BertModel, RobertaModel, XLMRobertaModel
+
+    classes = {"xlm-roberta": XLMRobertaModel, "roberta": RobertaModel, "bert": BertModel}
+    return classes[config.text_encoder.arch](config.text_encoder.transformers_config(), add_pooling_layer=False)
+
+
+class CrossEncoder(nn.Module):
+    """BERT layers without embeddings; each attends to the text, then to a context (image patches or a text)."""
+
+    def __init__(self, cfg: TextConfig, context_width: int) -> None:
+        super().__init__()
+        self.context_width = context_width
+        self.encoder = BertEncoder(cfg, context_width)  # fusion_start_at 0: every layer cross-attends
+
+    def forward(self, text_embeds: torch.Tensor, text_atts: torch.Tensor | None,
+                context: torch.Tensor | None, context_atts: torch.Tensor | None) -> torch.Tensor:
+        """``context=None`` skips the cross-attention (text-only MLM)."""
+        mask = additive_mask(text_atts, text_embeds.dtype)
+        context_mask = additive_mask(context_atts, text_embeds.dtype) if context is not None else None
+        x = text_embeds
+        for layer in self.encoder.layer:
+            x = layer(x, mask, context, context_mask)
+        return x
+
+
+class CCLM(nn.Module):
+    def __init__(self, config: CCLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        cross_cfg = config.text
+        self.vision_encoder = BEiT2(config.vision, config.image_res)
+        self.text_encoder = build_text_encoder(config)
+        self.cross_encoder = CrossEncoder(cross_cfg, config.vision.width)
+        # The official head reads the text encoder's config: its LayerNorm eps (XLM-R: 1e-5) and vocabulary.
+        head_eps = config.text_encoder.transformers_config().layer_norm_eps
+        self.mlm_head = BertOnlyMLMHead(TextConfig(vocab_size=cross_cfg.vocab_size, hidden_size=cross_cfg.hidden_size,
+                                                   layer_norm_eps=head_eps))
+        width = cross_cfg.hidden_size
+        self.vision_proj = nn.Linear(config.vision.width, config.embed_dim)
+        self.text_proj = nn.Linear(width, config.embed_dim)
+        # Shape [1], not the official (): DeepSpeed cannot broadcast 0-dim parameters.
+        self.temp = nn.Parameter(torch.full((1,), config.temp))
+        self.itm_head = build_mlp(width, 2)
+        self.bbox_head = build_mlp(width, 4)
+        for part in (self.cross_encoder, self.mlm_head, self.vision_proj, self.text_proj, self.itm_head, self.bbox_head):
+            _init_bert_style(part)
+
+    # Modules that start untrained when the model comes from X²-VLM + XLM-R; they get the larger learning rate.
+    new_head_prefixes = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp", "mlm_head")
+
+    def forward(self, objective, *batches):
+        """Run a training objective ``objective(model, *batches) -> {name: loss}`` (see ``XVLM.forward``)."""
+        return objective(self, *batches)
+
+    def clamp_temp(self) -> None:
+        with torch.no_grad():
+            self.temp.clamp_(*TEMP_RANGE)
+
+    # ---- the X²-VLM encoder interface ----
+
+    def get_vision_embeds(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if image.dim() != 4:
+            raise ConfigError(f"CCLM encodes images [B, 3, H, W]; got a tensor of shape {tuple(image.shape)}")
+        embeds = self.vision_encoder(image)
+        return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+
+    def get_region_embeds(self, image: torch.Tensor, image_atts: torch.Tensor,
+                          idx_to_group_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        region, full = self.vision_encoder.forward_regions(image, idx_to_group_img, image_atts)
+        return region, full[idx_to_group_img]
+
+    def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
+        return self.text_encoder(input_ids=text_ids, attention_mask=text_atts).last_hidden_state
+
+    def get_cross_embeds(self, image_embeds: torch.Tensor | None, image_atts: torch.Tensor | None,
+                         text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
+        """Text fused with a context: image patches, or (parallel text) the other text's embeddings."""
+        if image_embeds is not None and image_embeds.shape[-1] != self.cross_encoder.context_width:
+            raise ConfigError(
+                f"the cross encoder attends to {self.cross_encoder.context_width}-wide inputs (the vision width), "
+                f"got {image_embeds.shape[-1]}-wide ones; text-text fusion needs a text encoder as wide as the vision encoder")
+        return self.cross_encoder(text_embeds, text_atts, image_embeds, image_atts)
+
+    def get_image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
+
+    def get_text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
+
+    def itm_logits(self, image_embeds: torch.Tensor, image_atts: torch.Tensor | None,
+                   text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
+        return self.itm_head(self.get_cross_embeds(image_embeds, image_atts, text_embeds, text_atts)[:, 0])
+
+    def predict_bbox(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor,
+                     text_atts: torch.Tensor | None) -> torch.Tensor:
+        """(cx, cy, w, h) in [0, 1], from text fused with the whole image."""
+        return self.bbox_head(self.get_cross_embeds(image_embeds, None, text_embeds, text_atts)[:, 0]).sigmoid()
+
+    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor | None, masked_pos: torch.Tensor,
+                   image_embeds: torch.Tensor | None, image_atts: torch.Tensor | None) -> torch.Tensor:
+        """Logits ``[B, M, V]`` at ``masked_pos``: masked text → text encoder → cross encoder (with the context)."""
+        text_embeds = self.get_text_embeds(text_ids_masked, text_atts)
+        hidden = self.get_cross_embeds(image_embeds, image_atts, text_embeds, text_atts)
+        picked = torch.gather(hidden, 1, masked_pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        return self.mlm_head.predictions(picked)
