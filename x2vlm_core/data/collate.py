@@ -1,4 +1,10 @@
-"""Turn decoded shard samples into model batches (image-text, region-text)."""
+"""Turn decoded shard samples into model batches (image-text, region-text, video-text).
+
+The ``pretrain_*`` builders augment: every sample carries a ``seed`` (set by the shard
+stream from its position in the data), and all of its random choices (caption, crop, flip,
+RandAugment, frames, MLM masks) come from that seed, so a sample is processed the same
+way on any rank, DataLoader worker or resumed run.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,11 @@ from typing import Any
 
 import torch
 
+from x2vlm_core.data.augment import COLOUR_OPERATIONS, AugmentConfig, augment_image, rand_augment
 from x2vlm_core.data.masking import MaskingConfig, mask_whole_words
+from x2vlm_core.data.region_sampler import exact_size_selection, sample_regions
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
+from x2vlm_core.errors import DataError
 from x2vlm_core.tokenization import build_tokenizer, pre_caption
 
 
@@ -27,7 +36,8 @@ class TextEncoder:
         word_ids = [enc.word_ids(i) for i in range(len(clean))]
         return enc["input_ids"], enc["attention_mask"], word_ids
 
-    def masked(self, texts: list[str], masking: MaskingConfig, rng: random.Random) -> dict[str, torch.Tensor]:
+    def masked(self, texts: list[str], masking: MaskingConfig,
+               rng: random.Random | list[random.Random]) -> dict[str, torch.Tensor]:
         ids, atts, word_ids = self(texts)
         ids_masked, masked_pos, masked_ids = mask_whole_words(
             ids, word_ids, mask_token_id=self.tokenizer.mask_token_id, vocab_size=len(self.tokenizer),
@@ -68,36 +78,97 @@ def normalized_cxcywh(box_xywh: list[float], width: float, height: float) -> lis
     return [(x + w / 2) / width, (y + h / 2) / height, w / width, h / height]
 
 
-def region_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int, grid: int,
-                 max_regions: int, masking: MaskingConfig, rng: random.Random) -> dict[str, torch.Tensor]:
-    """Up to ``max_regions`` region texts per image, plus its caption as a whole-image row.
+def sample_rng(sample: dict[str, Any], purpose: str = "") -> random.Random:
+    """The generator of one sample's random choices, from the seed its stream gave it."""
+    return random.Random(f"{sample.get('seed', sample['key'])}{purpose}")
 
-    Each row carries the patch mask of its box, the box as (cx, cy, w, h) fractions,
-    the index of its image in ``image`` and ``is_image`` (1 for whole-image captions).
+
+def _captions(sample: dict[str, Any]) -> list[str]:
+    meta = sample["meta"]
+    captions = meta.get("captions") or meta.get("caption") or []
+    captions = [captions] if isinstance(captions, str) else list(captions)
+    if not captions:
+        raise DataError(f"sample {sample['key']}: no caption in its json; re-run prepare-data for this dataset")
+    return captions
+
+
+def pretrain_image_text_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int,
+                              masking: MaskingConfig, augment: AugmentConfig) -> dict[str, torch.Tensor]:
+    """One random caption per image; the image cropped, flipped and RandAugmented; MLM masks."""
+    rngs = [sample_rng(s) for s in samples]
+    captions = [rng.choice(_captions(s)) for s, rng in zip(samples, rngs)]
+    images = [image_to_tensor(augment_image(decode_image(s["images"][0], s["key"]), [caption], image_res, rng,
+                                            augment), image_res)
+              for s, caption, rng in zip(samples, captions, rngs)]
+    return {"image": torch.stack(images), **text.masked(captions, masking, rngs)}
+
+
+def sample_frame_indices(total: int, count: int, rng: random.Random) -> list[int]:
+    """Training frame sampling: one random frame from each of ``count`` near-equal segments.
+
+    Clips with fewer frames than ``count`` keep all of theirs plus random repeats, in order.
     """
-    texts, atts, boxes, groups, is_image = [], [], [], [], []
-    for index, sample in enumerate(samples):
-        meta = sample["meta"]
-        width, height = meta["width"], meta["height"]
-        regions = list(meta.get("regions", []))
-        rng.shuffle(regions)
-        for region in regions[:max_regions]:
-            texts.append(region["caption"])
-            atts.append(patch_mask(region["bbox"], width, height, grid))
-            boxes.append(normalized_cxcywh(region["bbox"], width, height))
-            groups.append(index)
-            is_image.append(0)
-        if meta.get("captions"):
-            texts.append(rng.choice(meta["captions"]))
-            atts.append([1] * (1 + grid * grid))
-            boxes.append([0.5, 0.5, 1.0, 1.0])
-            groups.append(index)
-            is_image.append(1)
+    if total <= count:
+        return sorted(list(range(total)) + [rng.randrange(total) for _ in range(count - total)])
+    base, longer = divmod(total, count)
+    lengths = [base + 1] * longer + [base] * (count - longer)
+    rng.shuffle(lengths)
+    indices, start = [], 0
+    for length in lengths:
+        indices.append(start + rng.randrange(length))
+        start += length
+    return indices
+
+
+def pretrain_video_text_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int, frame_len: int,
+                              masking: MaskingConfig, augment: AugmentConfig) -> dict[str, torch.Tensor]:
+    """Clips as ``image`` [B, frame_len, 3, H, W]: sampled frames, each augmented like an image."""
+    rngs = [sample_rng(s) for s in samples]
+    captions = [rng.choice(_captions(s)) for s, rng in zip(samples, rngs)]
+    clips = []
+    for sample, caption, rng in zip(samples, captions, rngs):
+        frames = sample["images"]
+        chosen = sample_frame_indices(len(frames), frame_len, rng)
+        clips.append(torch.stack([
+            image_to_tensor(augment_image(decode_image(frames[i], sample["key"]), [caption], image_res, rng, augment),
+                            image_res) for i in chosen]))
+    return {"image": torch.stack(clips), **text.masked(captions, masking, rngs)}
+
+
+def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int, grid: int,
+                          max_regions: int, batch_size: int, masking: MaskingConfig,
+                          augment: AugmentConfig) -> dict[str, torch.Tensor]:
+    """Exactly ``batch_size`` region texts over the images of ``samples`` (see region_sampler).
+
+    Each row carries the patch mask of its box, the box as (cx, cy, w, h) fractions, the
+    index of its image in ``image`` (``idx_to_group_img``) and ``is_image`` (1 for
+    whole-image captions, which have no box loss).
+    """
+    images, rows, seeds = [], [], []
+    for sample in samples:
+        rng = sample_rng(sample)
+        image, sample_rows = sample_regions(decode_image(sample["images"][0], sample["key"]), sample["meta"],
+                                            image_res, max_regions, augment.min_visible, augment.flip, rng)
+        if sample_rows:
+            image = rand_augment(image, rng, augment.randaug_ops, augment.randaug_magnitude, COLOUR_OPERATIONS)
+            images.append(image_to_tensor(image, image_res))
+            rows.append(sample_rows)
+            seeds.append(sample.get("seed", sample["key"]))
+    if not images:
+        keys = ", ".join(s["key"] for s in samples[:3])
+        raise DataError(f"region batch of {len(samples)} images ({keys}, ...) has no region inside its images; "
+                        "check the region dataset's boxes")
+    selected = exact_size_selection([len(r) for r in rows], batch_size, random.Random("|".join(seeds)))
+    chosen = [rows[image][row] for image, row in selected]
+    full = [1] * (1 + grid * grid)
     return {
-        "image": sample_images(samples, image_res),
-        "image_atts": torch.tensor(atts, dtype=torch.long),
-        "idx_to_group_img": torch.tensor(groups, dtype=torch.long),
-        "target_bbox": torch.tensor(boxes, dtype=torch.float32),
-        "is_image": torch.tensor(is_image, dtype=torch.long),
-        **text.masked(texts, masking, rng),
+        "image": torch.stack(images),
+        "image_atts": torch.tensor([full if r.is_image else patch_mask(list(r.box), image_res, image_res, grid)
+                                    for r in chosen], dtype=torch.long),
+        "idx_to_group_img": torch.tensor([image for image, _ in selected], dtype=torch.long),
+        "target_bbox": torch.tensor([normalized_cxcywh(list(r.box), image_res, image_res) for r in chosen],
+                                    dtype=torch.float32),
+        "is_image": torch.tensor([int(r.is_image) for r in chosen], dtype=torch.long),
+        **text.masked([r.text for r in chosen], masking,
+                      [random.Random(f"{seeds[image]}:mask:{row}") for image, row in selected]),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,18 +22,20 @@ def mask_whole_words(
     mask_token_id: int,
     vocab_size: int,
     config: MaskingConfig,
-    rng: random.Random,
+    rng: random.Random | Sequence[random.Random],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return ``(ids_masked, masked_pos [B, max_masks], masked_ids [B, max_masks])``.
 
-    Padding slots of ``masked_pos`` point at position 0 with label -100, so they
-    cost a gathered row but no loss.
+    ``rng`` is one generator for the batch, or one per row (so a text's masks do not
+    depend on which batch or rank it lands in). Padding slots of ``masked_pos`` point
+    at position 0 with label -100, so they cost a gathered row but no loss.
     """
     ids_masked = input_ids.clone()
     batch = input_ids.shape[0]
     masked_pos = torch.zeros(batch, config.max_masks, dtype=torch.long)
     masked_ids = torch.full((batch, config.max_masks), -100, dtype=torch.long)
-    for row in range(batch):
+    rngs = [rng] * batch if isinstance(rng, random.Random) else list(rng)
+    for row, row_rng in zip(range(batch), rngs):
         words: dict[int, list[int]] = {}
         for pos, word in enumerate(word_ids[row]):
             if word is not None:
@@ -40,7 +43,7 @@ def mask_whole_words(
         num_tokens = sum(len(p) for p in words.values())
         budget = min(config.max_masks, max(1, round(num_tokens * config.mask_prob)))
         order = list(words)
-        rng.shuffle(order)
+        row_rng.shuffle(order)
         chosen: list[int] = []
         for word in order:
             if len(chosen) + len(words[word]) > budget:
@@ -49,9 +52,9 @@ def mask_whole_words(
         for slot, pos in enumerate(sorted(chosen)):
             masked_pos[row, slot] = pos
             masked_ids[row, slot] = input_ids[row, pos]
-            roll = rng.random()
+            roll = row_rng.random()
             if roll < 0.8:
                 ids_masked[row, pos] = mask_token_id
             elif roll < 0.9:
-                ids_masked[row, pos] = rng.randrange(vocab_size)
+                ids_masked[row, pos] = row_rng.randrange(vocab_size)
     return ids_masked, masked_pos, masked_ids

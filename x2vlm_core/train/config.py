@@ -1,9 +1,16 @@
-"""Training configuration shared by pre-training and fine-tuning."""
+"""Training configuration shared by pre-training and fine-tuning.
+
+Batch sizes are global (all ranks and accumulation steps together): each rank takes
+``batch / (world_size * gradient_accumulation)`` per micro-step, so a run gives the same
+optimisation on 1 GPU or 64.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from x2vlm_core.data.augment import AugmentConfig
 from x2vlm_core.data.masking import MaskingConfig
 
 
@@ -19,20 +26,48 @@ class OptimConfig:
 
 
 @dataclass
+class StreamConfig:
+    """One pre-training stream: prepare-data datasets, mixed per sample by ``ratios``."""
+
+    datasets: list[str] = field(default_factory=list)  # empty: the stream is off
+    ratios: list[float] = field(default_factory=list)  # one per dataset; empty: equal
+    split: str = "train"
+    loss_weight: float = 1.0  # the official iter_perc: this stream's losses count this much
+    shards: str = ""  # prepare-data output holding these datasets; empty: data.shards
+
+
+@dataclass
+class DataConfig:
+    shards: str = ""  # prepare-data output folder or gs:// prefix (the CLI's --shards overrides it)
+    image_text: StreamConfig = field(default_factory=lambda: StreamConfig(datasets=["pretrain_image_text"]))
+    region_text: StreamConfig = field(default_factory=lambda: StreamConfig(datasets=["pretrain_region_text"]))
+    video_text: StreamConfig = field(default_factory=StreamConfig)
+
+
+@dataclass
 class TrainConfig:
     steps: int = 100
-    batch_size: int = 32
-    # Region-text batches: images per batch and region texts per image.
+    batch_size: int = 32  # image-text pairs per optimizer step, all ranks together
+    # Region-text batches: images read per step and the exact number of region texts kept.
     region_batch_images: int = 16
-    max_regions: int = 5
+    region_batch_size: int = 32
+    max_regions: int = 5  # texts per image (a whole-image caption counts as one)
+    video_batch_size: int = 0  # clips per step; 0: same as batch_size
     seed: int = 42
     zero_stage: int = 1
     precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
     gradient_accumulation: int = 1
-    num_workers: int = 0
-    shuffle_buffer: int = 256
+    activation_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, ~30% slower
+    num_workers: int = 0  # DataLoader workers per stream and rank
+    shuffle_buffer: int = 256  # samples shuffled together; 0 keeps the stored order
     log_every: int = 10
     save_every: int = 0  # 0: only at the end
+    keep_checkpoints: int = 2  # complete DeepSpeed checkpoints kept; older ones are deleted
+    tensorboard: bool = True  # event file under OUTPUT/tensorboard (rank 0)
     stop_itm_after: int = 0  # 0: never; the official 1B recipe stops ITM after hard negatives gave NaN
     optim: OptimConfig = field(default_factory=OptimConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    # Merged over the generated DeepSpeed JSON, e.g. {zero_optimization: {offload_optimizer: {device: cpu}}}.
+    deepspeed: dict[str, Any] = field(default_factory=dict)

@@ -49,3 +49,17 @@ def init_distributed() -> DistInfo:
     if not torch.distributed.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(int(os.environ["RANK"]), local_rank, int(os.environ["WORLD_SIZE"]), device)
+
+
+def barrier(world_size: int) -> None:
+    if world_size > 1:
+        torch.distributed.barrier()
+
+
+def from_main(value, world_size: int):
+    """Rank 0's ``value`` on every rank (e.g. which checkpoint to resume: all ranks must agree)."""
+    if world_size == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]

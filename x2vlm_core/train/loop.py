@@ -1,112 +1,153 @@
 """The one training loop behind pre-training and every fine-tune task.
 
-It owns the DeepSpeed engine, logging, periodic DeepSpeed checkpoints, resume, and
-the final model folder. What differs between tasks is only the objective and the
-batches it is fed.
+It owns the DeepSpeed engine, gradient accumulation, logging, periodic checkpoints, exact
+resume and the final model folder. What differs between tasks is only the objective and
+the batches it is fed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from tqdm import tqdm
 
 from x2vlm_core.checkpoint import save_model_dir
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.streaming import to_device
-from x2vlm_core.errors import X2VLMError
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.errors import CheckpointError
+from x2vlm_core.models.xvlm import TEMP_RANGE, XVLM
+from x2vlm_core.train import checkpointing
 from x2vlm_core.train.config import TrainConfig
-from x2vlm_core.train.distributed import DistInfo
+from x2vlm_core.train.distributed import DistInfo, barrier, from_main
 from x2vlm_core.train.engine import build_engine
+from x2vlm_core.train.progress import TrainingLog
 
 log = logging.getLogger(__name__)
 
 Objective = Callable[..., dict[str, torch.Tensor]]
+Batches = Iterator[tuple[dict[str, torch.Tensor], ...]]
 
 
-def _mean_across_ranks(values: dict[str, float], world_size: int) -> dict[str, float]:
-    if world_size == 1:
-        return values
-    names = sorted(values)
-    tensor = torch.tensor([values[n] for n in names], dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return {n: v / world_size for n, v in zip(names, tensor.tolist())}
+def clamp_temperature(engine, model: torch.nn.Module) -> None:
+    """Keep the ITC temperature in [0.001, 0.5], in the module and in DeepSpeed's fp32 master copy."""
+    temp = getattr(model, "temp", None)
+    if temp is None:
+        return
+    import deepspeed
+    from deepspeed.utils import safe_set_full_fp32_param
+
+    with torch.no_grad():
+        if engine.zero_optimization_stage() == 3:  # partitioned: gather, clamp on rank 0, scatter back
+            with deepspeed.zero.GatheredParameters([temp], modifier_rank=0):
+                temp.clamp_(*TEMP_RANGE)
+        else:  # no branch on the value: reading it would wait for the GPU every step
+            temp.clamp_(*TEMP_RANGE)
+            safe_set_full_fp32_param(temp, temp.float())
+
+
+def _batch_size_and_tokens(batch: tuple[dict[str, torch.Tensor], ...]) -> tuple[int, int]:
+    samples = tokens = 0
+    for part in batch:
+        if "text_atts" in part:
+            samples += part["text_atts"].shape[0]
+            tokens += int(part["text_atts"].sum())
+        else:
+            samples += next(iter(part.values())).shape[0]
+    return samples, tokens
 
 
 def run_training(
     model: XVLM,
     objective: Callable[[int], Objective],
-    batches: Iterator[tuple[dict[str, torch.Tensor], ...]],
+    batches: Batches | Callable[[int], Batches],
     cfg: TrainConfig,
     dist_info: DistInfo,
     output_dir: str | Path,
     checkpoint_dir: str | Path,
     micro_batch: int,
     description: str = "train",
+    resume_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train for ``cfg.steps`` steps and write the model folder to ``output_dir``.
+    """Train for ``cfg.steps`` optimizer steps and write the model folder to ``output_dir``.
 
-    ``objective(step)`` returns the loss function for that step (so ITM can be switched
-    off after N steps). DeepSpeed checkpoints go to ``checkpoint_dir``; if one exists,
-    training resumes from it.
+    ``objective(step)`` returns the loss function for that step (so ITM can be switched off
+    after N steps); it returns named loss terms, summed for the backward pass unless it
+    also returns the total under ``"loss"`` (e.g. weighted). ``batches`` yields one tuple of
+    batch dicts per micro-step; pass a function of the number of micro-batches already
+    consumed to resume without reading them again (a plain iterator is fast-forwarded).
+    ``micro_batch`` is this rank's batch per micro-step. Complete DeepSpeed checkpoints go
+    to ``checkpoint_dir`` every ``cfg.save_every`` steps and at the end; training resumes
+    from the newest one, as if it had never stopped, when ``resume_settings`` (the data
+    layout) still match. Returns the JSON-able summary also written as ``training.json``.
     """
-    output_dir = Path(output_dir)
-    ckpt_dir = Path(checkpoint_dir)
+    output_dir, ckpt_dir = Path(output_dir), Path(checkpoint_dir)
+    rank, world_size = dist_info.rank, dist_info.world_size
+    accumulation = cfg.gradient_accumulation
     engine = build_engine(model, cfg, dist_info.device, micro_batch, XVLM.new_head_prefixes)
-    start = 0
-    if (ckpt_dir / "latest").is_file():
-        _, client = engine.load_checkpoint(str(ckpt_dir))
-        start = int(client["step"])
-        log.info("resumed %s from %s at step %d", description, ckpt_dir, start)
+    float_dtype = torch.bfloat16 if engine.bfloat16_enabled() else None
+    settings = {"description": description, "micro_batch": micro_batch, "gradient_accumulation": accumulation,
+                **(resume_settings or {})}
 
-    history: list[dict[str, float]] = []
-    started = time.time()
-    bar = tqdm(total=cfg.steps, initial=start, desc=description, disable=not dist_info.is_main, mininterval=2)
+    # The data stream is positioned first, then the checkpoint restores every RNG as it was.
+    found = checkpointing.complete_checkpoints(ckpt_dir)
+    newest = from_main(found[-1][0] if found else None, world_size)
+    if newest != (found[-1][0] if found else None):
+        raise CheckpointError(f"rank {rank} sees other checkpoints in {ckpt_dir} than rank 0; the checkpoint "
+                              "dir must be one folder shared by all nodes (e.g. a PVC or a gcsfuse mount)")
+    start = min(newest, cfg.steps) if found else 0
+    if callable(batches):
+        stream = batches(start * accumulation)
+    else:
+        stream = batches
+        for _ in range(start * accumulation):
+            next(stream)
+    if found:
+        marker = checkpointing.load_latest(engine, ckpt_dir, rank, world_size, settings)
+        if marker["step"] != start:
+            raise CheckpointError(f"{ckpt_dir} changed while resuming (step {start}, then {marker['step']}); run again")
+
+    progress = TrainingLog(description, cfg.steps, start, cfg.log_every, world_size, dist_info.is_main,
+                           output_dir / "tensorboard" if cfg.tensorboard else None)
+    final: list[torch.nn.Module] = []
+
+    def save(step: int) -> str:
+        def write_model(tag: str) -> None:  # rank 0, after every rank saved, before the checkpoint counts
+            final[:] = [checkpointing.consolidated_model(engine, model, ckpt_dir, tag)]
+            with torch.no_grad():
+                final[0].temp.clamp_(*TEMP_RANGE)
+            save_model_dir(final[0], ckpt_dir / tag / "model")
+
+        return checkpointing.save_checkpoint(engine, ckpt_dir, step, rank, world_size,
+                                             {**settings, "micro_batches_consumed": step * accumulation},
+                                             cfg.keep_checkpoints, write_model)
+
+    tag = None
     for step in range(start, cfg.steps):
-        batch = tuple(to_device(b, dist_info.device) for b in next(batches))
-        losses = engine(objective(step), *batch)
-        total = sum(losses.values())
-        engine.backward(total)
-        engine.step()
-        model.clamp_temp()
-        bar.update(1)
-        last = step + 1 == cfg.steps
-        if (step + 1) % cfg.log_every == 0 or last:
-            # .item() syncs with the device, so only on logging steps.
-            values = {k: float(v.detach()) for k, v in losses.items()}
-            values["loss"] = float(total.detach())
-            values = _mean_across_ranks(values, dist_info.world_size)
-            if not math.isfinite(values["loss"]):
-                raise X2VLMError(f"{description}: loss became {values['loss']} at step {step + 1}; "
-                                 "lower optim.lr or check the data")
-            values.update(step=step + 1, lr=engine.get_lr()[0])
-            history.append(values)
-            if dist_info.is_main:
-                log.info(json.dumps({"event": description, **{k: round(v, 5) for k, v in values.items()}}))
-        if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
-            engine.save_checkpoint(str(ckpt_dir), tag=f"step{step + 1}", client_state={"step": step + 1})
-    bar.close()
+        step_objective = objective(step)
+        for _ in range(accumulation):
+            batch = next(stream)
+            samples, tokens = _batch_size_and_tokens(batch)
+            batch = tuple(to_device(part, dist_info.device, float_dtype) for part in batch)
+            clamp_temperature(engine, model)  # before the forward, as the official loop does
+            terms = engine(step_objective, *batch)
+            total = terms.pop("loss") if "loss" in terms else sum(terms.values())
+            engine.backward(total)
+            engine.step()
+            progress.add({**terms, "loss": total}, samples, tokens)
+        done = step + 1
+        progress.step_done(done, engine.get_lr(), last=done == cfg.steps)
+        if done == cfg.steps or (cfg.save_every and done % cfg.save_every == 0):
+            tag = save(done)
+    if tag is None:  # nothing left to train (already complete, or zero steps): save what there is
+        tag = save(start)
 
-    summary = {
-        "steps": cfg.steps,
-        "resumed_from_step": start,
-        "seconds": round(time.time() - started, 2),
-        "world_size": dist_info.world_size,
-        "final": history[-1] if history else {},
-        "history": history,
-        "train_config": to_dict(cfg),
-    }
+    summary = {"steps": cfg.steps, "resumed_from_step": start, "world_size": world_size,
+               "checkpoint": str(ckpt_dir / tag), **progress.close(), "train_config": to_dict(cfg)}
     if dist_info.is_main:
-        save_model_dir(model, output_dir, extra=summary)
-    if dist_info.world_size > 1:
-        dist.barrier()
+        save_model_dir(final[0], output_dir, extra=summary)
+        log.info("%s: model written to %s", description, output_dir)
+    barrier(world_size)
     return summary

@@ -1,56 +1,143 @@
-"""Pre-training: image-text and region-text batches from shards, summed losses."""
+"""Pre-training: image-text, region-text and video-text streams from shards, weighted summed losses.
+
+Every step takes one batch from each active stream (``train.data.*``): image-text pairs
+(augmented), region texts (crop-around-box sampler, exact-size batch) and video clips
+(``frame_len`` sampled frames). A stream may mix several prepared datasets by ``ratios``.
+"""
 
 from __future__ import annotations
 
 import functools
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from x2vlm_core.checkpoint import init_from
-from x2vlm_core.data.collate import TextEncoder, image_text_batch, region_batch
-from x2vlm_core.data.shards import list_shards
-from x2vlm_core.data.streaming import shard_loader
+from x2vlm_core.config_io import to_dict
+from x2vlm_core.data.collate import (
+    TextEncoder, pretrain_image_text_batch, pretrain_region_batch, pretrain_video_text_batch,
+)
+from x2vlm_core.data.streaming import BatchStream, MixedStream, Shard, ShardStream, batch_loader, dataset_shards
+from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.registry import create_model
-from x2vlm_core.train.config import TrainConfig
+from x2vlm_core.train.config import StreamConfig, TrainConfig
 from x2vlm_core.train.distributed import DistInfo, init_distributed
+from x2vlm_core.train.engine import micro_batch_size
 from x2vlm_core.train.loop import run_training
-from x2vlm_core.train.pretrain_objective import pretraining_losses
+from x2vlm_core.train.pretrain_objective import mixed_stream_losses
 from x2vlm_core.utils.seed import seed_everything
 
-IMAGE_TEXT = "pretrain_image_text"
-REGION_TEXT = "pretrain_region_text"
+STREAMS = ("image_text", "region_text", "video_text")
 
 
-def _loader(shards_root: str, dataset: str, batch_size: int, collate, cfg: TrainConfig,
-            info: DistInfo, seed_offset: int) -> Iterator[Any]:
-    return shard_loader(list_shards(shards_root, dataset, "train"), batch_size, collate, rank=info.rank,
-                        world_size=info.world_size, seed=cfg.seed + seed_offset,
-                        shuffle_buffer=cfg.shuffle_buffer, num_workers=cfg.num_workers)
+def active_streams(cfg: TrainConfig) -> list[str]:
+    return [name for name in STREAMS if getattr(cfg.data, name).datasets]
 
 
-def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Path, output_dir: str | Path,
+def check_pretrain_config(model_cfg: ModelConfig, cfg: TrainConfig, world_size: int) -> dict[str, int]:
+    """Refuse settings that cannot run, each with how to fix it; returns the per-rank micro-batch sizes."""
+    streams = active_streams(cfg)
+    if not streams:
+        raise ConfigError("no pre-training stream is on: list datasets in train.data.image_text, "
+                          "train.data.region_text or train.data.video_text")
+    for name in streams:
+        stream: StreamConfig = getattr(cfg.data, name)
+        if stream.ratios and len(stream.ratios) != len(stream.datasets):
+            raise ConfigError(f"train.data.{name}: {len(stream.datasets)} datasets but {len(stream.ratios)} ratios; "
+                              "give one ratio per dataset (or none for equal ratios)")
+        if stream.loss_weight < 0:
+            raise ConfigError(f"train.data.{name}.loss_weight must be >= 0, got {stream.loss_weight}")
+    if cfg.steps < 0 or cfg.log_every < 1 or cfg.save_every < 0 or cfg.shuffle_buffer < 0 or cfg.num_workers < 0:
+        raise ConfigError("train.steps, save_every, shuffle_buffer and num_workers must be >= 0 and log_every >= 1")
+    low, high = (list(cfg.augment.crop_scale) + [0, 0])[:2]
+    if len(cfg.augment.crop_scale) != 2 or not 0 < low <= high <= 1:
+        raise ConfigError(f"train.augment.crop_scale {cfg.augment.crop_scale} must be [low, high] "
+                          "with 0 < low <= high <= 1")
+    micro = {}
+    if "image_text" in streams:
+        micro["image_text"] = micro_batch_size(cfg.batch_size, cfg, world_size, "train.batch_size")
+    if "region_text" in streams:
+        micro["region_images"] = micro_batch_size(cfg.region_batch_images, cfg, world_size, "train.region_batch_images")
+        micro["region_text"] = micro_batch_size(cfg.region_batch_size, cfg, world_size, "train.region_batch_size")
+        if cfg.max_regions < 1 or cfg.region_batch_images * cfg.max_regions < cfg.region_batch_size:
+            raise ConfigError(
+                f"train.region_batch_size={cfg.region_batch_size} does not fit in region_batch_images="
+                f"{cfg.region_batch_images} x max_regions={cfg.max_regions} texts; every batch would repeat texts. "
+                "Raise region_batch_images or max_regions, or lower region_batch_size")
+    if "video_text" in streams:
+        if not model_cfg.frame_len:
+            raise ConfigError(f"train.data.video_text is on but model {model_cfg.name} has no frames "
+                              "(frame_len 0); use a *_video preset or set model.frame_len=3")
+        micro["video_text"] = micro_batch_size(cfg.video_batch_size or cfg.batch_size, cfg, world_size,
+                                               "train.video_batch_size")
+    return micro
+
+
+def _samples(start: int, worker: tuple[int, int], shards: list[list[Shard]], names: list[str], ratios: list[float],
+             name: str, cfg: TrainConfig, rank: int, world_size: int) -> MixedStream:
+    streams = [ShardStream(s, rank=rank, world_size=world_size, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer,
+                           loop=True, name=f"{name}/{dataset}", worker=worker) for s, dataset in zip(shards, names)]
+    return MixedStream(streams, ratios, seed=cfg.seed, name=name, start=start)
+
+
+def _stream_batches(name: str, shards_root: str, collate, micro_batch: int, cfg: TrainConfig,
+                    info: DistInfo) -> functools.partial:
+    """A function of the batches already consumed → this rank's endless batch iterator for the stream."""
+    stream: StreamConfig = getattr(cfg.data, name)
+    shards = [dataset_shards(stream.shards or shards_root, dataset, stream.split) for dataset in stream.datasets]
+    ratios = stream.ratios or [1.0] * len(stream.datasets)
+    make_samples = functools.partial(_samples, shards=shards, names=list(stream.datasets), ratios=ratios, name=name,
+                                     cfg=cfg, rank=info.rank, world_size=info.world_size)
+
+    def batches(consumed: int) -> Iterator[Any]:
+        return batch_loader(BatchStream(make_samples, micro_batch, collate, start=consumed), cfg.num_workers)
+
+    return batches
+
+
+def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Path | None, output_dir: str | Path,
                  checkpoint_dir: str | Path, init: str | None = None) -> dict[str, Any]:
+    shards_root = str(shards_root or cfg.data.shards or "")
+    if not shards_root:
+        raise ConfigError("no shards given: pass --shards (a prepare-data output folder or gs:// prefix) "
+                          "or set train.data.shards")
     info = init_distributed()
+    micro = check_pretrain_config(model_cfg, cfg, info.world_size)
     seed_everything(cfg.seed + info.rank)
     model = create_model(model_cfg)
     if init:
         init_from(model, init)
     text = TextEncoder(model_cfg.tokenizer, model_cfg.max_tokens)
-    rng = random.Random(cfg.seed * 1000 + info.rank)
-    image_collate = functools.partial(image_text_batch, text=text, image_res=model_cfg.image_res,
-                                      masking=cfg.masking, rng=rng)
-    region_collate = functools.partial(region_batch, text=text, image_res=model_cfg.image_res,
-                                       grid=model_cfg.num_patches_side, max_regions=cfg.max_regions,
-                                       masking=cfg.masking, rng=rng)
-    images = _loader(str(shards_root), IMAGE_TEXT, cfg.batch_size, image_collate, cfg, info, 0)
-    regions = _loader(str(shards_root), REGION_TEXT, cfg.region_batch_images, region_collate, cfg, info, 1)
+    collates = {
+        "image_text": functools.partial(pretrain_image_text_batch, text=text, image_res=model_cfg.image_res,
+                                        masking=cfg.masking, augment=cfg.augment),
+        "region_text": functools.partial(pretrain_region_batch, text=text, image_res=model_cfg.image_res,
+                                         grid=model_cfg.num_patches_side, max_regions=cfg.max_regions,
+                                         batch_size=micro.get("region_text", 0), masking=cfg.masking,
+                                         augment=cfg.augment),
+        "video_text": functools.partial(pretrain_video_text_batch, text=text, image_res=model_cfg.image_res,
+                                        frame_len=model_cfg.frame_len, masking=cfg.masking, augment=cfg.augment),
+    }
+    streams = active_streams(cfg)
+    images_per_batch = {"image_text": micro.get("image_text"), "region_text": micro.get("region_images"),
+                        "video_text": micro.get("video_text")}
+    per_stream = [_stream_batches(name, shards_root, collates[name], images_per_batch[name], cfg, info)
+                  for name in streams]
+
+    def batches(consumed: int) -> Iterator[tuple[dict[str, Any], ...]]:
+        return zip(*(stream(consumed) for stream in per_stream))
+
+    weights = tuple(getattr(cfg.data, name).loss_weight for name in streams)
 
     def objective(step: int):
         with_itm = not (cfg.stop_itm_after and step >= cfg.stop_itm_after)
-        return functools.partial(pretraining_losses, with_itm=with_itm)
+        return functools.partial(mixed_stream_losses, streams=tuple(streams), weights=weights, with_itm=with_itm)
 
-    return run_training(model, objective, zip(images, regions), cfg, info, output_dir, checkpoint_dir,
-                        micro_batch=cfg.batch_size, description="pretrain")
+    # What must not change for a checkpoint's data position to point at the same samples.
+    layout = {"seed": cfg.seed, "shuffle_buffer": cfg.shuffle_buffer, "num_workers": cfg.num_workers,
+              "streams": {name: {**{k: v for k, v in to_dict(getattr(cfg.data, name)).items() if k != "shards"},
+                                 "micro_batch": images_per_batch[name]} for name in streams}}
+    return run_training(model, objective, batches, cfg, info, output_dir, checkpoint_dir,
+                        micro_batch=micro.get("image_text") or max(micro.values()), description="pretrain",
+                        resume_settings=layout)

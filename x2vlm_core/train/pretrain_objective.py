@@ -1,4 +1,4 @@
-"""The pre-training loss: ITC + ITM + MLM on image-text, plus box losses on region-text."""
+"""The pre-training loss: ITC + ITM + MLM on image-text (and video-text), plus box losses on region-text."""
 
 from __future__ import annotations
 
@@ -40,7 +40,31 @@ def region_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bo
     return out
 
 
+def video_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+    """Clips ``image`` [B, F, 3, H, W]: frames encoded one by one, averaged per patch, then as image-text."""
+    image_embeds, image_atts = model.get_vision_embeds(batch["image"])
+    text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
+    return _alignment_losses(model, image_embeds, image_atts, text_embeds, batch, with_itm, prefix="video_")
+
+
+STREAM_LOSSES = {"image_text": image_text_losses, "region_text": region_text_losses, "video_text": video_text_losses}
+
+
 def pretraining_losses(model: XVLM, image_batch: dict[str, torch.Tensor], region_batch: dict[str, torch.Tensor],
                        with_itm: bool = True) -> dict[str, torch.Tensor]:
     """The official pre-training loss is the unweighted sum of these terms."""
     return {**image_text_losses(model, image_batch, with_itm), **region_text_losses(model, region_batch, with_itm)}
+
+
+def mixed_stream_losses(model: XVLM, *batches: dict[str, torch.Tensor], streams: tuple[str, ...],
+                        weights: tuple[float, ...], with_itm: bool = True) -> dict[str, torch.Tensor]:
+    """Every stream's terms, plus ``loss``: each stream's sum times its weight (the official iter_perc)."""
+    out: dict[str, torch.Tensor] = {}
+    total = None
+    for stream, weight, batch in zip(streams, weights, batches, strict=True):
+        terms = STREAM_LOSSES[stream](model, batch, with_itm)
+        out.update(terms)
+        part = weight * sum(terms.values())
+        total = part if total is None else total + part
+    out["loss"] = total
+    return out
