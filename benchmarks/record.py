@@ -75,8 +75,10 @@ def versions() -> str:
 
 
 def command_line() -> str:
-    """The command as typed, with the interpreter shortened to ``python``."""
-    return shlex.join(["python", *sys.argv])
+    """The command as typed, with the interpreter shortened to ``python`` and the thread count
+    (``OMP_NUM_THREADS``, when set) in front, since it changes CPU figures."""
+    threads = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+    return " ".join(threads + [shlex.join(["python", *sys.argv])])
 
 
 def append_entry(title: str, command: str, printed: str, notes: list[str] | tuple[str, ...] = (),

@@ -60,18 +60,36 @@ class Attention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * grid - 1) ** 2 + 3, num_heads))
         self.register_buffer("relative_position_index", relative_position_index(grid))
         self.proj = nn.Linear(dim, dim)
+        self._bias_cache: tuple[tuple, torch.Tensor] | None = None
 
-    def relative_position_bias(self) -> torch.Tensor:
+    def _gather_bias(self) -> torch.Tensor:
         n = self.relative_position_index.shape[0]
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        return bias.view(n, n, -1).permute(2, 0, 1)  # heads, N, N
+        return bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)  # 1, heads, N, N
+
+    def relative_position_bias(self) -> torch.Tensor:
+        """``[1, heads, N, N]``: gathered from the table at every training step (it needs a gradient);
+        in inference kept until the table changes, so evaluation gathers it once, not per batch."""
+        table = self.relative_position_bias_table
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and table.requires_grad):
+            return self._gather_bias()
+        # Optimizer steps and load_state_dict update tensors in place, which bumps their version.
+        key = (table._version, self.relative_position_index._version, table.data_ptr(), table.dtype, table.device)
+        if self._bias_cache is None or self._bias_cache[0] != key:
+            self._bias_cache = (key, self._gather_bias())
+        return self._bias_cache[1]
+
+    def train(self, mode: bool = True) -> "Attention":
+        self._bias_cache = None  # also covers weights swapped through ``.data`` by training engines
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        attn_bias = self.relative_position_bias().unsqueeze(0).to(x.dtype)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_bias)
+        qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.num_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        # An additive float bias: SDPA runs it on the memory-efficient kernel (flash takes no bias at all).
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.relative_position_bias().to(q.dtype))
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 

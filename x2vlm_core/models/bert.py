@@ -18,12 +18,21 @@ from torch import nn
 
 from x2vlm_core.models.config import TextConfig
 
-# The official code adds (1 - mask) * -10000 to the attention scores.
+# The official code adds (1 - mask) * -10000 to the attention scores. A boolean mask (-inf)
+# would select the same SDPA kernels and differ only where a row masks every key, so the
+# official additive form is kept.
 MASK_VALUE = -10000.0
 
 
-def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``[B, L]`` 1/0 keep-mask → ``[B, 1, 1, L]`` additive bias for SDPA."""
+def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[B, L]`` 1/0 keep-mask → ``[B, 1, 1, L]`` additive bias for SDPA.
+
+    ``None`` means "nothing to mask" (no padding, the whole image) and stays ``None``: SDPA's
+    flash kernel takes no mask at all, and the caller knows this from its inputs' shapes
+    without reading the mask back from the device.
+    """
+    if mask is None:
+        return None
     return (1.0 - mask[:, None, None, :].to(dtype)) * MASK_VALUE
 
 
@@ -57,7 +66,7 @@ class BertSelfAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.num_heads, -1).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, context: torch.Tensor | None = None) -> torch.Tensor:
         kv = x if context is None else context
         out = F.scaled_dot_product_attention(
             self._heads(self.query(x)), self._heads(self.key(kv)), self._heads(self.value(kv)),
@@ -85,7 +94,7 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(cfg, kv_width)
         self.output = ResidualOutput(cfg, cfg.hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, context: torch.Tensor | None = None) -> torch.Tensor:
         return self.output(self.self(x, mask, context), x)
 
 
@@ -107,8 +116,9 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(cfg)
         self.output = ResidualOutput(cfg, cfg.intermediate_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
                 image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``/``image_mask``: additive ``[B, 1, 1, L]`` biases, or ``None`` for no masking."""
         x = self.attention(x, mask)
         if image is not None and hasattr(self, "crossattention"):
             x = self.crossattention(x, image_mask, image)
@@ -125,7 +135,11 @@ class BertEncoder(nn.Module):
 
 
 class BertModel(nn.Module):
-    """Runs a slice of the layer stack: text layers, fusion layers, or all of them."""
+    """Runs a slice of the layer stack: text layers, fusion layers, or all of them.
+
+    ``text_atts`` / ``image_atts`` are ``[B, L]`` 1/0 keep-masks; ``None`` means no padding
+    (every text token, the whole image), which keeps SDPA's flash kernel eligible.
+    """
 
     def __init__(self, cfg: TextConfig, encoder_width: int) -> None:
         super().__init__()
@@ -133,7 +147,7 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(cfg)
         self.encoder = BertEncoder(cfg, encoder_width)
 
-    def run_layers(self, x: torch.Tensor, text_atts: torch.Tensor, start: int, stop: int,
+    def run_layers(self, x: torch.Tensor, text_atts: torch.Tensor | None, start: int, stop: int,
                    image: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
         mask = additive_mask(text_atts, x.dtype)
         image_mask = additive_mask(image_atts, x.dtype) if image is not None else None
@@ -141,15 +155,15 @@ class BertModel(nn.Module):
             x = layer(x, mask, image, image_mask)
         return x
 
-    def encode_text(self, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+    def encode_text(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
         return self.run_layers(self.embeddings(text_ids), text_atts, 0, self.fusion_start_at)
 
-    def fuse(self, text_embeds: torch.Tensor, text_atts: torch.Tensor,
-             image_embeds: torch.Tensor, image_atts: torch.Tensor) -> torch.Tensor:
+    def fuse(self, text_embeds: torch.Tensor, text_atts: torch.Tensor | None,
+             image_embeds: torch.Tensor, image_atts: torch.Tensor | None) -> torch.Tensor:
         return self.run_layers(text_embeds, text_atts, self.fusion_start_at, len(self.encoder.layer),
                                image_embeds, image_atts)
 
-    def forward(self, text_ids: torch.Tensor, text_atts: torch.Tensor,
+    def forward(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None,
                 image_embeds: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
         """All layers; with no image the fusion layers skip their cross-attention (text-only MLM)."""
         return self.run_layers(self.embeddings(text_ids), text_atts, 0, len(self.encoder.layer),
@@ -200,7 +214,7 @@ class BertForMaskedLM(nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor, masked_pos: torch.Tensor,
+    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor | None, masked_pos: torch.Tensor,
                    image_embeds: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, M, V]`` at ``masked_pos`` only: the vocabulary projection is the costly part."""
         hidden = self.bert(text_ids_masked, text_atts, image_embeds, image_atts)

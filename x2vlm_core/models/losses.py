@@ -62,15 +62,18 @@ def sample_hard_negatives(image_feat: torch.Tensor, text_feat: torch.Tensor, tem
     return image_neg, text_neg
 
 
-def matching_loss(model: XVLM, image_embeds: torch.Tensor, image_atts: torch.Tensor, image_feat: torch.Tensor,
-                  text_embeds: torch.Tensor, text_atts: torch.Tensor, text_feat: torch.Tensor,
+def matching_loss(model: XVLM, image_embeds: torch.Tensor, image_atts: torch.Tensor | None, image_feat: torch.Tensor,
+                  text_embeds: torch.Tensor, text_atts: torch.Tensor | None, text_feat: torch.Tensor,
                   idx: torch.Tensor | None = None) -> torch.Tensor:
-    """ITM: each positive pair against one hard-negative image and one hard-negative text."""
+    """ITM: each positive pair against one hard-negative image and one hard-negative text.
+
+    ``image_atts`` / ``text_atts`` may be ``None`` (nothing masked), as everywhere in the model.
+    """
     image_neg, text_neg = sample_hard_negatives(image_feat, text_feat, model.temp, idx)
     image_all = torch.cat([image_embeds, image_embeds[image_neg], image_embeds], dim=0)
-    image_atts_all = torch.cat([image_atts, image_atts[image_neg], image_atts], dim=0)
     text_all = torch.cat([text_embeds, text_embeds, text_embeds[text_neg]], dim=0)
-    text_atts_all = torch.cat([text_atts, text_atts, text_atts[text_neg]], dim=0)
+    image_atts_all = None if image_atts is None else torch.cat([image_atts, image_atts[image_neg], image_atts])
+    text_atts_all = None if text_atts is None else torch.cat([text_atts, text_atts, text_atts[text_neg]])
     logits = model.itm_logits(image_all, image_atts_all, text_all, text_atts_all)
     bs = image_embeds.shape[0]
     labels = torch.zeros(3 * bs, dtype=torch.long, device=logits.device)

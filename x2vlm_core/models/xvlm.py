@@ -2,6 +2,10 @@
 
 The module tree and parameter names follow the official ``XVLMBase`` so that its
 checkpoints load with ``load_state_dict`` as they are.
+
+Text and image masks (``text_atts``, ``image_atts``) are ``[B, L]`` 1/0 keep-masks; ``None``
+means nothing is masked (no padding, the whole image). Passing ``None`` when the inputs say so
+keeps SDPA's flash kernel eligible, and costs no read-back from the device.
 """
 
 from __future__ import annotations
@@ -81,11 +85,11 @@ class XVLM(nn.Module):
         region, full = self.vision_encoder.forward_regions(image, idx_to_group_img, image_atts)
         return region, full[idx_to_group_img]
 
-    def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+    def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
         return self.text_encoder.bert.encode_text(text_ids, text_atts)
 
-    def get_cross_embeds(self, image_embeds: torch.Tensor, image_atts: torch.Tensor,
-                         text_embeds: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+    def get_cross_embeds(self, image_embeds: torch.Tensor, image_atts: torch.Tensor | None,
+                         text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
         return self.text_encoder.bert.fuse(text_embeds, text_atts, image_embeds, image_atts)
 
     def get_image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
@@ -94,18 +98,17 @@ class XVLM(nn.Module):
     def get_text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
 
-    def itm_logits(self, image_embeds: torch.Tensor, image_atts: torch.Tensor,
-                   text_embeds: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+    def itm_logits(self, image_embeds: torch.Tensor, image_atts: torch.Tensor | None,
+                   text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
         cls = self.get_cross_embeds(image_embeds, image_atts, text_embeds, text_atts)[:, 0]
         return self.itm_head(cls)
 
     def predict_bbox(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor,
-                     text_atts: torch.Tensor) -> torch.Tensor:
-        """(cx, cy, w, h) in [0, 1], from text fused with the whole image."""
-        full = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
-        cls = self.get_cross_embeds(image_embeds, full, text_embeds, text_atts)[:, 0]
+                     text_atts: torch.Tensor | None) -> torch.Tensor:
+        """(cx, cy, w, h) in [0, 1], from text fused with the whole image (no image mask)."""
+        cls = self.get_cross_embeds(image_embeds, None, text_embeds, text_atts)[:, 0]
         return self.bbox_head(cls).sigmoid()
 
-    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor, masked_pos: torch.Tensor,
+    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor | None, masked_pos: torch.Tensor,
                    image_embeds: torch.Tensor | None, image_atts: torch.Tensor | None) -> torch.Tensor:
         return self.text_encoder.mlm_logits(text_ids_masked, text_atts, masked_pos, image_embeds, image_atts)
