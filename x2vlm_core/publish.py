@@ -40,7 +40,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[str, Any]],
                 lineage: dict[str, Any], training: dict[str, Any]) -> str:
-    if hasattr(config, "vision") and hasattr(config, "text"):
+    family = getattr(config, "family", None)
+    if family == "vlmo":
+        what = (f"A VLMo vision-language model (`{config.name}`): one multiway transformer of {config.depth} blocks "
+                f"(width {config.width}) with shared self-attention, image and text experts in every block and "
+                f"vision-language experts from block {config.vlffn_start}; a dual encoder for retrieval and a "
+                "fusion encoder for matching.")
+    elif family == "cclm":
+        vision, cross = config.vision, config.cross
+        what = (f"A CCLM multilingual vision-language model (`{config.name}`): a BEiT-2 image encoder "
+                f"({vision.depth} blocks, width {vision.width}), a {config.text_encoder.arch} text encoder "
+                f"(width {config.text_width}) and {cross.num_layers} cross-encoder layers that attend to the image "
+                "(or to a translation), trained on images with captions in several languages and on sentence pairs.")
+    elif hasattr(config, "vision") and hasattr(config, "text"):
         vision, text = config.vision, config.text
         what = (f"An X²-VLM vision-language model (`{config.name}`): a BEiT-2 image encoder ({vision.depth} blocks, "
                 f"width {vision.width}) and one BERT stack of {text.fusion_start_at} text layers and "
@@ -53,7 +65,7 @@ def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[st
         "",
         "## What it is",
         "",
-        f"{what} It reads {config.image_res}px images and English text, embeds both into one space (retrieval), "
+        f"{what} It reads {config.image_res}px images and {'multilingual' if family == 'cclm' else 'English'} text, embeds both into one space (retrieval), "
         "scores image-text matches, and, with a box head, locates the region a phrase describes (grounding). "
         "Weights are safetensors; `config.yaml` rebuilds the model (`x2vlm fetch-release` downloads, verifies and "
         "loads it).",

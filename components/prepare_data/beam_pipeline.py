@@ -7,6 +7,7 @@ Graph::
       -> drop empty texts / decode / validate / resize / re-encode  --(no text, bad image, bad video)--> rejects
          (videos: num_frames frames sampled and decoded with PyAV)
       -> group by (dataset, content hash)      --(same pixels, other file)-----> rejects
+         (records without images, e.g. sentence pairs: the hash of their texts; same texts, other key)
       -> sort keys per (dataset, split), cut into shards of shard_size
       -> write each shard atomically (local folder or gs://)
     driver: rejects.jsonl, stats.json, <dataset>/answers.json, index.json (written last: it marks the output complete)
@@ -63,6 +64,8 @@ CAPTION_WORD_BUCKET = 5
 CAPTION_WORD_CAP = 40
 IMAGE_SIDE_BUCKETS = (64, 128, 256, 512, 1024)
 SHARD_NAME = re.compile(r"[A-Za-z0-9_-]+-\d{5}\.tar")
+# Fields saying where a record came from, not what it holds: left out of a text-only record's content hash.
+_BOOKKEEPING = frozenset({"key", "dataset", "source", "split", "image_paths", "score", "texts_dropped"})
 
 
 def run_prepare_data(
@@ -299,6 +302,9 @@ def process_record(record: dict[str, Any], max_image_side: int, num_frames: int 
     digest = hashlib.sha256()
     for data in images:
         digest.update(len(data).to_bytes(8, "big") + data)
+    if not images:  # text-only (sentence pairs): duplicates are records with the same content
+        digest.update(json.dumps({k: v for k, v in record.items() if k not in _BOOKKEEPING}, sort_keys=True,
+                                 ensure_ascii=False).encode("utf-8"))
     if record["kind"] in VIDEO_KINDS:
         record = {**record, "num_frames": len(images)}
     yield {
@@ -356,7 +362,8 @@ def drop_duplicates(element: tuple[tuple[str, str], Iterable[dict[str, Any]]]) -
     _, samples = element
     by_file: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for sample in samples:
-        by_file[tuple(sample["image_paths"])].append(sample)
+        # A text-only record is its own "file": records with equal texts are duplicates of each other.
+        by_file[tuple(sample["image_paths"]) or ("record", sample["key"])].append(sample)
     first_key = {paths: min(s["key"] for s in group) for paths, group in by_file.items()}
     kept = min(by_file, key=lambda paths: first_key[paths])
     for paths, group in by_file.items():
@@ -426,7 +433,7 @@ def _reject(record: dict[str, Any], reason: str) -> dict[str, Any]:
 def _texts(meta: dict[str, Any]) -> list[str]:
     texts = list(meta.get("captions", [])) + list(meta.get("sentences", []))
     texts += [region["caption"] for region in meta.get("regions", [])]
-    texts += [meta[name] for name in ("question", "sentence") if name in meta]
+    texts += [meta[name] for name in ("question", "sentence", "source_text", "target_text") if name in meta]
     return texts
 
 

@@ -1,4 +1,4 @@
-"""Turn decoded shard samples into model batches (image-text, region-text, video-text).
+"""Turn decoded shard samples into model batches (image-text, region-text, video-text, text-only).
 
 The ``pretrain_*`` builders augment: every sample carries a ``seed`` (set by the shard
 stream from its position in the data), and all of its random choices (caption, crop, flip,
@@ -172,3 +172,17 @@ def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, imag
         **text.masked([r.text for r in chosen], masking,
                       [random.Random(f"{seeds[image]}:mask:{row}") for image, row in selected]),
     }
+
+
+def sample_texts(sample: dict[str, Any]) -> list[str]:
+    """The texts a text-only objective may read from a record: a sentence pair's two sides, or the captions."""
+    meta = sample["meta"]
+    pair = [meta[name] for name in ("source_text", "target_text") if isinstance(meta.get(name), str) and meta[name].strip()]
+    return pair or _captions(sample)
+
+
+def pretrain_text_batch(samples: list[dict[str, Any]], text: TextEncoder,
+                        masking: MaskingConfig) -> dict[str, torch.Tensor]:
+    """Text-only MLM: one text per record (a side of a sentence pair, or a caption; images unread), masked."""
+    rngs = [sample_rng(s) for s in samples]
+    return text.masked([rng.choice(sample_texts(s)) for s, rng in zip(samples, rngs)], masking, rngs)

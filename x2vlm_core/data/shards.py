@@ -35,6 +35,13 @@ By kind (with the dataset names the shapes world and the default pipeline use):
   ``video_id``, ``captions``, ``num_frames``; the images are the sampled frames, in time order.
 - ``video_qa`` (``video_qa``: MSRVTT-QA, splits train/test): ``video_id``, ``question_id``,
   ``question``, ``answer`` (+ ``answer_type``), ``num_frames``; frames as for ``video_text``.
+- ``visual_entailment`` (XVNLI): ``image_id``, ``sentence`` (the hypothesis), ``premise``,
+  ``label`` (contradiction / entailment / neutral), ``language``.
+- ``parallel_text`` (``pretrain_parallel_text``: WikiMatrix-style TSV): ``source_text``,
+  ``target_text``, ``source_language``, ``target_language`` (+ ``score``). No image: the sample is
+  its ``<key>.json`` alone (``images`` is []), and ``image_sizes`` is [].
+
+Multilingual records also carry ``language`` (IGLUE tasks) or ``caption_languages`` (captions).
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ from x2vlm_core import storage
 from x2vlm_core.errors import DataError
 
 INDEX_FILE = "index.json"
+# Kinds whose records hold text only: their samples are a json member alone.
+TEXT_ONLY_KINDS = frozenset({"parallel_text"})
 _PAIR_MEMBER = re.compile(r"img(\d+)\.jpg")
 
 
@@ -99,6 +108,7 @@ def _decode(sample: dict[str, Any], path: str | Path) -> dict[str, Any]:
     else:
         numbered = sorted((int(match[1]), name) for name in sample if (match := _PAIR_MEMBER.fullmatch(name)))
         images = [sample[name] for _, name in numbered]
-    if not images:
+    meta = json.loads(sample["json"])
+    if not images and meta.get("kind") not in TEXT_ONLY_KINDS:
         raise DataError(f"{path}: sample {key!r} has no image member; re-run prepare-data to rewrite the shard")
-    return {"key": key, "meta": json.loads(sample["json"]), "images": images}
+    return {"key": key, "meta": meta, "images": images}

@@ -163,3 +163,8 @@ def _safe_name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
         raise ConfigError(f"{where}: {value!r} is not a valid name; use only letters, digits, '_' and '-'")
     return value
+
+
+# The newer readers declare their formats beside their code (``FORMAT``); importing the readers
+# registers them in SOURCE_FORMATS, whichever of the two modules is imported first.
+import x2vlm_core.data.readers  # noqa: E402,F401

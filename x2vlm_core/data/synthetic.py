@@ -10,7 +10,8 @@ datasets lay them out:
   folders, and a ``caption<TAB>path`` TSV;
 - the official X²-VLM json-lines (ImageTextJsonDataset ``binary``/``desc``, RegionTextJsonDataset
   ``elems``/``bb``) and a CCLM multilingual file: the COCO train captions with their translation
-  into "shapes-speak" (language code ``xx``), a made-up language with its own vocabulary;
+  into "shapes-speak" (language code ``xx``), a made-up language with its own vocabulary, and a
+  WikiMatrix-style parallel TSV of English/shapes-speak caption pairs;
 - WebVid (csv + videos), MSR-VTT retrieval (videodatainfo json) and MSRVTT-QA.
 
 So the real readers and the real prepare-data job run on it and a tiny model can learn it on CPU.
@@ -72,6 +73,9 @@ DATASET_NAMES = {
     "msrvtt_qa": "video_qa",
 }
 MULTILINGUAL_DATASET = "pretrain_multilingual"
+MULTILINGUAL_RETRIEVAL_DATASET = "multilingual_retrieval"
+PARALLEL_DATASET = "pretrain_parallel_text"
+PARALLEL_FILE = "parallel/WikiMatrix.en-xx.tsv"  # WikiMatrix names its language pair in the file name
 SYNTHETIC_LANGUAGE = "xx"
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 VIDEO_FRAMES = (3, 8)  # fewest and most frames of a clip
@@ -733,14 +737,31 @@ def translate(text: str) -> str:
 
 
 def _write_translated_captions(world: _World, coco_images: list[_CocoImage]) -> None:
-    """CCLM's multilingual image-text json-lines: base64 image + ``caption`` {language: text}."""
-    lines = []
-    for image in (i for i in coco_images if i.folder == "train2014"):
-        data = (world.root / "coco" / image.folder / image.file_name).read_bytes()
-        captions = [{"en": caption, SYNTHETIC_LANGUAGE: translate(caption)} for caption in image.captions[:2]]
-        lines.append(_json_line({"binary": base64.b64encode(data).decode("ascii"), "caption": captions, "image_id": image.image_id}))
-    world.write_bytes("x2vlm/multilingual/part-00000.jsonl", "".join(lines).encode("utf-8"))
-    world.counts[MULTILINGUAL_DATASET]["train"] += len(lines)
+    """CCLM's multilingual image-text json-lines: base64 image + ``caption`` {language: text}.
+
+    The train images' file (``pretrain_multilingual``) is read as X²-VLM json-lines (``caption_key:
+    caption``); the val images' one, held-out images for multilingual retrieval
+    (``multilingual_retrieval``, split test), with the cclm_image_text format.
+    """
+    for folder, dataset, split, relative in (
+            ("train2014", MULTILINGUAL_DATASET, "train", "x2vlm/multilingual/part-00000.jsonl"),
+            ("val2014", MULTILINGUAL_RETRIEVAL_DATASET, "test", "x2vlm/multilingual_val/part-00000.jsonl")):
+        lines = []
+        for image in (i for i in coco_images if i.folder == folder):
+            data = (world.root / "coco" / image.folder / image.file_name).read_bytes()
+            captions = [{"en": caption, SYNTHETIC_LANGUAGE: translate(caption)} for caption in image.captions[:2]]
+            lines.append(_json_line({"binary": base64.b64encode(data).decode("ascii"), "caption": captions, "image_id": image.image_id}))
+        world.write_bytes(relative, "".join(lines).encode("utf-8"))
+        world.counts[dataset][split] += len(lines)
+
+
+def _write_parallel_text(world: _World, coco_images: list[_CocoImage]) -> None:
+    """A WikiMatrix-style TSV (``score<TAB>English<TAB>shapes-speak``): each distinct COCO caption and its translation."""
+    rng = world.rng("parallel")
+    captions = sorted({caption for image in coco_images for caption in image.captions})
+    lines = [f"{rng.uniform(1.04, 1.3):.4f}\t{caption}\t{translate(caption)}\n" for caption in captions]
+    world.write_bytes(PARALLEL_FILE, "".join(lines).encode("utf-8"))
+    world.counts[PARALLEL_DATASET]["train"] += len(lines)
 
 
 # ---------------------------------------------------------------- videos
@@ -959,6 +980,8 @@ def _sources_list(root: Path) -> list[dict[str, str]]:
         {"format": "x2vlm_image_text", "dataset": names["x2vlm_image_text"], "data": str(x2vlm / "image_text")},
         {"format": "x2vlm_region_text", "dataset": names["x2vlm_region_text"], "data": str(x2vlm / "region_text")},
         {"format": "x2vlm_image_text", "dataset": MULTILINGUAL_DATASET, "data": str(x2vlm / "multilingual"), "caption_key": "caption"},
+        {"format": "cclm_image_text", "dataset": MULTILINGUAL_RETRIEVAL_DATASET, "split": "test", "data": str(x2vlm / "multilingual_val")},
+        {"format": "parallel_tsv", "dataset": PARALLEL_DATASET, "data": str(root / PARALLEL_FILE)},
         {
             "format": "webvid",
             "dataset": names["webvid"],
@@ -1022,6 +1045,7 @@ def generate_shapes_world(
     _write_x2vlm_image_text(world, web)
     _write_x2vlm_region_text(world, web)
     _write_translated_captions(world, coco_images)
+    _write_parallel_text(world, coco_images)
     clips: set[_Clip] = set()
     _write_webvid(world, web, clips)
     _write_msrvtt(world, web, clips)

@@ -29,7 +29,8 @@ class OptimConfig:
 class StreamConfig:
     """One pre-training stream: prepare-data datasets, mixed per sample by ``ratios``."""
 
-    datasets: list[str] = field(default_factory=list)  # empty: the stream is off
+    # null: the model family's default (pretrain.family_streams); empty: the stream is off
+    datasets: list[str] | None = None
     ratios: list[float] = field(default_factory=list)  # one per dataset; empty: equal
     split: str = "train"
     loss_weight: float = 1.0  # the official iter_perc: this stream's losses count this much
@@ -39,9 +40,12 @@ class StreamConfig:
 @dataclass
 class DataConfig:
     shards: str = ""  # prepare-data output folder or gs:// prefix (the CLI's --shards overrides it)
-    image_text: StreamConfig = field(default_factory=lambda: StreamConfig(datasets=["pretrain_image_text"]))
-    region_text: StreamConfig = field(default_factory=lambda: StreamConfig(datasets=["pretrain_region_text"]))
+    image_text: StreamConfig = field(default_factory=StreamConfig)
+    region_text: StreamConfig = field(default_factory=StreamConfig)
     video_text: StreamConfig = field(default_factory=StreamConfig)
+    # Text-only streams (no images): sentence pairs (CCLM) and single texts (VLMo's text stage).
+    parallel_text: StreamConfig = field(default_factory=StreamConfig)
+    text: StreamConfig = field(default_factory=StreamConfig)
 
 
 @dataclass
@@ -53,6 +57,10 @@ class TrainConfig:
     region_batch_size: int = 32
     max_regions: int = 5  # texts per image (a whole-image caption counts as one)
     video_batch_size: int = 0  # clips per step; 0: same as batch_size
+    text_batch_size: int = 0  # sentence pairs or texts per step of the text-only streams; 0: same as batch_size
+    # VLMo's pre-training stage: vl (vision-language, everything trains) or text (text-only MLM,
+    # image side frozen). The image stage is BEiT's: start from a BEiT checkpoint with --init.
+    stage: str = "vl"
     seed: int = 42
     zero_stage: int = 1
     precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU

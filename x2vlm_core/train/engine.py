@@ -84,9 +84,18 @@ def _checkpointed(forward):
     return run
 
 
+def transformer_blocks(model: nn.Module) -> list[nn.Module]:
+    """The transformer blocks of a model of any family, in order."""
+    if hasattr(model, "transformer"):  # VLMo: one multiway stack
+        return list(model.transformer.blocks)
+    if hasattr(model, "cross_encoder"):  # CCLM: vision, transformers text encoder, cross encoder
+        return [*model.vision_encoder.blocks, *model.text_encoder.encoder.layer, *model.cross_encoder.encoder.layer]
+    return [*model.vision_encoder.blocks, *model.text_encoder.bert.encoder.layer]
+
+
 def enable_activation_checkpointing(model: nn.Module) -> int:
     """Recompute every transformer block in backward instead of keeping its activations; returns the count."""
-    blocks = [*model.vision_encoder.blocks, *model.text_encoder.bert.encoder.layer]
+    blocks = transformer_blocks(model)
     for block in blocks:
         block.forward = _checkpointed(block.forward)
     return len(blocks)

@@ -18,7 +18,7 @@ from x2vlm_core.checkpoint import save_model_dir
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.streaming import to_device
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.xvlm import TEMP_RANGE, XVLM
+from x2vlm_core.models.xvlm import TEMP_RANGE
 from x2vlm_core.train import checkpointing
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import DistInfo, barrier, from_main
@@ -32,7 +32,10 @@ Batches = Iterator[tuple[dict[str, torch.Tensor], ...]]
 
 
 def clamp_temperature(engine, model: torch.nn.Module) -> None:
-    """Keep the ITC temperature in [0.001, 0.5], in the module and in DeepSpeed's fp32 master copy."""
+    """Keep the ITC temperature in [0.001, 0.5], in the module and in DeepSpeed's fp32 master copy.
+
+    Only models with a ``temp`` parameter (X²-VLM, CCLM); VLMo's logit scales stay unclamped, as officially.
+    """
     temp = getattr(model, "temp", None)
     if temp is None:
         return
@@ -60,7 +63,7 @@ def _batch_size_and_tokens(batch: tuple[dict[str, torch.Tensor], ...]) -> tuple[
 
 
 def run_training(
-    model: XVLM,
+    model: torch.nn.Module,
     objective: Callable[[int], Objective],
     batches: Batches | Callable[[int], Batches],
     cfg: TrainConfig,
@@ -86,7 +89,8 @@ def run_training(
     output_dir, ckpt_dir = Path(output_dir), Path(checkpoint_dir)
     rank, world_size = dist_info.rank, dist_info.world_size
     accumulation = cfg.gradient_accumulation
-    engine = build_engine(model, cfg, dist_info.device, micro_batch, XVLM.new_head_prefixes)
+    # Each family names its own new heads (they train at lr * lr_mult).
+    engine = build_engine(model, cfg, dist_info.device, micro_batch, tuple(getattr(model, "new_head_prefixes", ())))
     float_dtype = torch.bfloat16 if engine.bfloat16_enabled() else None
     settings = {"description": description, "micro_batch": micro_batch, "gradient_accumulation": accumulation,
                 **(resume_settings or {})}
@@ -116,8 +120,9 @@ def run_training(
     def save(step: int) -> str:
         def write_model(tag: str) -> None:  # rank 0, after every rank saved, before the checkpoint counts
             final[:] = [checkpointing.consolidated_model(engine, model, ckpt_dir, tag)]
-            with torch.no_grad():
-                final[0].temp.clamp_(*TEMP_RANGE)
+            if getattr(final[0], "temp", None) is not None:
+                with torch.no_grad():
+                    final[0].temp.clamp_(*TEMP_RANGE)
             save_model_dir(final[0], ckpt_dir / tag / "model")
 
         return checkpointing.save_checkpoint(engine, ckpt_dir, step, rank, world_size,

@@ -8,17 +8,19 @@ from torch import nn
 from x2vlm_core.train.config import OptimConfig
 
 
-def _no_decay(name: str, param: nn.Parameter) -> bool:
-    # Biases, LayerNorm weights and scalars (temp) are not decayed.
-    return param.dim() <= 1 or name.endswith(".bias")
+def _no_decay(name: str, param: nn.Parameter, keys: tuple[str, ...] = ()) -> bool:
+    # Biases, LayerNorm weights and scalars (temp) are not decayed, nor the names a model exempts
+    # (VLMo's shared position table: decay would move the rows a pre-training stage keeps frozen).
+    return param.dim() <= 1 or name.endswith(".bias") or any(key in name for key in keys)
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig, new_prefixes: tuple[str, ...] = ()) -> list[dict]:
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    exempt = tuple(getattr(model, "no_weight_decay_keys", ()))
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        key = (_no_decay(name, param), name.startswith(new_prefixes))
+        key = (_no_decay(name, param, exempt), name.startswith(new_prefixes))
         groups.setdefault(key, []).append(param)
     return [
         {"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,

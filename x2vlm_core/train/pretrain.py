@@ -1,8 +1,10 @@
-"""Pre-training: image-text, region-text and video-text streams from shards, weighted summed losses.
+"""Pre-training: image-text, region-text, video-text and text-only streams from shards, weighted summed losses.
 
 Every step takes one batch from each active stream (``train.data.*``): image-text pairs
-(augmented), region texts (crop-around-box sampler, exact-size batch) and video clips
-(``frame_len`` sampled frames). A stream may mix several prepared datasets by ``ratios``.
+(augmented), region texts (crop-around-box sampler, exact-size batch), video clips
+(``frame_len`` sampled frames), sentence pairs (CCLM) or single texts (VLMo's text stage).
+A stream may mix several prepared datasets by ``ratios``. Which streams a model family trains
+on, their default datasets and their objectives are the family's (``pretrain_families``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,6 @@ from typing import Any
 
 from x2vlm_core.checkpoint import init_from
 from x2vlm_core.config_io import to_dict
-from x2vlm_core.data.collate import (
-    TextEncoder, pretrain_image_text_batch, pretrain_region_batch, pretrain_video_text_batch,
-)
 from x2vlm_core.data.streaming import BatchStream, MixedStream, Shard, ShardStream, batch_loader, dataset_shards
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.config import ModelConfig
@@ -25,10 +24,11 @@ from x2vlm_core.train.config import StreamConfig, TrainConfig
 from x2vlm_core.train.distributed import DistInfo, init_distributed
 from x2vlm_core.train.engine import micro_batch_size
 from x2vlm_core.train.loop import run_training
+from x2vlm_core.train.pretrain_families import (
+    STREAMS, family_of, prepare_vlmo_stage, resolve_streams, stream_collates, stream_losses,
+)
 from x2vlm_core.train.pretrain_objective import mixed_stream_losses
 from x2vlm_core.utils.seed import seed_everything
-
-STREAMS = ("image_text", "region_text", "video_text")
 
 
 def active_streams(cfg: TrainConfig) -> list[str]:
@@ -37,10 +37,11 @@ def active_streams(cfg: TrainConfig) -> list[str]:
 
 def check_pretrain_config(model_cfg: ModelConfig, cfg: TrainConfig, world_size: int) -> dict[str, int]:
     """Refuse settings that cannot run, each with how to fix it; returns the per-rank micro-batch sizes."""
+    cfg = resolve_streams(model_cfg, cfg)
     streams = active_streams(cfg)
     if not streams:
         raise ConfigError("no pre-training stream is on: list datasets in train.data.image_text, "
-                          "train.data.region_text or train.data.video_text")
+                          "train.data.region_text, train.data.video_text, train.data.parallel_text or train.data.text")
     for name in streams:
         stream: StreamConfig = getattr(cfg.data, name)
         if stream.ratios and len(stream.ratios) != len(stream.datasets):
@@ -66,11 +67,15 @@ def check_pretrain_config(model_cfg: ModelConfig, cfg: TrainConfig, world_size: 
                 f"{cfg.region_batch_images} x max_regions={cfg.max_regions} texts; every batch would repeat texts. "
                 "Raise region_batch_images or max_regions, or lower region_batch_size")
     if "video_text" in streams:
-        if not model_cfg.frame_len:
+        if not getattr(model_cfg, "frame_len", 0):
             raise ConfigError(f"train.data.video_text is on but model {model_cfg.name} has no frames "
                               "(frame_len 0); use a *_video preset or set model.frame_len=3")
         micro["video_text"] = micro_batch_size(cfg.video_batch_size or cfg.batch_size, cfg, world_size,
                                                "train.video_batch_size")
+    for name in ("parallel_text", "text"):
+        if name in streams:
+            micro[name] = micro_batch_size(cfg.text_batch_size or cfg.batch_size, cfg, world_size,
+                                           "train.text_batch_size")
     return micro
 
 
@@ -102,42 +107,36 @@ def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Pa
     if not shards_root:
         raise ConfigError("no shards given: pass --shards (a prepare-data output folder or gs:// prefix) "
                           "or set train.data.shards")
+    cfg = resolve_streams(model_cfg, cfg)
     info = init_distributed()
     micro = check_pretrain_config(model_cfg, cfg, info.world_size)
     seed_everything(cfg.seed + info.rank)
     model = create_model(model_cfg)
-    if init:
+    if family_of(model_cfg) == "vlmo":
+        prepare_vlmo_stage(model, cfg, init)  # freezes what the stage keeps, before the optimizer sees it
+    elif init:
         init_from(model, init)
-    text = TextEncoder(model_cfg.tokenizer, model_cfg.max_tokens)
-    collates = {
-        "image_text": functools.partial(pretrain_image_text_batch, text=text, image_res=model_cfg.image_res,
-                                        masking=cfg.masking, augment=cfg.augment),
-        "region_text": functools.partial(pretrain_region_batch, text=text, image_res=model_cfg.image_res,
-                                         grid=model_cfg.num_patches_side, max_regions=cfg.max_regions,
-                                         batch_size=micro.get("region_text", 0), masking=cfg.masking,
-                                         augment=cfg.augment),
-        "video_text": functools.partial(pretrain_video_text_batch, text=text, image_res=model_cfg.image_res,
-                                        frame_len=model_cfg.frame_len, masking=cfg.masking, augment=cfg.augment),
-    }
+    collates = stream_collates(model_cfg, cfg, micro.get("region_text", 0))
     streams = active_streams(cfg)
-    images_per_batch = {"image_text": micro.get("image_text"), "region_text": micro.get("region_images"),
-                        "video_text": micro.get("video_text")}
-    per_stream = [_stream_batches(name, shards_root, collates[name], images_per_batch[name], cfg, info)
+    samples_per_batch = {**micro, "region_text": micro.get("region_images")}
+    per_stream = [_stream_batches(name, shards_root, collates[name], samples_per_batch[name], cfg, info)
                   for name in streams]
 
     def batches(consumed: int) -> Iterator[tuple[dict[str, Any], ...]]:
         return zip(*(stream(consumed) for stream in per_stream))
 
     weights = tuple(getattr(cfg.data, name).loss_weight for name in streams)
+    losses = stream_losses(model_cfg)
 
     def objective(step: int):
         with_itm = not (cfg.stop_itm_after and step >= cfg.stop_itm_after)
-        return functools.partial(mixed_stream_losses, streams=tuple(streams), weights=weights, with_itm=with_itm)
+        return functools.partial(mixed_stream_losses, streams=tuple(streams), weights=weights, with_itm=with_itm,
+                                 stream_losses=losses)
 
     # What must not change for a checkpoint's data position to point at the same samples.
     layout = {"seed": cfg.seed, "shuffle_buffer": cfg.shuffle_buffer, "num_workers": cfg.num_workers,
               "streams": {name: {**{k: v for k, v in to_dict(getattr(cfg.data, name)).items() if k != "shards"},
-                                 "micro_batch": images_per_batch[name]} for name in streams}}
+                                 "micro_batch": samples_per_batch[name]} for name in streams}}
     return run_training(model, objective, batches, cfg, info, output_dir, checkpoint_dir,
                         micro_batch=micro.get("image_text") or max(micro.values()), description="pretrain",
                         resume_settings=layout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import torch
 
 from x2vlm_core.models import losses
@@ -56,13 +58,21 @@ def pretraining_losses(model: XVLM, image_batch: dict[str, torch.Tensor], region
     return {**image_text_losses(model, image_batch, with_itm), **region_text_losses(model, region_batch, with_itm)}
 
 
+StreamLoss = Callable[..., dict[str, torch.Tensor]]
+
+
 def mixed_stream_losses(model: XVLM, *batches: dict[str, torch.Tensor], streams: tuple[str, ...],
-                        weights: tuple[float, ...], with_itm: bool = True) -> dict[str, torch.Tensor]:
-    """Every stream's terms, plus ``loss``: each stream's sum times its weight (the official iter_perc)."""
+                        weights: tuple[float, ...], with_itm: bool = True,
+                        stream_losses: Mapping[str, StreamLoss] = STREAM_LOSSES) -> dict[str, torch.Tensor]:
+    """Every stream's terms, plus ``loss``: each stream's sum times its weight (the official iter_perc).
+
+    ``stream_losses`` maps a stream to its ``(model, batch, with_itm) -> terms``: another model
+    family's objectives (X²-VLM's by default).
+    """
     out: dict[str, torch.Tensor] = {}
     total = None
     for stream, weight, batch in zip(streams, weights, batches, strict=True):
-        terms = STREAM_LOSSES[stream](model, batch, with_itm)
+        terms = stream_losses[stream](model, batch, with_itm)
         out.update(terms)
         part = weight * sum(terms.values())
         total = part if total is None else total + part

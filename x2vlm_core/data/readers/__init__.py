@@ -11,6 +11,11 @@ inside an archive or json-lines file, see ``x2vlm_core.data.images``), plus the 
 - ``grounding``:   ``ref_id``, ``image_id``, ``sentences``, ``bbox`` [x, y, w, h] in pixels
 - ``video_text``:  ``video_id``, ``captions``; one video path
 - ``video_qa``:    ``video_id``, ``question_id``, ``question``, ``answer`` (+ ``answer_type``); one video path
+- ``visual_entailment``: ``image_id``, ``sentence`` (the hypothesis), ``premise``, ``label``, ``language``
+- ``parallel_text``: ``source_text``, ``target_text``, ``source_language``, ``target_language`` (+ ``score``); no image
+
+Multilingual readers add ``language`` (or ``caption_languages``) to the kinds above. The readers
+of the newer formats declare their ``SourceFormat`` as ``FORMAT``; it is registered here.
 
 A record may also carry ``reader_reject`` (e.g. ``download_failed``, ``remote_url``): the reader
 saw the sample but it cannot be used; the job rejects it with that reason instead of dropping it.
@@ -27,20 +32,28 @@ from typing import Iterator
 
 from x2vlm_core.data.readers import (
     caption_tsv,
+    cclm_image_text,
     coco_captions,
     img2dataset_files,
     img2dataset_webdataset,
     karpathy,
+    marvl,
     msrvtt,
     msrvtt_qa,
+    multi30k,
     nlvr2,
+    parallel_tsv,
     refcoco,
+    retrieval_json,
     visual_genome,
     visual_genome_objects,
     vqa_v2,
     webvid,
     x2vlm_image_text,
     x2vlm_region_text,
+    xflickrco,
+    xgqa,
+    xvnli,
 )
 from x2vlm_core.data.sources import SOURCE_FORMATS, Source
 from x2vlm_core.errors import ConfigError
@@ -61,7 +74,19 @@ READERS: dict[str, ModuleType] = {
     "msrvtt_qa": msrvtt_qa,
     "x2vlm_image_text": x2vlm_image_text,
     "x2vlm_region_text": x2vlm_region_text,
+    # CCLM: multilingual captions and parallel sentences (pre-training), IGLUE and multilingual retrieval.
+    "cclm_image_text": cclm_image_text,
+    "parallel_tsv": parallel_tsv,
+    "xvnli": xvnli,
+    "xgqa": xgqa,
+    "marvl": marvl,
+    "xflickrco": xflickrco,
+    "multi30k": multi30k,
+    "retrieval_json": retrieval_json,
 }
+for _name, _module in READERS.items():
+    if hasattr(_module, "FORMAT"):
+        SOURCE_FORMATS[_name] = _module.FORMAT
 assert set(READERS) == set(SOURCE_FORMATS), "every source format needs a reader"
 
 # Kinds whose one input is a video file, decoded into sampled frames.

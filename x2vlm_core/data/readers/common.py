@@ -159,7 +159,7 @@ def drop_empty_texts(record: dict[str, Any]) -> tuple[dict[str, Any], int, str |
         dropped += len(cleaned["regions"]) - len(regions)
         cleaned["regions"] = regions
     texts = len(cleaned.get("captions", [])) + len(cleaned.get("sentences", [])) + len(cleaned.get("regions", []))
-    single = [cleaned[name] for name in ("question", "sentence") if name in cleaned]
+    single = [cleaned[name] for name in ("question", "sentence", "source_text", "target_text") if name in cleaned]
     if any(not text.strip() for text in single) or (not single and texts == 0):
         return record, dropped, EMPTY_CAPTION
     return cleaned, dropped, None
