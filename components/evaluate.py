@@ -1,7 +1,7 @@
 """KFP component: evaluate a fine-tuned model with its task's metrics."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 from components.images import TRAIN_IMAGE
 
@@ -12,15 +12,30 @@ def evaluate(
     shards: Input[Dataset],
     model: Input[Model],
     metrics: Output[Metrics],
+    report: Output[HTML],
+    options: list = [],
 ):
-    """Writes every metric to the Metrics artifact (UI) and the task + values as JSON to its file."""
+    """Metrics artifact: every metric (UI) and the task + values as JSON in its file; HTML artifact: the report.
+
+    ``options`` are the task's evaluation settings as ``key=value``, e.g. ``["k_test=128"]``.
+    """
     import json
+    import os
+    import shutil
 
-    from x2vlm_core.evaluation import run_evaluation
+    from x2vlm_core.evaluation import METRICS_FILE, REPORT_FILE, run_evaluation
 
-    values = run_evaluation(task, model.path, shards.path, metrics.path + ".details")
+    details = metrics.path + ".details"  # predictions.jsonl, results files, report.html
+    values = run_evaluation(task, model.path, shards.path, details, options)
+    with open(os.path.join(details, METRICS_FILE)) as f:
+        written = json.load(f)
     for name, value in values.items():
         metrics.log_metric(name, value)
     metrics.metadata["task"] = task
+    if written.get("unavailable"):
+        metrics.metadata["unavailable"] = written["unavailable"]
+    shutil.copyfile(os.path.join(details, REPORT_FILE), report.path)
+    report.metadata["task"] = task
+    metrics.metadata["inputs"] = {"model": model.uri, "shards": shards.uri}  # lineage: what was evaluated
     with open(metrics.path, "w") as f:
-        json.dump({"task": task, "metrics": values, "model": model.uri}, f, indent=2)
+        json.dump({**written, "model": model.uri}, f, indent=2)

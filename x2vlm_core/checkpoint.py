@@ -18,17 +18,24 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from x2vlm_core.config_io import from_dict, load_yaml, save_yaml
+from x2vlm_core.config_io import load_yaml, save_yaml
 from x2vlm_core.errors import CheckpointError
+from x2vlm_core.models.cclm import CCLM
+from x2vlm_core.models.cclm_checkpoint import adapt_cclm_state
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.position_resize import grid_of_table, resize_relative_position_bias_table
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.models.registry import config_from_dict, create_model
+from x2vlm_core.models.task_heads import load_task_heads, save_task_heads
+from x2vlm_core.models.vlmo import VLMo
+from x2vlm_core.models.vlmo_checkpoint import adapt_official_state
+from x2vlm_core.models.vlmo_config import VLMoConfig
 from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
+from x2vlm_core.multilingual_tokenization import save_multilingual_tokenizer
 from x2vlm_core.tokenization import tokenizer_dir
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = "model.safetensors"
 CONFIG = "config.yaml"
 TOKENIZER = "tokenizer"
 
@@ -49,7 +56,9 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
-    state = obj.get("model", obj) if isinstance(obj, dict) else None
+    # X²-VLM files wrap the weights in 'model'; VLMo's may use 'state_dict' (Lightning) or 'module' (DeepSpeed).
+    wrapper = next((key for key in ("model", "state_dict", "module") if isinstance(obj, dict) and key in obj), None)
+    state = obj[wrapper] if wrapper else obj if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} holds no state dict (expected a dict of tensors or {{'model': ...}})")
     return from_official_layout(state)
@@ -107,26 +116,30 @@ def save_model_dir(model: XVLM, out_dir: str | Path, extra: dict[str, Any] | Non
              if k not in aliases}
     save_file(state, str(out / WEIGHTS))
     save_yaml(model.config, out / CONFIG)
-    vocab = tokenizer_dir(model.config.tokenizer) / "vocab.txt"
-    (out / TOKENIZER).mkdir(exist_ok=True)
-    shutil.copyfile(vocab, out / TOKENIZER / "vocab.txt")
+    save_task_heads(model, out)  # task models: which heads to rebuild on load
+    if isinstance(model, CCLM):  # XLM-R's sentencepiece model instead of a WordPiece vocab.txt
+        save_multilingual_tokenizer(model.config.tokenizer, out / TOKENIZER)
+    else:
+        vocab = tokenizer_dir(model.config.tokenizer) / "vocab.txt"
+        (out / TOKENIZER).mkdir(exist_ok=True)
+        shutil.copyfile(vocab, out / TOKENIZER / "vocab.txt")
     if extra is not None:
         (out / "training.json").write_text(json.dumps(extra, indent=2, sort_keys=True))
     return out
 
 
-def read_model_config(model_dir: str | Path) -> ModelConfig:
+def read_model_config(model_dir: str | Path) -> ModelConfig | VLMoConfig:
     model_dir = Path(model_dir)
     data = load_yaml(model_dir / CONFIG)
     data["tokenizer"] = str(model_dir / TOKENIZER)  # the folder travels with the weights
-    return from_dict(ModelConfig, data, where=str(model_dir / CONFIG))
+    return config_from_dict(data, where=str(model_dir / CONFIG))
 
 
 def load_model_dir(model_dir: str | Path) -> XVLM:
     model_dir = Path(model_dir)
-    if not (model_dir / WEIGHTS).is_file():
+    if not (model_dir / WEIGHTS).is_file() and not (model_dir / WEIGHTS_INDEX).is_file():
         raise CheckpointError(f"{model_dir} is not a model folder: {WEIGHTS} is missing")
-    model = create_model(read_model_config(model_dir))
+    model = load_task_heads(create_model(read_model_config(model_dir)), model_dir)
     missing = init_from(model, model_dir)
     if missing:
         raise CheckpointError(f"{model_dir / WEIGHTS} does not fit its config.yaml: missing {missing[:3]}")
@@ -136,7 +149,11 @@ def load_model_dir(model_dir: str | Path) -> XVLM:
 def init_from(model: XVLM, source: str | Path) -> list[str]:
     """Initialise from a model folder or checkpoint file; returns the keys left at their init."""
     source = Path(source)
-    state = fit_image_resolution(model, load_state_file(source / WEIGHTS if source.is_dir() else source))
+    state = load_weights(source) if source.is_dir() else load_state_file(source)  # a folder: whole or sharded
+    # Each family fits foreign checkpoints its own way (VLMo: one shared position table, renamed keys).
+    if isinstance(model, CCLM):  # X²-VLM checkpoints: fusion layers → cross encoder, text encoder replaced
+        state = adapt_cclm_state(model, state)
+    state = adapt_official_state(model, state) if isinstance(model, VLMo) else fit_image_resolution(model, state)
     check_shapes(model, state, str(source))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:

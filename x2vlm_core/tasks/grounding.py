@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from x2vlm_core import report
 from x2vlm_core.data.collate import TextEncoder, normalized_cxcywh, sample_images
 from x2vlm_core.metrics import box_iou_xywh, grounding_accuracy
 from x2vlm_core.models import losses
+from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.tasks.result import SplitResult
+from x2vlm_core.tasks.task_model import build_task_model, model_check
 
 DATASET = "grounding"
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("val", "testA", "testB")
+report_section = report.grounding_section
+check_model = model_check()
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, image_res: int,
+@dataclass
+class EvalConfig:
+    batch_size: int = 64  # images per forward pass (each with all its referring expressions)
+
+
+def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
+    return build_task_model(pretrained)[0]
+
+
+def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
                   rng: random.Random) -> dict[str, torch.Tensor]:
     ids, atts, _ = text([rng.choice(s["meta"]["sentences"]) for s in samples])
     boxes = [normalized_cxcywh(s["meta"]["bbox"], s["meta"]["width"], s["meta"]["height"]) for s in samples]
-    return {"image": sample_images(samples, image_res), "text_ids": ids, "text_atts": atts,
+    return {"image": sample_images(samples, config.image_res), "text_ids": ids, "text_atts": atts,
             "target_bbox": torch.tensor(boxes, dtype=torch.float32)}
 
 
@@ -34,13 +51,12 @@ def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 @torch.no_grad()
-def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder,
-             batch_size: int = 64) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     """Every sentence of every ref is one query; the box is scored in original pixels."""
     model.eval()
     queries, preds, truths = [], [], []
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start:start + batch_size]
+    for start in range(0, len(samples), cfg.batch_size):
+        chunk = samples[start:start + cfg.batch_size]
         image_embeds, _ = model.get_vision_embeds(sample_images(chunk, model.config.image_res))
         owner = [i for i, s in enumerate(chunk) for _ in s["meta"]["sentences"]]  # each image once, rows per sentence
         sentences = [sentence for s in chunk for sentence in s["meta"]["sentences"]]
@@ -56,4 +72,4 @@ def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder,
     predictions = [{"key": s["key"], "sentence": sentence, "pred_bbox": [round(v, 2) for v in p.tolist()],
                     "true_bbox": t.tolist(), "iou": round(float(iou), 4)}
                    for (s, sentence), p, t, iou in zip(queries, pred, truth, ious)]
-    return {"acc_iou50": grounding_accuracy(pred, truth), "mean_iou": float(ious.mean())}, predictions
+    return SplitResult({"acc_iou50": grounding_accuracy(pred, truth), "mean_iou": float(ious.mean())}, predictions)

@@ -1,22 +1,47 @@
-"""Image-text retrieval (COCO / Flickr30K): fine-tune with ITC + ITM, evaluate by ITC top-k → ITM re-rank."""
+"""Image-text retrieval (COCO / Flickr30K): fine-tune with ITC + ITM, evaluate by ITC top-k → ITM re-rank.
+
+Training gives every caption of an image the same id, so its other captions in the batch are
+soft positives in ITC and never drawn as ITM hard negatives (official ``idx``). Evaluation ranks
+all candidates by ITC similarity, then re-scores each query's ``k_test`` best with the ITM head
+(everything else stays at -100), and reports TR/IR R@1/5/10 as the official itm_eval does.
+"""
 
 from __future__ import annotations
 
+import logging
 import random
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from x2vlm_core import report
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.metrics import retrieval_recall
 from x2vlm_core.models import losses
+from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.tasks.result import SplitResult
+from x2vlm_core.tasks.task_model import build_task_model, model_check
+
+log = logging.getLogger(__name__)
 
 DATASET = "retrieval"
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("test",)
+UNSCORED = -100.0  # what candidates outside the top k score (official)
+report_section = report.retrieval_section
+check_model = model_check()
+
+
+@dataclass
+class EvalConfig:
+    k_test: int = 256  # candidates per query re-ranked by ITM (X-VLM's COCO / Flickr30K setting)
+    batch_size: int = 64  # images (or texts) encoded per forward pass
+    itm_batch_size: int = 256  # (query, candidate) pairs fused per ITM forward pass
 
 
 def image_index(key: str) -> int:
@@ -24,10 +49,14 @@ def image_index(key: str) -> int:
     return zlib.crc32(key.encode())
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, image_res: int,
+def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
+    return build_task_model(pretrained)[0]
+
+
+def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
                   rng: random.Random) -> dict[str, torch.Tensor]:
     ids, atts, _ = text([rng.choice(s["meta"]["captions"]) for s in samples])
-    return {"image": sample_images(samples, image_res), "text_ids": ids, "text_atts": atts,
+    return {"image": sample_images(samples, config.image_res), "text_ids": ids, "text_atts": atts,
             "idx": torch.tensor([image_index(s["key"]) for s in samples], dtype=torch.long)}
 
 
@@ -42,47 +71,69 @@ def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
     }
 
 
+def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+    return evaluate_retrieval(model, samples, text, cfg, lambda chunk: sample_images(chunk, model.config.image_res))
+
+
+def rerank_top_k(sims: torch.Tensor, k: int, pair_scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 batch_size: int) -> torch.Tensor:
+    """Scores ``[Q, C]``: ``pair_scores(queries, candidates)`` for each query's ``k`` most similar candidates.
+
+    The (query, candidate) pairs of all queries are scored in fixed-size batches, however small k is.
+    """
+    k = min(k, sims.shape[1])
+    top = sims.topk(k, dim=1).indices
+    queries = torch.arange(sims.shape[0]).repeat_interleave(k)
+    candidates = top.flatten()
+    values = torch.cat([pair_scores(queries[i:i + batch_size], candidates[i:i + batch_size])
+                        for i in range(0, len(queries), batch_size)])
+    scores = torch.full_like(sims, UNSCORED)
+    scores[queries, candidates] = values.to(scores.dtype)
+    return scores
+
+
 @torch.no_grad()
-def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, k_test: int = 256,
-             batch_size: int = 64) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """ITC similarity picks the top ``k_test`` candidates; the ITM head re-ranks them."""
+def evaluate_retrieval(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
+                       visual: Callable[[list[dict[str, Any]]], torch.Tensor]) -> SplitResult:
+    """``visual(samples)`` gives the image (or video) batch of some samples."""
     model.eval()
-    image_res = model.config.image_res
+    captioned = [s for s in samples if s["meta"].get("captions")]
+    if len(captioned) < len(samples):
+        log.warning("retrieval: %d of %d samples have no caption and are left out of the evaluation",
+                    len(samples) - len(captioned), len(samples))
+    samples = captioned
     texts, txt2img, img2txt = [], [], []
     for i, sample in enumerate(samples):
-        img2txt.append(list(range(len(texts), len(texts) + len(sample["meta"]["captions"]))))
-        texts.extend(sample["meta"]["captions"])
-        txt2img.extend([i] * len(sample["meta"]["captions"]))
+        captions = sample["meta"]["captions"]
+        img2txt.append(list(range(len(texts), len(texts) + len(captions))))
+        texts.extend(captions)
+        txt2img.extend([i] * len(captions))
 
-    image_embeds = torch.cat([model.get_vision_embeds(sample_images(samples[i:i + batch_size], image_res))[0]
-                              for i in range(0, len(samples), batch_size)])
+    step = cfg.batch_size
+    image_embeds = torch.cat([model.get_vision_embeds(visual(samples[i:i + step]))[0]
+                              for i in range(0, len(samples), step)])
     text_ids, text_atts, _ = text(texts)
-    text_embeds = torch.cat([model.get_text_embeds(text_ids[i:i + batch_size], text_atts[i:i + batch_size])
-                             for i in range(0, len(texts), batch_size)])
-    sims = model.get_image_feat(image_embeds) @ model.get_text_feat(text_embeds).t()
+    text_embeds = torch.cat([model.get_text_embeds(text_ids[i:i + step], text_atts[i:i + step])
+                             for i in range(0, len(texts), step)])
+    image_feat = torch.cat([model.get_image_feat(image_embeds[i:i + step]) for i in range(0, len(samples), step)])
+    text_feat = torch.cat([model.get_text_feat(text_embeds[i:i + step]) for i in range(0, len(texts), step)])
+    sims = image_feat @ text_feat.t()
     image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
 
-    def rerank(query_sims: torch.Tensor, pair) -> torch.Tensor:
-        scores = torch.full_like(query_sims, -100.0)
-        k = min(k_test, query_sims.shape[1])
-        for q, row in enumerate(query_sims):
-            top = row.topk(k).indices
-            scores[q, top] = pair(q, top)
-        return scores
+    def itm(images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+        # Texts are padded to the longest of all; a batch needs only its own longest.
+        length = int(text_atts[captions].sum(dim=1).max())
+        return model.itm_logits(image_embeds[images], image_atts[images], text_embeds[captions, :length],
+                                text_atts[captions, :length])[:, 1]
 
-    def i2t(q: int, top: torch.Tensor) -> torch.Tensor:
-        n = len(top)
-        return model.itm_logits(image_embeds[q].expand(n, -1, -1), image_atts[q].expand(n, -1),
-                                text_embeds[top], text_atts[top])[:, 1]
+    scores_i2t = rerank_top_k(sims, cfg.k_test, itm, cfg.itm_batch_size)
+    scores_t2i = rerank_top_k(sims.t(), cfg.k_test, lambda t, i: itm(i, t), cfg.itm_batch_size)
+    metrics = retrieval_recall(scores_i2t.numpy(), scores_t2i.numpy(), txt2img, img2txt)
 
-    def t2i(q: int, top: torch.Tensor) -> torch.Tensor:
-        n = len(top)
-        return model.itm_logits(image_embeds[top], image_atts[top], text_embeds[q].expand(n, -1, -1),
-                                text_atts[q].expand(n, -1))[:, 1]
-
-    scores_i2t = rerank(sims, i2t).numpy()
-    scores_t2i = rerank(sims.t(), t2i).numpy()
-    metrics = retrieval_recall(scores_i2t, scores_t2i, txt2img, img2txt)
-    predictions = [{"image_key": samples[i]["key"], "top5_texts": [texts[t] for t in np.argsort(-scores_i2t[i])[:5]],
-                    "true_texts": [texts[t] for t in img2txt[i]]} for i in range(len(samples))]
-    return metrics, predictions
+    top_texts = scores_i2t.topk(min(5, len(texts)), dim=1).indices.tolist()
+    top_images = scores_t2i.topk(min(5, len(samples)), dim=1).indices.tolist()
+    predictions = [{"direction": "image_to_text", "query": s["key"], "top5": [texts[t] for t in top_texts[i]],
+                    "truth": s["meta"]["captions"]} for i, s in enumerate(samples)]
+    predictions += [{"direction": "text_to_image", "query": texts[t], "top5": [samples[i]["key"] for i in top_images[t]],
+                     "truth": [samples[txt2img[t]]["key"]]} for t in range(len(texts))]
+    return SplitResult(metrics, predictions)
