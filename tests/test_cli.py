@@ -15,7 +15,7 @@ def _one_line_error(capsys, argv):
 def test_unknown_task(capsys, tiny_shards, tmp_path):
     err = _one_line_error(capsys, ["finetune", "--task", "captionz", "--pretrained", str(tmp_path),
                                    "--shards", str(tiny_shards), "--output", str(tmp_path / "o")])
-    assert "unknown task 'captionz'; available tasks: grounding, retrieval" in err
+    assert "unknown task 'captionz'; available tasks: captioning, grounding, nlvr2, retrieval, " in err
 
 
 def test_missing_annotation_file(capsys, tmp_path):

@@ -3,9 +3,13 @@
     x2vlm generate-synthetic --output data/shapes
     x2vlm prepare-data --sources data/shapes/sources.yaml --output shards
     x2vlm pretrain --shards shards --output out/pretrained --model x2vlm_tiny --set train.steps=50
+    x2vlm train-tokenizer --shards shards --output out/tokenizer --vocab-size 500
+    x2vlm pretrain --shards shards --output out/cclm --model cclm_tiny --set model.tokenizer=out/tokenizer
     x2vlm finetune --task retrieval --pretrained out/pretrained --shards shards --output out/retrieval
     x2vlm evaluate --task retrieval --model out/retrieval --shards shards --output out/eval-retrieval
     x2vlm publish --model out/pretrained --metrics out/eval-retrieval/metrics.json --destination releases
+    x2vlm fetch-release releases/x2vlm/v1 --output fetched/x2vlm-v1
+    x2vlm lineage runs/20250101-120000 --html lineage.html
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from typing import Any
 from x2vlm_core.errors import ConfigError, X2VLMError
 from x2vlm_core.run_config import load_run_config
 
+# The fine-tuning tasks (x2vlm_core.tasks.TASKS), listed here so `--help` needs no torch import.
+TASK_NAMES = ("retrieval", "grounding", "vqa", "nlvr2", "captioning", "video_retrieval", "video_qa")
+
 
 def _add_run_config_args(p: argparse.ArgumentParser, with_model: bool) -> None:
     p.add_argument("--config", help="YAML with `model:` (preset name or {preset, ...overrides}) and `train:` keys")
@@ -30,18 +37,23 @@ def _add_run_config_args(p: argparse.ArgumentParser, with_model: bool) -> None:
                    help="override a config value, e.g. --set train.steps=100 --set model.image_res=96")
 
 
-def _add_training_io_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--shards", required=True, help="prepare-data output folder (holds index.json)")
+def _add_training_io_args(p: argparse.ArgumentParser, shards_required: bool = True) -> None:
+    p.add_argument("--shards", required=shards_required,
+                   help="prepare-data output folder or gs:// prefix (holds index.json)"
+                   + ("" if shards_required else "; default: the config's train.data.shards"))
     p.add_argument("--output", required=True, help="model folder to write")
     p.add_argument("--checkpoint-dir", help="DeepSpeed checkpoints, resumed from if present (default: OUTPUT.checkpoints)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from x2vlm_core import __version__
+
     parser = argparse.ArgumentParser(prog="x2vlm", description="X²-VLM platform stages")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--version", action="version", version=f"x2vlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("generate-synthetic", help="write the shapes-world dataset in COCO/VG/VQA/NLVR2/RefCOCO formats")
+    p = sub.add_parser("generate-synthetic", help="write the shapes-world dataset (images and videos) in the real dataset formats")
     p.add_argument("--output", required=True)
     p.add_argument("--num-images", type=int, default=320)
     p.add_argument("--seed", type=int, default=0)
@@ -49,34 +61,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare-data", help="Apache Beam job: sources → webdataset shards + index/stats/rejects")
     p.add_argument("--sources", required=True, help="sources YAML (see README)")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, help="output folder or gs://BUCKET/PREFIX")
     p.add_argument("--shard-size", type=int, default=64)
     p.add_argument("--max-image-side", type=int, default=256)
+    p.add_argument("--num-frames", type=int, default=3, help="frames sampled from each video (default: 3, X²-VLM's frame_len)")
     p.add_argument("beam_args", nargs="*", help="Beam pipeline options after --, e.g. -- --runner=DataflowRunner")
 
     p = sub.add_parser("pretrain", help="pre-train with ITC + ITM + MLM + box losses (DeepSpeed)")
-    _add_training_io_args(p)
+    _add_training_io_args(p, shards_required=False)
     p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from")
     _add_run_config_args(p, with_model=True)
 
+    p = sub.add_parser("train-tokenizer", help="train a CCLM sentencepiece tokenizer on prepared shards' texts")
+    p.add_argument("--shards", required=True, help="prepare-data output folder or gs:// prefix")
+    p.add_argument("--output", required=True, help="tokenizer folder to write (use it as model.tokenizer)")
+    p.add_argument("--vocab-size", type=int, default=500,
+                   help="most sentencepiece pieces (cclm_tiny's vocabulary holds 512 entries: pieces + 2)")
+    p.add_argument("--dataset", dest="datasets", action="append", default=[],
+                   help="dataset whose texts to read (repeatable; default: pretrain_multilingual, pretrain_parallel_text)")
+
     p = sub.add_parser("finetune", help="fine-tune a pre-trained model folder on one task")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help=f"one of: {', '.join(TASK_NAMES)}")
     p.add_argument("--pretrained", required=True, help="model folder written by pretrain")
     _add_training_io_args(p)
     _add_run_config_args(p, with_model=False)
 
     p = sub.add_parser("evaluate", help="evaluate a model folder on a task's evaluation splits")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help=f"one of: {', '.join(TASK_NAMES)}")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--shards", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, help="folder for metrics.json, predictions.jsonl, report.html")
+    p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluation option of the task, e.g. --set k_test=128 (retrieval, vqa), --set num_beams=5")
 
-    p = sub.add_parser("publish", help="write an immutable release folder with manifest")
+    p = sub.add_parser("publish", help="write an immutable release (local folder or gs://) with manifest")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--metrics", action="append", default=[], help="metrics.json written by evaluate (repeatable)")
-    p.add_argument("--destination", default="releases", help="local folder (default: ./releases)")
+    p.add_argument("--destination", default="releases", help="local folder or gs://BUCKET/PREFIX (default: ./releases)")
     p.add_argument("--name", default="x2vlm")
-    p.add_argument("--version")
+    p.add_argument("--version", help="release version (default: vYYYYMMDD-HHMMSS, UTC)")
+    p.add_argument("--shards", help="prepare-data output the model was trained on, described in lineage and model card")
+    p.add_argument("--max-shard-mb", type=int, default=2048,
+                   help="weights larger than this are split into safetensors shards + index (default: 2048)")
+
+    p = sub.add_parser("lineage", help="the artifact graph of a local (kfp.local) run, as text and an HTML picture")
+    p.add_argument("run_dir", help="a local run folder, e.g. runs/<timestamp> from `make run`")
+    p.add_argument("--html", help="HTML/SVG picture to write (default: RUN_DIR/lineage.html)")
+
+    p = sub.add_parser("fetch-release", help="download a release, verify it against its manifest, load the model")
+    p.add_argument("uri", help="release folder or gs:// URI (a version, or the model folder to follow LATEST)")
+    p.add_argument("--output", required=True, help="new or empty local folder")
     return parser
 
 
@@ -106,13 +140,18 @@ def run(args: argparse.Namespace) -> Any:
         except ImportError as exc:
             raise ConfigError(f"prepare-data needs Apache Beam: pip install 'x2vlm-platform[beam]' ({exc})") from None
         return run_prepare_data(args.sources, args.output, shard_size=args.shard_size,
-                                max_image_side=args.max_image_side, pipeline_args=args.beam_args)
+                                max_image_side=args.max_image_side, num_frames=args.num_frames,
+                                pipeline_args=args.beam_args)
     if args.command == "pretrain":
         from x2vlm_core.train.pretrain import run_pretrain
 
         model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides)
         return run_pretrain(model_cfg, train_cfg, args.shards, args.output, _checkpoint_dir(args),
                             init=args.init)["final"]
+    if args.command == "train-tokenizer":
+        from x2vlm_core.train.tokenizer import train_tokenizer
+
+        return train_tokenizer(args.shards, args.output, args.vocab_size, args.datasets)
     if args.command == "finetune":
         from x2vlm_core.train.finetune import run_finetune
 
@@ -122,12 +161,31 @@ def run(args: argparse.Namespace) -> Any:
     if args.command == "evaluate":
         from x2vlm_core.evaluation import run_evaluation
 
-        return run_evaluation(args.task, args.model, args.shards, args.output)
+        return run_evaluation(args.task, args.model, args.shards, args.output, args.options)
     if args.command == "publish":
         from x2vlm_core.publish import publish_release
 
-        return str(publish_release(args.model, args.destination, args.name, metrics=_read_metrics(args.metrics),
-                                   version=args.version))
+        from x2vlm_core.lineage import data_fingerprint
+
+        lineage = {"training_data": data_fingerprint(args.shards)} if args.shards else {}
+        return publish_release(args.model, args.destination, args.name, metrics=_read_metrics(args.metrics),
+                               lineage=lineage, version=args.version, max_shard_bytes=args.max_shard_mb * 1024**2)
+    if args.command == "lineage":
+        from x2vlm_core.lineage import read_run_lineage, render_html, render_text
+
+        graph = read_run_lineage(args.run_dir)
+        html_path = Path(args.html or Path(args.run_dir) / "lineage.html")
+        html_path.write_text(render_html(graph))
+        print(render_text(graph))
+        return {"artifacts": len(graph.artifacts), "links": len(graph.links), "html": str(html_path)}
+    if args.command == "fetch-release":
+        from x2vlm_core.release import fetch_release, load_release
+
+        folder = fetch_release(args.uri, args.output)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        model = load_release(folder)
+        return {"release": f"{manifest['model_name']}/{manifest['version']}", "output": str(folder),
+                "files": len(manifest["files"]), "parameters": sum(p.numel() for p in model.parameters())}
     raise AssertionError(args.command)
 
 
