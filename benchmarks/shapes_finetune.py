@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from record import append_entry, command_line
+from shapes_pretrain import prepare
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.shards import read_index
 from x2vlm_core.evaluation import run_evaluation
@@ -44,17 +45,6 @@ PRETRAIN = {"batch_size": 32, "region_batch_images": 16, "region_batch_size": 32
             "optim": {"lr": 1e-3, "warmup_steps": 80}}
 COMMON = {"log_every": 50, "shuffle_buffer": 256, "tensorboard": False}
 EVAL_OPTIONS = {"captioning": ["max_length=30"]}
-
-
-def prepare(workdir: Path, num_images: int, seed: int) -> Path:
-    from components.prepare_data.beam_pipeline import run_prepare_data
-    from x2vlm_core.data.synthetic import generate_shapes_world
-
-    shards = workdir / "shards"
-    if not (shards / "index.json").is_file():
-        generate_shapes_world(workdir / "world", num_images=num_images, seed=seed)
-        run_prepare_data(str(workdir / "world" / "sources.yaml"), str(shards), shard_size=256, max_image_side=64)
-    return shards
 
 
 def headline(task: str, metrics: dict[str, float], shards: Path) -> dict[str, Any]:
