@@ -165,3 +165,19 @@ def test_inductor_compiled_tiny_gives_the_eager_outputs(fresh_dynamo):
             outputs.append((image, text, model.get_cross_embeds(image, None, text, image_batch["text_atts"])))
     for ours, reference in zip(outputs[1], outputs[0]):
         torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["vlmo_tiny", "cclm_tiny"])
+def test_every_family_compiles_block_by_block_without_graph_breaks(preset, fresh_dynamo):
+    """train.compile=auto compiles on GPU whatever the family: a graph break there would fail the run."""
+    model = compile_encoders(create_model(preset), backend="eager")
+    res = model.config.image_res
+    image, ids = torch.randn(2, 3, res, res), torch.randint(5, 100, (2, 10))
+    atts = torch.ones(2, 10, dtype=torch.long)
+    image_embeds, image_atts = model.get_vision_embeds(image)
+    text_embeds = model.get_text_embeds(ids, atts)
+    text_feat = (model.get_text_feat(text_embeds, atts) if preset.startswith("vlmo")
+                 else model.get_text_feat(text_embeds))
+    logits = model.itm_logits(image_embeds, image_atts, text_embeds, atts)
+    (model.get_image_feat(image_embeds).sum() + text_feat.sum() + logits.sum()).backward()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2

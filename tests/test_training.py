@@ -125,6 +125,22 @@ def test_activation_checkpointing_and_accumulation_keep_the_losses(tiny_shards, 
     assert marker["micro_batches_consumed"] == 4 and marker["micro_batch"] == 8
 
 
+@pytest.mark.slow
+def test_compiled_blocks_train_to_the_eager_losses(tiny_shards, tmp_path):
+    """train.compile=on under DeepSpeed: same losses as eager, and the checkpoint keeps its names."""
+    torch._dynamo.reset()
+    runs = {}
+    for name, setting in (("eager", "off"), ("compiled", "on")):
+        cfg = _train_cfg(steps=2, log_every=1, tensorboard=False, compile=setting)
+        mcfg = model_config("x2vlm_tiny", text={"hidden_dropout": 0.0, "attention_dropout": 0.0})
+        runs[name] = run_pretrain(mcfg, cfg, tiny_shards, tmp_path / name, tmp_path / f"{name}.ckpt")["history"]
+    torch._dynamo.reset()
+    for step in range(2):
+        for name in ("itc", "mlm", "region_bbox"):
+            assert runs["compiled"][step][name] == pytest.approx(runs["eager"][step][name], rel=1e-4)
+    load_model_dir(tmp_path / "compiled")
+
+
 def test_stop_itm_after_drops_the_itm_terms(tiny_shards, tmp_path):
     cfg = _train_cfg(steps=2, stop_itm_after=1, log_every=1, tensorboard=False)
     summary = run_pretrain(model_config("x2vlm_tiny"), cfg, tiny_shards, tmp_path / "m", tmp_path / "c")
@@ -147,13 +163,15 @@ def test_deepspeed_json_is_generated_from_our_config_and_overridable():
     ({"deepspeed": {"optimizer": {"type": "Adam"}}}, "train.deepspeed may not set ['optimizer']"),
     ({"deepspeed": {"fp16": {"enabled": True}}}, "fp16 is not supported"),
     ({"precision": "fp16"}, "train.precision 'fp16' is not one of auto, fp32, bf16"),
+    ({"compile": "yes"}, "train.compile 'yes' is not one of auto, on, off"),
 ])
 def test_unsupported_engine_settings_are_refused(settings, message):
-    from x2vlm_core.train.engine import resolve_precision
+    from x2vlm_core.train.engine import resolve_compile, resolve_precision
 
     cfg = _train_cfg(**settings)
     with pytest.raises(ConfigError) as error:
         resolve_precision(cfg, torch.device("cpu"))
+        resolve_compile(cfg, torch.device("cpu"))
         deepspeed_config(cfg, 4, "fp32")
     assert message in str(error.value)
 

@@ -16,8 +16,9 @@ depends on tensor values, a host read-back) fails loudly instead of slowing down
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.models.blocks import transformer_blocks
 
 # Graphs one block's code may need: training and evaluation, text-only and fused layers,
 # masked and unmasked attention, then dynamic shapes. Above torch's default of 8, so a
@@ -25,20 +26,15 @@ from x2vlm_core.models.xvlm import XVLM
 RECOMPILE_LIMIT = 32
 
 
-def compiled_blocks(model: XVLM) -> list[torch.nn.Module]:
-    """The blocks ``compile_encoders`` compiles: vision blocks, then the text/fusion layers."""
-    return [*model.vision_encoder.blocks, *model.text_encoder.bert.encoder.layer]
-
-
-def compile_encoders(model: XVLM, mode: str | None = None, dynamic: bool | None = None,
-                     backend: str = "inductor") -> XVLM:
-    """Compile ``model``'s vision blocks and text/fusion layers in place; returns ``model``.
+def compile_encoders(model: nn.Module, mode: str | None = None, dynamic: bool | None = None,
+                     backend: str = "inductor") -> nn.Module:
+    """Compile ``model``'s transformer blocks (``blocks.transformer_blocks``) in place; returns ``model``.
 
     ``mode``, ``dynamic`` and ``backend`` are ``torch.compile``'s (e.g. ``mode="max-autotune"``
     on GPU; ``backend="aot_eager"`` to check graph capture without code generation).
     Compilation happens lazily, at each block's first call with new shapes or flags.
     """
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-    for block in compiled_blocks(model):
+    for block in transformer_blocks(model):
         block.compile(fullgraph=True, mode=mode, dynamic=dynamic, backend=backend)
     return model

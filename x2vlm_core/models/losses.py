@@ -13,19 +13,15 @@ from x2vlm_core.models.xvlm import XVLM
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from every rank; gradients flow back to each rank's own rows.
 
-    Ranks may hold different numbers of rows (region batches vary with the regions
-    per image), so rows are padded to the largest count for the collective and cut after.
+    Every rank holds the same number of rows: the loaders yield exact-size batches (the region
+    batch too, ``exact_size_selection``), so no sizes are exchanged first, and no value is read
+    back to the host in the step.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
-    dist.all_gather(counts, torch.tensor([x.shape[0]], device=x.device))
-    longest = int(max(c.item() for c in counts))
-    padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + x.shape[1:])]) if x.shape[0] < longest else x
-    parts = all_gather(padded)
-    return torch.cat([part[: int(count.item())] for part, count in zip(parts, counts)], dim=0)
+    return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
 def contrastive_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor,

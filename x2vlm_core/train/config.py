@@ -66,6 +66,9 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
     gradient_accumulation: int = 1
     activation_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, ~30% slower
+    # torch.compile of each transformer block: auto = on GPU only. On CPU the compile time
+    # (tens of seconds) outweighs the gain for short runs; turn it on for long ones.
+    compile: str = "auto"
     num_workers: int = 0  # DataLoader workers per stream and rank
     shuffle_buffer: int = 256  # samples shuffled together; 0 keeps the stored order
     log_every: int = 10

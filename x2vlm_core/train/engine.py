@@ -10,10 +10,13 @@ import torch
 from torch import nn
 
 from x2vlm_core.errors import ConfigError
+from x2vlm_core.models.blocks import transformer_blocks
+from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.optim import build_optimizer, linear_warmup_decay
 
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_CHOICES = ("auto", "on", "off")
 ZERO_STAGES = (1, 2, 3)
 # These belong to our config (train.optim, train.batch_size, ...); set there, not in train.deepspeed.
 _OWNED_KEYS = ("optimizer", "scheduler", "train_batch_size", "train_micro_batch_size_per_gpu",
@@ -26,6 +29,12 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
     if cfg.precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     return cfg.precision
+
+
+def resolve_compile(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.compile not in COMPILE_CHOICES:
+        raise ConfigError(f"train.compile {cfg.compile!r} is not one of {', '.join(COMPILE_CHOICES)}")
+    return cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
 
 
 def micro_batch_size(batch: int, cfg: TrainConfig, world_size: int, what: str = "train.batch_size") -> int:
@@ -84,15 +93,6 @@ def _checkpointed(forward):
     return run
 
 
-def transformer_blocks(model: nn.Module) -> list[nn.Module]:
-    """The transformer blocks of a model of any family, in order."""
-    if hasattr(model, "transformer"):  # VLMo: one multiway stack
-        return list(model.transformer.blocks)
-    if hasattr(model, "cross_encoder"):  # CCLM: vision, transformers text encoder, cross encoder
-        return [*model.vision_encoder.blocks, *model.text_encoder.encoder.layer, *model.cross_encoder.encoder.layer]
-    return [*model.vision_encoder.blocks, *model.text_encoder.bert.encoder.layer]
-
-
 def enable_activation_checkpointing(model: nn.Module) -> int:
     """Recompute every transformer block in backward instead of keeping its activations; returns the count."""
     blocks = transformer_blocks(model)
@@ -109,6 +109,8 @@ def build_engine(model: nn.Module, cfg: TrainConfig, device: torch.device, micro
     config = deepspeed_config(cfg, micro_batch, precision)
     if cfg.activation_checkpointing:
         enable_activation_checkpointing(model)
+    if resolve_compile(cfg, device):
+        compile_encoders(model)
     optimizer = build_optimizer(model, cfg.optim, new_prefixes)
     scheduler = linear_warmup_decay(optimizer, min(cfg.optim.warmup_steps, cfg.steps), cfg.steps)
     engine, _, _, _ = deepspeed.initialize(model=model.to(device), optimizer=optimizer, lr_scheduler=scheduler,
