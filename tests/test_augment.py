@@ -3,6 +3,7 @@
 import io
 import random
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -12,10 +13,11 @@ from x2vlm_core.data.augment import (
     random_resized_crop_box, should_flip,
 )
 from x2vlm_core.data.collate import (
-    TextEncoder, pretrain_image_text_batch, pretrain_region_batch, sample_frame_indices,
+    TextEncoder, augmented_pixels, pretrain_image_text_batch, pretrain_region_batch, sample_frame_indices, sample_rng,
 )
 from x2vlm_core.data.masking import MaskingConfig
 from x2vlm_core.data.region_sampler import exact_size_selection, sample_regions, visible_part
+from x2vlm_core.data.transforms import decode_for_crop, decode_image, image_to_uint8, open_image
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -171,3 +173,51 @@ def test_video_batch_stacks_sampled_frames(text):
                for i in range(2)]
     batch = pretrain_video_text_batch(samples, text, 32, 3, MaskingConfig(), AugmentConfig())
     assert batch["image"].shape == (2, 3, 3, 32, 32) and batch["text_ids"].shape[0] == 2
+
+
+def _photo_jpeg(size: tuple[int, int], seed: int = 0) -> bytes:
+    """A smooth, textured JPEG: a crop placed or scaled wrongly would change its pixels visibly."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (size[1] // 40 + 2, size[0] // 40 + 2, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(coarse).resize(size, Image.BICUBIC).save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def test_draft_decoding_keeps_the_crop_at_least_the_output_size():
+    data = _photo_jpeg((1600, 1200))
+    cases = {  # crop box (left, top, right, bottom) -> the decode scale it allows for a 224 output
+        (0, 0, 1600, 1200): 4,  # 1200 / 224 = 5.4: 1/4 scale keeps 300 rows
+        (100, 50, 1100, 550): 2,  # 500 rows / 224 = 2.2
+        (10, 10, 240, 700): 1,  # 230 columns: any reduction would upsample
+        (7, 3, 7 + 449, 3 + 900): 2,
+    }
+    for box, scale in cases.items():
+        image, decoded_box = decode_for_crop(open_image(data), box, 224)
+        assert image.size == (1600 // scale, 1200 // scale) and image.mode == "RGB"
+        assert decoded_box == pytest.approx([v / scale for v in box])
+        assert decoded_box[2] - decoded_box[0] >= 224 and decoded_box[3] - decoded_box[1] >= 224
+
+
+def test_draft_decoded_crops_show_the_same_content_as_full_decodes():
+    data = _photo_jpeg((1600, 1200), seed=1)
+    plain = AugmentConfig(flip=False, randaug_ops=0)  # geometry only: small decode differences stay small
+    for seed in range(8):
+        fast = augmented_pixels(data, "k", ["x"], 64, random.Random(seed), plain).float()
+        full = image_to_uint8(augment_image(decode_image(data), ["x"], 64, random.Random(seed), plain)).float()
+        assert (fast - full).abs().mean() < 3, seed  # a misplaced or rescaled crop differs by tens
+
+
+def test_batches_hold_exactly_augment_images_uint8_pixels_when_no_draft_applies(text):
+    samples = [{"key": f"k{i}", "seed": f"s{i}", "images": [data], "meta": {"captions": ["a", "b"]}}
+               for i, data in enumerate([_jpeg(_scene()[0]), _photo_jpeg((120, 90)), _photo_jpeg((127, 100), 2)])]
+    # Under 2 x 64 px: no crop can be decoded at half scale.
+    batch = pretrain_image_text_batch(samples, text, 64, MaskingConfig(), AugmentConfig())
+    expected = []
+    for sample in samples:
+        rng = sample_rng(sample)
+        caption = rng.choice(sample["meta"]["captions"])
+        expected.append(image_to_uint8(augment_image(decode_image(sample["images"][0]), [caption], 64, rng,
+                                                     AugmentConfig())))
+    assert batch["image"].dtype == torch.uint8 and torch.equal(batch["image"], torch.stack(expected))
+

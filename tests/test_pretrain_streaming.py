@@ -4,12 +4,18 @@ import json
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from x2vlm_core import storage
 from x2vlm_core.data.shard_writer import write_shard
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
-from x2vlm_core.data.streaming import BatchStream, MixedStream, Shard, ShardStream, batch_loader, dataset_shards
+from x2vlm_core.data.streaming import (
+    BatchStream, MixedStream, Shard, ShardStream, batch_loader, dataset_shards, to_device,
+)
+from x2vlm_core.data.transforms import image_to_tensor, image_to_uint8
 from x2vlm_core.errors import ConfigError, DataError
 
 DATASETS = ("pretrain_image_text", "pretrain_region_text")
@@ -116,3 +122,15 @@ def test_a_shard_path_without_samples_is_refused(tmp_path):
         dataset_shards(str(tmp_path), "pretrain_region_text")
     with pytest.raises(DataError, match="no samples in the shards"):
         ShardStream([Shard(str(tmp_path / "a.tar"), 0)])
+
+
+def test_to_device_normalises_uint8_images_as_evaluation_does():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    pixels = image_to_uint8(image).unsqueeze(0)
+    masks = torch.ones(1, 5, dtype=torch.long)
+    moved = to_device({"image": pixels, "text_atts": masks}, torch.device("cpu"))
+    assert torch.equal(moved["image"], image_to_tensor(image, 20).unsqueeze(0)) and moved["text_atts"] is masks
+    half = to_device({"image": pixels}, torch.device("cpu"), torch.bfloat16)["image"]
+    assert half.dtype == torch.bfloat16 and torch.equal(half, moved["image"].to(torch.bfloat16))
+    floats = torch.randn(1, 3, 4, 4)  # already normalised (fine-tuning batches): left as they are
+    assert torch.equal(to_device({"image": floats}, torch.device("cpu"))["image"], floats)

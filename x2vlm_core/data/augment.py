@@ -106,12 +106,23 @@ def should_flip(texts: Iterable[str], rng: random.Random, enabled: bool) -> bool
     return enabled and rng.random() < 0.5 and not mentions_left_or_right(texts)
 
 
-def augment_image(image: Image.Image, texts: Iterable[str], image_res: int, rng: random.Random,
-                  config: AugmentConfig) -> Image.Image:
-    """Image-text pre-training augmentation: RandomResizedCrop (bicubic) → flip → RandAugment."""
-    scale = (config.crop_scale[0], config.crop_scale[1])
-    left, top, w, h = random_resized_crop_box(image.width, image.height, rng, scale)
-    image = image.resize((image_res, image_res), Image.BICUBIC, box=(left, top, left + w, top + h))
+def crop_corners(width: int, height: int, rng: random.Random, config: AugmentConfig) -> tuple[int, int, int, int]:
+    """The RandomResizedCrop box as (left, top, right, bottom), chosen on the full-size image."""
+    left, top, w, h = random_resized_crop_box(width, height, rng, (config.crop_scale[0], config.crop_scale[1]))
+    return left, top, left + w, top + h
+
+
+def augment_crop(image: Image.Image, box: tuple[float, float, float, float], texts: Iterable[str], image_res: int,
+                 rng: random.Random, config: AugmentConfig) -> Image.Image:
+    """The rest of ``augment_image`` once the crop box is drawn: one crop+resize (bicubic) → flip → RandAugment."""
+    image = image.resize((image_res, image_res), Image.BICUBIC, box=box)
     if should_flip(texts, rng, config.flip):
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
     return rand_augment(image, rng, config.randaug_ops, config.randaug_magnitude)
+
+
+def augment_image(image: Image.Image, texts: Iterable[str], image_res: int, rng: random.Random,
+                  config: AugmentConfig) -> Image.Image:
+    """Image-text pre-training augmentation: RandomResizedCrop (bicubic) → flip → RandAugment."""
+    box = crop_corners(image.width, image.height, rng, config)
+    return augment_crop(image, box, texts, image_res, rng, config)

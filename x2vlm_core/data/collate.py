@@ -3,7 +3,8 @@
 The ``pretrain_*`` builders augment: every sample carries a ``seed`` (set by the shard
 stream from its position in the data), and all of its random choices (caption, crop, flip,
 RandAugment, frames, MLM masks) come from that seed, so a sample is processed the same
-way on any rank, DataLoader worker or resumed run.
+way on any rank, DataLoader worker or resumed run. Their ``image`` is uint8 pixels, which
+``streaming.to_device`` normalises on the training device.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.data.augment import COLOUR_OPERATIONS, AugmentConfig, augment_image, rand_augment
+from x2vlm_core.data.augment import COLOUR_OPERATIONS, AugmentConfig, augment_crop, crop_corners, rand_augment
 from x2vlm_core.data.masking import MaskingConfig, mask_whole_words
 from x2vlm_core.data.region_sampler import exact_size_selection, sample_regions
-from x2vlm_core.data.transforms import decode_image, image_to_tensor
+from x2vlm_core.data.transforms import (
+    decode_for_crop, decode_image, image_to_tensor, image_to_uint8, open_image, square_uint8,
+)
 from x2vlm_core.errors import DataError
 from x2vlm_core.tokenization import build_tokenizer, pre_caption
 
@@ -92,13 +95,22 @@ def _captions(sample: dict[str, Any]) -> list[str]:
     return captions
 
 
+def augmented_pixels(data: bytes, key: str, texts: list[str], image_res: int, rng: random.Random,
+                     augment: AugmentConfig) -> torch.Tensor:
+    """uint8 ``[3, R, R]`` of ``augment_image``; the crop is drawn on the stored size before any pixel is decoded,
+    so a large JPEG decodes only as finely as the crop needs."""
+    image = open_image(data, key)
+    box = crop_corners(image.width, image.height, rng, augment)
+    image, box = decode_for_crop(image, box, image_res, key)
+    return image_to_uint8(augment_crop(image, box, texts, image_res, rng, augment))
+
+
 def pretrain_image_text_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int,
                               masking: MaskingConfig, augment: AugmentConfig) -> dict[str, torch.Tensor]:
     """One random caption per image; the image cropped, flipped and RandAugmented; MLM masks."""
     rngs = [sample_rng(s) for s in samples]
     captions = [rng.choice(_captions(s)) for s, rng in zip(samples, rngs)]
-    images = [image_to_tensor(augment_image(decode_image(s["images"][0], s["key"]), [caption], image_res, rng,
-                                            augment), image_res)
+    images = [augmented_pixels(s["images"][0], s["key"], [caption], image_res, rng, augment)
               for s, caption, rng in zip(samples, captions, rngs)]
     return {"image": torch.stack(images), **text.masked(captions, masking, rngs)}
 
@@ -129,9 +141,8 @@ def pretrain_video_text_batch(samples: list[dict[str, Any]], text: TextEncoder, 
     for sample, caption, rng in zip(samples, captions, rngs):
         frames = sample["images"]
         chosen = sample_frame_indices(len(frames), frame_len, rng)
-        clips.append(torch.stack([
-            image_to_tensor(augment_image(decode_image(frames[i], sample["key"]), [caption], image_res, rng, augment),
-                            image_res) for i in chosen]))
+        clips.append(torch.stack([augmented_pixels(frames[i], sample["key"], [caption], image_res, rng, augment)
+                                  for i in chosen]))
     return {"image": torch.stack(clips), **text.masked(captions, masking, rngs)}
 
 
@@ -151,7 +162,7 @@ def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, imag
                                             image_res, max_regions, augment.min_visible, augment.flip, rng)
         if sample_rows:
             image = rand_augment(image, rng, augment.randaug_ops, augment.randaug_magnitude, COLOUR_OPERATIONS)
-            images.append(image_to_tensor(image, image_res))
+            images.append(square_uint8(image, image_res))
             rows.append(sample_rows)
             seeds.append(sample.get("seed", sample["key"]))
     if not images:

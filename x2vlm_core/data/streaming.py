@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from x2vlm_core import storage
 from x2vlm_core.data.shards import INDEX_FILE, iter_shard_samples, read_index
+from x2vlm_core.data.transforms import normalize_images
 from x2vlm_core.errors import ConfigError, DataError
 
 
@@ -250,8 +251,10 @@ def _seed_worker(worker_id: int) -> None:
 
 def batch_loader(dataset: IterableDataset, num_workers: int) -> Iterator[Any]:
     """An endless iterator over a dataset that yields whole batches (``BatchStream``)."""
+    # Pinned batches let to_device's non_blocking copies overlap the GPU's work.
     return iter(DataLoader(dataset, batch_size=None, num_workers=num_workers, worker_init_fn=_seed_worker,
-                           persistent_workers=num_workers > 0, prefetch_factor=2 if num_workers else None))
+                           persistent_workers=num_workers > 0, prefetch_factor=2 if num_workers else None,
+                           pin_memory=torch.cuda.is_available()))
 
 
 def shard_loader(shard_paths: Sequence[Shard | str], batch_size: int,
@@ -261,12 +264,17 @@ def shard_loader(shard_paths: Sequence[Shard | str], batch_size: int,
     stream = ShardStream(shard_paths, rank=rank, world_size=world_size, seed=seed,
                          shuffle_buffer=shuffle_buffer, loop=True)
     return iter(DataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=num_workers,
-                           drop_last=True, persistent_workers=num_workers > 0, worker_init_fn=_seed_worker))
+                           drop_last=True, persistent_workers=num_workers > 0, worker_init_fn=_seed_worker,
+                           pin_memory=torch.cuda.is_available()))
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device,
               float_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Move tensors to ``device``; floating ones to ``float_dtype`` too (the engine's, e.g. bf16)."""
+    """Move tensors to ``device``; floating ones to ``float_dtype`` too (the engine's, e.g. bf16).
+
+    A uint8 ``image`` (the pre-training collates') is normalised here, after the copy: 4x fewer bytes
+    to move, and the arithmetic on the device.
+    """
     def move(value: Any) -> Any:
         if not isinstance(value, torch.Tensor):
             return value
@@ -274,4 +282,7 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device,
             return value.to(device, dtype=float_dtype, non_blocking=True)
         return value.to(device, non_blocking=True)
 
-    return {k: move(v) for k, v in batch.items()}
+    moved = {k: move(v) for k, v in batch.items()}
+    if "image" in moved and moved["image"].dtype == torch.uint8:
+        moved["image"] = normalize_images(moved["image"]).to(float_dtype or torch.float32)
+    return moved
