@@ -50,6 +50,22 @@ def test_checkpoint_of_another_shape_is_refused_with_the_key(tmp_path):
         init_from(other, tmp_path / "m")
 
 
+def test_absolute_position_embedding_follows_a_new_image_size(tmp_path):
+    model = create_model("x2vlm_tiny")  # 64 px, 8x8 patches, with an absolute position embedding
+    save_model_dir(model, tmp_path / "m")
+    bigger = create_model("x2vlm_tiny", image_res=96)  # 12x12 patches
+    assert init_from(bigger, tmp_path / "m") == []
+    old, new = model.vision_encoder.pos_embed, bigger.vision_encoder.pos_embed
+    assert new.shape == (1, 1 + 12 * 12, old.shape[2])
+    torch.testing.assert_close(new[:, 0], old[:, 0])  # the CLS position is kept
+    # A constant embedding stays constant when resampled: the patch grid is interpolated, not re-drawn.
+    with torch.no_grad():
+        model.vision_encoder.pos_embed[:, 1:] = 0.5
+    save_model_dir(model, tmp_path / "flat")
+    init_from(bigger, tmp_path / "flat")
+    torch.testing.assert_close(bigger.vision_encoder.pos_embed[:, 1:], torch.full_like(new[:, 1:], 0.5))
+
+
 class _Evil:
     def __reduce__(self):
         import os

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import pickle
 import shutil
 from pathlib import Path
@@ -23,7 +24,9 @@ from x2vlm_core.errors import CheckpointError
 from x2vlm_core.models.cclm import CCLM
 from x2vlm_core.models.cclm_checkpoint import adapt_cclm_state
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.position_resize import grid_of_table, resize_relative_position_bias_table
+from x2vlm_core.models.position_resize import (
+    grid_of_table, resize_patch_position_embedding, resize_relative_position_bias_table,
+)
 from x2vlm_core.models.registry import config_from_dict, create_model
 from x2vlm_core.models.task_heads import load_task_heads, save_task_heads
 from x2vlm_core.models.vlmo import VLMo
@@ -72,7 +75,8 @@ def from_official_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 
 def fit_image_resolution(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Resize relative position bias tables to the model's patch grid (another ``image_res``).
+    """Resize relative position bias tables (and a vision ``pos_embed``) to the model's patch grid
+    (another ``image_res``).
 
     The index buffers are derived from the grid, so the model's own are kept.
     """
@@ -88,6 +92,8 @@ def fit_image_resolution(model: nn.Module, state: dict[str, torch.Tensor]) -> di
             fitted[key] = resize_relative_position_bias_table(value, grid)
         elif key.endswith("relative_position_index"):
             fitted[key] = expected[key]
+        elif key == "vision_encoder.pos_embed":
+            fitted[key] = resize_patch_position_embedding(value, math.isqrt(expected[key].shape[1] - 1))
     return fitted
 
 

@@ -139,6 +139,7 @@ class BEiT2(nn.Module):
         self.width = cfg.width
         self.patch_embed = PatchEmbed(cfg.patch_size, cfg.width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid**2, cfg.width)) if cfg.abs_pos_emb else None
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(Block(cfg, self.grid, rate) for rate in rates)
         self.fc_norm = nn.LayerNorm(cfg.width, eps=LAYER_NORM_EPS)
@@ -146,6 +147,8 @@ class BEiT2(nn.Module):
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
@@ -160,6 +163,8 @@ class BEiT2(nn.Module):
         """Patch tokens after the transformer and ``fc_norm``: ``[B, P, D]``."""
         x = self.patch_embed(image)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
         for block in self.blocks:
             x = block(x)
         return self.fc_norm(x[:, 1:])

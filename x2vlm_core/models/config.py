@@ -16,6 +16,10 @@ class VisionConfig:
     mlp_ratio: float = 4.0
     layer_scale_init: float = 0.1
     drop_path_rate: float = 0.1
+    # A learned absolute position embedding (BEiT's ``use_abs_pos_emb``). X²-VLM's BEiT-2 has none
+    # (relative position biases only); small models trained from scratch localise far better with it,
+    # since the relative biases start at zero and carry no absolute position.
+    abs_pos_emb: bool = False
 
 
 @dataclass

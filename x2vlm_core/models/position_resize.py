@@ -37,3 +37,18 @@ def resize_relative_position_bias_table(table: torch.Tensor, grid: int) -> torch
     resized = F.interpolate(image, size=(new_side, new_side), mode="bicubic", align_corners=True)
     resized = resized.reshape(heads, new_side * new_side).T.to(table.dtype)
     return torch.cat([resized, cls_rows], dim=0)
+
+
+def resize_patch_position_embedding(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
+    """``[1, 1 + g*g, D]`` → ``[1, 1 + grid*grid, D]``: the patch part resampled bicubically, CLS kept."""
+    old = math.isqrt(pos_embed.shape[1] - 1)
+    if old * old != pos_embed.shape[1] - 1:
+        raise ValueError(f"a patch position embedding of {pos_embed.shape[1]} tokens fits no square patch grid")
+    if old == grid:
+        return pos_embed
+    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
+    width = pos_embed.shape[2]
+    image = patches.float().reshape(1, old, old, width).permute(0, 3, 1, 2)
+    resized = F.interpolate(image, size=(grid, grid), mode="bicubic", align_corners=False)
+    resized = resized.permute(0, 2, 3, 1).reshape(1, grid * grid, width).to(pos_embed.dtype)
+    return torch.cat([cls, resized], dim=1)
