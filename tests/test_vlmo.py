@@ -469,3 +469,15 @@ def test_retrieval_vqa_and_nlvr2_heads_train():
                    "text_atts": batch["text_atts"], "label": torch.tensor([0, 1, 1, 0])}
     history = train(nlvr2, objectives.nlvr2_losses, nlvr2_batch, 8)
     assert history[-1] < history[0]
+
+
+def test_task_heads_have_the_official_shapes():
+    """vqa: w → 2w → answers; nlvr2: 2w → 2w → 2 (official checkpoints' head weights load as they are)."""
+    model = create_model("vlmo_tiny")
+    model.add_task_head("vqa")
+    model.add_task_head("nlvr2")
+    width = model.config.width
+    assert [tuple(p.shape) for p in model.vqa_classifier.parameters() if p.dim() == 2] == [
+        (2 * width, width), (model.config.vqa_answers, 2 * width)]
+    assert [tuple(p.shape) for p in model.nlvr2_classifier.parameters() if p.dim() == 2] == [
+        (2 * width, 2 * width), (2, 2 * width)]

@@ -174,7 +174,9 @@ class VLMo(nn.Module):
             self.vqa_classifier = build_mlp(width, self.config.vqa_answers)
             _init_bert_style(self.vqa_classifier)
         elif name == "nlvr2":
-            self.nlvr2_classifier = build_mlp(2 * width, 2)
+            # The official NLVR2 head keeps the hidden width at 2w (build_mlp would double it again).
+            self.nlvr2_classifier = nn.Sequential(nn.Linear(2 * width, 2 * width), nn.LayerNorm(2 * width),
+                                                  nn.GELU(), nn.Linear(2 * width, 2))
             _init_bert_style(self.nlvr2_classifier)
             # A third token type for the second image, started from the image type (official).
             old = self.token_type_embeddings.weight

@@ -48,6 +48,9 @@ class VLMoConfig:
     # Task heads built on top ("vqa", "nlvr2"); fine-tuning adds them with add_task_head.
     task_heads: list[str] = field(default_factory=list)
     vqa_answers: int = 3129
+    # What the VQA head's outputs stand for, in order (written by VQA fine-tuning, so a saved task
+    # model can name its answers); empty for an official checkpoint, whose list is the official one.
+    vqa_answer_list: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.family != FAMILY:
@@ -62,6 +65,9 @@ class VLMoConfig:
         if self.relative_position and self.max_tokens > self.text_rel_pos_len:
             raise ConfigError(f"max_tokens {self.max_tokens} exceeds text_rel_pos_len {self.text_rel_pos_len}; "
                               "raise text_rel_pos_len (it sizes the text rows of the position table)")
+        if self.vqa_answer_list and len(self.vqa_answer_list) != self.vqa_answers:
+            raise ConfigError(f"vqa_answer_list holds {len(self.vqa_answer_list)} answers, vqa_answers is "
+                              f"{self.vqa_answers}; they must agree (one head output per answer)")
         unknown = sorted(set(self.task_heads) - set(TASK_HEADS))
         if unknown:
             raise ConfigError(f"unknown task head(s) {unknown}; available: {', '.join(TASK_HEADS)}")

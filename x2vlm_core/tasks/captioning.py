@@ -41,7 +41,8 @@ SPAN_PROB = 0.2  # chance that a masked span is 2-3 tokens instead of 1
 MAX_SPAN = 3
 LABEL_SMOOTHING = 0.1
 report_section = report.captioning_section
-check_model = model_check()
+VLMO_REFUSAL = "do captioning: it has no generative decoder"
+check_model = model_check(vlmo_refusal=VLMO_REFUSAL)
 
 
 @dataclass
@@ -55,7 +56,7 @@ class EvalConfig:
 
 
 def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
-    return build_task_model(pretrained)[0]
+    return build_task_model(pretrained, vlmo_refusal=VLMO_REFUSAL)[0]
 
 
 @lru_cache(maxsize=4)

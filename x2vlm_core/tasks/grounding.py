@@ -22,7 +22,8 @@ DATASET = "grounding"
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("val", "testA", "testB")
 report_section = report.grounding_section
-check_model = model_check()
+VLMO_REFUSAL = "do grounding: it has no box head"
+check_model = model_check(vlmo_refusal=VLMO_REFUSAL)
 
 
 @dataclass
@@ -31,7 +32,7 @@ class EvalConfig:
 
 
 def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
-    return build_task_model(pretrained)[0]
+    return build_task_model(pretrained, vlmo_refusal=VLMO_REFUSAL)[0]
 
 
 def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,

@@ -4,6 +4,10 @@ Training gives every caption of an image the same id, so its other captions in t
 soft positives in ITC and never drawn as ITM hard negatives (official ``idx``). Evaluation ranks
 all candidates by ITC similarity, then re-scores each query's ``k_test`` best with the ITM head
 (everything else stays at -100), and reports TR/IR R@1/5/10 as the official itm_eval does.
+
+VLMo follows its own official recipe: fine-tuning is ITC of the dual encoder alone
+(``vlmo_objectives.retrieval_losses``), and evaluation ranks by that dual-encoder similarity,
+with no ITM re-ranking (``k_test`` and ``itm_batch_size`` do not apply); the recalls are the same.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from x2vlm_core import report
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.metrics import retrieval_recall
 from x2vlm_core.models import losses
+from x2vlm_core.models import vlmo_objectives
 from x2vlm_core.models.config import ModelConfig
+from x2vlm_core.models.vlmo import VLMo
 from x2vlm_core.models.xvlm import XVLM
 from x2vlm_core.tasks.result import SplitResult
-from x2vlm_core.tasks.task_model import build_task_model, model_check
+from x2vlm_core.tasks.task_model import build_task_model, build_vlmo_task_model, is_vlmo, is_vlmo_folder, model_check
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +45,9 @@ check_model = model_check()
 
 @dataclass
 class EvalConfig:
-    k_test: int = 256  # candidates per query re-ranked by ITM (X-VLM's COCO / Flickr30K setting)
+    k_test: int = 256  # candidates per query re-ranked by ITM (X-VLM's COCO / Flickr30K setting; not VLMo)
     batch_size: int = 64  # images (or texts) encoded per forward pass
-    itm_batch_size: int = 256  # (query, candidate) pairs fused per ITM forward pass
+    itm_batch_size: int = 256  # (query, candidate) pairs fused per ITM forward pass (not VLMo)
 
 
 def image_index(key: str) -> int:
@@ -49,8 +55,8 @@ def image_index(key: str) -> int:
     return zlib.crc32(key.encode())
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
-    return build_task_model(pretrained)[0]
+def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM | VLMo:
+    return build_vlmo_task_model(pretrained) if is_vlmo_folder(pretrained) else build_task_model(pretrained)[0]
 
 
 def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
@@ -60,7 +66,9 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "idx": torch.tensor([image_index(s["key"]) for s in samples], dtype=torch.long)}
 
 
-def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: XVLM | VLMo, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if is_vlmo(model):
+        return vlmo_objectives.retrieval_losses(model, batch)
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
@@ -71,7 +79,9 @@ def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
     }
 
 
-def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: XVLM | VLMo, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+    if is_vlmo(model):
+        return evaluate_dual_encoder(model, samples, text, cfg)
     return evaluate_retrieval(model, samples, text, cfg, lambda chunk: sample_images(chunk, model.config.image_res))
 
 
@@ -97,18 +107,7 @@ def evaluate_retrieval(model: XVLM, samples: list[dict[str, Any]], text: TextEnc
                        visual: Callable[[list[dict[str, Any]]], torch.Tensor]) -> SplitResult:
     """``visual(samples)`` gives the image (or video) batch of some samples."""
     model.eval()
-    captioned = [s for s in samples if s["meta"].get("captions")]
-    if len(captioned) < len(samples):
-        log.warning("retrieval: %d of %d samples have no caption and are left out of the evaluation",
-                    len(samples) - len(captioned), len(samples))
-    samples = captioned
-    texts, txt2img, img2txt = [], [], []
-    for i, sample in enumerate(samples):
-        captions = sample["meta"]["captions"]
-        img2txt.append(list(range(len(texts), len(texts) + len(captions))))
-        texts.extend(captions)
-        txt2img.extend([i] * len(captions))
-
+    samples, texts, txt2img, img2txt = caption_index(samples)
     step = cfg.batch_size
     image_embeds = torch.cat([model.get_vision_embeds(visual(samples[i:i + step]))[0]
                               for i in range(0, len(samples), step)])
@@ -128,6 +127,46 @@ def evaluate_retrieval(model: XVLM, samples: list[dict[str, Any]], text: TextEnc
 
     scores_i2t = rerank_top_k(sims, cfg.k_test, itm, cfg.itm_batch_size)
     scores_t2i = rerank_top_k(sims.t(), cfg.k_test, lambda t, i: itm(i, t), cfg.itm_batch_size)
+    return retrieval_result(scores_i2t, scores_t2i, samples, texts, txt2img, img2txt)
+
+
+@torch.no_grad()
+def evaluate_dual_encoder(model: VLMo, samples: list[dict[str, Any]], text: TextEncoder,
+                          cfg: EvalConfig) -> SplitResult:
+    """VLMo: every image against every caption by dual-encoder ITC similarity alone (official)."""
+    model.eval()
+    samples, texts, txt2img, img2txt = caption_index(samples)
+    step, res = cfg.batch_size, model.config.image_res
+    image_feat = torch.cat([model.image_features(model.embed_image(sample_images(samples[i:i + step], res)))[0]
+                            for i in range(0, len(samples), step)])
+    text_ids, text_atts, _ = text(texts)
+    text_feat = torch.cat([model.text_features(model.embed_text(text_ids[i:i + step]), text_atts[i:i + step])[0]
+                           for i in range(0, len(texts), step)])
+    sims = image_feat @ text_feat.t()
+    return retrieval_result(sims, sims.t(), samples, texts, txt2img, img2txt)
+
+
+def caption_index(samples: list[dict[str, Any]]
+                  ) -> tuple[list[dict[str, Any]], list[str], list[int], list[list[int]]]:
+    """The captioned samples, all their captions, each caption's image and each image's captions."""
+    captioned = [s for s in samples if s["meta"].get("captions")]
+    if len(captioned) < len(samples):
+        log.warning("retrieval: %d of %d samples have no caption and are left out of the evaluation",
+                    len(samples) - len(captioned), len(samples))
+    texts: list[str] = []
+    txt2img: list[int] = []
+    img2txt: list[list[int]] = []
+    for i, sample in enumerate(captioned):
+        captions = sample["meta"]["captions"]
+        img2txt.append(list(range(len(texts), len(texts) + len(captions))))
+        texts.extend(captions)
+        txt2img.extend([i] * len(captions))
+    return captioned, texts, txt2img, img2txt
+
+
+def retrieval_result(scores_i2t: torch.Tensor, scores_t2i: torch.Tensor, samples: list[dict[str, Any]],
+                     texts: list[str], txt2img: list[int], img2txt: list[list[int]]) -> SplitResult:
+    """Recall@1/5/10 both ways, and each query's top 5 with its truth."""
     metrics = retrieval_recall(scores_i2t.numpy(), scores_t2i.numpy(), txt2img, img2txt)
 
     top_texts = scores_i2t.topk(min(5, len(texts)), dim=1).indices.tolist()

@@ -33,7 +33,8 @@ EVAL_SPLITS = ("val", "test")
 NUM_CLASSES = 1500
 IGNORED = -100  # an answer outside the classes
 report_section = report.video_qa_section
-check_model = model_check("video_qa", video=True)
+VLMO_REFUSAL = "do video_qa: it takes no video input (no frame position embedding)"
+check_model = model_check("video_qa", video=True, vlmo_refusal=VLMO_REFUSAL)
 
 
 @dataclass
@@ -44,7 +45,7 @@ class EvalConfig:
 def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
     classes = answer_vocabulary(shards_root, DATASET, TRAIN_SPLIT, NUM_CLASSES)
     heads = TaskHeads(task="video_qa", cls_inputs=1, labels=classes)
-    return build_task_model(pretrained, heads, frame_len=VIDEO_FRAMES)[0]
+    return build_task_model(pretrained, heads, frame_len=VIDEO_FRAMES, vlmo_refusal=VLMO_REFUSAL)[0]
 
 
 def _truth(meta: dict[str, Any]) -> str:

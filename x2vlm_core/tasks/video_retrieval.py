@@ -30,13 +30,14 @@ VIDEO_FRAMES = PRESETS["x2vlm_base_video"]["frame_len"]
 EvalConfig = retrieval.EvalConfig
 objective = retrieval.objective
 report_section = report.retrieval_section
-check_model = model_check(video=True)
+VLMO_REFUSAL = "do video_retrieval: it takes no video input (no frame position embedding)"
+check_model = model_check(video=True, vlmo_refusal=VLMO_REFUSAL)
 # Text → video is what MSRVTT papers report; video → text is kept as well.
 METRIC_NAMES = {"img": "t2v", "txt": "v2t"}
 
 
 def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
-    return build_task_model(pretrained, frame_len=VIDEO_FRAMES)[0]
+    return build_task_model(pretrained, frame_len=VIDEO_FRAMES, vlmo_refusal=VLMO_REFUSAL)[0]
 
 
 def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
