@@ -60,3 +60,30 @@ def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
     status = json.loads(record.read_text())
     assert status["state"] == "FAILED" and status["code_version"]
     assert not list((tmp_path / "root").glob("*/prepare-data"))  # nothing ran after the failed check
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, family, tasks", [
+    ("vlmo_tiny", "vlmo", {"retrieval", "nlvr2"}),
+    ("cclm_tiny", "cclm", {"retrieval", "xvnli"}),
+])
+def test_the_other_model_families_run_the_same_pipeline(model, family, tasks, tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pipelines.run_local", "--model", model, "--runs-dir", str(tmp_path),
+               "--num-images", "96", "--pretrain-steps", "4", "--finetune-steps", "2"]
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run_status"] == ["SUCCEEDED"]
+    (pretrained,) = summary["pretrained_model"]
+    assert getattr(load_model_dir(pretrained).config, "family", None) == family
+    assert set(summary["metrics"]) == tasks
+    for task, values in summary["metrics"].items():
+        numbers = {k: v for k, v in values.items() if k != "file" and not k.endswith("_count")}
+        assert numbers and all(0.0 <= v <= 1.0 for v in numbers.values()), (task, numbers)
+    (release,) = summary["published"]
+    verify_release(release)

@@ -71,6 +71,8 @@ def test_vqa_accuracy_worked_example():
     assert vqa_accuracy("Two", humans) == pytest.approx(0.6)
     assert vqa_accuracy("3", humans) == pytest.approx(1.0)  # 6 or 7 matches: full credit in every set
     assert vqa_accuracy("4", humans) == 0.0
+    # GQA-style questions have one answer: exact match after the same normalisation.
+    assert vqa_accuracy("A Red.", ["red"]) == 1.0 and vqa_accuracy("blue", ["red"]) == 0.0
     # 3 of 10 say "yes": leaving a "yes" out leaves 2 matches (2/3), leaving a "no" out leaves 3 (1).
     assert vqa_accuracy("yes", ["yes"] * 3 + ["no"] * 7) == pytest.approx((3 * 2 / 3 + 7 * 1) / 10)
     # The prediction is normalised: case, punctuation, articles.

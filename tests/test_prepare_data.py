@@ -239,7 +239,8 @@ def test_histograms_and_answer_lists(prepared: dict) -> None:
     assert sum(stats["caption_length_words"]["pretrain_image_text"].values()) == texts
     vg = sum(1 for s in samples["pretrain_region_text"] if s["meta"]["source"].startswith("visual_genome"))
     assert stats["image_max_side"]["pretrain_region_text"] == {"<=0064": len(samples["pretrain_region_text"]) - vg, "<=0128": vg}
-    assert stats["answer_lists"] == {"video_qa": "video_qa/answers.json", "vqa": "vqa/answers.json"}
+    assert stats["answer_lists"] == {"video_qa": "video_qa/answers.json", "vqa": "vqa/answers.json",
+                                     "xgqa": "xgqa/answers.json"}
     answers = json.loads((out / "video_qa/answers.json").read_text())
     for split, items in answers.items():
         in_split = [s for s in samples["video_qa"] if s["meta"]["split"] == split]

@@ -239,7 +239,8 @@ def test_visual_genome_objects_reader(world: tuple[Path, dict]) -> None:
         _check_common(record, "region_text", "pretrain_region_text", 1)
         assert record["key"].startswith("vgobj-")
         assert record["regions"] == [
-            {"bbox": [o["x"], o["y"], o["w"], o["h"]], "caption": o["names"][0]} for o in objects[record["image_id"]]
+            {"bbox": [o["x"], o["y"], o["w"], o["h"]], "caption": o["names"][0], "attributes": o["attributes"]}
+            for o in objects[record["image_id"]]
         ]
 
 

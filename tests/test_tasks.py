@@ -30,6 +30,7 @@ EXPECTED = {
     "captioning": ("test", ["bleu4", "rouge_l", "cider"]),
     "video_retrieval": ("test", ["t2v_r1", "t2v_r5", "t2v_r10", "t2v_r_mean"]),
     "video_qa": ("test", ["accuracy"]),
+    "xvnli": ("dev", ["accuracy"]),
 }
 
 
@@ -70,7 +71,7 @@ def test_finetune_then_evaluate_through_the_cli(task, pretrained, tiny_shards, t
     # The task model folder loads back with its heads, ready for evaluate or publish.
     model = load_model_dir(model_dir)
     heads = getattr(model, "task_heads", None)
-    if task in ("vqa", "nlvr2", "video_qa"):
+    if task in ("vqa", "nlvr2", "video_qa", "xvnli"):
         assert heads.task == task and (model_dir / TASK_HEADS_FILE).is_file()
     else:
         assert heads is None

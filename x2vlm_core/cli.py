@@ -7,6 +7,9 @@
     x2vlm pretrain --shards shards --output out/cclm --model cclm_tiny --set model.tokenizer=out/tokenizer
     x2vlm finetune --task retrieval --pretrained out/pretrained --shards shards --output out/retrieval
     x2vlm evaluate --task retrieval --model out/retrieval --shards shards --output out/eval-retrieval
+    x2vlm finetune --task xvnli --pretrained out/cclm --shards shards --output out/xvnli-en
+    x2vlm finetune --task xvnli --pretrained out/xvnli-en --shards shards --output out/xvnli-xx --few-shot 8
+    x2vlm evaluate --task retrieval --dataset xflickrco --model out/xflickrco-en --shards shards --output out/eval
     x2vlm publish --model out/pretrained --metrics out/eval-retrieval/metrics.json --destination releases
     x2vlm fetch-release releases/x2vlm/v1 --output fetched/x2vlm-v1
     x2vlm lineage runs/20250101-120000 --html lineage.html
@@ -25,7 +28,7 @@ from x2vlm_core.errors import ConfigError, X2VLMError
 from x2vlm_core.run_config import load_run_config
 
 # The fine-tuning tasks (x2vlm_core.tasks.TASKS), listed here so `--help` needs no torch import.
-TASK_NAMES = ("retrieval", "grounding", "vqa", "nlvr2", "captioning", "video_retrieval", "video_qa")
+TASK_NAMES = ("retrieval", "grounding", "vqa", "nlvr2", "captioning", "video_retrieval", "video_qa", "xvnli")
 
 
 def _add_run_config_args(p: argparse.ArgumentParser, with_model: bool) -> None:
@@ -80,9 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", dest="datasets", action="append", default=[],
                    help="dataset whose texts to read (repeatable; default: pretrain_multilingual, pretrain_parallel_text)")
 
-    p = sub.add_parser("finetune", help="fine-tune a pre-trained model folder on one task")
+    p = sub.add_parser("finetune", help="fine-tune a pre-trained model folder on one task",
+                       description="Fine-tune on the dataset's train split (zero-shot cross-lingual transfer: "
+                                   "train in English, evaluate every language), or, with --few-shot N, continue "
+                                   "from a fine-tuned English task model on N examples per target language of the "
+                                   "dataset's few_shot split (IGLUE's few-shot files, prepared with split: few_shot).")
     p.add_argument("--task", required=True, help=f"one of: {', '.join(TASK_NAMES)}")
-    p.add_argument("--pretrained", required=True, help="model folder written by pretrain")
+    p.add_argument("--pretrained", required=True,
+                   help="model folder written by pretrain (with --few-shot: by finetune of this task)")
+    p.add_argument("--dataset", help="dataset in the shards to train on instead of the task's own, e.g. xflickrco "
+                                     "(retrieval), xgqa (vqa), marvl (nlvr2)")
+    p.add_argument("--few-shot", type=int, default=0, metavar="N",
+                   help="train on N examples per language drawn (with train.seed) from the dataset's few_shot split")
+    p.add_argument("--languages", nargs="+", metavar="LANG",
+                   help="the few-shot languages (default: every language of the few_shot split but English)")
     _add_training_io_args(p)
     _add_run_config_args(p, with_model=False)
 
@@ -91,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--shards", required=True)
     p.add_argument("--output", required=True, help="folder for metrics.json, predictions.jsonl, report.html")
+    p.add_argument("--dataset", help="dataset in the shards to evaluate on instead of the task's own, e.g. xflickrco; "
+                                     "multilingual data is scored per language, plus the non-English average")
+    p.add_argument("--split", dest="splits", action="append", metavar="SPLIT",
+                   help="split to evaluate (repeatable; default: the task's evaluation splits that exist)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluation option of the task, e.g. --set k_test=128 (retrieval, vqa), --set num_beams=5")
 
@@ -157,11 +175,13 @@ def run(args: argparse.Namespace) -> Any:
 
         _, train_cfg = load_run_config(args.config, None, args.overrides, model_needed=False)
         return run_finetune(args.task, args.pretrained, train_cfg, args.shards, args.output,
-                            _checkpoint_dir(args))["final"]
+                            _checkpoint_dir(args), dataset=args.dataset, few_shot=args.few_shot,
+                            languages=args.languages)["final"]
     if args.command == "evaluate":
         from x2vlm_core.evaluation import run_evaluation
 
-        return run_evaluation(args.task, args.model, args.shards, args.output, args.options)
+        return run_evaluation(args.task, args.model, args.shards, args.output, args.options, dataset=args.dataset,
+                              splits=args.splits)
     if args.command == "publish":
         from x2vlm_core.publish import publish_release
 

@@ -4,7 +4,10 @@
 - few-shot: continue from the English model with N examples per language
   (``few_shot_sample``: the same N for a seed, whatever order the records came in);
 - every metric is reported per language as ``{language}_{metric}``, with ``avg_{metric}``
-  over the languages asked for (IGLUE averages the target languages, English left out).
+  over the languages asked for (IGLUE averages the target languages, English left out);
+- ``samples_by_language`` splits evaluation samples into those language groups; a retrieval
+  record with captions in several languages joins each of its languages' groups, holding only
+  that language's captions, so each language is scored against its own captions alone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any, TypeVar
 from x2vlm_core.errors import DataError
 
 T = TypeVar("T")
+
+SOURCE_LANGUAGE = "en"  # the language tasks are fine-tuned in; IGLUE averages the others
 
 
 def record_language(record: Mapping[str, Any]) -> str:
@@ -34,6 +39,45 @@ def group_by_language(items: Iterable[T], language_of: Callable[[T], str] = reco
     for item in items:
         groups.setdefault(language_of(item), []).append(item)
     return dict(sorted(groups.items()))
+
+
+def carries_language(record: Mapping[str, Any]) -> bool:
+    return "language" in record or "caption_languages" in record
+
+
+def samples_by_language(samples: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]] | None:
+    """``{language: samples}`` of shard samples (``{"key", "meta", ...}``), or None when none carries a language.
+
+    A sample with ``caption_languages`` is copied into each of its languages' groups with only the
+    captions of that language; one with ``language`` goes to that group as it is.
+    """
+    tagged = [carries_language(sample["meta"]) for sample in samples]
+    if not any(tagged):
+        return None
+    if not all(tagged):
+        untagged = next(sample["key"] for sample, has in zip(samples, tagged) if not has)
+        raise DataError(f"sample {untagged} carries no language while others of its split do; prepare every "
+                        "source of a split with its language (the multilingual readers set it)")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for sample in samples:
+        meta = sample["meta"]
+        if "language" in meta:
+            groups.setdefault(meta["language"], []).append(sample)
+            continue
+        captions, tags = meta.get("captions") or [], meta["caption_languages"]
+        if len(captions) != len(tags):
+            raise DataError(f"sample {sample['key']} has {len(captions)} captions and {len(tags)} caption languages; "
+                            "re-run prepare-data, which keeps one language per caption")
+        for language in dict.fromkeys(tags):  # first-seen order
+            keep = [i for i, tag in enumerate(tags) if tag == language]
+            own = {**meta, "captions": [captions[i] for i in keep], "caption_languages": [language] * len(keep)}
+            groups.setdefault(language, []).append({**sample, "meta": own})
+    return dict(sorted(groups.items()))
+
+
+def target_languages(languages: Iterable[str]) -> list[str]:
+    """The languages IGLUE averages over: every one but the fine-tuning language."""
+    return [language for language in languages if language != SOURCE_LANGUAGE]
 
 
 def language_report(results: Mapping[str, Mapping[str, float]],

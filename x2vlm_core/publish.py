@@ -129,9 +129,11 @@ def _assemble(model_dir: Path, staging: Path, model_name: str, version: str, met
             target = staging / path.relative_to(model_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-    for required in (CONFIG, f"{TOKENIZER}/vocab.txt"):
-        if not (staging / required).is_file():
-            raise ReleaseError(f"{model_dir} has no {required}; pass a model folder written by pretrain or finetune")
+    # A WordPiece vocabulary (X²-VLM, VLMo) or CCLM's sentencepiece / tokenizer.json.
+    tokenizer_files = [f"{TOKENIZER}/{name}" for name in ("vocab.txt", "sentencepiece.bpe.model", "tokenizer.json")]
+    if not (staging / CONFIG).is_file() or not any((staging / name).is_file() for name in tokenizer_files):
+        raise ReleaseError(f"{model_dir} lacks {CONFIG} or a tokenizer ({' / '.join(tokenizer_files)}); "
+                           "pass a model folder written by pretrain or finetune")
     lineage = {
         **lineage,
         "model_files": {p.name: sha256_file(p) for p in sorted(model_dir.iterdir()) if p.is_file()},

@@ -128,6 +128,17 @@ def nlvr2_section(samples: list[dict[str, Any]], predictions: list[dict[str, Any
     return f'<div class="grid">{"".join(cards)}</div>'
 
 
+def entailment_section(samples: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> str:
+    """Visual entailment: the image, the hypothesis, the predicted and the true label."""
+    by_key = _by_key(samples)
+    cards = []
+    for row in predictions[:SAMPLES_SHOWN]:
+        cards.append(f'<div class="card">{_img(by_key[row["key"]])}<b>{_e(row["sentence"])}</b><br>'
+                     f'predicted {_e(row["predicted"])}, true {_e(row["label"])} '
+                     f'{_mark(row["predicted"] == row["label"])}</div>')
+    return f'<div class="grid">{"".join(cards)}</div>'
+
+
 def video_qa_section(samples: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> str:
     by_key = _by_key(samples)
     cards = []
@@ -150,6 +161,22 @@ class HtmlReport:
         rows = "".join(f"<tr><th>{_e(name)}</th><td>{value:.4f}</td></tr>" for name, value in metrics.items())
         notes = "".join(f'<p class="note">{_e(name)}: {_e(reason)}</p>' for name, reason in unavailable.items())
         self.parts.append(f"<h2>{_e(split)}</h2><table class=\"metrics\">{rows}</table>{notes}{section}")
+
+    def add_language_table(self, split: str, per_language: dict[str, dict[str, float]],
+                           average: dict[str, float]) -> None:
+        """One row per language and one per metric column, then the average over the target languages."""
+        names = sorted({name for metrics in per_language.values() for name in metrics})
+        header = "".join(f"<th>{_e(name)}</th>" for name in names)
+
+        def row(label: str, metrics: dict[str, float]) -> str:
+            cells = "".join(f"<td>{metrics[name]:.4f}</td>" if name in metrics else "<td>–</td>" for name in names)
+            return f"<tr><th>{_e(label)}</th>{cells}</tr>"
+
+        rows = "".join(row(language, metrics) for language, metrics in per_language.items())
+        if average:
+            rows += row("average (non-English)", average)
+        self.parts.append(f"<h2>{_e(split)}: per language</h2><table class=\"metrics languages\">"
+                          f"<tr><th>language</th>{header}</tr>{rows}</table>")
 
     def render(self) -> str:
         title = f"X²-VLM evaluation: {self.task}"

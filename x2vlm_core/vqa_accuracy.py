@@ -77,11 +77,13 @@ def normalize_answer(answer: str) -> str:
 
 
 def vqa_accuracy(predicted: str, human_answers: Sequence[str]) -> float:
-    """Official VQA accuracy of one prediction against the (ten) human answers."""
+    """Official VQA accuracy of one prediction against the (ten) human answers; exact match against one."""
     if not human_answers:
         raise ValueError("a VQA question needs its human answers to be scored")
     answer = normalize_answer(predicted)
     humans = list(human_answers)
+    if len(humans) == 1:  # GQA / xGQA: one answer per question, scored by exact match
+        return float(normalize_answer(humans[0]) == answer)
     if len(set(humans)) > 1:
         humans = [process_punctuation(h) for h in humans]
     per_left_out = []

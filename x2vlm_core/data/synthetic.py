@@ -390,7 +390,10 @@ def _write_visual_genome(world: _World, num_images: int) -> None:
                 }
             )
             image_objects.append(
-                {"object_id": object_id, "x": x, "y": y, "w": w, "h": h, "names": [shape.kind], "synsets": [f"{shape.kind}.n.01"]}
+                # The colour as an attribute (VG's attributes.json layout): "red square" names one object of
+                # the scene, where "square" alone may name two and give the box losses no single answer.
+                {"object_id": object_id, "x": x, "y": y, "w": w, "h": h, "names": [shape.kind],
+                 "synsets": [f"{shape.kind}.n.01"], "attributes": [shape.colour]}
             )
         regions.append({"id": image_id, "regions": image_regions})
         objects.append({"image_id": image_id, "objects": image_objects})
@@ -764,6 +767,166 @@ def _write_parallel_text(world: _World, coco_images: list[_CocoImage]) -> None:
     world.counts[PARALLEL_DATASET]["train"] += len(lines)
 
 
+# ---------------------------------------------------------------- IGLUE-style cross-lingual sets
+
+XVNLI_DATASET, XGQA_DATASET, MARVL_DATASET, XFLICKRCO_DATASET = "xvnli", "xgqa", "marvl", "xflickrco"
+IGLUE_IMAGES = "iglue/images"  # copies of COCO scenes: damaging a COCO file leaves these sets whole
+_MATERIALS = ("wood", "paper", "metal", "glass")
+
+
+@dataclass(frozen=True)
+class _IglueParts:
+    """The COCO images of each part of the cross-lingual sets: English train and dev, target-language
+    few-shot pool (train images), and the test images, captioned in English and in shapes-speak."""
+
+    train: list[_CocoImage]
+    few_shot: list[_CocoImage]
+    dev: list[_CocoImage]
+    test: list[_CocoImage]
+
+
+def _iglue_parts(world: _World, coco_images: list[_CocoImage]) -> _IglueParts:
+    train = [image for image in coco_images if image.folder == "train2014"]
+    held_out = [image for image in coco_images if image.folder == "val2014"]
+    for image in train + held_out:
+        world.write_bytes(f"{IGLUE_IMAGES}/{image.file_name}",
+                          (world.root / "coco" / image.folder / image.file_name).read_bytes())
+    few, dev = max(1, len(train) // 5) if len(train) > 1 else 0, len(held_out) // 3
+    return _IglueParts(train=train[few:], few_shot=train[:few], dev=held_out[:dev], test=held_out[dev:])
+
+
+def _stem(image: _CocoImage) -> str:
+    return Path(image.file_name).stem
+
+
+def _entailment_hypotheses(scene: Scene, rng: random.Random) -> list[tuple[str, str]]:
+    """One hypothesis per label, decided by the scene: entailment true of it, contradiction false of it,
+    neutral about what no picture shows (the material of a shape that is there)."""
+    count = len(scene.shapes)
+    shown = rng.choice(scene.shapes)
+    absent = rng.choice([(c, k) for c in COLOURS for k in SHAPE_KINDS if not scene.has(c, k)])
+    if rng.random() < 0.5:
+        entailment, contradiction = f"there is a {shown.name}", f"there is a {absent[0]} {absent[1]}"
+    else:
+        wrong = rng.choice([n for n in range(1, 5) if n != count])
+        entailment, contradiction = (f"there {'is' if n == 1 else 'are'} {_shapes_word(n)}" for n in (count, wrong))
+    neutral = f"the {rng.choice(scene.shapes).name} is made of {rng.choice(_MATERIALS)}"
+    return [(entailment, "entailment"), (contradiction, "contradiction"), (neutral, "neutral")]
+
+
+def _iglue_write(world: _World, relative: str, text: str, dataset: str, split: str, records: int,
+                 source: dict[str, str]) -> list[dict[str, str]]:
+    """Write one annotation file; its source entry (none for an empty part)."""
+    if not records:
+        return []
+    world.write_bytes(relative, text.encode("utf-8"))
+    world.counts[dataset][split] += records
+    return [{"format": source.pop("format"), "dataset": dataset, "split": split,
+             "annotations": str(world.root / relative), **source}]
+
+
+def _write_xvnli(world: _World, parts: _IglueParts) -> list[dict[str, str]]:
+    """XVNLI json-lines (``annotations/{language}/{split}.jsonl``): Flikr30kID, sentence1, sentence2, gold_label."""
+    rng = world.rng("xvnli")
+    images = str(world.root / IGLUE_IMAGES)
+    per_image = {image.image_id: _entailment_hypotheses(image.scene, rng)
+                 for image in parts.train + parts.few_shot + parts.dev + parts.test}
+    sources = []
+    for split, chosen, languages in (("train", parts.train, ["en"]), ("dev", parts.dev, ["en"]),
+                                     ("test", parts.test, ["en", SYNTHETIC_LANGUAGE]),
+                                     ("few_shot", parts.few_shot, [SYNTHETIC_LANGUAGE])):
+        for language in languages:
+            say = translate if language == SYNTHETIC_LANGUAGE else str
+            lines = [_json_line({"Flikr30kID": _stem(image), "sentence1": say(image.captions[0]),
+                                 "sentence2": say(hypothesis), "gold_label": label,
+                                 "pairID": f"{image.image_id}-{label}"})
+                     for image in chosen for hypothesis, label in per_image[image.image_id]]
+            name = "train" if split == "few_shot" else split  # IGLUE's few-shot files are the language's train
+            sources += _iglue_write(world, f"iglue/XVNLI/annotations/{language}/{name}.jsonl", "".join(lines),
+                                    XVNLI_DATASET, split, len(lines), {"format": "xvnli", "images": images})
+    return sources
+
+
+def _write_xgqa(world: _World, parts: _IglueParts) -> list[dict[str, str]]:
+    """xGQA: English training questions in the LXMERT list IGLUE trains on, the rest in GQA's own layout."""
+    rng = world.rng("xgqa")
+    images = str(world.root / IGLUE_IMAGES)
+    questions = {image.image_id: _questions_for(image.scene, rng)
+                 for image in parts.train + parts.few_shot + parts.dev + parts.test}
+    sources = []
+    lxmert = [{"img_id": _stem(image), "sent": q.text, "question_id": f"{image.image_id}{n:02d}",
+               "label": {q.answer: 1.0}} for image in parts.train for n, q in enumerate(questions[image.image_id])]
+    sources += _iglue_write(world, "iglue/xGQA/annotations/en/train.json", json.dumps(lxmert, sort_keys=True),
+                            XGQA_DATASET, "train", len(lxmert), {"format": "xgqa", "images": images})
+    for split, chosen, language, relative in (
+            ("val", parts.dev, "en", "en/dev.json"),
+            ("test", parts.test, "en", "zero_shot/en/test.json"),
+            ("test", parts.test, SYNTHETIC_LANGUAGE, f"zero_shot/{SYNTHETIC_LANGUAGE}/test.json"),
+            ("few_shot", parts.few_shot, SYNTHETIC_LANGUAGE, f"few_shot/{SYNTHETIC_LANGUAGE}/train.json")):
+        say = translate if language == SYNTHETIC_LANGUAGE else str
+        # Answers stay English in every language, as in xGQA.
+        gqa = {f"{image.image_id}{n:02d}": {"imageId": _stem(image), "question": say(q.text), "answer": q.answer,
+                                            "types": {"structural": "verify" if q.answer_type == "yes/no" else "query"}}
+               for image in chosen for n, q in enumerate(questions[image.image_id])}
+        sources += _iglue_write(world, f"iglue/xGQA/annotations/{relative}", json.dumps(gqa, sort_keys=True),
+                                XGQA_DATASET, split, len(gqa), {"format": "xgqa", "images": images})
+    return sources
+
+
+def _write_marvl(world: _World, parts: _IglueParts) -> list[dict[str, str]]:
+    """MaRVL: English train/dev in the NLVR2-style json list, test and few-shot in IGLUE's json-lines."""
+    rng = world.rng("marvl")
+    images = str(world.root / IGLUE_IMAGES)
+    sources = []
+    for split, chosen, languages in (("train", parts.train, ["en"]), ("dev", parts.dev, ["en"]),
+                                     ("test", parts.test, ["en", SYNTHETIC_LANGUAGE]),
+                                     ("few_shot", parts.few_shot, [SYNTHETIC_LANGUAGE])):
+        pairs = [(chosen[i], chosen[i + 1]) for i in range(0, len(chosen) - 1, 2)]
+        statements = []
+        for left, right in pairs:
+            labels = [True, False]
+            rng.shuffle(labels)  # one true and one false statement per pair
+            statements += [(left, right, _nlvr2_statement(left.scene, right.scene, rng, label), label) for label in labels]
+        for language in languages:
+            say = translate if language == SYNTHETIC_LANGUAGE else str
+            if split in ("train", "dev"):
+                text = json.dumps([{"sentence": sentence, "label": label, "images": [left.file_name, right.file_name]}
+                                   for left, right, sentence, label in statements], sort_keys=True)
+                relative = f"iglue/marvl/annotations/{split}-{language}.json"
+            else:
+                text = "".join(_json_line({"id": f"{split}-{n}", "caption": say(sentence), "label": label,
+                                           "language": language, "concept": "shapes",
+                                           "left_img": left.file_name, "right_img": right.file_name})
+                               for n, (left, right, sentence, label) in enumerate(statements))
+                relative = f"iglue/marvl/annotations/{split}/marvl-{language}.jsonl"
+            sources += _iglue_write(world, relative, text, MARVL_DATASET, split, len(statements),
+                                    {"format": "marvl", "images": images})
+    return sources
+
+
+def _write_xflickrco(world: _World, parts: _IglueParts) -> list[dict[str, str]]:
+    """xFlickr&CO json-lines (``annotations/{language}/{split}.jsonl``): id, img_path, sentences."""
+    images = str(world.root / IGLUE_IMAGES)
+    sources = []
+    for split, chosen, languages in (("train", parts.train, ["en"]), ("test", parts.test, ["en", SYNTHETIC_LANGUAGE]),
+                                     ("few_shot", parts.few_shot, [SYNTHETIC_LANGUAGE])):
+        for language in languages:
+            say = translate if language == SYNTHETIC_LANGUAGE else str
+            lines = [_json_line({"id": image.image_id, "img_path": image.file_name,
+                                 "sentences": [say(caption) for caption in image.captions[:2]]}) for image in chosen]
+            name = "train" if split == "few_shot" else split
+            sources += _iglue_write(world, f"iglue/xFlickrCO/annotations/{language}/{name}.jsonl", "".join(lines),
+                                    XFLICKRCO_DATASET, split, len(lines),
+                                    {"format": "xflickrco", "flickr30k_images": images, "coco_images": images})
+    return sources
+
+
+def _write_iglue(world: _World, coco_images: list[_CocoImage]) -> list[dict[str, str]]:
+    """XVNLI, xGQA, MaRVL and xFlickr&CO in their original formats, over the COCO scenes; their sources."""
+    parts = _iglue_parts(world, coco_images)
+    return _write_xvnli(world, parts) + _write_xgqa(world, parts) + _write_marvl(world, parts) + _write_xflickrco(world, parts)
+
+
 # ---------------------------------------------------------------- videos
 
 
@@ -1049,9 +1212,10 @@ def generate_shapes_world(
     clips: set[_Clip] = set()
     _write_webvid(world, web, clips)
     _write_msrvtt(world, web, clips)
+    iglue_sources = _write_iglue(world, coco_images)  # last: the files above stay as they were
 
     header = "# prepare-data sources for the synthetic shapes world (x2vlm_core.data.synthetic)\n"
-    sources_yaml = yaml.safe_dump({"sources": _sources_list(root)}, sort_keys=False, width=1000)
+    sources_yaml = yaml.safe_dump({"sources": _sources_list(root) + iglue_sources}, sort_keys=False, width=1000)
     world.write_bytes("sources.yaml", (header + sources_yaml).encode("utf-8"))
 
     datasets = {

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from x2vlm_core.errors import ConfigError
+from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beit2 import BEiT2
 from x2vlm_core.models.bert import BertEncoder, BertOnlyMLMHead, additive_mask
 from x2vlm_core.models.cclm_config import CCLMConfig
@@ -96,6 +97,35 @@ class CCLM(nn.Module):
     def clamp_temp(self) -> None:
         with torch.no_grad():
             self.temp.clamp_(*TEMP_RANGE)
+
+    @torch.no_grad()
+    def init_answer_decoder(self, decoder: AnswerDecoder) -> None:
+        """Initialise a VQA answer decoder from this model, as X²-VLM's is from its fusion layers.
+
+        Decoder layer ``j`` comes from cross-encoder layer ``j`` (or every second one, the odd ones,
+        for half as many layers), its cross-attention keys and values excepted when they read the
+        vision width; the word, position and type embeddings and their LayerNorm from the text
+        encoder (RoBERTa-style positions start after the padding id); the MLM head's transform and
+        bias from ``mlm_head``. The decoder's output layer stays tied to its word embeddings.
+        """
+        cross, layers = self.cross_encoder.encoder.layer, decoder.bert.encoder.layer
+        if len(cross) not in (len(layers), 2 * len(layers)):
+            raise ConfigError(f"an answer decoder of {len(layers)} layers cannot be initialised from "
+                              f"{len(cross)} cross-encoder layers; use {len(cross)} or {len(cross) // 2} decoder layers")
+        stride = len(cross) // len(layers)
+        for j, layer in enumerate(layers):
+            source, own = cross[j * stride + stride - 1].state_dict(), layer.state_dict()
+            layer.load_state_dict({k: v for k, v in source.items() if own[k].shape == v.shape}, strict=False)
+        text, target = self.text_encoder.embeddings, decoder.bert.embeddings
+        target.word_embeddings.weight.copy_(text.word_embeddings.weight)
+        first = self.config.text_pad_id + 1 if self.config.text_encoder.arch != "bert" else 0
+        rows = min(target.position_embeddings.num_embeddings, text.position_embeddings.num_embeddings - first)
+        target.position_embeddings.weight[:rows].copy_(text.position_embeddings.weight[first:first + rows])
+        target.token_type_embeddings.weight[0].copy_(text.token_type_embeddings.weight[0])
+        target.LayerNorm.load_state_dict(text.LayerNorm.state_dict())
+        head, own_head = self.mlm_head.predictions, decoder.cls.predictions
+        own_head.transform.load_state_dict(head.transform.state_dict())
+        own_head.decoder.bias.copy_(head.decoder.bias)
 
     # ---- the X²-VLM encoder interface ----
 

@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 XVLM_TEXT = "text_encoder.bert."
 XVLM_MLM = "text_encoder.cls."
 _LAYER = re.compile(r"^text_encoder\.bert\.encoder\.layer\.(\d+)\.(.*)$")
-# Buffers transformers no longer saves (and the official files still may).
-_STALE_BUFFERS = re.compile(r"(^|\.)embeddings\.(position_ids|token_type_ids)$")
+# Buffers of the transformers text encoder that transformers no longer saves (and the official files
+# still may); a task model's answer decoder is our BERT, whose position_ids are saved.
+_STALE_BUFFERS = re.compile(r"^text_encoder\.embeddings\.(position_ids|token_type_ids)$")
 # Parts of a transformers checkpoint that CCLM's text encoder does not have.
 _NOT_TEXT_ENCODER = ("pooler.", "lm_head.", "cls.", "classifier.", "qa_outputs.")
 

@@ -180,7 +180,8 @@ CCLM_PRESETS: dict[str, dict[str, Any]] = {
     # The shapes of x2vlm_tiny (2 text + 2 fusion layers, 64 wide), so its checkpoints map onto it.
     "cclm_tiny": {
         "image_res": 64, "embed_dim": 32, "max_tokens": 24,
-        "vision": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 8, "drop_path_rate": 0.0},
+        "vision": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 8, "drop_path_rate": 0.0,
+                   "abs_pos_emb": True},
         "text_encoder": {"arch": "xlm-roberta", "config": {
             "vocab_size": 512, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
             "intermediate_size": 128, "max_position_embeddings": 130, "type_vocab_size": 1,

@@ -3,7 +3,8 @@
 - ``DATASET``, ``TRAIN_SPLIT``, ``EVAL_SPLITS``: where the task's data lies in the shards
   (evaluation uses the splits that exist);
 - ``build_model(pretrained, shards_root)``: the task model (backbone + task heads), initialised from
-  a pre-trained model folder;
+  a pre-trained model folder (a task that reads its data to build it, as VQA its answer list, also
+  takes ``dataset``: the one fine-tuned on, ``DATASET`` unless the run names another);
 - ``train_collate(samples, text, config, rng, **collate_options(model))``: a training batch;
 - ``objective(model, batch)``: ``{loss name: loss}``, summed by the trainer;
 - ``EvalConfig`` and ``evaluate(model, samples, text, cfg)``: a ``SplitResult`` for one split;
@@ -17,7 +18,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.tasks import captioning, grounding, nlvr2, retrieval, video_qa, video_retrieval, vqa
+from x2vlm_core.tasks import captioning, grounding, nlvr2, retrieval, video_qa, video_retrieval, vqa, xvnli
 
 TASKS: dict[str, ModuleType] = {
     "retrieval": retrieval,
@@ -27,6 +28,7 @@ TASKS: dict[str, ModuleType] = {
     "captioning": captioning,
     "video_retrieval": video_retrieval,
     "video_qa": video_qa,
+    "xvnli": xvnli,
 }
 
 
