@@ -247,3 +247,37 @@ def test_video_text_stream_trains_on_prepared_clips(tiny_shards, tmp_path):
     image_and_region = sum(v for k, v in final.items() if k in LOSS_TERMS)
     video = final["video_itc"] + final["video_itm"] + final["video_mlm"]
     assert final["loss"] == pytest.approx(image_and_region + 0.5 * video, rel=1e-5)  # the stream's loss_weight
+
+
+def test_hard_negatives_never_share_the_positive_text():
+    from x2vlm_core.models.losses import sample_hard_negatives
+
+    torch.manual_seed(0)
+    feats = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    idx = torch.tensor([7, 7, 3, 3, 3, 9])  # rows 0-1 and 2-4 hold the same phrase
+    for _ in range(20):
+        image_neg, text_neg = sample_hard_negatives(feats, feats, torch.tensor(0.07), idx)
+        assert (idx[image_neg] != idx).all() and (idx[text_neg] != idx).all()
+    # One phrase everywhere: nothing but duplicates to draw from, so any other row rather than an error.
+    image_neg, _ = sample_hard_negatives(feats, feats, torch.tensor(0.07), torch.zeros(6, dtype=torch.long))
+    assert (image_neg != torch.arange(6)).all()
+
+
+def test_region_rows_with_the_same_phrase_share_an_id(tiny_shards):
+    import random
+
+    from x2vlm_core.data.augment import AugmentConfig
+    from x2vlm_core.data.collate import TextEncoder, pretrain_region_batch
+    from x2vlm_core.data.masking import MaskingConfig
+    from x2vlm_core.data.shards import iter_shard_samples, list_shards
+
+    cfg = model_config("x2vlm_tiny")
+    samples = list(iter_shard_samples(list_shards(str(tiny_shards), "pretrain_region_text", "train")))
+    batch = pretrain_region_batch(random.Random(0).sample(samples, 4), text=TextEncoder(cfg.tokenizer, cfg.max_tokens),
+                                  image_res=cfg.image_res, grid=cfg.num_patches_side, max_regions=5, batch_size=24,
+                                  masking=MaskingConfig(), augment=AugmentConfig())
+    ids = batch["text_ids"].tolist()
+    for i in range(24):  # 24 rows from 4 images: some repeat to fill the exact size
+        for j in range(24):
+            assert (ids[i] == ids[j]) == bool(batch["idx"][i] == batch["idx"][j])
+    assert len(set(batch["idx"].tolist())) < 24

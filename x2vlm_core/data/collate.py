@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from typing import Any
 
 import torch
@@ -180,6 +181,9 @@ def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, imag
         "target_bbox": torch.tensor([normalized_cxcywh(list(r.box), image_res, image_res) for r in chosen],
                                     dtype=torch.float32),
         "is_image": torch.tensor([int(r.is_image) for r in chosen], dtype=torch.long),
+        # One id per distinct text: the same phrase twice in a batch ("red square" in two images, or a
+        # row repeated to fill the exact size) is a positive of both regions, never a hard negative.
+        "idx": torch.tensor([zlib.crc32(pre_caption(r.text, 1000).encode()) for r in chosen], dtype=torch.long),
         **text.masked([r.text for r in chosen], masking,
                       [random.Random(f"{seeds[image]}:mask:{row}") for image, row in selected]),
     }

@@ -53,6 +53,11 @@ def sample_hard_negatives(image_feat: torch.Tensor, text_feat: torch.Tensor, tem
         same = idx.view(-1, 1) == idx.view(1, -1)
     weights_i2t = weights_i2t.masked_fill(same, 0)
     weights_t2i = weights_t2i.masked_fill(same, 0)
+    if idx is not None:
+        # A row whose every candidate shares its id (a batch of one text) falls back to any other row.
+        others = (~torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)).to(sim.dtype)
+        weights_i2t = torch.where(weights_i2t.sum(1, keepdim=True) > 0, weights_i2t, others)
+        weights_t2i = torch.where(weights_t2i.sum(1, keepdim=True) > 0, weights_t2i, others)
     image_neg = torch.multinomial(weights_t2i, 1).squeeze(1)  # an image for each text
     text_neg = torch.multinomial(weights_i2t, 1).squeeze(1)  # a text for each image
     return image_neg, text_neg

@@ -14,10 +14,11 @@ def _alignment_losses(model: XVLM, image_embeds: torch.Tensor, image_atts: torch
                       text_embeds: torch.Tensor, batch: dict[str, torch.Tensor], with_itm: bool,
                       prefix: str) -> dict[str, torch.Tensor]:
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
-    out = {f"{prefix}itc": losses.contrastive_loss(image_feat, text_feat, model.temp)}
+    idx = batch.get("idx")  # region batches: rows with the same text are positives of each other
+    out = {f"{prefix}itc": losses.contrastive_loss(image_feat, text_feat, model.temp, idx=idx)}
     if with_itm:
         out[f"{prefix}itm"] = losses.matching_loss(model, image_embeds, image_atts, image_feat,
-                                                   text_embeds, batch["text_atts"], text_feat)
+                                                   text_embeds, batch["text_atts"], text_feat, idx=idx)
     logits = model.mlm_logits(batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"],
                               image_embeds, image_atts)
     out[f"{prefix}mlm"] = losses.mlm_loss(logits, batch["masked_ids"])
