@@ -14,24 +14,33 @@ def evaluate(
     metrics: Output[Metrics],
     report: Output[HTML],
     options: list = [],
+    dataset: str = "",
+    splits: list = [],
 ):
     """Metrics artifact: every metric (UI) and the task + values as JSON in its file; HTML artifact: the report.
 
-    ``options`` are the task's evaluation settings as ``key=value``, e.g. ``["k_test=128"]``.
+    ``options`` are the task's evaluation settings as ``key=value``, e.g. ``["k_test=128"]``. ``dataset`` is
+    the shards dataset to evaluate on when not the task's own (e.g. ``marvl`` for nlvr2), ``splits`` the
+    splits to score (as `x2vlm evaluate --split`); empty: the task's.
     """
     import json
     import os
     import shutil
 
     from x2vlm_core.evaluation import METRICS_FILE, REPORT_FILE, run_evaluation
+    from x2vlm_core.tasks import get_task
 
     details = metrics.path + ".details"  # predictions.jsonl, results files, report.html
-    values = run_evaluation(task, model.path, shards.path, details, options)
+    # Empty values mean "not given", exactly as the CLI's absent --dataset / --split.
+    values = run_evaluation(task, model.path, shards.path, details, options, dataset=dataset or None,
+                            splits=[str(split) for split in splits] or None)
     with open(os.path.join(details, METRICS_FILE)) as f:
         written = json.load(f)
     for name, value in values.items():
         metrics.log_metric(name, value)
     metrics.metadata["task"] = task
+    metrics.metadata["dataset"] = dataset or get_task(task).DATASET
+    metrics.metadata["splits"] = ", ".join(str(split) for split in splits) or "the task's evaluation splits"
     if written.get("unavailable"):
         metrics.metadata["unavailable"] = written["unavailable"]
     shutil.copyfile(os.path.join(details, REPORT_FILE), report.path)

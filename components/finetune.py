@@ -16,17 +16,33 @@ def finetune(
     batch_size: int = 32,
     nproc_per_node: int = 1,
     config_overrides: list = [],
+    dataset: str = "",
+    few_shot: int = 0,
+    languages: list = [],
 ):
-    """Runs `x2vlm finetune --task TASK` under torchrun."""
+    """Runs `x2vlm finetune --task TASK` under torchrun.
+
+    ``dataset``: the shards dataset to train on when not the task's own (e.g. ``xgqa`` for vqa); empty: the
+    task's. ``few_shot`` > 0: continue from a task model on that many examples per language of ``languages``
+    (empty: every non-English language of the dataset's few_shot split).
+    """
     from x2vlm_core.lineage import lineage_metadata
+    from x2vlm_core.tasks import get_task
     from x2vlm_core.train.launch import run_under_torchrun
 
     overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}", *config_overrides]
-    summary = run_under_torchrun(
-        ["finetune", "--task", task, "--pretrained", pretrained.path, "--shards", shards.path], model.path,
-        nproc_per_node, overrides)
+    command = ["finetune", "--task", task, "--pretrained", pretrained.path, "--shards", shards.path]
+    # Unset options stay off the command line, so the CLI's own defaults and checks apply.
+    if dataset:
+        command += ["--dataset", dataset]
+    if few_shot:
+        command += ["--few-shot", str(few_shot)]
+    if languages:
+        command += ["--languages", *[str(language) for language in languages]]
+    summary = run_under_torchrun(command, model.path, nproc_per_node, overrides)
     model.metadata.update({
-        "task": task, "steps": summary["steps"], "final_loss": summary["final"].get("loss"),
+        "task": task, "dataset": dataset or get_task(task).DATASET, "few_shot": few_shot,
+        "languages": list(languages), "steps": summary["steps"], "final_loss": summary["final"].get("loss"),
         "pretrained": pretrained.uri, "parent_model": pretrained.uri, "train_seconds": summary["seconds"],
         "world_size": summary["world_size"], "config_overrides": overrides,
         "parent_preset": pretrained.metadata.get("preset", "not recorded"),

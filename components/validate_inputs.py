@@ -51,6 +51,8 @@ def validate_finetune_request(
     batch_size: int,
     gpus_per_node: int,
     config_overrides: list,
+    dataset: str = "",
+    few_shot: int = 0,
 ) -> NamedTuple("FinetunePlan", [("config_overrides", list)]):
     """Checks a single-task request; `config_overrides` are the training overrides the finetune step applies."""
     from collections import namedtuple
@@ -58,5 +60,5 @@ def validate_finetune_request(
     from x2vlm_core.input_checks import check_finetune_request
 
     overrides = check_finetune_request(task, base_model_uri, shards_uri, learning_rate, warmup_steps, steps,
-                                       batch_size, gpus_per_node, list(config_overrides))
+                                       batch_size, gpus_per_node, list(config_overrides), dataset, few_shot)
     return namedtuple("FinetunePlan", ["config_overrides"])(overrides)

@@ -31,6 +31,8 @@ def build_pipeline(settings: DeploymentSettings):
         batch_size: int = 32,
         gpus_per_node: int = 1,
         config_overrides: list = [],
+        dataset: str = "",
+        few_shot: int = 0,
     ):
         """Fine-tune one task and evaluate it.
 
@@ -44,11 +46,13 @@ def build_pipeline(settings: DeploymentSettings):
             batch_size: Batch size per process.
             gpus_per_node: GPUs (and training processes) for the fine-tune step.
             config_overrides: Further training-config overrides, e.g. ["train.optim.weight_decay=0.05"].
+            dataset: Shards dataset to fine-tune and evaluate on instead of the task's own, e.g. xgqa for vqa, xflickrco for retrieval, marvl for nlvr2; empty: the task's.
+            few_shot: Examples per language for a few-shot fine-tune from an English task model (base_model_uri), drawn from the dataset's few_shot split; 0: an ordinary fine-tune on its train split.
         """
         checked = validate_finetune_request(
             task=task, base_model_uri=base_model_uri, shards_uri=shards_uri, learning_rate=learning_rate,
             warmup_steps=warmup_steps, steps=steps, batch_size=batch_size, gpus_per_node=gpus_per_node,
-            config_overrides=config_overrides)
+            config_overrides=config_overrides, dataset=dataset, few_shot=few_shot)
         checked.set_display_name("validate-inputs").set_caching_options(False)
         on_cpu(checked, settings)
 
@@ -59,10 +63,10 @@ def build_pipeline(settings: DeploymentSettings):
 
         tuned = finetune(task=task, shards=shards.output, pretrained=base.output, steps=steps,
                          batch_size=batch_size, nproc_per_node=gpus_per_node,
-                         config_overrides=checked.outputs["config_overrides"])
+                         config_overrides=checked.outputs["config_overrides"], dataset=dataset, few_shot=few_shot)
         tuned.set_display_name("finetune")
         on_gpu(tuned, settings, gpus_per_node)
-        scored = evaluate(task=task, shards=shards.output, model=tuned.outputs["model"])
+        scored = evaluate(task=task, shards=shards.output, model=tuned.outputs["model"], dataset=dataset)
         scored.set_display_name("evaluate").set_retry(settings.retries, backoff_duration="30s")
         on_gpu(scored, settings, 1)
 

@@ -95,7 +95,24 @@ def test_run_form_parameters_have_defaults_and_descriptions(full_ir, single_ir):
     params = single_ir[0]["root"]["inputDefinitions"]["parameters"]
     assert {n for n, p in params.items() if "defaultValue" not in p} == {"task", "base_model_uri", "shards_uri"}
     assert params["learning_rate"]["defaultValue"] == 1e-4
+    # Empty dataset and no shots: the task's own dataset, an ordinary fine-tune.
+    assert params["dataset"]["defaultValue"] == "" and params["dataset"]["parameterType"] == "STRING"
+    assert params["few_shot"]["defaultValue"] == 0 and params["few_shot"]["parameterType"] == "NUMBER_INTEGER"
+    assert "xgqa" in params["dataset"]["description"] and "few_shot split" in params["few_shot"]["description"]
     assert all(p.get("description") for p in params.values())
+
+
+def test_components_take_dataset_few_shot_and_splits_with_the_task_defaults(full_ir):
+    comps = full_ir[0]["components"]
+    finetune = comps["comp-finetune"]["inputDefinitions"]["parameters"]
+    assert {n: finetune[n]["defaultValue"] for n in ("dataset", "few_shot", "languages")} == {
+        "dataset": "", "few_shot": 0, "languages": []}
+    evaluate = comps["comp-evaluate"]["inputDefinitions"]["parameters"]
+    assert {n: evaluate[n]["defaultValue"] for n in ("dataset", "splits")} == {"dataset": "", "splits": []}
+    # The full pipeline's tasks each train and score on their own dataset.
+    inner = full_ir[0]["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    assert not {"dataset", "few_shot", "languages"} & set(inner["finetune"]["inputs"]["parameters"])
+    assert not {"dataset", "splits"} & set(inner["evaluate"]["inputs"]["parameters"])
 
 
 def test_artifacts_are_typed(full_ir):
@@ -190,6 +207,10 @@ def test_single_task_pipeline_checks_inputs_before_anything_runs(single_ir):
     assert finetune["parameters"]["config_overrides"]["taskOutputParameter"] == {
         "producerTask": "validate-finetune-request", "outputParameterKey": "config_overrides"}
     assert tasks["evaluate"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "finetune"
+    # One dataset for both steps; the shots only for training.
+    for name in ("dataset", "few_shot"):
+        assert finetune["parameters"][name] == {"componentInputParameter": name}
+    assert tasks["evaluate"]["inputs"]["parameters"]["dataset"] == {"componentInputParameter": "dataset"}
     assert not tasks["validate-finetune-request"]["cachingOptions"].get("enableCache")
     assert tasks["evaluate"]["retryPolicy"]["maxRetryCount"] == DeploymentSettings().retries
     k8s = _gpu_pod(executors, spec, "exec-finetune", "{{$.inputs.parameters['pipelinechannel--gpus_per_node']}}")

@@ -12,6 +12,7 @@ from x2vlm_core.checkpoint import CONFIG
 from x2vlm_core.sharded_weights import WEIGHTS, WEIGHTS_INDEX
 from x2vlm_core.data.shards import INDEX_FILE
 from x2vlm_core.errors import ConfigError, DataError
+from x2vlm_core.multilingual import FEW_SHOT_SPLIT
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.tasks import TASKS, get_task
 
@@ -82,20 +83,27 @@ def check_full_run(sources: str, tasks: list[str], model_preset: str, pretrain_s
 
 def check_finetune_request(task: str, base_model_uri: str, shards_uri: str, learning_rate: float,
                            warmup_steps: int, steps: int, batch_size: int, gpus_per_node: int,
-                           config_overrides: list[str]) -> list[str]:
-    """The single-task run's inputs; returns the config overrides the finetune step applies."""
+                           config_overrides: list[str], dataset: str = "", few_shot: int = 0) -> list[str]:
+    """The single-task run's inputs; returns the config overrides the finetune step applies.
+
+    ``dataset`` (empty: the task's own) must hold the split the run trains on: ``train``, or
+    ``few_shot`` for a few-shot run.
+    """
     check_tasks([task])
     check_learning_rate(learning_rate)
     _positive_int("steps", steps)
     _positive_int("batch_size", batch_size)
     _positive_int("warmup_steps", warmup_steps, minimum=0)
     _positive_int("gpus_per_node", gpus_per_node)
+    _positive_int("few_shot", few_shot, minimum=0)
     check_model_folder(base_model_uri)
     index = read_shards_index(shards_uri)
     spec = get_task(task)
-    splits = index.get("datasets", {}).get(spec.DATASET, {})
-    if spec.TRAIN_SPLIT not in splits:
-        raise DataError(f"the shards at {shards_uri} have no {spec.DATASET!r} {spec.TRAIN_SPLIT!r} split, which "
+    dataset = dataset or spec.DATASET
+    split = FEW_SHOT_SPLIT if few_shot else spec.TRAIN_SPLIT
+    splits = index.get("datasets", {}).get(dataset, {})
+    if split not in splits:
+        raise DataError(f"the shards at {shards_uri} have no {dataset!r} {split!r} split, which "
                         f"task {task!r} trains on (found: {sorted(splits) or 'none'}); prepare it first")
     overrides = [f"train.optim.lr={learning_rate!r}", f"train.optim.warmup_steps={int(warmup_steps)}",
                  *config_overrides]

@@ -20,6 +20,9 @@ from x2vlm_core.errors import DataError
 
 T = TypeVar("T")
 
+# The split few-shot examples come from: each target language's training data (IGLUE's few-shot files).
+FEW_SHOT_SPLIT = "few_shot"
+
 SOURCE_LANGUAGE = "en"  # the language tasks are fine-tuned in; IGLUE averages the others
 
 

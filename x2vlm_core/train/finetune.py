@@ -27,7 +27,7 @@ from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.data.streaming import dataset_shards, shard_loader
 from x2vlm_core.errors import ConfigError, DataError
 from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.multilingual import few_shot_sample, group_by_language, record_language, target_languages
+from x2vlm_core.multilingual import FEW_SHOT_SPLIT, few_shot_sample, group_by_language, record_language, target_languages
 from x2vlm_core.tasks import get_task
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import init_distributed
@@ -37,7 +37,6 @@ from x2vlm_core.utils.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
-FEW_SHOT_SPLIT = "few_shot"
 
 
 def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shards_root: str | Path,
