@@ -181,9 +181,11 @@ def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, imag
         "target_bbox": torch.tensor([normalized_cxcywh(list(r.box), image_res, image_res) for r in chosen],
                                     dtype=torch.float32),
         "is_image": torch.tensor([int(r.is_image) for r in chosen], dtype=torch.long),
-        # One id per distinct text: the same phrase twice in a batch ("red square" in two images, or a
-        # row repeated to fill the exact size) is a positive of both regions, never a hard negative.
-        "idx": torch.tensor([zlib.crc32(pre_caption(r.text, 1000).encode()) for r in chosen], dtype=torch.long),
+        # One id per distinct text as the model reads it (pre_caption at max_tokens): the same phrase twice
+        # in a batch ("red square" in two images, or a row repeated to fill the exact size) is a positive
+        # of both regions, never a hard negative.
+        "idx": torch.tensor([zlib.crc32(pre_caption(r.text, text.max_tokens).encode()) for r in chosen],
+                            dtype=torch.long),
         **text.masked([r.text for r in chosen], masking,
                       [random.Random(f"{seeds[image]}:mask:{row}") for image, row in selected]),
     }
