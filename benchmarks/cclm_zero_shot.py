@@ -34,11 +34,11 @@ from x2vlm_core.data.multilingual_collate import (
 )
 from x2vlm_core.data.synthetic import CAPTION_TEMPLATES, SceneSampler, render, translate
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
-from x2vlm_core.metrics import retrieval_recall
+from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.models.cclm_objectives import image_caption_losses, parallel_text_losses
 from x2vlm_core.models.registry import create_model
-from x2vlm_core.multilingual import language_report
-from x2vlm_core.multilingual_tokenization import train_sentencepiece
+from x2vlm_core.evaluation.multilingual import language_report
+from x2vlm_core.text.xlmr import train_sentencepiece
 
 LANGUAGES = {"en": lambda text: text, "xx": translate}
 IMAGE_RES = 64

@@ -73,7 +73,7 @@ from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.registry import create_model, model_config
 from x2vlm_core.models.xvlm import XVLM
 from x2vlm_core.parity import FIXTURE_IMAGE_RES, FIXTURE_SHAPE
-from x2vlm_core.tokenization import tokenizer_dir
+from x2vlm_core.text.wordpiece import tokenizer_dir
 from x2vlm_core.train.pretrain_objective import pretraining_losses
 
 LOSS_ATOL = 1e-4

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from record import append_entry, command_line
-from x2vlm_core.checkpoint import load_model_dir
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.config_io import apply_overrides, from_dict
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
-from x2vlm_core.metrics import retrieval_recall
+from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.models.registry import create_model, model_config
 from x2vlm_core.models.xvlm import XVLM
 from x2vlm_core.train.config import TrainConfig

@@ -26,7 +26,7 @@ def finetune(
     task's. ``few_shot`` > 0: continue from a task model on that many examples per language of ``languages``
     (empty: every non-English language of the dataset's few_shot split).
     """
-    from x2vlm_core.lineage import lineage_metadata
+    from x2vlm_core.release.lineage import lineage_metadata
     from x2vlm_core.tasks import get_task
     from x2vlm_core.train.launch import run_under_torchrun
 

@@ -26,7 +26,7 @@ def pretrain(
 ):
     """Runs `x2vlm pretrain` (one process per GPU); the model folder becomes the Model artifact."""
     from components.trainjob import train_as_trainjob
-    from x2vlm_core.lineage import lineage_metadata
+    from x2vlm_core.release.lineage import lineage_metadata
     from x2vlm_core.train.launch import run_under_torchrun
 
     cli_args = ["pretrain", "--shards", shards.path, "--model", model_preset]

@@ -28,8 +28,8 @@ def publish(
     import json
 
     from x2vlm_core import storage
-    from x2vlm_core.publish import publish_release
-    from x2vlm_core.release import read_manifest
+    from x2vlm_core.release.publish import publish_release
+    from x2vlm_core.release.fetch import read_manifest
 
     metrics, metric_inputs = {}, []
     for artifact in task_metrics:

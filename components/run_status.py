@@ -20,7 +20,7 @@ def record_run_status(
     import time
 
     from x2vlm_core import storage
-    from x2vlm_core.lineage import code_version
+    from x2vlm_core.release.lineage import code_version
 
     record = {
         "state": status.state,

@@ -29,7 +29,7 @@ from components.images import TRAIN_IMAGE
 from x2vlm_core import storage
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.errors import ConfigError, X2VLMError
-from x2vlm_core.lineage import CODE_VERSION_ENV, code_version
+from x2vlm_core.release.lineage import CODE_VERSION_ENV, code_version
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 DEFAULT_RUNTIME = "torch-distributed"

@@ -29,7 +29,7 @@ def validate_full_run(
     (GPUs, GPU node pool); with num_nodes > 1 it only submits and follows a TrainJob (no GPU, any node)."""
     from collections import namedtuple
 
-    from x2vlm_core.input_checks import check_full_run
+    from x2vlm_core.run_checks import check_full_run
 
     check_full_run(sources, list(tasks), model_preset, pretrain_steps, finetune_steps,
                    [pretrain_batch_size, finetune_batch_size], num_nodes, gpus_per_node,
@@ -57,7 +57,7 @@ def validate_finetune_request(
     """Checks a single-task request; `config_overrides` are the training overrides the finetune step applies."""
     from collections import namedtuple
 
-    from x2vlm_core.input_checks import check_finetune_request
+    from x2vlm_core.run_checks import check_finetune_request
 
     overrides = check_finetune_request(task, base_model_uri, shards_uri, learning_rate, warmup_steps, steps,
                                        batch_size, gpus_per_node, list(config_overrides), dataset, few_shot)

@@ -19,7 +19,7 @@ import kfp.local
 
 from pipelines.full_pretrain_finetune import DEFAULT_TASKS, full_pretrain_finetune
 from x2vlm_core.data.synthetic import PARALLEL_FILE, generate_shapes_world
-from x2vlm_core.multilingual_tokenization import train_sentencepiece
+from x2vlm_core.text.xlmr import train_sentencepiece
 
 # Each family's tiny model and the tasks its local run fine-tunes by default.
 MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"]}

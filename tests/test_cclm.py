@@ -12,7 +12,7 @@ import torch
 import yaml
 from PIL import Image
 
-from x2vlm_core.checkpoint import init_from, load_model_dir, read_model_config, save_model_dir
+from x2vlm_core.release.model_folder import init_from, load_model_dir, read_model_config, save_model_dir
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.augment import AugmentConfig
 from x2vlm_core.data.masking import MaskingConfig
@@ -27,8 +27,8 @@ from x2vlm_core.models.cclm_checkpoint import adapt_cclm_state
 from x2vlm_core.models.cclm_config import CCLMConfig
 from x2vlm_core.models.cclm_objectives import image_caption_losses, parallel_text_losses
 from x2vlm_core.models.registry import config_from_dict, create_model, model_config
-from x2vlm_core.multilingual import accuracy_by_language, few_shot_sample, language_report
-from x2vlm_core.multilingual_tokenization import (
+from x2vlm_core.evaluation.multilingual import accuracy_by_language, few_shot_sample, language_report
+from x2vlm_core.text.xlmr import (
     SENTENCEPIECE_MODEL, build_multilingual_tokenizer, train_sentencepiece,
 )
 from x2vlm_core.run_config import load_run_config

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from x2vlm_core.checkpoint import load_model_dir
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.cli import main
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.shards import iter_shard_samples, list_shards

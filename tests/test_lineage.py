@@ -9,7 +9,7 @@ import pytest
 
 from x2vlm_core.cli import main
 from x2vlm_core.errors import DataError
-from x2vlm_core.lineage import code_version, data_fingerprint, read_run_lineage, render_html, render_text
+from x2vlm_core.release.lineage import code_version, data_fingerprint, read_run_lineage, render_html, render_text
 
 
 def test_code_version_prefers_the_baked_in_commit(monkeypatch):

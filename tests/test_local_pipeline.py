@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from x2vlm_core.checkpoint import load_model_dir
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.data.shards import read_index
-from x2vlm_core.publish import verify_release
+from x2vlm_core.release.publish import verify_release
 
 
 @pytest.mark.slow

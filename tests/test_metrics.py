@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from x2vlm_core import caption_metrics
-from x2vlm_core.metrics import accuracy, grounding_accuracy, retrieval_recall
-from x2vlm_core.vqa_accuracy import (evalai_results, mean_vqa_accuracy, normalize_answer, process_punctuation,
+from x2vlm_core.evaluation import caption_metrics
+from x2vlm_core.evaluation.metrics import accuracy, grounding_accuracy, retrieval_recall
+from x2vlm_core.evaluation.vqa_accuracy import (evalai_results, mean_vqa_accuracy, normalize_answer, process_punctuation,
                                      vqa_accuracy)
 
 

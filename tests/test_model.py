@@ -3,10 +3,10 @@ import pickle
 import pytest
 import torch
 
-from x2vlm_core.checkpoint import init_from, load_model_dir, load_state_file, save_model_dir
+from x2vlm_core.release.model_folder import init_from, load_model_dir, load_state_file, save_model_dir
 from x2vlm_core.errors import CheckpointError
 from x2vlm_core.models.registry import create_model
-from x2vlm_core.tokenization import build_tokenizer, pre_caption
+from x2vlm_core.text.wordpiece import build_tokenizer, pre_caption
 
 
 def test_preset_parameter_counts_match_the_official_models():

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from x2vlm_core.checkpoint import save_model_dir
+from x2vlm_core.release.model_folder import save_model_dir
 from x2vlm_core.cli import main
 from x2vlm_core.errors import CheckpointError, ReleaseError
 from x2vlm_core.models.registry import create_model
-from x2vlm_core.publish import publish_release
-from x2vlm_core.release import fetch_release, load_release, read_manifest, verify_release
-from x2vlm_core.sharded_weights import WEIGHTS_INDEX, load_weights, tensor_sizes, write_weights
+from x2vlm_core.release.publish import publish_release
+from x2vlm_core.release.fetch import fetch_release, load_release, read_manifest, verify_release
+from x2vlm_core.release.sharded_weights import WEIGHTS_INDEX, load_weights, tensor_sizes, write_weights
 
 MB = 1024 * 1024
 METRICS = {"retrieval": {"txt_r1": 0.5, "img_r1": 0.25}, "grounding": {"val_acc": 0.75, "val_count": 12}}

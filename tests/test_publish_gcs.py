@@ -22,8 +22,8 @@ from test_publish import METRICS, assert_same_outputs, save_tiny_model
 from x2vlm_core import storage
 from x2vlm_core.cli import main
 from x2vlm_core.errors import ReleaseError, StorageError
-from x2vlm_core.publish import publish_release
-from x2vlm_core.release import fetch_release, load_release, read_manifest
+from x2vlm_core.release.publish import publish_release
+from x2vlm_core.release.fetch import fetch_release, load_release, read_manifest
 
 MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,7 +277,7 @@ def test_a_publish_whose_upload_keeps_failing_leaves_no_manifest(tiny_model, fak
 
 PUBLISH_SCRIPT = textwrap.dedent("""
     import sys
-    from x2vlm_core.publish import publish_release
+    from x2vlm_core.release.publish import publish_release
     publish_release(sys.argv[1], sys.argv[2], "m", version="v1")
 """)
 

@@ -6,13 +6,13 @@ import os
 import pytest
 
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.input_checks import check_finetune_request
+from x2vlm_core.run_checks import check_finetune_request
 
 
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
     """An untrained tiny model folder, the shape a pretrain step writes."""
-    from x2vlm_core.checkpoint import save_model_dir
+    from x2vlm_core.release.model_folder import save_model_dir
     from x2vlm_core.models.registry import create_model
 
     return save_model_dir(create_model("x2vlm_tiny"), tmp_path_factory.mktemp("base") / "model")
@@ -98,7 +98,7 @@ def test_evaluate_component_passes_dataset_and_splits_only_when_set(tmp_path, mo
     from kfp.dsl import HTML, Dataset, Metrics, Model
 
     from components.evaluate import evaluate
-    from x2vlm_core import evaluation
+    from x2vlm_core.evaluation import run as evaluation
 
     calls = []
 

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from x2vlm_core.checkpoint import load_model_dir, save_model_dir
+from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.cli import TASK_NAMES, main
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.models.answer_decoder import AnswerDecoder

@@ -7,10 +7,10 @@ import struct
 import pytest
 import torch
 
-from x2vlm_core.checkpoint import load_model_dir
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.evaluation import run_evaluation
+from x2vlm_core.evaluation.run import run_evaluation
 from x2vlm_core.models.registry import model_config
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.engine import deepspeed_config, micro_batch_size

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from x2vlm_core.checkpoint import init_from, load_model_dir, read_model_config, save_model_dir
+from x2vlm_core.release.model_folder import init_from, load_model_dir, read_model_config, save_model_dir
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.data.masking import MaskingConfig

@@ -178,20 +178,20 @@ def run(args: argparse.Namespace) -> Any:
                             _checkpoint_dir(args), dataset=args.dataset, few_shot=args.few_shot,
                             languages=args.languages)["final"]
     if args.command == "evaluate":
-        from x2vlm_core.evaluation import run_evaluation
+        from x2vlm_core.evaluation.run import run_evaluation
 
         return run_evaluation(args.task, args.model, args.shards, args.output, args.options, dataset=args.dataset,
                               splits=args.splits)
     if args.command == "publish":
-        from x2vlm_core.publish import publish_release
+        from x2vlm_core.release.publish import publish_release
 
-        from x2vlm_core.lineage import data_fingerprint
+        from x2vlm_core.release.lineage import data_fingerprint
 
         lineage = {"training_data": data_fingerprint(args.shards)} if args.shards else {}
         return publish_release(args.model, args.destination, args.name, metrics=_read_metrics(args.metrics),
                                lineage=lineage, version=args.version, max_shard_bytes=args.max_shard_mb * 1024**2)
     if args.command == "lineage":
-        from x2vlm_core.lineage import read_run_lineage, render_html, render_text
+        from x2vlm_core.release.lineage import read_run_lineage, render_html, render_text
 
         graph = read_run_lineage(args.run_dir)
         html_path = Path(args.html or Path(args.run_dir) / "lineage.html")
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> Any:
         print(render_text(graph))
         return {"artifacts": len(graph.artifacts), "links": len(graph.links), "html": str(html_path)}
     if args.command == "fetch-release":
-        from x2vlm_core.release import fetch_release, load_release
+        from x2vlm_core.release.fetch import fetch_release, load_release
 
         folder = fetch_release(args.uri, args.output)
         manifest = json.loads((folder / "manifest.json").read_text())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from x2vlm_core.checkpoint import init_from, load_state_file
+from x2vlm_core.release.model_folder import init_from, load_state_file
 from x2vlm_core.errors import CheckpointError
 from x2vlm_core.models import losses
 from x2vlm_core.models.registry import create_model

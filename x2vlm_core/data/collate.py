@@ -23,7 +23,7 @@ from x2vlm_core.data.transforms import (
     decode_for_crop, decode_image, image_to_tensor, image_to_uint8, open_image, square_uint8,
 )
 from x2vlm_core.errors import DataError
-from x2vlm_core.tokenization import build_tokenizer, pre_caption
+from x2vlm_core.text.wordpiece import build_tokenizer, pre_caption
 
 
 class TextEncoder:

@@ -28,8 +28,8 @@ from x2vlm_core.data.masking import MaskingConfig, mask_whole_words
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.errors import ConfigError, DataError
 from x2vlm_core.models.cclm_config import FAMILY as CCLM_FAMILY
-from x2vlm_core.multilingual_tokenization import build_multilingual_tokenizer
-from x2vlm_core.tokenization import pre_caption
+from x2vlm_core.text.xlmr import build_multilingual_tokenizer
+from x2vlm_core.text.wordpiece import pre_caption
 
 CAPTION_MASKING = MaskingConfig(mask_prob=0.4, max_masks=10)
 PARALLEL_MASKING = MaskingConfig(mask_prob=0.4, max_masks=16)

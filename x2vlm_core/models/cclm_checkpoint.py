@@ -91,8 +91,8 @@ def text_encoder_state(model: CCLM, source: str | Path) -> dict[str, torch.Tenso
     Keys may carry the task model's prefix (``roberta.``, ``bert.``); heads and pooler are left out,
     and so are layers beyond the model's depth (CCLM may keep only the lower layers of XLM-R large).
     """
-    from x2vlm_core.checkpoint import load_state_file
-    from x2vlm_core.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
+    from x2vlm_core.release.model_folder import load_state_file
+    from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
 
     path = Path(source)
     if path.is_dir():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from x2vlm_core.checkpoint import check_shapes, load_state_file
+from x2vlm_core.release.model_folder import check_shapes, load_state_file
 from x2vlm_core.errors import CheckpointError, ConfigError
 from x2vlm_core.models.vlmo import VLMo
 from x2vlm_core.models.vlmo_checkpoint import from_beit_layout

@@ -15,7 +15,7 @@ from typing import Any
 
 from x2vlm_core import storage
 from x2vlm_core.errors import DataError
-from x2vlm_core.vqa_accuracy import normalize_answer
+from x2vlm_core.evaluation.vqa_accuracy import normalize_answer
 
 ANSWERS_FILE = "answers.json"
 

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from x2vlm_core import report
-from x2vlm_core.caption_metrics import caption_scores
+from x2vlm_core.evaluation import report
+from x2vlm_core.evaluation.caption_metrics import caption_scores
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.beam_search import beam_search
@@ -29,7 +29,7 @@ from x2vlm_core.models.mlm_captioner import masked_token_logits, next_token_log_
 from x2vlm_core.models.xvlm import XVLM
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
-from x2vlm_core.tokenization import pre_caption
+from x2vlm_core.text.wordpiece import pre_caption
 
 DATASET = "retrieval"  # the Karpathy split: the same images and captions as retrieval
 TRAIN_SPLIT = "train"

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from x2vlm_core import report
+from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder, normalized_cxcywh, sample_images
-from x2vlm_core.metrics import box_iou_xywh, grounding_accuracy
+from x2vlm_core.evaluation.metrics import box_iou_xywh, grounding_accuracy
 from x2vlm_core.models import losses
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.xvlm import XVLM

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from x2vlm_core import report
+from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.errors import DataError
-from x2vlm_core.metrics import accuracy
+from x2vlm_core.evaluation.metrics import accuracy
 from x2vlm_core.models.task_heads import TaskHeads
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.vlmo import VLMo

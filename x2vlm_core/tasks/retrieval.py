@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from x2vlm_core import report
+from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder, sample_images
-from x2vlm_core.metrics import retrieval_recall
+from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.models import losses
 from x2vlm_core.models import vlmo_objectives
 from x2vlm_core.models.config import ModelConfig

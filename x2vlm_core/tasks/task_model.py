@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from x2vlm_core.checkpoint import init_from, read_model_config
+from x2vlm_core.release.model_folder import init_from, read_model_config
 from x2vlm_core.models.registry import create_model
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.task_heads import TaskHeads, attach_task_heads, load_task_heads, task_heads_of

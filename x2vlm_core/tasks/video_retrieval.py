@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from x2vlm_core import report
+from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.registry import PRESETS

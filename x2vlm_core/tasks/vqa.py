@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from x2vlm_core import report
-from x2vlm_core.checkpoint import read_model_config
+from x2vlm_core.evaluation import report
+from x2vlm_core.release.model_folder import read_model_config
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.models.task_heads import TaskHeads, task_heads_of
 from x2vlm_core.errors import ConfigError
@@ -38,7 +38,7 @@ from x2vlm_core.models.xvlm import XVLM
 from x2vlm_core.tasks.answers import answer_soft_scores, answer_vocabulary, answer_weights
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, build_vlmo_task_model, is_vlmo, is_vlmo_folder, model_check
-from x2vlm_core.vqa_accuracy import evalai_results, vqa_accuracy
+from x2vlm_core.evaluation.vqa_accuracy import evalai_results, vqa_accuracy
 
 DATASET = "vqa"
 TRAIN_SPLIT = "train"

@@ -21,13 +21,13 @@ from typing import Any
 
 from torch import nn
 
-from x2vlm_core.checkpoint import load_model_dir
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.data.multilingual_collate import text_encoder_for
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.data.streaming import dataset_shards, shard_loader
 from x2vlm_core.errors import ConfigError, DataError
 from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.multilingual import FEW_SHOT_SPLIT, few_shot_sample, group_by_language, record_language, target_languages
+from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT, few_shot_sample, group_by_language, record_language, target_languages
 from x2vlm_core.tasks import get_task
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import init_distributed

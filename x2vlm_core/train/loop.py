@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.checkpoint import save_model_dir
+from x2vlm_core.release.model_folder import save_model_dir
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.streaming import to_device
 from x2vlm_core.errors import CheckpointError

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from x2vlm_core.checkpoint import init_from
+from x2vlm_core.release.model_folder import init_from
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.streaming import BatchStream, MixedStream, Shard, ShardStream, batch_loader, dataset_shards
 from x2vlm_core.errors import ConfigError

@@ -147,7 +147,7 @@ def prepare_vlmo_stage(model, cfg: TrainConfig, init: str | None) -> None:
     """Start a VLMo from ``init`` (a BEiT checkpoint, or any checkpoint/model folder) and freeze for the stage."""
     from pathlib import Path
 
-    from x2vlm_core.checkpoint import init_from, load_state_file
+    from x2vlm_core.release.model_folder import init_from, load_state_file
     from x2vlm_core.models.vlmo_stages import init_from_beit, stage_trainable
 
     if init:

@@ -12,7 +12,7 @@ from typing import Any
 
 from x2vlm_core.data.shards import iter_shard_samples, list_shards, read_index
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.multilingual_tokenization import train_sentencepiece
+from x2vlm_core.text.xlmr import train_sentencepiece
 
 # The datasets a CCLM pre-training reads its texts from (shapes world and default pipeline names).
 DEFAULT_DATASETS = ("pretrain_multilingual", "pretrain_parallel_text")
@@ -51,7 +51,7 @@ def train_tokenizer(shards_root: str | Path, output_dir: str | Path, vocab_size:
                               "to train on with --dataset")
     texts = list(shard_texts(shards_root, datasets))
     folder = train_sentencepiece(texts, output_dir, vocab_size=vocab_size, seed=seed)
-    from x2vlm_core.multilingual_tokenization import build_multilingual_tokenizer
+    from x2vlm_core.text.xlmr import build_multilingual_tokenizer
 
     return {"tokenizer": str(folder), "datasets": list(datasets), "texts": len(texts),
             "entries": len(build_multilingual_tokenizer(str(folder)))}

@@ -33,9 +33,9 @@ from x2vlm_core.models.vlmo import VLMo
 from x2vlm_core.models.vlmo_checkpoint import adapt_official_state
 from x2vlm_core.models.vlmo_config import VLMoConfig
 from x2vlm_core.models.xvlm import XVLM
-from x2vlm_core.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
-from x2vlm_core.multilingual_tokenization import save_multilingual_tokenizer
-from x2vlm_core.tokenization import tokenizer_dir
+from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
+from x2vlm_core.text.xlmr import save_multilingual_tokenizer
+from x2vlm_core.text.wordpiece import tokenizer_dir
 
 log = logging.getLogger(__name__)
 

@@ -121,6 +121,6 @@ def fetch_release(uri: str | os.PathLike, output: str | Path) -> Path:
 def load_release(release_dir: str | Path):
     """The model of a local release folder (whole or sharded weights), rebuilt from its config.yaml
     with ``create_model``. It does not re-check checksums: ``fetch_release`` and ``verify_release`` do."""
-    from x2vlm_core.checkpoint import load_model_dir
+    from x2vlm_core.release.model_folder import load_model_dir
 
     return load_model_dir(release_dir).eval()

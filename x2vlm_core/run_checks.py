@@ -8,11 +8,11 @@ import math
 from typing import Any
 
 from x2vlm_core import storage
-from x2vlm_core.checkpoint import CONFIG
-from x2vlm_core.sharded_weights import WEIGHTS, WEIGHTS_INDEX
+from x2vlm_core.release.model_folder import CONFIG
+from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX
 from x2vlm_core.data.shards import INDEX_FILE
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.multilingual import FEW_SHOT_SPLIT
+from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.tasks import TASKS, get_task
 

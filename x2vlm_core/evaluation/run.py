@@ -21,13 +21,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from x2vlm_core.checkpoint import load_model_dir
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.config_io import apply_overrides, from_dict
 from x2vlm_core.data.multilingual_collate import text_encoder_for
 from x2vlm_core.data.shards import iter_shard_samples, list_shards, read_index
 from x2vlm_core.errors import DataError
-from x2vlm_core.multilingual import language_report, samples_by_language, target_languages
-from x2vlm_core.report import HtmlReport
+from x2vlm_core.evaluation.multilingual import language_report, samples_by_language, target_languages
+from x2vlm_core.evaluation.report import HtmlReport
 from x2vlm_core.tasks import get_task
 from x2vlm_core.tasks.result import SplitResult
 

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from x2vlm_core import __version__, storage
-from x2vlm_core.checkpoint import CONFIG, TOKENIZER, WEIGHTS, read_model_config
+from x2vlm_core.release.model_folder import CONFIG, TOKENIZER, WEIGHTS, read_model_config
 from x2vlm_core.errors import ReleaseError, StorageError
-from x2vlm_core.lineage import code_version
-from x2vlm_core.release import LATEST, MANIFEST, sha256_file, verify_release  # noqa: F401  (verify_release: re-exported)
-from x2vlm_core.sharded_weights import write_weights
+from x2vlm_core.release.lineage import code_version
+from x2vlm_core.release.fetch import LATEST, MANIFEST, sha256_file, verify_release  # noqa: F401  (verify_release: re-exported)
+from x2vlm_core.release.sharded_weights import write_weights
 
 log = logging.getLogger(__name__)
 

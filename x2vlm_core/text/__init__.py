@@ -1,0 +1,1 @@
+"""Tokenizers: BERT WordPiece (X²-VLM, VLMo) and XLM-R sentencepiece (CCLM), with caption normalisation."""
