@@ -29,14 +29,14 @@ import torch
 
 from record import append_entry, command_line
 from x2vlm_core.data.augment import AugmentConfig
-from x2vlm_core.data.multilingual_collate import (
-    CAPTION_MASKING, PARALLEL_MAX_TOKENS, parallel_text_batch, pretrain_multilingual_batch, text_encoder_for,
-)
+from x2vlm_core.families import text_encoder_for
+from x2vlm_core.families.cclm.collate import (
+    CAPTION_MASKING, PARALLEL_MAX_TOKENS, parallel_text_batch, pretrain_multilingual_batch, )
 from x2vlm_core.data.synthetic import CAPTION_TEMPLATES, SceneSampler, render, translate
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.evaluation.metrics import retrieval_recall
-from x2vlm_core.models.cclm_objectives import image_caption_losses, parallel_text_losses
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families.cclm.objectives import image_caption_losses, parallel_text_losses
+from x2vlm_core.families import create_model
 from x2vlm_core.evaluation.multilingual import language_report
 from x2vlm_core.text.xlmr import train_sentencepiece
 

@@ -70,8 +70,8 @@ from x2vlm_core.errors import ConfigError, X2VLMError
 from x2vlm_core.models import losses
 from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.registry import create_model, model_config
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families import create_model, model_config
+from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.parity import FIXTURE_IMAGE_RES, FIXTURE_SHAPE
 from x2vlm_core.text.wordpiece import tokenizer_dir
 from x2vlm_core.train.pretrain_objective import pretraining_losses

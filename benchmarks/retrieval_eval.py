@@ -24,7 +24,7 @@ from PIL import Image
 
 from record import append_entry, command_line
 from x2vlm_core.data.collate import TextEncoder
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model
 from x2vlm_core.tasks import retrieval
 
 COLOURS = ("red", "green", "blue", "yellow")

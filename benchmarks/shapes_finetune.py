@@ -24,7 +24,7 @@ from shapes_pretrain import prepare
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.shards import read_index
 from x2vlm_core.evaluation.run import run_evaluation
-from x2vlm_core.models.registry import model_config
+from x2vlm_core.families import model_config
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.finetune import run_finetune
 from x2vlm_core.train.pretrain import run_pretrain

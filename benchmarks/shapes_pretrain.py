@@ -29,8 +29,8 @@ from x2vlm_core.config_io import apply_overrides, from_dict
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.evaluation.metrics import retrieval_recall
-from x2vlm_core.models.registry import create_model, model_config
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families import create_model, model_config
+from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.pretrain import run_pretrain
 

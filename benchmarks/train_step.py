@@ -26,7 +26,7 @@ import torch
 from record import append_entry, command_line
 from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.models.flops import StepShapes, image_tokens, pretraining_step_flops
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model
 from x2vlm_core.train.pretrain_objective import pretraining_losses
 
 TOKENS, MASKS = 40, 12

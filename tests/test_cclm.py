@@ -16,17 +16,17 @@ from x2vlm_core.release.model_folder import init_from, load_model_dir, read_mode
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.augment import AugmentConfig
 from x2vlm_core.data.masking import MaskingConfig
-from x2vlm_core.data.multilingual_collate import (
+from x2vlm_core.families import text_encoder_for
+from x2vlm_core.families.cclm.collate import (
     CAPTION_MASKING, PARALLEL_MAX_TOKENS, MultilingualTextEncoder, parallel_text_batch, pretrain_multilingual_batch,
-    span_word_ids, text_encoder_for,
-)
+    span_word_ids, )
 from x2vlm_core.data.synthetic import translate
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.models.cclm import CCLM
-from x2vlm_core.models.cclm_checkpoint import adapt_cclm_state
-from x2vlm_core.models.cclm_config import CCLMConfig
-from x2vlm_core.models.cclm_objectives import image_caption_losses, parallel_text_losses
-from x2vlm_core.models.registry import config_from_dict, create_model, model_config
+from x2vlm_core.families.cclm.model import CCLM
+from x2vlm_core.families.cclm.checkpoint import adapt_cclm_state
+from x2vlm_core.families.cclm.config import CCLMConfig
+from x2vlm_core.families.cclm.objectives import image_caption_losses, parallel_text_losses
+from x2vlm_core.families import config_from_dict, create_model, model_config
 from x2vlm_core.evaluation.multilingual import accuracy_by_language, few_shot_sample, language_report
 from x2vlm_core.text.xlmr import (
     SENTENCEPIECE_MODEL, build_multilingual_tokenizer, train_sentencepiece,

@@ -9,8 +9,8 @@ from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.cli import main
 from x2vlm_core.errors import DataError
 from x2vlm_core.evaluation.run import _split_metrics
-from x2vlm_core.models.cclm import CCLM
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families.cclm.model import CCLM
+from x2vlm_core.families import create_model
 from x2vlm_core.models.task_heads import TaskHeads, attach_task_heads
 from x2vlm_core.evaluation.multilingual import samples_by_language
 from x2vlm_core.tasks.result import SplitResult

@@ -40,7 +40,7 @@ def test_shards_folder_without_index(capsys, tmp_path):
 
 def test_publish_never_overwrites_a_release(capsys, tmp_path):
     from x2vlm_core.release.model_folder import save_model_dir
-    from x2vlm_core.models.registry import create_model
+    from x2vlm_core.families import create_model
 
     save_model_dir(create_model("x2vlm_tiny"), tmp_path / "m")
     argv = ["publish", "--model", str(tmp_path / "m"), "--destination", str(tmp_path / "rel"), "--version", "v1"]

@@ -2,7 +2,7 @@ import pytest
 
 from x2vlm_core.config_io import apply_overrides, from_dict
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.models.registry import create_model, model_config
+from x2vlm_core.families import create_model, model_config
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.train.config import TrainConfig
 

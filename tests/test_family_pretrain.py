@@ -11,9 +11,9 @@ from x2vlm_core.cli import main
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.models.cclm import CCLM
-from x2vlm_core.models.registry import create_model, model_config
-from x2vlm_core.models.vlmo import VLMo
+from x2vlm_core.families.cclm.model import CCLM
+from x2vlm_core.families import create_model, model_config
+from x2vlm_core.families.vlmo.model import VLMo
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.optim import param_groups
 from x2vlm_core.train.pretrain import check_pretrain_config

@@ -5,7 +5,7 @@ import torch
 
 from x2vlm_core.release.model_folder import init_from, load_model_dir, load_state_file, save_model_dir
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model
 from x2vlm_core.text.wordpiece import build_tokenizer, pre_caption
 
 

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from x2vlm_core.models import losses
 from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.models.flops import StepShapes, pretraining_step_flops
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model
 from x2vlm_core.train.pretrain_objective import pretraining_losses
 
 

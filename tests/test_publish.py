@@ -12,7 +12,7 @@ import torch
 from x2vlm_core.release.model_folder import save_model_dir
 from x2vlm_core.cli import main
 from x2vlm_core.errors import CheckpointError, ReleaseError
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model
 from x2vlm_core.release.publish import publish_release
 from x2vlm_core.release.fetch import fetch_release, load_release, read_manifest, verify_release
 from x2vlm_core.release.sharded_weights import WEIGHTS_INDEX, load_weights, tensor_sizes, write_weights

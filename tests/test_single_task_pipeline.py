@@ -13,7 +13,7 @@ from x2vlm_core.run_checks import check_finetune_request
 def base_model(tmp_path_factory):
     """An untrained tiny model folder, the shape a pretrain step writes."""
     from x2vlm_core.release.model_folder import save_model_dir
-    from x2vlm_core.models.registry import create_model
+    from x2vlm_core.families import create_model
 
     return save_model_dir(create_model("x2vlm_tiny"), tmp_path_factory.mktemp("base") / "model")
 

@@ -11,7 +11,7 @@ from x2vlm_core.cli import TASK_NAMES, main
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beam_search import beam_search, repeated_ngram_tokens
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model
 from x2vlm_core.models.task_heads import TASK_HEADS_FILE, TaskHeads, attach_task_heads
 from x2vlm_core.tasks import TASKS, captioning, vqa
 from x2vlm_core.tasks.retrieval import UNSCORED, rerank_top_k

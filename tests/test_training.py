@@ -11,7 +11,7 @@ from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.evaluation.run import run_evaluation
-from x2vlm_core.models.registry import model_config
+from x2vlm_core.families import model_config
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.engine import deepspeed_config, micro_batch_size
 from x2vlm_core.train.finetune import run_finetune

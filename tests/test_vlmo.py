@@ -12,15 +12,15 @@ from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.data.masking import MaskingConfig
 from x2vlm_core.errors import CheckpointError, ConfigError, DataError
-from x2vlm_core.models import vlmo_objectives as objectives
+from x2vlm_core.families.vlmo import objectives
 from x2vlm_core.models.beit2 import BEiT2
 from x2vlm_core.models.config import VisionConfig
-from x2vlm_core.models.registry import config_from_dict, create_model, model_config
-from x2vlm_core.models.vlmo import HEAD_PREFIXES, VLMo, backbone_parameter_count
-from x2vlm_core.models.vlmo_checkpoint import to_official_layout
-from x2vlm_core.models.vlmo_config import VLMoConfig
-from x2vlm_core.models.vlmo_positions import image_rows, table_rows
-from x2vlm_core.models.vlmo_stages import init_from_beit, stage_trainable
+from x2vlm_core.families import config_from_dict, create_model, model_config
+from x2vlm_core.families.vlmo.model import HEAD_PREFIXES, VLMo, backbone_parameter_count
+from x2vlm_core.families.vlmo.checkpoint import to_official_layout
+from x2vlm_core.families.vlmo.config import VLMoConfig
+from x2vlm_core.families.vlmo.positions import image_rows, table_rows
+from x2vlm_core.families.vlmo.stages import init_from_beit, stage_trainable
 from x2vlm_core.run_config import load_run_config
 
 CAPTIONS = ["a red circle on the left", "two blue squares", "a green triangle above a square",

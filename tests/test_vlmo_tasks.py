@@ -10,9 +10,10 @@ from x2vlm_core.cli import main
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.models.registry import create_model
-from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.tasks import get_task, vqa
+from x2vlm_core.families import create_model
+from x2vlm_core.families.vlmo.model import VLMo
+from x2vlm_core.families.vlmo.tasks import TASKS as VLMO_TASKS
+from x2vlm_core.tasks import get_task
 from x2vlm_core.tasks.answers import answer_soft_scores, answer_vocabulary
 from x2vlm_core.train.config import OptimConfig
 from x2vlm_core.train.optim import param_groups
@@ -28,6 +29,7 @@ EXPECTED = {
 }
 HEADS = {"retrieval": [], "vqa": ["vqa"], "nlvr2": ["nlvr2"]}
 LOSSES = {"retrieval": {"itc"}, "vqa": {"vqa"}, "nlvr2": {"nlvr2"}}
+vqa = VLMO_TASKS["vqa"]  # VLMo's own VQA recipe (a classifier over the answer list)
 REFUSALS = {"grounding": "it has no box head", "captioning": "it has no generative decoder",
             "video_retrieval": "it takes no video input", "video_qa": "it takes no video input"}
 

@@ -6,6 +6,7 @@ list of valid keys instead of being silently ignored.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -110,3 +111,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = child
         node[parts[-1]] = yaml.safe_load(raw)
     return data
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied, nested dicts merged key by key (neither is changed)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -14,8 +14,8 @@ import torch
 from x2vlm_core.release.model_folder import init_from, load_state_file
 from x2vlm_core.errors import CheckpointError
 from x2vlm_core.models import losses
-from x2vlm_core.models.registry import create_model
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families import create_model
+from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.train.pretrain_objective import image_text_losses, region_text_losses
 
 # The fixture's shape: BEiT-2 base width with one block, a 3-layer BERT of width 32.

@@ -10,15 +10,14 @@ from typing import Any
 
 from x2vlm_core.config_io import apply_overrides, from_dict, load_yaml
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.registry import model_config
+from x2vlm_core.families import model_config
 from x2vlm_core.train.config import TrainConfig
 
 TOP_LEVEL_KEYS = ("model", "train")
 
 
 def load_run_config(path: str | None, preset: str | None = None, overrides: list[str] | None = None,
-                    model_needed: bool = True) -> tuple[ModelConfig | None, TrainConfig]:
+                    model_needed: bool = True) -> tuple[Any, TrainConfig]:
     data: dict[str, Any] = load_yaml(path) if path else {}
     if isinstance(data.get("model"), str):
         data["model"] = {"preset": data["model"]}

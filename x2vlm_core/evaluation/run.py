@@ -23,11 +23,12 @@ from typing import Any
 
 from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.config_io import apply_overrides, from_dict
-from x2vlm_core.data.multilingual_collate import text_encoder_for
+from x2vlm_core.families import family_of, text_encoder_for
 from x2vlm_core.data.shards import iter_shard_samples, list_shards, read_index
 from x2vlm_core.errors import DataError
 from x2vlm_core.evaluation.multilingual import language_report, samples_by_language, target_languages
 from x2vlm_core.evaluation.report import HtmlReport
+from x2vlm_core.release.model_folder import read_model_config
 from x2vlm_core.tasks import get_task
 from x2vlm_core.tasks.result import SplitResult
 
@@ -47,7 +48,8 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
     ``dataset`` replaces the task's own (e.g. ``xflickrco`` for retrieval, ``marvl`` for nlvr2), and
     ``splits`` its evaluation splits (all must exist); by default those of the task's that exist.
     """
-    task = get_task(task_name)
+    get_task(task_name)  # an unknown task is named before the model is read
+    task = family_of(read_model_config(model_dir)).task(task_name)  # refuses a task the model cannot do
     dataset = dataset or task.DATASET
     cfg = from_dict(task.EvalConfig, apply_overrides({}, options or []), where=f"{task_name} evaluation options")
     available = read_index(str(shards_root))["datasets"].get(dataset, {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from x2vlm_core.models.masked_layers import embed, run_layers
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.x2vlm.model import XVLM
 
 
 def masked_token_logits(model: XVLM, ids: torch.Tensor, position_ids: torch.Tensor, keep: torch.Tensor,

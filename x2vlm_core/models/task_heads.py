@@ -18,7 +18,7 @@ from torch import nn
 from x2vlm_core.config_io import from_dict, load_yaml, save_yaml
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.answer_decoder import AnswerDecoder
-from x2vlm_core.models.xvlm import XVLM, build_mlp
+from x2vlm_core.models.heads import build_mlp
 
 TASK_HEADS_FILE = "task_heads.yaml"
 
@@ -34,7 +34,7 @@ class TaskHeads:
     labels: list[str] = field(default_factory=list)
 
 
-def attach_task_heads(model: XVLM, heads: TaskHeads) -> XVLM:
+def attach_task_heads(model: nn.Module, heads: TaskHeads) -> nn.Module:
     """Add the modules ``heads`` describes (freshly initialised) and remember the spec on the model."""
     width = model.config.text.hidden_size
     if heads.decoder_layers:
@@ -51,17 +51,17 @@ def attach_task_heads(model: XVLM, heads: TaskHeads) -> XVLM:
     return model
 
 
-def task_heads_of(model: XVLM) -> TaskHeads | None:
+def task_heads_of(model: nn.Module) -> TaskHeads | None:
     return getattr(model, "task_heads", None)
 
 
-def save_task_heads(model: XVLM, folder: str | Path) -> None:
+def save_task_heads(model: nn.Module, folder: str | Path) -> None:
     heads = task_heads_of(model)
     if heads is not None:
         save_yaml(heads, Path(folder) / TASK_HEADS_FILE)
 
 
-def load_task_heads(model: XVLM, folder: str | Path) -> XVLM:
+def load_task_heads(model: nn.Module, folder: str | Path) -> nn.Module:
     """Attach the heads a model folder records (a pre-trained folder records none)."""
     path = Path(folder) / TASK_HEADS_FILE
     if path.is_file():

@@ -21,21 +21,12 @@ from torch import nn
 
 from x2vlm_core.config_io import load_yaml, save_yaml
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.cclm import CCLM
-from x2vlm_core.models.cclm_checkpoint import adapt_cclm_state
-from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.position_resize import (
     grid_of_table, resize_patch_position_embedding, resize_relative_position_bias_table,
 )
-from x2vlm_core.models.registry import config_from_dict, create_model
+from x2vlm_core.families import config_from_dict, create_model, family_of
 from x2vlm_core.models.task_heads import load_task_heads, save_task_heads
-from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.models.vlmo_checkpoint import adapt_official_state
-from x2vlm_core.models.vlmo_config import VLMoConfig
-from x2vlm_core.models.xvlm import XVLM
 from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
-from x2vlm_core.text.xlmr import save_multilingual_tokenizer
-from x2vlm_core.text.wordpiece import tokenizer_dir
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +104,7 @@ def tied_aliases(model: nn.Module) -> set[str]:
     return every - {name for name, _ in model.named_parameters()}
 
 
-def save_model_dir(model: XVLM, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_model_dir(model: nn.Module, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     aliases = tied_aliases(model)
@@ -123,28 +114,22 @@ def save_model_dir(model: XVLM, out_dir: str | Path, extra: dict[str, Any] | Non
     save_file(state, str(out / WEIGHTS))
     save_yaml(model.config, out / CONFIG)
     save_task_heads(model, out)  # task models: which heads to rebuild on load
-    if isinstance(model, CCLM):  # XLM-R's sentencepiece model instead of a WordPiece vocab.txt
-        save_multilingual_tokenizer(model.config.tokenizer, out / TOKENIZER)
-    else:
-        vocab = tokenizer_dir(model.config.tokenizer) / "vocab.txt"
-        (out / TOKENIZER).mkdir(exist_ok=True)
-        shutil.copyfile(vocab, out / TOKENIZER / "vocab.txt")
+    family_of(model).save_tokenizer(model.config, out / TOKENIZER)
     if extra is not None:
         (out / "training.json").write_text(json.dumps(extra, indent=2, sort_keys=True))
     return out
 
 
-def read_model_config(model_dir: str | Path) -> ModelConfig | VLMoConfig:
+def read_model_config(model_dir: str | Path) -> Any:
     model_dir = Path(model_dir)
+    if not (model_dir / WEIGHTS).is_file() and not (model_dir / WEIGHTS_INDEX).is_file():
+        raise CheckpointError(f"{model_dir} is not a model folder: {WEIGHTS} is missing")
     data = load_yaml(model_dir / CONFIG)
     data["tokenizer"] = str(model_dir / TOKENIZER)  # the folder travels with the weights
     return config_from_dict(data, where=str(model_dir / CONFIG))
 
 
-def load_model_dir(model_dir: str | Path) -> XVLM:
-    model_dir = Path(model_dir)
-    if not (model_dir / WEIGHTS).is_file() and not (model_dir / WEIGHTS_INDEX).is_file():
-        raise CheckpointError(f"{model_dir} is not a model folder: {WEIGHTS} is missing")
+def load_model_dir(model_dir: str | Path) -> nn.Module:
     model = load_task_heads(create_model(read_model_config(model_dir)), model_dir)
     missing = init_from(model, model_dir)
     if missing:
@@ -152,14 +137,12 @@ def load_model_dir(model_dir: str | Path) -> XVLM:
     return model
 
 
-def init_from(model: XVLM, source: str | Path) -> list[str]:
+def init_from(model: nn.Module, source: str | Path) -> list[str]:
     """Initialise from a model folder or checkpoint file; returns the keys left at their init."""
     source = Path(source)
     state = load_weights(source) if source.is_dir() else load_state_file(source)  # a folder: whole or sharded
-    # Each family fits foreign checkpoints its own way (VLMo: one shared position table, renamed keys).
-    if isinstance(model, CCLM):  # X²-VLM checkpoints: fusion layers → cross encoder, text encoder replaced
-        state = adapt_cclm_state(model, state)
-    state = adapt_official_state(model, state) if isinstance(model, VLMo) else fit_image_resolution(model, state)
+    # Each family fits official and other foreign layouts its own way (VLMo: one shared position table).
+    state = family_of(model).adapt_checkpoint(model, state)
     check_shapes(model, state, str(source))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:

@@ -27,6 +27,7 @@ from typing import Any
 from x2vlm_core import __version__, storage
 from x2vlm_core.release.model_folder import CONFIG, TOKENIZER, WEIGHTS, read_model_config
 from x2vlm_core.errors import ReleaseError, StorageError
+from x2vlm_core.families import family_of
 from x2vlm_core.release.lineage import code_version
 from x2vlm_core.release.fetch import LATEST, MANIFEST, sha256_file, verify_release  # noqa: F401  (verify_release: re-exported)
 from x2vlm_core.release.sharded_weights import write_weights
@@ -40,32 +41,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[str, Any]],
                 lineage: dict[str, Any], training: dict[str, Any]) -> str:
-    family = getattr(config, "family", None)
-    if family == "vlmo":
-        what = (f"A VLMo vision-language model (`{config.name}`): one multiway transformer of {config.depth} blocks "
-                f"(width {config.width}) with shared self-attention, image and text experts in every block and "
-                f"vision-language experts from block {config.vlffn_start}; a dual encoder for retrieval and a "
-                "fusion encoder for matching.")
-    elif family == "cclm":
-        vision, cross = config.vision, config.cross
-        what = (f"A CCLM multilingual vision-language model (`{config.name}`): a BEiT-2 image encoder "
-                f"({vision.depth} blocks, width {vision.width}), a {config.text_encoder.arch} text encoder "
-                f"(width {config.text_width}) and {cross.num_layers} cross-encoder layers that attend to the image "
-                "(or to a translation), trained on images with captions in several languages and on sentence pairs.")
-    elif hasattr(config, "vision") and hasattr(config, "text"):
-        vision, text = config.vision, config.text
-        what = (f"An X²-VLM vision-language model (`{config.name}`): a BEiT-2 image encoder ({vision.depth} blocks, "
-                f"width {vision.width}) and one BERT stack of {text.fusion_start_at} text layers and "
-                f"{text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that "
-                "cross-attend to the image.")
-    else:
-        what = f"A vision-language model of the `{getattr(config, 'family', type(config).__name__)}` family (`{config.name}`)."
+    family = family_of(config)
     lines = [
         f"# {name} {version}",
         "",
         "## What it is",
         "",
-        f"{what} It reads {config.image_res}px images and {'multilingual' if family == 'cclm' else 'English'} text, embeds both into one space (retrieval), "
+        f"{family.describe(config)} It reads {config.image_res}px images and {family.languages} text, "
+        "embeds both into one space (retrieval), "
         "scores image-text matches, and, with a box head, locates the region a phrase describes (grounding). "
         "Weights are safetensors; `config.yaml` rebuilds the model (`x2vlm fetch-release` downloads, verifies and "
         "loads it).",
@@ -103,7 +86,7 @@ def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[st
         "## Limits",
         "",
         "- Metrics hold only for the evaluation data named above; check on your own data before relying on it.",
-        f"- English text only (uncased BERT vocabulary), at most {config.max_tokens} tokens a text; images are "
+        f"- {family.languages.capitalize()} text only, at most {config.max_tokens} tokens a text; images are "
         f"resized to {config.image_res}px.",
         "- Web image-text data carries social biases and errors, and the model learns them; it is not meant for "
         "decisions about people.",

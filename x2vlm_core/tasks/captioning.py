@@ -26,7 +26,7 @@ from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.beam_search import beam_search
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.mlm_captioner import masked_token_logits, next_token_log_probs
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
 from x2vlm_core.text.wordpiece import pre_caption
@@ -41,8 +41,7 @@ SPAN_PROB = 0.2  # chance that a masked span is 2-3 tokens instead of 1
 MAX_SPAN = 3
 LABEL_SMOOTHING = 0.1
 report_section = report.captioning_section
-VLMO_REFUSAL = "do captioning: it has no generative decoder"
-check_model = model_check(vlmo_refusal=VLMO_REFUSAL)
+check_model = model_check("captioning")
 
 
 @dataclass
@@ -56,7 +55,7 @@ class EvalConfig:
 
 
 def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
-    return build_task_model(pretrained, vlmo_refusal=VLMO_REFUSAL)[0]
+    return build_task_model(pretrained)[0]
 
 
 @lru_cache(maxsize=4)

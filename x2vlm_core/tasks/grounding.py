@@ -14,7 +14,7 @@ from x2vlm_core.data.collate import TextEncoder, normalized_cxcywh, sample_image
 from x2vlm_core.evaluation.metrics import box_iou_xywh, grounding_accuracy
 from x2vlm_core.models import losses
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.spec import VisionLanguageModel
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
 
@@ -22,8 +22,7 @@ DATASET = "grounding"
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("val", "testA", "testB")
 report_section = report.grounding_section
-VLMO_REFUSAL = "do grounding: it has no box head"
-check_model = model_check(vlmo_refusal=VLMO_REFUSAL)
+check_model = model_check("grounding")
 
 
 @dataclass
@@ -31,8 +30,8 @@ class EvalConfig:
     batch_size: int = 64  # images per forward pass (each with all its referring expressions)
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
-    return build_task_model(pretrained, vlmo_refusal=VLMO_REFUSAL)[0]
+def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+    return build_task_model(pretrained)[0]
 
 
 def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
@@ -43,7 +42,7 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "target_bbox": torch.tensor(boxes, dtype=torch.float32)}
 
 
-def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     image_embeds, _ = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
     boxes = model.predict_bbox(image_embeds, text_embeds, batch["text_atts"])
@@ -52,7 +51,7 @@ def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 @torch.no_grad()
-def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     """Every sentence of every ref is one query; the box is scored in original pixels."""
     model.eval()
     queries, preds, truths = [], [], []

@@ -2,13 +2,14 @@
 
 As the official model: both images go through the vision encoder, the statement is fused with
 each image separately, and the two fused [CLS] vectors, concatenated, feed ``cls_head`` (MLP → 2).
-VLMo does the same with its own head (``nlvr2_classifier`` over the two pooled fusion CLS, the
-second image with its own token type, ``VLMo.nlvr2_logits``), trained with cross-entropy too.
+A family with its own pair head passes its logits to ``pair_objective`` / ``evaluate_pairs``
+(VLMo: ``families/vlmo/tasks.py``).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,16 @@ from x2vlm_core.errors import DataError
 from x2vlm_core.evaluation.metrics import accuracy
 from x2vlm_core.models.task_heads import TaskHeads
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.spec import VisionLanguageModel
 from x2vlm_core.tasks.result import SplitResult
-from x2vlm_core.tasks.task_model import build_task_model, build_vlmo_task_model, is_vlmo, is_vlmo_folder, model_check
+from x2vlm_core.tasks.task_model import build_task_model, model_check
 
 DATASET = "nlvr2"
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("dev", "test1", "test")  # NLVR2 dev / test-P, MaRVL test
 LABELS = ["False", "True"]
 report_section = report.nlvr2_section
-check_model = model_check("nlvr2")
+check_model = model_check("nlvr2", "nlvr2")
 
 
 @dataclass
@@ -41,9 +41,7 @@ class EvalConfig:
     batch_size: int = 64  # statements (image pairs) per forward pass
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM | VLMo:
-    if is_vlmo_folder(pretrained):
-        return build_vlmo_task_model(pretrained, "nlvr2")
+def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
     return build_task_model(pretrained, TaskHeads(task="nlvr2", cls_inputs=2, labels=LABELS))[0]
 
 
@@ -64,10 +62,12 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "label": torch.tensor([int(s["meta"]["label"]) for s in samples], dtype=torch.long)}
 
 
-def pair_logits(model: XVLM | VLMo, left: torch.Tensor, right: torch.Tensor, text_ids: torch.Tensor,
+# (model, left images, right images, statement ids, statement mask) -> [B, 2] logits.
+PairLogits = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def pair_logits(model: VisionLanguageModel, left: torch.Tensor, right: torch.Tensor, text_ids: torch.Tensor,
                 text_atts: torch.Tensor) -> torch.Tensor:
-    if is_vlmo(model):
-        return model.nlvr2_logits(left, right, text_ids, text_atts)
     image_embeds, image_atts = model.get_vision_embeds(torch.cat([left, right]))
     text_embeds = model.get_text_embeds(text_ids, text_atts)
     fused = [model.get_cross_embeds(embeds, atts, text_embeds, text_atts)[:, 0]
@@ -75,20 +75,29 @@ def pair_logits(model: XVLM | VLMo, left: torch.Tensor, right: torch.Tensor, tex
     return model.cls_head(torch.cat(fused, dim=-1))
 
 
-def objective(model: XVLM | VLMo, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    logits = pair_logits(model, batch["left"], batch["right"], batch["text_ids"], batch["text_atts"])
+def pair_objective(logits_of: PairLogits, model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    logits = logits_of(model, batch["left"], batch["right"], batch["text_ids"], batch["text_atts"])
     return {"nlvr2": F.cross_entropy(logits, batch["label"])}
 
 
+def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return pair_objective(pair_logits, model, batch)
+
+
+def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+    return evaluate_pairs(pair_logits, model, samples, text, cfg)
+
+
 @torch.no_grad()
-def evaluate(model: XVLM | VLMo, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate_pairs(logits_of: PairLogits, model: Any, samples: list[dict[str, Any]], text: TextEncoder,
+                   cfg: EvalConfig) -> SplitResult:
     model.eval()
     predicted: list[bool] = []
     for start in range(0, len(samples), cfg.batch_size):
         chunk = samples[start:start + cfg.batch_size]
         left, right = pair_images(chunk, model.config.image_res)
         ids, atts, _ = text([s["meta"]["sentence"] for s in chunk])
-        predicted.extend(bool(v) for v in pair_logits(model, left, right, ids, atts).argmax(dim=-1).tolist())
+        predicted.extend(bool(v) for v in logits_of(model, left, right, ids, atts).argmax(dim=-1).tolist())
     truth = [bool(s["meta"]["label"]) for s in samples]
     predictions = [{"key": s["key"], "sentence": s["meta"]["sentence"], "predicted": p, "label": t}
                    for s, p, t in zip(samples, predicted, truth)]

@@ -5,9 +5,7 @@ soft positives in ITC and never drawn as ITM hard negatives (official ``idx``). 
 all candidates by ITC similarity, then re-scores each query's ``k_test`` best with the ITM head
 (everything else stays at -100), and reports TR/IR R@1/5/10 as the official itm_eval does.
 
-VLMo follows its own official recipe: fine-tuning is ITC of the dual encoder alone
-(``vlmo_objectives.retrieval_losses``), and evaluation ranks by that dual-encoder similarity,
-with no ITM re-ranking (``k_test`` and ``itm_batch_size`` do not apply); the recalls are the same.
+A family may replace parts of this (VLMo: ``families/vlmo/tasks.py``); the recalls stay these.
 """
 
 from __future__ import annotations
@@ -26,12 +24,10 @@ from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.models import losses
-from x2vlm_core.models import vlmo_objectives
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.spec import VisionLanguageModel
 from x2vlm_core.tasks.result import SplitResult
-from x2vlm_core.tasks.task_model import build_task_model, build_vlmo_task_model, is_vlmo, is_vlmo_folder, model_check
+from x2vlm_core.tasks.task_model import build_task_model, model_check
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +36,14 @@ TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("test",)
 UNSCORED = -100.0  # what candidates outside the top k score (official)
 report_section = report.retrieval_section
-check_model = model_check()
+check_model = model_check("retrieval")
 
 
 @dataclass
 class EvalConfig:
-    k_test: int = 256  # candidates per query re-ranked by ITM (X-VLM's COCO / Flickr30K setting; not VLMo)
+    k_test: int = 256  # candidates per query re-ranked by ITM (X-VLM's COCO / Flickr30K setting)
     batch_size: int = 64  # images (or texts) encoded per forward pass
-    itm_batch_size: int = 256  # (query, candidate) pairs fused per ITM forward pass (not VLMo)
+    itm_batch_size: int = 256  # (query, candidate) pairs fused per ITM forward pass
 
 
 def image_index(key: str) -> int:
@@ -55,8 +51,8 @@ def image_index(key: str) -> int:
     return zlib.crc32(key.encode())
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM | VLMo:
-    return build_vlmo_task_model(pretrained) if is_vlmo_folder(pretrained) else build_task_model(pretrained)[0]
+def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+    return build_task_model(pretrained)[0]
 
 
 def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
@@ -66,9 +62,7 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "idx": torch.tensor([image_index(s["key"]) for s in samples], dtype=torch.long)}
 
 
-def objective(model: XVLM | VLMo, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    if is_vlmo(model):
-        return vlmo_objectives.retrieval_losses(model, batch)
+def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
@@ -79,9 +73,7 @@ def objective(model: XVLM | VLMo, batch: dict[str, torch.Tensor]) -> dict[str, t
     }
 
 
-def evaluate(model: XVLM | VLMo, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
-    if is_vlmo(model):
-        return evaluate_dual_encoder(model, samples, text, cfg)
+def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     return evaluate_retrieval(model, samples, text, cfg, lambda chunk: sample_images(chunk, model.config.image_res))
 
 
@@ -103,7 +95,7 @@ def rerank_top_k(sims: torch.Tensor, k: int, pair_scores: Callable[[torch.Tensor
 
 
 @torch.no_grad()
-def evaluate_retrieval(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
+def evaluate_retrieval(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
                        visual: Callable[[list[dict[str, Any]]], torch.Tensor]) -> SplitResult:
     """``visual(samples)`` gives the image (or video) batch of some samples."""
     model.eval()
@@ -128,22 +120,6 @@ def evaluate_retrieval(model: XVLM, samples: list[dict[str, Any]], text: TextEnc
     scores_i2t = rerank_top_k(sims, cfg.k_test, itm, cfg.itm_batch_size)
     scores_t2i = rerank_top_k(sims.t(), cfg.k_test, lambda t, i: itm(i, t), cfg.itm_batch_size)
     return retrieval_result(scores_i2t, scores_t2i, samples, texts, txt2img, img2txt)
-
-
-@torch.no_grad()
-def evaluate_dual_encoder(model: VLMo, samples: list[dict[str, Any]], text: TextEncoder,
-                          cfg: EvalConfig) -> SplitResult:
-    """VLMo: every image against every caption by dual-encoder ITC similarity alone (official)."""
-    model.eval()
-    samples, texts, txt2img, img2txt = caption_index(samples)
-    step, res = cfg.batch_size, model.config.image_res
-    image_feat = torch.cat([model.image_features(model.embed_image(sample_images(samples[i:i + step], res)))[0]
-                            for i in range(0, len(samples), step)])
-    text_ids, text_atts, _ = text(texts)
-    text_feat = torch.cat([model.text_features(model.embed_text(text_ids[i:i + step]), text_atts[i:i + step])[0]
-                           for i in range(0, len(texts), step)])
-    sims = image_feat @ text_feat.t()
-    return retrieval_result(sims, sims.t(), samples, texts, txt2img, img2txt)
 
 
 def caption_index(samples: list[dict[str, Any]]

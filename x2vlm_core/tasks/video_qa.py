@@ -20,7 +20,7 @@ from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.evaluation.metrics import accuracy
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.task_heads import TaskHeads, task_heads_of
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.spec import VisionLanguageModel
 from x2vlm_core.tasks.answers import answer_vocabulary, sample_answers
 from x2vlm_core.tasks.frames import video_batch
 from x2vlm_core.tasks.result import SplitResult
@@ -33,8 +33,7 @@ EVAL_SPLITS = ("val", "test")
 NUM_CLASSES = 1500
 IGNORED = -100  # an answer outside the classes
 report_section = report.video_qa_section
-VLMO_REFUSAL = "do video_qa: it takes no video input (no frame position embedding)"
-check_model = model_check("video_qa", video=True, vlmo_refusal=VLMO_REFUSAL)
+check_model = model_check("video_qa", "video_qa", video=True)
 
 
 @dataclass
@@ -42,10 +41,10 @@ class EvalConfig:
     batch_size: int = 32  # questions (clips) per forward pass
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
+def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
     classes = answer_vocabulary(shards_root, DATASET, TRAIN_SPLIT, NUM_CLASSES)
     heads = TaskHeads(task="video_qa", cls_inputs=1, labels=classes)
-    return build_task_model(pretrained, heads, frame_len=VIDEO_FRAMES, vlmo_refusal=VLMO_REFUSAL)[0]
+    return build_task_model(pretrained, heads, frame_len=VIDEO_FRAMES)[0]
 
 
 def _truth(meta: dict[str, Any]) -> str:
@@ -61,18 +60,18 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "text_atts": atts, "label": torch.tensor(labels, dtype=torch.long)}
 
 
-def collate_options(model: XVLM) -> dict[str, Any]:
+def collate_options(model: VisionLanguageModel) -> dict[str, Any]:
     """What ``train_collate`` needs from the built model: the class of each answer."""
     return {"classes": {answer: i for i, answer in enumerate(task_heads_of(model).labels)}}
 
 
-def logits(model: XVLM, video: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+def logits(model: VisionLanguageModel, video: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
     video_embeds, video_atts = model.get_vision_embeds(video)
     fused = model.get_cross_embeds(video_embeds, video_atts, model.get_text_embeds(text_ids, text_atts), text_atts)
     return model.cls_head(fused[:, 0])
 
 
-def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     scores = logits(model, batch["image"], batch["text_ids"], batch["text_atts"])
     # Summed over the known answers only: a batch without any gives 0, not NaN.
     loss = F.cross_entropy(scores, batch["label"], ignore_index=IGNORED, reduction="sum")
@@ -80,7 +79,7 @@ def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 @torch.no_grad()
-def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     model.eval()
     classes = task_heads_of(model).labels
     rng = random.Random(0)

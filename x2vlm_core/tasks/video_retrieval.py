@@ -1,7 +1,7 @@
 """Text-video retrieval (MSRVTT): retrieval's ITC + ITM on frame-averaged video embeddings; text→video R@1/5/10.
 
 Each clip's frames are encoded one by one, get a learned frame position embedding and are
-averaged per patch (``XVLM.get_vision_embeds`` on ``[B, F, 3, H, W]``). An image model
+averaged per patch (``VisionLanguageModel.get_vision_embeds`` on ``[B, F, 3, H, W]``). An image model
 becomes a video model of ``VIDEO_FRAMES`` frames when fine-tuned here.
 """
 
@@ -16,8 +16,8 @@ import torch
 from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.registry import PRESETS
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.x2vlm.presets import PRESETS
+from x2vlm_core.families.spec import VisionLanguageModel
 from x2vlm_core.tasks import retrieval
 from x2vlm_core.tasks.frames import video_batch
 from x2vlm_core.tasks.result import SplitResult
@@ -30,14 +30,13 @@ VIDEO_FRAMES = PRESETS["x2vlm_base_video"]["frame_len"]
 EvalConfig = retrieval.EvalConfig
 objective = retrieval.objective
 report_section = report.retrieval_section
-VLMO_REFUSAL = "do video_retrieval: it takes no video input (no frame position embedding)"
-check_model = model_check(video=True, vlmo_refusal=VLMO_REFUSAL)
+check_model = model_check("video_retrieval", video=True)
 # Text → video is what MSRVTT papers report; video → text is kept as well.
 METRIC_NAMES = {"img": "t2v", "txt": "v2t"}
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> XVLM:
-    return build_task_model(pretrained, frame_len=VIDEO_FRAMES, vlmo_refusal=VLMO_REFUSAL)[0]
+def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+    return build_task_model(pretrained, frame_len=VIDEO_FRAMES)[0]
 
 
 def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
@@ -47,7 +46,7 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "text_atts": atts, "idx": torch.tensor([retrieval.image_index(s["key"]) for s in samples])}
 
 
-def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     rng = random.Random(0)
     result = retrieval.evaluate_retrieval(
         model, samples, text, cfg,

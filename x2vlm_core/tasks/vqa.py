@@ -8,16 +8,15 @@ pick the ``k_test`` most likely answers of the list (128), whose full sequences 
 the best one is the prediction, scored with the official VQA accuracy. Every evaluated split
 also gets an EvalAI results file, which is what test-dev / test-std submissions need.
 
-VLMo follows its own official recipe: a classifier over the same answer list (``vqa_classifier``
-on the pooled fusion CLS), trained with binary cross-entropy on each answer's soft score
-(``vlmo_objectives.vqa_losses``); its prediction is the top-scoring answer, scored and written
-as above.
+A family may replace the answer model (VLMo: a classifier, ``families/vlmo/tasks.py``); the
+prediction is then scored and written as above (``evaluate_answers``).
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,11 @@ from x2vlm_core.release.model_folder import read_model_config
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.models.task_heads import TaskHeads, task_heads_of
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.models import vlmo_objectives
-from x2vlm_core.models.cclm import CCLM
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.models.vlmo_config import VLMoConfig
-from x2vlm_core.models.xvlm import XVLM
-from x2vlm_core.tasks.answers import answer_soft_scores, answer_vocabulary, answer_weights
+from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.tasks.answers import answer_vocabulary, answer_weights
 from x2vlm_core.tasks.result import SplitResult
-from x2vlm_core.tasks.task_model import build_task_model, build_vlmo_task_model, is_vlmo, is_vlmo_folder, model_check
+from x2vlm_core.tasks.task_model import build_task_model, model_check
 from x2vlm_core.evaluation.vqa_accuracy import evalai_results, vqa_accuracy
 
 DATASET = "vqa"
@@ -45,42 +40,34 @@ TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("val", "test-dev", "test")
 ANSWER_LIST_SIZE = 3128  # the official answer list's length
 report_section = report.vqa_section
-check_model = model_check("vqa")
+# (images, question ids, question mask) -> the best answers' indices [Q, k] and their scores.
+AnswerRanker = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+check_model = model_check("vqa", "vqa")
 
 
 @dataclass
 class EvalConfig:
-    k_test: int = 128  # answers re-scored per question (official; VLMo's classifier scores them all)
+    k_test: int = 128  # answers re-scored per question (official)
     batch_size: int = 32  # questions per forward pass
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path, dataset: str = DATASET) -> XVLM:
+def build_model(pretrained: str | Path, shards_root: str | Path, dataset: str = DATASET) -> VisionLanguageModel:
     """Backbone + an answer decoder with as many layers as there are fusion layers (official 6 of 6).
 
     The answer list is ``dataset``'s most frequent training answers (e.g. ``xgqa`` for xGQA).
     """
     answers = answer_vocabulary(shards_root, dataset, TRAIN_SPLIT, ANSWER_LIST_SIZE)
-    if is_vlmo_folder(pretrained):  # VLMo: its classifier head, one output per answer
-        return build_vlmo_task_model(pretrained, "vqa", answers)
     text = read_model_config(pretrained).text
     heads = TaskHeads(task="vqa", decoder_layers=text.num_layers - text.fusion_start_at, labels=answers)
     model, missing = build_task_model(pretrained, heads)
     if any(name.startswith("text_decoder.") for name in missing):
-        if isinstance(model, CCLM):  # no fusion layers: the separate cross encoder takes their place
-            model.init_answer_decoder(model.text_decoder)
-        else:
-            model.text_decoder.init_from_fusion_layers(model.text_encoder)
+        model.init_answer_decoder(model.text_decoder)  # from the layers that fuse text with the image
     return model
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig | VLMoConfig,
+def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
                   rng: random.Random) -> dict[str, torch.Tensor]:
     question_ids, question_atts, _ = text([s["meta"]["question"] for s in samples])
-    if isinstance(config, VLMoConfig):  # the classifier's soft-score targets instead of answer texts
-        targets = vlmo_objectives.answer_targets([answer_soft_scores(s["meta"]) for s in samples],
-                                                 config.vqa_answer_list)
-        return {"image": sample_images(samples, config.image_res), "question_ids": question_ids,
-                "question_atts": question_atts, "answer_targets": targets}
     answers, weights, counts = [], [], []
     for sample in samples:
         shares = answer_weights(sample["meta"])
@@ -94,16 +81,14 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "answers_per_question": torch.tensor(counts, dtype=torch.long)}
 
 
-def fused_questions(model: XVLM, image: torch.Tensor, question_ids: torch.Tensor,
+def fused_questions(model: VisionLanguageModel, image: torch.Tensor, question_ids: torch.Tensor,
                     question_atts: torch.Tensor) -> torch.Tensor:
     image_embeds, image_atts = model.get_vision_embeds(image)
     return model.get_cross_embeds(image_embeds, image_atts, model.get_text_embeds(question_ids, question_atts),
                                   question_atts)
 
 
-def objective(model: XVLM | VLMo, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    if is_vlmo(model):
-        return vlmo_objectives.vqa_losses(model, batch)
+def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     states = fused_questions(model, batch["image"], batch["question_ids"], batch["question_atts"])
     repeats = batch["answers_per_question"]
     nll = model.text_decoder.answer_nll(batch["answer_ids"], batch["answer_atts"],
@@ -112,7 +97,7 @@ def objective(model: XVLM | VLMo, batch: dict[str, torch.Tensor]) -> dict[str, t
     return {"vqa": (batch["answer_weights"] * nll).sum() / batch["image"].shape[0]}
 
 
-def rank_answers(model: XVLM, states: torch.Tensor, question_atts: torch.Tensor, answer_ids: torch.Tensor,
+def rank_answers(model: VisionLanguageModel, states: torch.Tensor, question_atts: torch.Tensor, answer_ids: torch.Tensor,
                  answer_atts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices into the answer list ``[Q, k]``, best first, with their probabilities among those k."""
     decoder = model.text_decoder
@@ -128,41 +113,41 @@ def rank_answers(model: XVLM, states: torch.Tensor, question_atts: torch.Tensor,
     return top.gather(1, order), probs
 
 
-def classify_answers(model: VLMo, image: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor,
-                     k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    """VLMo: the ``k`` best indices into the answer list ``[Q, k]`` (the first is the argmax), with their scores."""
-    logits = model.vqa_logits(model.embed_image(image), model.embed_text(question_ids), question_atts)
-    probs, top = logits.sigmoid().topk(min(k, logits.shape[1]), dim=1)
-    return top, probs
-
-
-def answer_list_of(model: XVLM | VLMo) -> list[str]:
+def answer_list_of(model: VisionLanguageModel) -> list[str]:
     """The answers a VQA task model chooses from, in its head's order."""
-    if not is_vlmo(model):
-        return task_heads_of(model).labels
-    if not model.config.vqa_answer_list:
-        raise ConfigError("this VLMo's VQA head names no answers (an official checkpoint's head?); fine-tune it "
-                          "with `x2vlm finetune --task vqa`, which records the answer list in config.yaml")
-    return model.config.vqa_answer_list
+    return task_heads_of(model).labels
+
+
+def decoder_ranker(model: VisionLanguageModel, text: TextEncoder, answer_list: list[str], k_test: int) -> AnswerRanker:
+    """Ranks with the answer decoder: the ``k_test`` likeliest first tokens, their full answers re-scored."""
+    answer_ids, answer_atts, _ = text(answer_list)
+    k = min(k_test, len(answer_list))
+
+    def rank(images: torch.Tensor, question_ids: torch.Tensor,
+             question_atts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states = fused_questions(model, images, question_ids, question_atts)
+        return rank_answers(model, states, question_atts, answer_ids, answer_atts, k)
+
+    return rank
 
 
 @torch.no_grad()
-def evaluate(model: XVLM | VLMo, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
-    model.eval()
+def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     answer_list = answer_list_of(model)
-    if not is_vlmo(model):
-        answer_ids, answer_atts, _ = text(answer_list)
-        k = min(cfg.k_test, len(answer_list))
+    return evaluate_answers(model, samples, text, cfg, answer_list,
+                            decoder_ranker(model, text, answer_list, cfg.k_test))
+
+
+@torch.no_grad()
+def evaluate_answers(model: torch.nn.Module, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
+                     answer_list: list[str], rank: AnswerRanker) -> SplitResult:
+    """Predict each question's answer with ``rank`` (indices into ``answer_list``, best first, with scores)."""
+    model.eval()
     predictions = []
     for start in range(0, len(samples), cfg.batch_size):
         chunk = samples[start:start + cfg.batch_size]
         question_ids, question_atts, _ = text([s["meta"]["question"] for s in chunk])
-        images = sample_images(chunk, model.config.image_res)
-        if is_vlmo(model):
-            ranked, probs = classify_answers(model, images, question_ids, question_atts)
-        else:
-            states = fused_questions(model, images, question_ids, question_atts)
-            ranked, probs = rank_answers(model, states, question_atts, answer_ids, answer_atts, k)
+        ranked, probs = rank(sample_images(chunk, model.config.image_res), question_ids, question_atts)
         for sample, order, prob in zip(chunk, ranked.tolist(), probs.tolist()):
             meta = sample["meta"]
             row = {"key": sample["key"], "question_id": meta.get("question_id"), "question": meta["question"],

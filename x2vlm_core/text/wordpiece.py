@@ -55,3 +55,11 @@ def pre_caption(text: str, max_words: int) -> str:
     caption = _PUNCTUATION.sub(" ", text.lower()).replace("-", " ").replace("/", " ")
     caption = _SPACES.sub(" ", caption).strip()
     return " ".join(caption.split(" ")[:max_words])
+
+
+def save_wordpiece_vocab(config: object, out_dir: Path) -> None:
+    """Copy the model's ``vocab.txt`` into a model folder's tokenizer folder."""
+    import shutil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer_dir(config.tokenizer) / "vocab.txt", out_dir / "vocab.txt")  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from x2vlm_core.config_io import deep_merge
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.blocks import transformer_blocks
 from x2vlm_core.models.compile import compile_encoders
@@ -48,13 +49,6 @@ def micro_batch_size(batch: int, cfg: TrainConfig, world_size: int, what: str = 
     return batch // parts
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str) -> dict[str, Any]:
     """The DeepSpeed JSON: generated from ``cfg``, then ``cfg.deepspeed`` merged over it."""
     if not isinstance(cfg.deepspeed, dict):
@@ -72,7 +66,7 @@ def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str) -> dict
         "steps_per_print": 10**9,  # we log ourselves
         "wall_clock_breakdown": False,
     }
-    config = _merge(generated, cfg.deepspeed)
+    config = deep_merge(generated, cfg.deepspeed)
     stage = config.get("zero_optimization", {}).get("stage")
     if stage not in ZERO_STAGES:
         raise ConfigError(f"ZeRO stage {stage!r} is not supported; use train.zero_stage 1 or 2 (3 also works, "

@@ -16,18 +16,17 @@ import logging
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from torch import nn
 
 from x2vlm_core.release.model_folder import load_model_dir
-from x2vlm_core.data.multilingual_collate import text_encoder_for
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.data.streaming import dataset_shards, shard_loader
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.models.vlmo import VLMo
 from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT, few_shot_sample, group_by_language, record_language, target_languages
+from x2vlm_core.families import family_of, text_encoder_for
+from x2vlm_core.release.model_folder import read_model_config
 from x2vlm_core.tasks import get_task
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import init_distributed
@@ -48,7 +47,10 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
     ``few_shot`` > 0: ``pretrained`` is a task model fine-tuned in English, trained on that many
     examples of each of ``languages`` (default: every non-English language of the few-shot split).
     """
-    task = get_task(task_name)
+    # The family's implementation of the task; one it cannot do is refused here, before any work.
+    get_task(task_name)  # an unknown task is named before the model is read
+    family = family_of(read_model_config(pretrained))
+    task = family.task(task_name)
     dataset = dataset or task.DATASET
     if few_shot < 0:
         raise ConfigError(f"few_shot={few_shot}: give the number of examples per language (0: no few-shot)")
@@ -69,7 +71,7 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
         shards = dataset_shards(str(shards_root), dataset, task.TRAIN_SPLIT)
     seed_everything(cfg.seed + info.rank)
     model = build_task_model_for(task, pretrained, shards_root, dataset)
-    model.new_head_prefixes = task_head_prefixes(model)
+    model.new_head_prefixes = family.finetune_head_prefixes(model)  # trained at lr x lr_mult, as official init_params
     text = text_encoder_for(model.config)  # the model's own tokenizer: WordPiece, or CCLM's sentencepiece
     options = task.collate_options(model) if hasattr(task, "collate_options") else {}
     collate = functools.partial(task.train_collate, text=text, config=model.config,
@@ -85,17 +87,7 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
                         micro_batch=micro_batch, description=description)
 
 
-def task_head_prefixes(model: nn.Module) -> tuple[str, ...]:
-    """What fine-tuning trains at ``lr x lr_mult``: the task's new classifier, as the official ``init_params``.
-
-    The pre-training heads (projections, ITM, box) come from the checkpoint and train at the base lr.
-    """
-    if isinstance(model, VLMo):
-        return VLMo.new_head_prefixes  # its VQA / NLVR2 classifiers
-    return ("cls_head",) if hasattr(model, "cls_head") else ()
-
-
-def build_task_model_for(task: ModuleType, pretrained: str | Path, shards_root: str | Path, dataset: str) -> nn.Module:
+def build_task_model_for(task: Any, pretrained: str | Path, shards_root: str | Path, dataset: str) -> nn.Module:
     """``task.build_model``, told the dataset when it reads one to build the model (VQA: the answer list)."""
     if "dataset" in inspect.signature(task.build_model).parameters:
         return task.build_model(pretrained, shards_root, dataset=dataset)

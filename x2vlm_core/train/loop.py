@@ -18,7 +18,7 @@ from x2vlm_core.release.model_folder import save_model_dir
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.streaming import to_device
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.xvlm import TEMP_RANGE
+from x2vlm_core.models.heads import TEMP_RANGE
 from x2vlm_core.train import checkpointing
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import DistInfo, barrier, from_main

@@ -4,7 +4,7 @@ Every step takes one batch from each active stream (``train.data.*``): image-tex
 (augmented), region texts (crop-around-box sampler, exact-size batch), video clips
 (``frame_len`` sampled frames), sentence pairs (CCLM) or single texts (VLMo's text stage).
 A stream may mix several prepared datasets by ``ratios``. Which streams a model family trains
-on, their default datasets and their objectives are the family's (``pretrain_families``).
+on, their default datasets and their objectives are the family's (``ModelFamily.pretrain``).
 """
 
 from __future__ import annotations
@@ -14,25 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from x2vlm_core.release.model_folder import init_from
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.streaming import BatchStream, MixedStream, Shard, ShardStream, batch_loader, dataset_shards
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model, family_of
 from x2vlm_core.train.config import StreamConfig, TrainConfig
 from x2vlm_core.train.distributed import DistInfo, init_distributed
 from x2vlm_core.train.engine import micro_batch_size
 from x2vlm_core.train.loop import run_training
-from x2vlm_core.train.pretrain_families import (
-    STREAMS, family_of, prepare_vlmo_stage, resolve_streams, stream_collates, stream_losses,
-)
+from x2vlm_core.train.streams import active_streams, resolve_streams
 from x2vlm_core.train.pretrain_objective import mixed_stream_losses
 from x2vlm_core.utils.seed import seed_everything
-
-
-def active_streams(cfg: TrainConfig) -> list[str]:
-    return [name for name in STREAMS if getattr(cfg.data, name).datasets]
 
 
 def check_pretrain_config(model_cfg: ModelConfig, cfg: TrainConfig, world_size: int) -> dict[str, int]:
@@ -111,12 +104,10 @@ def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Pa
     info = init_distributed()
     micro = check_pretrain_config(model_cfg, cfg, info.world_size)
     seed_everything(cfg.seed + info.rank)
+    recipe = family_of(model_cfg).pretrain
     model = create_model(model_cfg)
-    if family_of(model_cfg) == "vlmo":
-        prepare_vlmo_stage(model, cfg, init)  # freezes what the stage keeps, before the optimizer sees it
-    elif init:
-        init_from(model, init)
-    collates = stream_collates(model_cfg, cfg, micro.get("region_text", 0))
+    recipe.start(model, cfg, init)  # (VLMo: freezes what the stage keeps) before the optimizer sees it
+    collates = recipe.collates(model_cfg, cfg, micro.get("region_text", 0))
     streams = active_streams(cfg)
     samples_per_batch = {**micro, "region_text": micro.get("region_images")}
     per_stream = [_stream_batches(name, shards_root, collates[name], samples_per_batch[name], cfg, info)
@@ -126,7 +117,7 @@ def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Pa
         return zip(*(stream(consumed) for stream in per_stream))
 
     weights = tuple(getattr(cfg.data, name).loss_weight for name in streams)
-    losses = stream_losses(model_cfg)
+    losses = recipe.losses()
 
     def objective(step: int):
         with_itm = not (cfg.stop_itm_after and step >= cfg.stop_itm_after)

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 import torch
 
 from x2vlm_core.models import losses
-from x2vlm_core.models.xvlm import XVLM
+from x2vlm_core.families.spec import VisionLanguageModel
 
 
-def _alignment_losses(model: XVLM, image_embeds: torch.Tensor, image_atts: torch.Tensor,
+def _alignment_losses(model: VisionLanguageModel, image_embeds: torch.Tensor, image_atts: torch.Tensor,
                       text_embeds: torch.Tensor, batch: dict[str, torch.Tensor], with_itm: bool,
                       prefix: str) -> dict[str, torch.Tensor]:
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
@@ -25,13 +25,13 @@ def _alignment_losses(model: XVLM, image_embeds: torch.Tensor, image_atts: torch
     return out
 
 
-def image_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+def image_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
     return _alignment_losses(model, image_embeds, image_atts, text_embeds, batch, with_itm, prefix="")
 
 
-def region_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+def region_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
     """Texts align with their region's pooled patches; boxes are predicted from the whole image."""
     region_embeds, full_embeds = model.get_region_embeds(batch["image"], batch["image_atts"],
                                                          batch["idx_to_group_img"])
@@ -43,7 +43,7 @@ def region_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bo
     return out
 
 
-def video_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+def video_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
     """Clips ``image`` [B, F, 3, H, W]: frames encoded one by one, averaged per patch, then as image-text."""
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
@@ -53,7 +53,7 @@ def video_text_losses(model: XVLM, batch: dict[str, torch.Tensor], with_itm: boo
 STREAM_LOSSES = {"image_text": image_text_losses, "region_text": region_text_losses, "video_text": video_text_losses}
 
 
-def pretraining_losses(model: XVLM, image_batch: dict[str, torch.Tensor], region_batch: dict[str, torch.Tensor],
+def pretraining_losses(model: VisionLanguageModel, image_batch: dict[str, torch.Tensor], region_batch: dict[str, torch.Tensor],
                        with_itm: bool = True) -> dict[str, torch.Tensor]:
     """The official pre-training loss is the unweighted sum of these terms."""
     return {**image_text_losses(model, image_batch, with_itm), **region_text_losses(model, region_batch, with_itm)}
@@ -62,7 +62,7 @@ def pretraining_losses(model: XVLM, image_batch: dict[str, torch.Tensor], region
 StreamLoss = Callable[..., dict[str, torch.Tensor]]
 
 
-def mixed_stream_losses(model: XVLM, *batches: dict[str, torch.Tensor], streams: tuple[str, ...],
+def mixed_stream_losses(model: VisionLanguageModel, *batches: dict[str, torch.Tensor], streams: tuple[str, ...],
                         weights: tuple[float, ...], with_itm: bool = True,
                         stream_losses: Mapping[str, StreamLoss] = STREAM_LOSSES) -> dict[str, torch.Tensor]:
     """Every stream's terms, plus ``loss``: each stream's sum times its weight (the official iter_perc).

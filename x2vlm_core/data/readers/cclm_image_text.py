@@ -5,7 +5,7 @@ Each line: the image (base64 in ``image_key``, ``binary``; or a path with ``imag
 captions of the image, each in several languages), e.g. UC2's translated CC3M. One ``image_text``
 record per line, with ``caption_languages`` beside ``captions`` and the line's ``image_id`` if any.
 Every caption must carry its language: untagged files are read by ``x2vlm_image_text``. Which
-languages are trained on is chosen when batching (``multilingual_collate``), so all are kept here.
+languages are trained on is chosen when batching (``families.cclm.collate``), so all are kept here.
 """
 
 from __future__ import annotations

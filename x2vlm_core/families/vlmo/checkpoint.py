@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from x2vlm_core.errors import CheckpointError
 from x2vlm_core.models.position_resize import resize_relative_position_bias_table
-from x2vlm_core.models.vlmo import IMAGE_TOKEN_TYPE, VLMo
-from x2vlm_core.models.vlmo_positions import image_rows, resize_shared_table
+from x2vlm_core.families.vlmo.model import IMAGE_TOKEN_TYPE, VLMo
+from x2vlm_core.families.vlmo.positions import image_rows, resize_shared_table
 
 SCALAR_KEYS = ("logit_scale", "logit_vl_scale")
 # The official model keeps these as plain attributes; a few of its files still carry them.

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.cclm import CCLM
+from x2vlm_core.families.cclm.model import CCLM
 
 log = logging.getLogger(__name__)
 

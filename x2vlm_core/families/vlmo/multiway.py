@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from x2vlm_core.models.beit2 import DropPath, Mlp, PatchEmbed
-from x2vlm_core.models.vlmo_config import VLMoConfig
+from x2vlm_core.families.vlmo.config import VLMoConfig
 
 LAYER_NORM_EPS = 1e-6
 MODES = ("image", "text", "vl")

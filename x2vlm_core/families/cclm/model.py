@@ -24,9 +24,9 @@ from x2vlm_core.errors import ConfigError
 from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beit2 import BEiT2
 from x2vlm_core.models.bert import BertEncoder, BertOnlyMLMHead, additive_mask
-from x2vlm_core.models.cclm_config import CCLMConfig
+from x2vlm_core.families.cclm.config import CCLMConfig
 from x2vlm_core.models.config import TextConfig
-from x2vlm_core.models.xvlm import TEMP_RANGE, build_mlp
+from x2vlm_core.models.heads import TEMP_RANGE, build_mlp
 
 
 def _init_bert_style(module: nn.Module) -> None:

@@ -10,7 +10,7 @@ alike: two views of one meaning, aligned by the same three losses (the official 
   with hard negatives: the first view is the cross encoder's context, the second its query) and
   conditional MLM of the masked first view, cross-attending to the second view's embeddings.
 
-The batches are those of ``data.multilingual_collate``; region-text batches take X²-VLM's
+The batches are those of ``families.cclm.collate``; region-text batches take X²-VLM's
 ``train.pretrain_objective.region_text_losses`` unchanged (CCLM has the same encoder interface).
 """
 
@@ -20,7 +20,7 @@ import torch
 
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.models import losses
-from x2vlm_core.models.cclm import CCLM
+from x2vlm_core.families.cclm.model import CCLM
 
 
 def image_caption_losses(model: CCLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:

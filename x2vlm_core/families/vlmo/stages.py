@@ -26,9 +26,9 @@ import torch
 
 from x2vlm_core.release.model_folder import check_shapes, load_state_file
 from x2vlm_core.errors import CheckpointError, ConfigError
-from x2vlm_core.models.vlmo import VLMo
-from x2vlm_core.models.vlmo_checkpoint import from_beit_layout
-from x2vlm_core.models.vlmo_positions import image_rows
+from x2vlm_core.families.vlmo.model import VLMo
+from x2vlm_core.families.vlmo.checkpoint import from_beit_layout
+from x2vlm_core.families.vlmo.positions import image_rows
 
 log = logging.getLogger(__name__)
 

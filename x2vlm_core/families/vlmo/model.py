@@ -28,12 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.models.multiway import MultiwayTransformer
-from x2vlm_core.models.vlmo_config import VLMoConfig
-from x2vlm_core.models.vlmo_positions import (
+from x2vlm_core.families.vlmo.multiway import MultiwayTransformer
+from x2vlm_core.families.vlmo.config import VLMoConfig
+from x2vlm_core.families.vlmo.positions import (
     image_position_index, position_bias, table_rows, text_image_index, text_position_index,
 )
-from x2vlm_core.models.xvlm import build_mlp
+from x2vlm_core.models.heads import build_mlp
 
 TEXT_LAYER_NORM_EPS = 1e-12
 IMAGE_TOKEN_TYPE = 1

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from x2vlm_core.errors import DataError
 from x2vlm_core.models import losses
-from x2vlm_core.models.vlmo import VLMo
+from x2vlm_core.families.vlmo.model import VLMo
 
 MLM_WEIGHT = 0.25  # the official weight of MLM in vision-language pre-training
 

@@ -14,17 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beit2 import BEiT2
 from x2vlm_core.models.bert import BertForMaskedLM
 from x2vlm_core.models.config import ModelConfig
-
-TEMP_RANGE = (0.001, 0.5)
-
-
-def build_mlp(dim: int, out: int) -> nn.Sequential:
-    """Linear → LayerNorm → GELU → Linear, the official ITM/box head (keys 0, 1, 3)."""
-    return nn.Sequential(nn.Linear(dim, dim * 2), nn.LayerNorm(dim * 2), nn.GELU(), nn.Linear(dim * 2, out))
-
+from x2vlm_core.models.heads import TEMP_RANGE, build_mlp
 
 class XVLM(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
@@ -62,6 +56,10 @@ class XVLM(nn.Module):
     def clamp_temp(self) -> None:
         with torch.no_grad():
             self.temp.clamp_(*TEMP_RANGE)
+
+    def init_answer_decoder(self, decoder: AnswerDecoder) -> None:
+        """The VQA answer decoder starts from the fusion layers (official)."""
+        decoder.init_from_fusion_layers(self.text_encoder)
 
     def get_vision_embeds(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``[B,3,H,W]`` or videos ``[B,F,3,H,W]`` → embeds ``[B,1+P,D]`` and an all-ones mask."""

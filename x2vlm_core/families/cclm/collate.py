@@ -27,7 +27,6 @@ from x2vlm_core.data.collate import TextEncoder, sample_rng
 from x2vlm_core.data.masking import MaskingConfig, mask_whole_words
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.models.cclm_config import FAMILY as CCLM_FAMILY
 from x2vlm_core.text.xlmr import build_multilingual_tokenizer
 from x2vlm_core.text.wordpiece import pre_caption
 
@@ -86,12 +85,9 @@ class MultilingualTextEncoder:
                 "masked_pos": masked_pos, "masked_ids": masked_ids}
 
 
-def text_encoder_for(config: Any, max_tokens: int | None = None) -> TextEncoder | MultilingualTextEncoder:
-    """The text encoder a model config's family reads with (CCLM: XLM-R sentencepiece; else WordPiece)."""
-    length = max_tokens or config.max_tokens
-    if getattr(config, "family", None) == CCLM_FAMILY:
-        return MultilingualTextEncoder(config.tokenizer, length, vocab_size=config.vocab_size)
-    return TextEncoder(config.tokenizer, length)
+def xlmr_text_encoder(config: Any, max_tokens: int | None = None) -> MultilingualTextEncoder:
+    """CCLM reads with XLM-R's sentencepiece tokenizer, at ``max_tokens`` (default: the model's)."""
+    return MultilingualTextEncoder(config.tokenizer, max_tokens or config.max_tokens, vocab_size=config.vocab_size)
 
 
 def language_captions(sample: dict[str, Any], languages: Sequence[str] | None = None) -> list[tuple[str, str]]:

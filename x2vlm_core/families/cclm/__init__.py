@@ -1,0 +1,1 @@
+"""CCLM: cross-view language modeling, multilingual vision-language pre-training."""

@@ -1,0 +1,1 @@
+"""VLMo: a multiway transformer with modality experts (mixture-of-modality-experts)."""

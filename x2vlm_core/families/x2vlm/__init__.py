@@ -1,0 +1,1 @@
+"""X²-VLM: BEiT-2 image encoder + one BERT stack whose top layers cross-attend to the image."""
