@@ -11,6 +11,7 @@ from components.images import PUBLISH_IMAGE
 @dsl.component(base_image=PUBLISH_IMAGE, install_kfp_package=False)
 def validate_full_run(
     sources: str,
+    output_root: str,
     tasks: list,
     model_preset: str,
     pretrain_steps: int,
@@ -25,15 +26,15 @@ def validate_full_run(
     gpu_tolerations: list,
 ) -> NamedTuple("FullRunPlan", [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict),
                                 ("pretrain_pod_tolerations", list)]):
-    """Checks the full pipeline's parameters, and places the pretrain pod: on one node it trains itself
+    """Checks the full pipeline's parameters (``validate_run``: every problem at once), and places the pretrain pod: on one node it trains itself
     (GPUs, GPU node pool); with num_nodes > 1 it only submits and follows a TrainJob (no GPU, any node)."""
     from collections import namedtuple
 
     from x2vlm_core.run_checks import check_full_run
 
-    check_full_run(sources, list(tasks), model_preset, pretrain_steps, finetune_steps,
-                   [pretrain_batch_size, finetune_batch_size], num_nodes, gpus_per_node,
-                   list(pretrain_overrides), list(finetune_overrides))
+    check_full_run(sources, list(tasks), model_preset, pretrain_steps, finetune_steps, pretrain_batch_size,
+                   finetune_batch_size, num_nodes, gpus_per_node, list(pretrain_overrides),
+                   list(finetune_overrides), output_root)
     plan = namedtuple("FullRunPlan", ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"])
     if num_nodes == 1:
         return plan(gpus_per_node, dict(gpu_node_selector), list(gpu_tolerations))

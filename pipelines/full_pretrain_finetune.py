@@ -77,7 +77,7 @@ def build_pipeline(settings: DeploymentSettings):
 
         with dsl.ExitHandler(status, name="x2vlm-run"):
             checked = validate_full_run(
-                sources=sources, tasks=tasks, model_preset=model_preset, pretrain_steps=pretrain_steps,
+                sources=sources, output_root=output_root, tasks=tasks, model_preset=model_preset, pretrain_steps=pretrain_steps,
                 pretrain_batch_size=pretrain_batch_size, finetune_steps=finetune_steps,
                 finetune_batch_size=finetune_batch_size, num_nodes=num_nodes, gpus_per_node=gpus_per_node,
                 pretrain_overrides=pretrain_overrides, finetune_overrides=finetune_overrides,

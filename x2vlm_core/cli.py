@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,24 @@ def _read_metrics(paths: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _where_training_runs() -> dict[str, Any]:
+    """The world size (torchrun's, else one process) and device the run-check checks against."""
+    import torch
+
+    return {"world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "device": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def _config_preset(path: str | None) -> str | None:
+    """The preset a run config YAML names (``model: NAME`` or ``model: {preset: NAME}``)."""
+    if not path:
+        return None
+    from x2vlm_core.config_io import load_yaml
+
+    model = load_yaml(path).get("model")
+    return model if isinstance(model, str) else (model or {}).get("preset")
+
+
 def _checkpoint_dir(args: argparse.Namespace) -> str:
     return args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
 
@@ -161,8 +180,11 @@ def run(args: argparse.Namespace) -> Any:
                                 max_image_side=args.max_image_side, num_frames=args.num_frames,
                                 pipeline_args=args.beam_args)
     if args.command == "pretrain":
+        from x2vlm_core.run_checks import validate_run
         from x2vlm_core.train.pretrain import run_pretrain
 
+        validate_run(model_preset=args.preset or _config_preset(args.config), run_config=args.config,
+                     pretrain_overrides=args.overrides, **_where_training_runs())
         model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides)
         return run_pretrain(model_cfg, train_cfg, args.shards, args.output, _checkpoint_dir(args),
                             init=args.init)["final"]
@@ -171,8 +193,14 @@ def run(args: argparse.Namespace) -> Any:
 
         return train_tokenizer(args.shards, args.output, args.vocab_size, args.datasets)
     if args.command == "finetune":
+        from x2vlm_core.run_checks import validate_run
+        from x2vlm_core.tasks import get_task
         from x2vlm_core.train.finetune import run_finetune
 
+        get_task(args.task)  # the command's own argument first, then everything else at once
+        validate_run(tasks=[args.task], base_model=args.pretrained, run_config=args.config,
+                     finetune_overrides=args.overrides, shards=args.shards, dataset=args.dataset or "",
+                     few_shot=args.few_shot, **_where_training_runs())
         _, train_cfg = load_run_config(args.config, None, args.overrides, model_needed=False)
         return run_finetune(args.task, args.pretrained, train_cfg, args.shards, args.output,
                             _checkpoint_dir(args), dataset=args.dataset, few_shot=args.few_shot,

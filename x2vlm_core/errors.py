@@ -23,3 +23,12 @@ class StorageError(X2VLMError):
 
 class ReleaseError(X2VLMError):
     """A published release is incomplete, corrupt, or would overwrite an existing version."""
+
+
+class RunCheckError(ConfigError):
+    """Every problem the up-front run check found, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) with this run, nothing was started:\n"
+                         + "\n".join(f"  - {problem}" for problem in problems))

@@ -1,17 +1,24 @@
-"""Checks of a pipeline run's inputs, run first so that a run started from the UI fails within
-seconds, with one readable line, instead of after an hour of data preparation or training."""
+"""Checks of a run's inputs, made before any work so that a run fails within seconds, naming every
+problem, instead of after an hour of data preparation or training.
+
+``validate_run`` is the one check: both pipelines' validate-inputs steps and the CLI's training
+commands call it. It runs every check, collects what each one refuses, and raises one
+``RunCheckError`` that lists them all, one line each.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from x2vlm_core import storage
 from x2vlm_core.release.model_folder import CONFIG
 from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX
 from x2vlm_core.data.shards import INDEX_FILE
-from x2vlm_core.errors import ConfigError, DataError
+from x2vlm_core.errors import ConfigError, DataError, RunCheckError, X2VLMError
 from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.tasks import TASKS, get_task
@@ -62,41 +69,194 @@ def read_shards_index(uri: str) -> dict[str, Any]:
 
 
 def check_full_run(sources: str, tasks: list[str], model_preset: str, pretrain_steps: int, finetune_steps: int,
-                   batch_sizes: list[int], num_nodes: int, gpus_per_node: int, pretrain_overrides: list[str],
-                   finetune_overrides: list[str]) -> None:
-    """The full pipeline's parameters: sources reachable, tasks known, counts sane, overrides valid keys."""
-    if not sources:
-        raise ConfigError("sources is empty; pass the sources YAML's path or gs:// URI as seen from the cluster")
-    if not storage.exists(sources):
-        raise DataError(f"sources file {sources} does not exist; pass the sources YAML's path or gs:// URI "
-                        "as seen from the cluster")
-    check_tasks(tasks)
+                   pretrain_batch_size: int, finetune_batch_size: int, num_nodes: int, gpus_per_node: int,
+                   pretrain_overrides: list[str], finetune_overrides: list[str], output_root: str) -> None:
+    """The full pipeline's parameters, with the training overrides its pretrain and finetune steps will apply."""
+    found = []
     for name, value in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps),
+                        ("pretrain_batch_size", pretrain_batch_size), ("finetune_batch_size", finetune_batch_size),
                         ("num_nodes", num_nodes), ("gpus_per_node", gpus_per_node)):
-        _positive_int(name, value)
-    for value in batch_sizes:
-        _positive_int("batch size", value)
-    # The same parsing the training command does: unknown keys and bad values fail here, not an hour later.
-    load_run_config(None, model_preset, list(pretrain_overrides))
-    load_run_config(None, None, list(finetune_overrides), model_needed=False)
+        try:
+            _positive_int(name, value)
+        except ConfigError as error:
+            found.append(error)
+    raise_all(found)  # the counts feed the checks below
+    validate_run(
+        tasks=tasks, model_preset=model_preset, sources=sources, output_root=output_root,
+        world_size=num_nodes * gpus_per_node, finetune_world_size=gpus_per_node,  # fine-tuning runs on one node
+        pretrain_overrides=[f"train.steps={pretrain_steps}", f"train.batch_size={pretrain_batch_size}",
+                            *pretrain_overrides],
+        finetune_overrides=[f"train.steps={finetune_steps}", f"train.batch_size={finetune_batch_size}",
+                            *finetune_overrides])
+
+
+def finetune_overrides(learning_rate: float, warmup_steps: int, steps: int, batch_size: int,
+                       config_overrides: list[str]) -> list[str]:
+    """The training overrides of a single-task run, as its finetune step applies them."""
+    return [f"train.steps={int(steps)}", f"train.batch_size={int(batch_size)}", f"train.optim.lr={learning_rate!r}",
+            f"train.optim.warmup_steps={int(warmup_steps)}", *config_overrides]
 
 
 def check_finetune_request(task: str, base_model_uri: str, shards_uri: str, learning_rate: float,
                            warmup_steps: int, steps: int, batch_size: int, gpus_per_node: int,
-                           config_overrides: list[str], dataset: str = "", few_shot: int = 0) -> list[str]:
+                           config_overrides: list[str], dataset: str = "", few_shot: int = 0,
+                           output_root: str | None = None) -> list[str]:
     """The single-task run's inputs; returns the config overrides the finetune step applies.
 
     ``dataset`` (empty: the task's own) must hold the split the run trains on: ``train``, or
     ``few_shot`` for a few-shot run.
     """
-    check_tasks([task])
-    check_learning_rate(learning_rate)
-    _positive_int("steps", steps)
-    _positive_int("batch_size", batch_size)
-    _positive_int("warmup_steps", warmup_steps, minimum=0)
-    _positive_int("gpus_per_node", gpus_per_node)
-    _positive_int("few_shot", few_shot, minimum=0)
-    check_model_folder(base_model_uri)
+    found = []
+    for name, value, minimum in (("steps", steps, 1), ("batch_size", batch_size, 1), ("gpus_per_node", gpus_per_node, 1),
+                                 ("warmup_steps", warmup_steps, 0), ("few_shot", few_shot, 0)):
+        try:
+            _positive_int(name, value, minimum)
+        except ConfigError as error:
+            found.append(error)
+    try:
+        check_learning_rate(learning_rate)
+    except ConfigError as error:
+        found.append(error)
+    raise_all(found)
+    overrides = finetune_overrides(learning_rate, warmup_steps, steps, batch_size, config_overrides)
+    validate_run(tasks=[task], base_model=base_model_uri, shards=shards_uri, dataset=dataset, few_shot=few_shot,
+                 finetune_overrides=overrides, world_size=gpus_per_node, output_root=output_root)
+    return overrides[2:]
+
+
+def check_writable(root: str) -> None:
+    """Write and delete a probe object under ``root``, as publishing will write there."""
+    probe = storage.join(root, f".x2vlm-write-probe-{uuid.uuid4().hex}")
+    try:
+        storage.write_bytes(probe, b"probe")
+        storage.delete(probe)
+    except (OSError, X2VLMError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"the output root {root} is not writable ({first}); create it, or grant this run's "
+                        "service account write access (roles/storage.objectAdmin on the bucket)") from None
+
+
+def train_config_checks(cfg: Any, world_size: int, what: str, device: str | None) -> list[Callable[[], Any]]:
+    """What DeepSpeed and the loop would refuse later, one check each: precision, compile, steps, warm-up,
+    learning rate, the batch split over the processes, the ZeRO stage."""
+    import torch
+
+    from x2vlm_core.train.engine import deepspeed_config, micro_batch_size, resolve_compile, resolve_precision
+
+    target = torch.device(device or "cpu")
+
+    def deepspeed() -> None:  # the ZeRO stage and train.deepspeed, whatever the batch split
+        precision = resolve_precision(cfg, target) if cfg.precision in ("auto", "fp32", "bf16") else "fp32"
+        deepspeed_config(cfg, 1, precision)
+
+    return [lambda: resolve_precision(cfg, target), lambda: resolve_compile(cfg, target),
+            lambda: micro_batch_size(cfg.batch_size, cfg, world_size),
+            lambda: _positive_int("train.steps", cfg.steps),
+            lambda: _positive_int("train.optim.warmup_steps", cfg.optim.warmup_steps, minimum=0),
+            lambda: check_learning_rate(cfg.optim.lr), deepspeed]
+
+
+def model_config_at(uri: str) -> Any:
+    """The model config of a model folder, local or gs:// (only its config.yaml is read)."""
+    import yaml
+
+    from x2vlm_core.families import config_from_dict
+
+    check_model_folder(uri)
+    try:
+        data = yaml.safe_load(storage.read_bytes(storage.join(uri, CONFIG)))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{storage.join(uri, CONFIG)} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return config_from_dict(data or {}, where=storage.join(uri, CONFIG))
+
+
+def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, base_model: str | None = None,
+                 pretrain_overrides: Sequence[str] = (), finetune_overrides: Sequence[str] = (),
+                 world_size: int = 1, finetune_world_size: int | None = None, device: str | None = None,
+                 sources: str | None = None,
+                 shards: str | None = None, dataset: str = "", few_shot: int = 0,
+                 output_root: str | None = None, run_config: str | None = None) -> None:
+    """Check a whole run before any work; raises ``RunCheckError`` naming every problem found.
+
+    Pre-training is checked when ``model_preset`` is given (with ``pretrain_overrides``), fine-tuning
+    of ``tasks`` from that model or from ``base_model`` (a model folder) with ``finetune_overrides``.
+    ``world_size``: training processes (batch sizes must split evenly over them; fine-tuning's own
+    ``finetune_world_size`` when it differs, as a one-node fine-tune after multi-node pre-training); ``device``: where
+    training runs, when known ("cuda", "cpu"). ``sources`` must be readable, ``shards`` must hold the
+    split a single-task run trains on, ``output_root`` must take a write. ``run_config``: a run
+    config YAML (``--config``) under the overrides.
+    """
+    found: list[X2VLMError] = []
+    labels: dict[int, str] = {}
+
+    def check(action: Callable[[], Any], stage: str = "") -> Any:
+        try:
+            return action()
+        except X2VLMError as error:
+            found.append(error)
+            labels[id(error)] = stage
+            return None
+
+    if sources is not None:
+        check(lambda: check_sources(sources))
+    model_cfg = None
+    if model_preset:
+        loaded = check(lambda: load_run_config(run_config, model_preset, list(pretrain_overrides)))
+        if loaded is not None:
+            model_cfg, pretrain_cfg = loaded
+            for train_check in train_config_checks(pretrain_cfg, world_size, "pre-training", device):
+                check(train_check, "pre-training")
+            check(lambda: _check_pretrain_streams(model_cfg, pretrain_cfg, world_size), "pre-training")
+    elif base_model is not None:
+        model_cfg = check(lambda: model_config_at(base_model))
+    known = None
+    if tasks or base_model is not None:
+        known = check(lambda: check_tasks(list(tasks)) or True)
+        if known and model_cfg is not None:
+            from x2vlm_core.families import family_of
+
+            for task in tasks:
+                check(lambda task=task: family_of(model_cfg).task(task))
+        loaded = check(lambda: load_run_config(run_config, None, list(finetune_overrides), model_needed=False))
+        if loaded is not None:
+            for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, "fine-tuning",
+                                                   device):
+                check(train_check, "fine-tuning")
+    if shards is not None and len(tasks) == 1 and known:
+        check(lambda: check_training_split(shards, tasks[0], dataset, few_shot))
+    if output_root is not None:
+        check(lambda: check_writable(output_root))
+    raise_all(found, labels)
+
+
+def raise_all(found: list[X2VLMError], labels: dict[int, str] | None = None) -> None:
+    """One problem raises as itself (its own type and line); several as one ``RunCheckError``, each line
+    prefixed with the stage it concerns when one was given."""
+    labels = labels or {}
+    unique = list(dict.fromkeys((f"{labels[id(e)]}: " if labels.get(id(e)) else "") + str(e).replace("\n", " ")
+                                for e in found))
+    if len(unique) == 1:
+        raise found[0]
+    if unique:
+        raise RunCheckError(unique)
+
+
+def _check_pretrain_streams(model_cfg: Any, cfg: Any, world_size: int) -> None:
+    from x2vlm_core.train.pretrain import check_pretrain_config
+
+    check_pretrain_config(model_cfg, cfg, world_size)
+
+
+def check_sources(sources: str) -> None:
+    if not sources:
+        raise ConfigError("sources is empty; pass the sources YAML's path or gs:// URI as seen from the cluster")
+    if not storage.exists(sources):
+        raise DataError(f"sources file {sources} does not exist; pass the sources YAML's path or gs:// URI "
+                        "as seen from the cluster")
+
+
+def check_training_split(shards_uri: str, task: str, dataset: str = "", few_shot: int = 0) -> None:
+    """The shards hold the split the run trains on: ``train``, or ``few_shot`` for a few-shot run."""
     index = read_shards_index(shards_uri)
     spec = get_task(task)
     dataset = dataset or spec.DATASET
@@ -105,7 +265,3 @@ def check_finetune_request(task: str, base_model_uri: str, shards_uri: str, lear
     if split not in splits:
         raise DataError(f"the shards at {shards_uri} have no {dataset!r} {split!r} split, which "
                         f"task {task!r} trains on (found: {sorted(splits) or 'none'}); prepare it first")
-    overrides = [f"train.optim.lr={learning_rate!r}", f"train.optim.warmup_steps={int(warmup_steps)}",
-                 *config_overrides]
-    load_run_config(None, None, overrides, model_needed=False)
-    return overrides

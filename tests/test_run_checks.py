@@ -1,0 +1,79 @@
+"""The up-front run check: every problem of a run named at once, before any data is prepared."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.validate_inputs import validate_full_run
+from x2vlm_core.cli import main
+from x2vlm_core.errors import ConfigError, DataError, RunCheckError
+from x2vlm_core.run_checks import validate_run
+
+
+def _full_run(sources, output_root, **changes):
+    """The full pipeline's validate-inputs step, called as the pipeline calls it."""
+    values = dict(sources=str(sources), output_root=str(output_root), tasks=["retrieval", "grounding"],
+                  model_preset="x2vlm_tiny", pretrain_steps=10, pretrain_batch_size=8, finetune_steps=5,
+                  finetune_batch_size=8, num_nodes=1, gpus_per_node=1, pretrain_overrides=[], finetune_overrides=[],
+                  gpu_node_selector={}, gpu_tolerations=[])
+    values.update(changes)
+    return validate_full_run.python_func(**values)
+
+
+@pytest.fixture
+def sources(tmp_path):
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources: []\n")
+    return path
+
+
+def test_a_good_full_run_passes_and_leaves_no_probe_behind(sources, tmp_path):
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    assert _full_run(sources, releases).pretrain_pod_gpus == 1
+    assert list(releases.iterdir()) == []
+
+
+def test_vlmo_with_the_default_tasks_is_refused_for_grounding(sources, tmp_path):
+    # One problem (retrieval is fine) raises as itself, one line.
+    with pytest.raises(ConfigError, match="VLMo cannot do grounding: it has no box head"):
+        _full_run(sources, tmp_path, model_preset="vlmo_base")
+
+
+def test_zero_stage_4_is_refused(sources, tmp_path):
+    with pytest.raises(ConfigError, match="ZeRO stage 4 is not supported"):
+        _full_run(sources, tmp_path, pretrain_overrides=["train.zero_stage=4"])
+
+
+def test_a_missing_output_bucket_is_refused(sources, gcs_emulator):
+    with pytest.raises(DataError, match="output root gs://no-such-bucket-x2vlm/releases is not writable"):
+        _full_run(sources, "gs://no-such-bucket-x2vlm/releases")
+
+
+def test_every_problem_is_named_at_once_one_line_each(tmp_path, gcs_emulator):
+    with pytest.raises(RunCheckError) as caught:
+        _full_run(tmp_path / "nope.yaml", "gs://no-such-bucket-x2vlm/releases", model_preset="vlmo_base",
+                  pretrain_overrides=["train.zero_stage=4"], finetune_overrides=["train.precision=fp8"],
+                  num_nodes=3, gpus_per_node=1, pretrain_batch_size=8)
+    problems = caught.value.problems
+    expected = ["sources file", "pre-training: ZeRO stage 4", "pre-training: train.batch_size=8 is not divisible",
+                "VLMo cannot do grounding", "fine-tuning: train.precision 'fp8'", "not writable"]
+    for fragment in expected:
+        assert any(fragment in problem for problem in problems), (fragment, problems)
+    assert all("\n" not in problem for problem in problems)
+    message = str(caught.value)
+    assert message.count("\n") == len(problems) == len(expected)  # fine-tuning runs on one node: its batch splits
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused():
+    with pytest.raises(ConfigError, match="train.batch_size=10 is not divisible by world size 4"):
+        validate_run(model_preset="x2vlm_tiny", pretrain_overrides=["train.batch_size=10"], world_size=4)
+
+
+def test_the_cli_checks_before_any_work(capsys, tmp_path):
+    argv = ["pretrain", "--shards", str(tmp_path / "no-shards"), "--output", str(tmp_path / "out"),
+            "--model", "vlmo_tiny", "--set", "train.zero_stage=4", "--set", "train.compile=sometimes"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s) with this run" in err and "ZeRO stage 4" in err and "train.compile 'sometimes'" in err
+    assert not (tmp_path / "out").exists()
