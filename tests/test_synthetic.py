@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from x2vlm_core.data.sources import SOURCE_FORMATS
+from x2vlm_core.data.sources import SOURCE_FORMATS, load_sources
 from x2vlm_core.data.synthetic import COLOURS, DIRECTIONS, VIDEO_FRAMES, generate_shapes_world, translate
 from x2vlm_core.data.video import load_video_frames
 from x2vlm_core.errors import ConfigError
@@ -160,6 +160,16 @@ def test_sources_yaml_points_at_the_generated_files(world: tuple[Path, dict]) ->
         for field, value in source.items():
             if field not in ("format", "dataset", "split", "caption_key"):
                 assert Path(value).is_absolute() and Path(value).exists(), (field, value)
+
+
+def test_sources_yaml_lists_every_file_the_writers_wrote(world: tuple[Path, dict]) -> None:
+    # sources.yaml is assembled from what the format writers return: a file no entry names (itself or
+    # by its folder) is one a writer wrote but did not report.
+    root, _ = world
+    listed = [Path(path) for source in load_sources(root / "sources.yaml") for path in source.paths.values()]
+    written = [p for p in Path(root).resolve().rglob("*") if p.is_file() and p.name not in ("sources.yaml", "manifest.json")]
+    assert written
+    assert [p for p in written if not any(p == path or path in p.parents for path in listed)] == []
 
 
 def test_videos_are_real_clips_in_the_webvid_and_msrvtt_schemas(world: tuple[Path, dict]) -> None:

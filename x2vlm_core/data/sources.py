@@ -38,30 +38,9 @@ class SourceFormat:
     options: Mapping[str, Any] = field(default_factory=dict)  # optional settings and their defaults
 
 
-SOURCE_FORMATS: dict[str, SourceFormat] = {
-    "coco_captions": SourceFormat(("annotations",), ("images",), default_split="train"),
-    "karpathy": SourceFormat(("annotations",), ("images",), default_split=None),
-    "visual_genome": SourceFormat(("regions", "image_data"), ("images",), default_split="train"),
-    "visual_genome_objects": SourceFormat(("objects", "image_data"), ("images",), default_split="train"),
-    "vqa_v2": SourceFormat(("questions", "annotations"), ("images",), default_split="train"),
-    "nlvr2": SourceFormat(("annotations",), ("images",), default_split=None),
-    "refcoco": SourceFormat(("refs", "instances"), ("images",), default_split=None),
-    # Conceptual Captions 3M/12M (and any img2dataset download): tars, or parquet + image folders.
-    "img2dataset_webdataset": SourceFormat((), ("shards",), default_split="train"),
-    "img2dataset_files": SourceFormat((), ("folder",), default_split="train", options={"image_extension": "jpg"}),
-    "caption_tsv": SourceFormat(("annotations",), ("images",), default_split="train"),
-    "webvid": SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"}),
-    "msrvtt": SourceFormat(("annotations",), ("videos",), default_split=None, options={"video_extension": "mp4"}),
-    "msrvtt_qa": SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"}),
-    # The official X²-VLM json-lines (ImageTextJsonDataset / RegionTextJsonDataset).
-    "x2vlm_image_text": SourceFormat(
-        (), (), default_split="train", files_or_folders=("data",),
-        options={"image_key": "binary", "caption_key": "desc", "image_is_path": False},
-    ),
-    "x2vlm_region_text": SourceFormat(
-        (), (), default_split="train", files_or_folders=("data",), options={"image_key": "binary", "image_is_path": False}
-    ),
-}
+# Every supported format, by name. Each reader module declares its own as ``FORMAT``;
+# x2vlm_core.data.readers registers them all here (see the import at the end of this file).
+SOURCE_FORMATS: dict[str, SourceFormat] = {}
 
 
 @dataclass(frozen=True)
@@ -165,6 +144,6 @@ def _safe_name(value: Any, where: str) -> str:
     return value
 
 
-# The newer readers declare their formats beside their code (``FORMAT``); importing the readers
+# The readers declare the formats beside their code (``FORMAT``); importing the readers
 # registers them in SOURCE_FORMATS, whichever of the two modules is imported first.
 import x2vlm_core.data.readers  # noqa: E402,F401

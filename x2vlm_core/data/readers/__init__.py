@@ -14,8 +14,8 @@ inside an archive or json-lines file, see ``x2vlm_core.data.images``), plus the 
 - ``visual_entailment``: ``image_id``, ``sentence`` (the hypothesis), ``premise``, ``label``, ``language``
 - ``parallel_text``: ``source_text``, ``target_text``, ``source_language``, ``target_language`` (+ ``score``); no image
 
-Multilingual readers add ``language`` (or ``caption_languages``) to the kinds above. The readers
-of the newer formats declare their ``SourceFormat`` as ``FORMAT``; it is registered here.
+Multilingual readers add ``language`` (or ``caption_languages``) to the kinds above. Every reader
+declares its ``SourceFormat`` (paths, options, split) as ``FORMAT``; they are registered here.
 
 A record may also carry ``reader_reject`` (e.g. ``download_failed``, ``remote_url``): the reader
 saw the sample but it cannot be used; the job rejects it with that reason instead of dropping it.
@@ -84,10 +84,8 @@ READERS: dict[str, ModuleType] = {
     "multi30k": multi30k,
     "retrieval_json": retrieval_json,
 }
-for _name, _module in READERS.items():
-    if hasattr(_module, "FORMAT"):
-        SOURCE_FORMATS[_name] = _module.FORMAT
-assert set(READERS) == set(SOURCE_FORMATS), "every source format needs a reader"
+# The one place formats are registered: each reader declares its own (``FORMAT``).
+SOURCE_FORMATS.update((name, reader.FORMAT) for name, reader in READERS.items())
 
 # Kinds whose one input is a video file, decoded into sampled frames.
 VIDEO_KINDS = frozenset({"video_text", "video_qa"})

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, key_part, record_key
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
 REMOTE_URL = "remote_url"
+FORMAT = SourceFormat(("annotations",), ("images",), default_split="train")
 
 
 def read(source: Source) -> Iterator[dict]:

@@ -6,10 +6,11 @@ from collections import defaultdict
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, field_list, load_json, record_key
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
+FORMAT = SourceFormat(("annotations",), ("images",), default_split="train")
 
 
 def read(source: Source) -> Iterator[dict]:

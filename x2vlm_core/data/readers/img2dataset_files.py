@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, key_part, record_key
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import ConfigError, DataError
 
 KIND = "image_text"
 REQUIRED_COLUMNS = ("key", "caption", "status")
 DOWNLOAD_FAILED = "download_failed"
+FORMAT = SourceFormat((), ("folder",), default_split="train", options={"image_extension": "jpg"})
 
 
 def parts(source: Source) -> list[str]:

@@ -15,11 +15,12 @@ from typing import Iterator
 
 from x2vlm_core.data.images import input_reference
 from x2vlm_core.data.readers.common import base_record, key_part, record_key
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
+FORMAT = SourceFormat((), ("shards",), default_split="train")
 
 
 def parts(source: Source) -> list[str]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, field_list, load_json, record_key
-from x2vlm_core.data.sources import SAFE_NAME, Source
+from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
+FORMAT = SourceFormat(("annotations",), ("images",), default_split=None)
 
 
 def read(source: Source) -> Iterator[dict]:

@@ -10,10 +10,11 @@ from collections import defaultdict
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, field_list, key_part, load_json, record_key
-from x2vlm_core.data.sources import SAFE_NAME, Source
+from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "video_text"
+FORMAT = SourceFormat(("annotations",), ("videos",), default_split=None, options={"video_extension": "mp4"})
 
 
 def read(source: Source) -> Iterator[dict]:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, iter_json_lines, load_json, record_key
-from x2vlm_core.data.sources import SAFE_NAME, Source
+from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "video_qa"
+FORMAT = SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"})
 
 
 def _entries(path: Path) -> Iterator[tuple[str, Any]]:

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, iter_json_lines, record_key
-from x2vlm_core.data.sources import SAFE_NAME, Source
+from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "nlvr2"
 LABELS = {"True": True, "False": False}
+FORMAT = SourceFormat(("annotations",), ("images",), default_split=None)
 
 
 def read(source: Source) -> Iterator[dict]:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from x2vlm_core.data.readers.common import base_record, bbox_field, field, field_list, load_json, record_key
-from x2vlm_core.data.sources import SAFE_NAME, Source
+from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "grounding"
+FORMAT = SourceFormat(("refs", "instances"), ("images",), default_split=None)
 
 
 class _GlobalRefused(Exception):

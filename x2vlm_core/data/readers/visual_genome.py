@@ -7,10 +7,11 @@ from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from x2vlm_core.data.readers.common import base_record, field, field_list, load_json, record_key
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "region_text"
+FORMAT = SourceFormat(("regions", "image_data"), ("images",), default_split="train")
 
 
 def read(source: Source) -> Iterator[dict]:

@@ -6,8 +6,10 @@ from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, field_list, record_key
 from x2vlm_core.data.readers.visual_genome import KIND, image_files, top_level_list
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+
+FORMAT = SourceFormat(("objects", "image_data"), ("images",), default_split="train")
 
 
 def read(source: Source) -> Iterator[dict]:

@@ -6,10 +6,11 @@ from collections import Counter
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, field_list, load_json, record_key
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "vqa"
+FORMAT = SourceFormat(("questions", "annotations"), ("images",), default_split="train")
 
 
 def normalize_answer(answer: str) -> str:

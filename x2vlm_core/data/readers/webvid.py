@@ -9,11 +9,12 @@ import csv
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, key_part, record_key
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "video_text"
 REQUIRED_COLUMNS = ("videoid", "name", "page_dir")
+FORMAT = SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"})
 
 
 def read(source: Source) -> Iterator[dict]:

@@ -12,11 +12,13 @@ from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, iter_json_lines_at, texts_of
 from x2vlm_core.data.readers.x2vlm_json import image_input, line_key, parts
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
-__all__ = ["parts", "read"]
+FORMAT = SourceFormat((), (), default_split="train", files_or_folders=("data",),
+                      options={"image_key": "binary", "caption_key": "desc", "image_is_path": False})
+__all__ = ["FORMAT", "parts", "read"]
 
 
 def read(source: Source, part: str | None = None) -> Iterator[dict]:

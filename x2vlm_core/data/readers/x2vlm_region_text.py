@@ -12,10 +12,12 @@ from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, bbox_field, field_list, iter_json_lines_at, texts_of
 from x2vlm_core.data.readers.x2vlm_json import image_input, line_key, parts
-from x2vlm_core.data.sources import Source
+from x2vlm_core.data.sources import Source, SourceFormat
 
 KIND = "region_text"
-__all__ = ["parts", "read"]
+FORMAT = SourceFormat((), (), default_split="train", files_or_folders=("data",),
+                      options={"image_key": "binary", "image_is_path": False})
+__all__ = ["FORMAT", "parts", "read"]
 
 
 def read(source: Source, part: str | None = None) -> Iterator[dict]:
