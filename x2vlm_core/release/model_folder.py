@@ -66,17 +66,29 @@ def from_official_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 
 def fit_image_resolution(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Resize relative position bias tables (and a vision ``pos_embed``) to the model's patch grid
-    (another ``image_res``).
+    """Fit a checkpoint's position weights to the model, as the official loader does.
 
-    The index buffers are derived from the grid, so the model's own are kept.
+    Relative position bias tables (and a vision ``pos_embed``) are resized to the model's patch
+    grid (another ``image_res``); the index buffers are derived from the grid, so the model's own
+    are kept. A video checkpoint with another ``frame_len`` gives its first frames' position
+    embeddings; frames beyond the checkpoint's keep the model's initialisation.
     """
     expected = model.state_dict()
     fitted = dict(state)
     for key, value in state.items():
         if key not in expected or expected[key].shape == value.shape:
             continue
-        if key.endswith("relative_position_bias_table"):
+        if key == "absolute_frame_pos_embed":
+            # [1, F, 1, D]: only F may differ; any other mismatch is left for check_shapes to refuse.
+            mine = expected[key]
+            if value.dim() == mine.dim() == 4 and value[:, :1].shape == mine[:, :1].shape:
+                frames = min(value.shape[1], mine.shape[1])
+                log.info("%s: the checkpoint's %d frame positions fill the first %d of the model's %d",
+                         key, value.shape[1], frames, mine.shape[1])
+                merged = mine.detach().to("cpu", copy=True)
+                merged[:, :frames] = value[:, :frames].to(merged.dtype)
+                fitted[key] = merged
+        elif key.endswith("relative_position_bias_table"):
             grid = grid_of_table(expected[key].shape[0])
             log.info("resizing %s from a %dx%d to a %dx%d patch grid", key,
                      grid_of_table(value.shape[0]), grid_of_table(value.shape[0]), grid, grid)
