@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.registry import create_model
+from x2vlm_core.families import create_model
 from x2vlm_core.release.model_folder import check_shapes, fit_image_resolution, init_from, save_model_dir
 
 
