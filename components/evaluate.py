@@ -45,6 +45,7 @@ def evaluate(
         metrics.metadata["unavailable"] = written["unavailable"]
     shutil.copyfile(os.path.join(details, REPORT_FILE), report.path)
     report.metadata["task"] = task
+    report.metadata["inputs"] = {"model": model.uri, "shards": shards.uri}  # lineage: the report's model
     metrics.metadata["inputs"] = {"model": model.uri, "shards": shards.uri}  # lineage: what was evaluated
     with open(metrics.path, "w") as f:
         json.dump({**written, "model": model.uri}, f, indent=2)

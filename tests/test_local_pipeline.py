@@ -87,3 +87,20 @@ def test_the_other_model_families_run_the_same_pipeline(model, family, tasks, tm
         assert numbers and all(0.0 <= v <= 1.0 for v in numbers.values()), (task, numbers)
     (release,) = summary["published"]
     verify_release(release)
+
+
+def test_the_run_reports_progress_and_ends_with_a_summary_in_words(local_pipeline_run):
+    run_dir, done = local_pipeline_run
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = done.stdout
+    steps = [line.split()[1] for line in out.splitlines() if line.startswith("  done  ")]
+    assert steps.index("prepare-data") < steps.index("pretrain") < steps.index("publish")
+    table = out[out.index("=== X²-VLM local pipeline finished"):]
+    assert "task" in table and "× baseline" in table
+    assert any(line.startswith("retrieval") and "chance (1 / images)" in line for line in table.splitlines())
+    assert any(line.startswith("grounding") and "one mean box" in line for line in table.splitlines())
+    assert f"lineage: {run_dir / 'lineage.html'}" in table and (run_dir / "lineage.html").is_file()
+    reports = [line.split(": ", 1)[1] for line in table.splitlines() if line.startswith(("  retrieval:", "  grounding:"))]
+    assert len(reports) == 2 and all(Path(report).is_file() for report in reports)
+    assert "Traceback" not in out and len(out.splitlines()) < 60  # the full log is in pipeline.log
+    assert (run_dir / "pipeline.log").stat().st_size > 0

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
-from x2vlm_core.evaluation.metrics import accuracy
+from x2vlm_core.evaluation.metrics import accuracy, majority_accuracy
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.task_heads import TaskHeads, task_heads_of
 from x2vlm_core.families.spec import VisionLanguageModel
@@ -92,4 +92,5 @@ def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: Te
     truth = [_truth(s["meta"]) for s in samples]
     predictions = [{"key": s["key"], "question": s["meta"]["question"], "answer": p, "truth": t,
                     "in_classes": t in classes} for s, p, t in zip(samples, predicted, truth)]
-    return SplitResult({"accuracy": accuracy(predicted, truth)}, predictions)
+    return SplitResult({"accuracy": accuracy(predicted, truth), "majority_accuracy": majority_accuracy(truth)},
+                       predictions)

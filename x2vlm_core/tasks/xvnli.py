@@ -21,7 +21,7 @@ from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.data.readers.xvnli import LABELS
 from x2vlm_core.errors import DataError
-from x2vlm_core.evaluation.metrics import accuracy
+from x2vlm_core.evaluation.metrics import accuracy, majority_accuracy
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.task_heads import TaskHeads
 from x2vlm_core.families.spec import VisionLanguageModel
@@ -84,4 +84,5 @@ def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: Te
     truth = [LABELS[label_index(s)] for s in samples]
     predictions = [{"key": s["key"], "sentence": s["meta"]["sentence"], "predicted": p, "label": t}
                    for s, p, t in zip(samples, predicted, truth)]
-    return SplitResult({"accuracy": accuracy(predicted, truth)}, predictions)
+    return SplitResult({"accuracy": accuracy(predicted, truth), "majority_accuracy": majority_accuracy(truth)},
+                       predictions)

@@ -32,7 +32,7 @@ from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import init_distributed
 from x2vlm_core.train.engine import micro_batch_size
 from x2vlm_core.train.loop import run_training
-from x2vlm_core.utils.seed import seed_everything
+from x2vlm_core.train.seed import seed_everything
 
 log = logging.getLogger(__name__)
 

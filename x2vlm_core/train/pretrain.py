@@ -25,7 +25,7 @@ from x2vlm_core.train.engine import micro_batch_size
 from x2vlm_core.train.loop import run_training
 from x2vlm_core.train.streams import active_streams, resolve_streams
 from x2vlm_core.train.pretrain_objective import mixed_stream_losses
-from x2vlm_core.utils.seed import seed_everything
+from x2vlm_core.train.seed import seed_everything
 
 
 def check_pretrain_config(model_cfg: ModelConfig, cfg: TrainConfig, world_size: int) -> dict[str, int]:
