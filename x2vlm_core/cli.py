@@ -1,6 +1,7 @@
 """The ``x2vlm`` command: every pipeline stage, runnable alone.
 
     x2vlm generate-synthetic --output data/shapes
+    x2vlm import-official x2vlm_base_4m.th --output models/x2vlm-base-384 --image-res 384
     x2vlm prepare-data --sources data/shapes/sources.yaml --output shards
     x2vlm pretrain --shards shards --output out/pretrained --model x2vlm_tiny --set train.steps=50
     x2vlm train-tokenizer --shards shards --output out/tokenizer --vocab-size 500
@@ -62,6 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-images", type=int, default=320)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=64)
+
+    p = sub.add_parser("import-official", help="an official X²-VLM or VLMo checkpoint → our model folder",
+                       description="Read an official checkpoint safely, map its saved config (or --config) onto "
+                                   "ours, printing each setting, load every weight strictly and write our model "
+                                   "folder, which finetune --pretrained and pretrain --init take as it is.")
+    p.add_argument("checkpoint", help="official checkpoint file (.th, .pt, .ckpt)")
+    p.add_argument("--output", required=True, help="model folder to write (new or empty)")
+    p.add_argument("--image-res", type=int, help="image size to build the model at (default: the checkpoint's); "
+                                                   "position tables are resized as the official loader does")
+    p.add_argument("--config", help="official YAML the checkpoint was trained with, for a file saved without its config")
+    p.add_argument("--text-encoder", help="X²-VLM: the folder the config's text_encoder names (BERT config.json and "
+                                          "vocab.txt), when it is not at that path")
+    p.add_argument("--vision-config", help="X²-VLM: the JSON file the config's vision_config names")
+    p.add_argument("--tokenizer", help="VLMo: the folder (with vocab.txt) the config's tokenizer names")
 
     p = sub.add_parser("prepare-data", help="Apache Beam job: sources → webdataset shards + index/stats/rejects")
     p.add_argument("--sources", required=True, help="sources YAML (see README)")
@@ -171,6 +186,14 @@ def run(args: argparse.Namespace) -> Any:
 
         return generate_shapes_world(args.output, num_images=args.num_images, seed=args.seed,
                                      image_size=args.image_size)
+    if args.command == "import-official":
+        from x2vlm_core.release.import_official import import_official
+
+        supplied = {key: path for key, path in (("text_encoder", args.text_encoder),
+                                                ("vision_config", args.vision_config),
+                                                ("tokenizer", args.tokenizer)) if path}
+        return import_official(args.checkpoint, args.output, image_res=args.image_res, official_yaml=args.config,
+                               supplied=supplied)
     if args.command == "prepare-data":
         try:
             from components.prepare_data.beam_pipeline import run_prepare_data
