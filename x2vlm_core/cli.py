@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pre-train with ITC + ITM + MLM + box losses (DeepSpeed)")
     _add_training_io_args(p, shards_required=False)
-    p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from")
+    p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from; without "
+                                  "--model, a model folder (e.g. from import-official) is also the model, as it is")
     _add_run_config_args(p, with_model=True)
 
     p = sub.add_parser("train-tokenizer", help="train a CCLM sentencepiece tokenizer on prepared shards' texts")
@@ -176,6 +177,15 @@ def _config_preset(path: str | None) -> str | None:
     return model if isinstance(model, str) else (model or {}).get("preset")
 
 
+def _init_folder_model(args: argparse.Namespace) -> Any:
+    """With no preset named, the config of the model folder given to --init: pre-training continues that model."""
+    if args.preset or _config_preset(args.config) or not args.init or not Path(args.init).is_dir():
+        return None
+    from x2vlm_core.release.model_folder import read_model_config
+
+    return read_model_config(args.init)
+
+
 def _checkpoint_dir(args: argparse.Namespace) -> str:
     return args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
 
@@ -206,9 +216,10 @@ def run(args: argparse.Namespace) -> Any:
         from x2vlm_core.run_checks import validate_run
         from x2vlm_core.train.pretrain import run_pretrain
 
-        validate_run(model_preset=args.preset or _config_preset(args.config), run_config=args.config,
-                     pretrain_overrides=args.overrides, **_where_training_runs())
-        model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides)
+        init_model = _init_folder_model(args)
+        validate_run(model_preset=args.preset or _config_preset(args.config), init_model=init_model,
+                     run_config=args.config, pretrain_overrides=args.overrides, **_where_training_runs())
+        model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides, base_model=init_model)
         return run_pretrain(model_cfg, train_cfg, args.shards, args.output, _checkpoint_dir(args),
                             init=args.init)["final"]
     if args.command == "train-tokenizer":
