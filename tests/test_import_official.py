@@ -80,7 +80,8 @@ def test_x2vlm_checkpoint_imports_and_its_folder_gives_the_official_outputs(x2vl
                      "embed_dim = 16 -> embed_dim = 16"):
         assert any(line.strip() == expected for line in lines), (expected, lines)
     folder = tmp_path / "model"
-    assert (folder / "tokenizer" / "vocab.txt").read_text() == (X2VLM / "assets/tiny-bert-base-uncased/vocab.txt").read_text()
+    vocab = X2VLM / "assets/tiny-bert-base-uncased/vocab.txt"
+    assert (folder / "tokenizer" / "vocab.txt").read_text() == vocab.read_text()
     diffs = _reference_diffs(load_model_dir(folder), X2VLM)
     assert len(diffs) == 25 and max(diffs.values()) <= ATOL, diffs
 
@@ -146,7 +147,8 @@ def test_files_the_config_names_that_are_not_there_name_the_flag_that_supplies_t
             str(X2VLM / "assets/tiny-bert-base-uncased"))
 
     shutil.copy(vlmo_ckpt, tmp_path / "vlmo_tiny.ckpt")
-    err = _one_line_error(capsys, ["import-official", str(tmp_path / "vlmo_tiny.ckpt"), "--output", str(tmp_path / "v")])
+    err = _one_line_error(capsys, ["import-official", str(tmp_path / "vlmo_tiny.ckpt"),
+                                   "--output", str(tmp_path / "v")])
     assert "tokenizer 'assets/tiny-bert-base-uncased'" in err and "--tokenizer PATH" in err
     err = _one_line_error(capsys, ["import-official", str(tmp_path / "vlmo_tiny.ckpt"), "--output", str(tmp_path / "v"),
                                    "--tokenizer", str(tmp_path / "nowhere")])
@@ -156,7 +158,8 @@ def test_files_the_config_names_that_are_not_there_name_the_flag_that_supplies_t
 def test_a_file_without_its_config_takes_the_official_yaml(x2vlm_ckpt, tmp_path, capsys):
     saved = torch.load(x2vlm_ckpt, weights_only=True)
     torch.save(saved["model"], tmp_path / "weights_only.th")
-    err = _one_line_error(capsys, ["import-official", str(tmp_path / "weights_only.th"), "--output", str(tmp_path / "o")])
+    err = _one_line_error(capsys, ["import-official", str(tmp_path / "weights_only.th"),
+                                   "--output", str(tmp_path / "o")])
     assert "holds no saved config" in err and "--config OFFICIAL_YAML" in err
     (tmp_path / "configs").mkdir()
     official = {**saved["config"], "text_encoder": str(X2VLM / "assets/tiny-bert-base-uncased")}
@@ -235,4 +238,5 @@ def test_imported_folders_fine_tune_and_continue_pre_training_as_they_are(x2vlm_
     assert (continued.config.width, continued.config.depth, continued.config.vocab_size) == (64, 4, 64)
     before = load_model_dir(tmp_path / "vlmo").state_dict()
     after = continued.state_dict()
-    assert not torch.equal(before["transformer.blocks.0.attn.qkv.weight"], after["transformer.blocks.0.attn.qkv.weight"])
+    qkv = "transformer.blocks.0.attn.qkv.weight"
+    assert not torch.equal(before[qkv], after[qkv])  # it trained

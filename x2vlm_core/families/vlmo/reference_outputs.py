@@ -35,7 +35,8 @@ def reference_outputs(model: VLMo, x: dict[str, torch.Tensor]) -> dict[str, torc
     image_atts = torch.ones(image.shape[:2], dtype=text_atts.dtype, device=image.device)
     image_index = model._image_index()
     layers = _layer_outputs(model, image, image_atts, "image", image_index)
-    (image_feat, image_vl_feat), (top, vl_top) = model.image_features(image, with_vl=True), model.encode_image(image, True)
+    (image_feat, image_vl_feat), (top, vl_top) = (model.image_features(image, with_vl=True),
+                                                  model.encode_image(image, True))
     out.update(image_embeds=image, image_layer_outputs=layers, image_raw_cls=layers[-1][:, 0], image_feats=top,
                image_cls_feats=image_feat, image_vlffn_feats=vl_top, image_vlffn_cls_feats=image_vl_feat)
 
@@ -52,6 +53,7 @@ def reference_outputs(model: VLMo, x: dict[str, torch.Tensor]) -> dict[str, torc
                itc_t2i_logits=scale * text_feat @ image_feat.t(),
                itc_vl_i2t_logits=vl_scale * image_vl_feat @ text_vl_feat.t())
 
+    previous = torch.roll(torch.arange(image.shape[0], device=image.device), 1)  # image i-1 with text i
     vl_index = text_image_index(text_index, image_index, model.config.num_patches_side)
     vl_atts = torch.cat([text_atts, image_atts], dim=1)
     fused = model.fuse(image, image_atts, text, text_atts)
@@ -59,8 +61,7 @@ def reference_outputs(model: VLMo, x: dict[str, torch.Tensor]) -> dict[str, torc
                vl_layer_outputs=_layer_outputs(model, torch.cat([text, image], dim=1), vl_atts, "vl", vl_index, length),
                vl_text_feats=fused[:, :length], vl_image_feats=fused[:, length:], vl_raw_cls=fused[:, 0],
                vl_cls_feats=model.pooler(fused), itm_logits_pos=model.itm_logits(image, image_atts, text, text_atts),
-               itm_logits_neg=model.itm_logits(image[torch.roll(torch.arange(image.shape[0], device=image.device), 1)], image_atts, text,
-                                               text_atts))
+               itm_logits_neg=model.itm_logits(image[previous], image_atts, text, text_atts))
 
     every_position = torch.arange(length, device=text_ids.device).expand(text_ids.shape[0], -1)
     masked = {"image": x["image"], "text_ids": text_ids, "text_atts": text_atts, "text_ids_masked": x["text_ids_mlm"],
@@ -72,9 +73,9 @@ def reference_outputs(model: VLMo, x: dict[str, torch.Tensor]) -> dict[str, torc
                textmlm_loss=text_only_losses(model, masked)["text_mlm"])
 
     if "vqa" in model.config.task_heads:
-        out.update(vqa_logits=model.vqa_logits(image, text, text_atts),
-                   vqa_loss=vqa_losses(model, {"image": x["image"], "question_ids": text_ids, "question_atts": text_atts,
-                                               "answer_targets": x["vqa_targets"]})["vqa"])
+        question = {"image": x["image"], "question_ids": text_ids, "question_atts": text_atts,
+                    "answer_targets": x["vqa_targets"]}
+        out.update(vqa_logits=model.vqa_logits(image, text, text_atts), vqa_loss=vqa_losses(model, question)["vqa"])
     if "nlvr2" in model.config.task_heads:
         pair = {"left": x["image"], "right": x["image_1"], "text_ids": text_ids, "text_atts": text_atts,
                 "label": x["nlvr2_labels"]}
