@@ -1,6 +1,7 @@
 """The ``x2vlm`` command: every pipeline stage, runnable alone.
 
     x2vlm generate-synthetic --output data/shapes
+    x2vlm import-official x2vlm_base_4m.th --output models/x2vlm-base-384 --image-res 384
     x2vlm prepare-data --sources data/shapes/sources.yaml --output shards
     x2vlm pretrain --shards shards --output out/pretrained --model x2vlm_tiny --set train.steps=50
     x2vlm train-tokenizer --shards shards --output out/tokenizer --vocab-size 500
@@ -63,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=64)
 
+    p = sub.add_parser("import-official", help="an official X²-VLM or VLMo checkpoint → our model folder",
+                       description="Read an official checkpoint safely, map its saved config (or --config) onto "
+                                   "ours, printing each setting, load every weight strictly and write our model "
+                                   "folder, which finetune --pretrained and pretrain --init take as it is.")
+    p.add_argument("checkpoint", help="official checkpoint file (.th, .pt, .ckpt)")
+    p.add_argument("--output", required=True, help="model folder to write (new or empty)")
+    p.add_argument("--image-res", type=int, help="image size to build the model at (default: the checkpoint's); "
+                                                   "position tables are resized as the official loader does")
+    p.add_argument("--config", help="official YAML the checkpoint was trained with, for a file saved without its config")
+    p.add_argument("--text-encoder", help="X²-VLM: the folder the config's text_encoder names (BERT config.json and "
+                                          "vocab.txt), when it is not at that path")
+    p.add_argument("--vision-config", help="X²-VLM: the JSON file the config's vision_config names")
+    p.add_argument("--tokenizer", help="VLMo: the folder (with vocab.txt) the config's tokenizer names")
+
     p = sub.add_parser("prepare-data", help="Apache Beam job: sources → webdataset shards + index/stats/rejects")
     p.add_argument("--sources", required=True, help="sources YAML (see README)")
     p.add_argument("--output", required=True, help="output folder or gs://BUCKET/PREFIX")
@@ -73,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pre-train with ITC + ITM + MLM + box losses (DeepSpeed)")
     _add_training_io_args(p, shards_required=False)
-    p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from")
+    p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from; without "
+                                  "--model, a model folder (e.g. from import-official) is also the model, as it is")
     _add_run_config_args(p, with_model=True)
 
     p = sub.add_parser("train-tokenizer", help="train a CCLM sentencepiece tokenizer on prepared shards' texts")
@@ -161,6 +177,15 @@ def _config_preset(path: str | None) -> str | None:
     return model if isinstance(model, str) else (model or {}).get("preset")
 
 
+def _init_folder_model(args: argparse.Namespace) -> Any:
+    """With no preset named, the config of the model folder given to --init: pre-training continues that model."""
+    if args.preset or _config_preset(args.config) or not args.init or not Path(args.init).is_dir():
+        return None
+    from x2vlm_core.release.model_folder import read_model_config
+
+    return read_model_config(args.init)
+
+
 def _checkpoint_dir(args: argparse.Namespace) -> str:
     return args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
 
@@ -171,6 +196,14 @@ def run(args: argparse.Namespace) -> Any:
 
         return generate_shapes_world(args.output, num_images=args.num_images, seed=args.seed,
                                      image_size=args.image_size)
+    if args.command == "import-official":
+        from x2vlm_core.release.import_official import import_official
+
+        supplied = {key: path for key, path in (("text_encoder", args.text_encoder),
+                                                ("vision_config", args.vision_config),
+                                                ("tokenizer", args.tokenizer)) if path}
+        return import_official(args.checkpoint, args.output, image_res=args.image_res, official_yaml=args.config,
+                               supplied=supplied)
     if args.command == "prepare-data":
         try:
             from components.prepare_data.beam_pipeline import run_prepare_data
@@ -183,9 +216,10 @@ def run(args: argparse.Namespace) -> Any:
         from x2vlm_core.run_checks import validate_run
         from x2vlm_core.train.pretrain import run_pretrain
 
-        validate_run(model_preset=args.preset or _config_preset(args.config), run_config=args.config,
-                     pretrain_overrides=args.overrides, **_where_training_runs())
-        model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides)
+        init_model = _init_folder_model(args)
+        validate_run(model_preset=args.preset or _config_preset(args.config), init_model=init_model,
+                     run_config=args.config, pretrain_overrides=args.overrides, **_where_training_runs())
+        model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides, base_model=init_model)
         return run_pretrain(model_cfg, train_cfg, args.shards, args.output, _checkpoint_dir(args),
                             init=args.init)["final"]
     if args.command == "train-tokenizer":

@@ -170,7 +170,8 @@ def model_config_at(uri: str) -> Any:
     return config_from_dict(data or {}, where=storage.join(uri, CONFIG))
 
 
-def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, base_model: str | None = None,
+def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, init_model: Any = None,
+                 base_model: str | None = None,
                  pretrain_overrides: Sequence[str] = (), finetune_overrides: Sequence[str] = (),
                  world_size: int = 1, finetune_world_size: int | None = None, device: str | None = None,
                  sources: str | None = None,
@@ -178,7 +179,8 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
                  output_root: str | None = None, run_config: str | None = None) -> None:
     """Check a whole run before any work; raises ``RunCheckError`` naming every problem found.
 
-    Pre-training is checked when ``model_preset`` is given (with ``pretrain_overrides``), fine-tuning
+    Pre-training is checked when ``model_preset`` is given (with ``pretrain_overrides``), or
+    ``init_model``, the config of the model folder it starts from without a preset; fine-tuning
     of ``tasks`` from that model or from ``base_model`` (a model folder) with ``finetune_overrides``.
     ``world_size``: training processes (batch sizes must split evenly over them; fine-tuning's own
     ``finetune_world_size`` when it differs, as a one-node fine-tune after multi-node pre-training); ``device``: where
@@ -200,8 +202,9 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
     if sources is not None:
         check(lambda: check_sources(sources))
     model_cfg = None
-    if model_preset:
-        loaded = check(lambda: load_run_config(run_config, model_preset, list(pretrain_overrides)))
+    if model_preset or init_model is not None:
+        loaded = check(lambda: load_run_config(run_config, model_preset, list(pretrain_overrides),
+                                               base_model=init_model))
         if loaded is not None:
             model_cfg, pretrain_cfg = loaded
             for train_check in train_config_checks(pretrain_cfg, world_size, "pre-training", device):

@@ -37,12 +37,18 @@ TOKENIZER = "tokenizer"
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from ``.safetensors`` or a torch file (plain, or official ``{'model': ...}``)."""
     path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        return load_file(str(path))
+    return state_dict_of(read_torch_file(path), path)
+
+
+def read_torch_file(path: str | Path) -> Any:
+    """What a torch file holds, read with ``weights_only=True``: tensors and plain containers only."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"refusing to load {path}: it needs code execution to unpickle ({str(exc).splitlines()[0]}); "
@@ -50,6 +56,10 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
+
+
+def state_dict_of(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights inside a checkpoint file's contents."""
     # X²-VLM files wrap the weights in 'model'; VLMo's may use 'state_dict' (Lightning) or 'module' (DeepSpeed).
     wrapper = next((key for key in ("model", "state_dict", "module") if isinstance(obj, dict) and key in obj), None)
     state = obj[wrapper] if wrapper else obj if isinstance(obj, dict) else None
