@@ -30,7 +30,7 @@ def shapes_world(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_shards(shapes_world, tmp_path_factory):
     """Shards of the synthetic world, written by the real Beam job."""
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     root, _ = shapes_world
     out = tmp_path_factory.mktemp("shards")

@@ -90,7 +90,7 @@ def test_vlmo_position_table_is_not_weight_decayed():
 
 @pytest.mark.slow
 def test_sentence_pairs_go_through_the_beam_job_without_deduplication_by_image(tmp_path):
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     pairs = ["1.2\ta red circle\tkalo mine", "1.1\ta blue square\tsati vozeru", "0.9\ttoo low\tlolo",
              "1.3\ta red circle\tkalo mine", "1.2\t \tempty side", "1.1\ttwo shapes\tvoze paka"]
