@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from components import images
-from components.trainjob import (QUEUE_LABEL, TrainJobError, TrainJobSpec, build_trainjob, connect,
-                                 run_trainjob, trainer_command, trainjob_name)
+from components.runtime.trainjob import (QUEUE_LABEL, TrainJobError, TrainJobSpec, build_trainjob, connect,
+                                         run_trainjob, trainer_command, trainjob_name)
 
 CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "k8s"
 TRAINJOBS = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs"
