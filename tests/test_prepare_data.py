@@ -33,7 +33,7 @@ from x2vlm_core.data.synthetic import generate_shapes_world
 from x2vlm_core.dataprep.beam_job import run_prepare_data
 from x2vlm_core.errors import ConfigError, DataError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.beam]
 
 SHARD_SIZE = 16
 MAX_SIDE = 48  # below the 64 px world, so every image is resized and every box rescaled

@@ -302,6 +302,7 @@ def test_unreachable_cluster_gives_one_line(kubeconfig):
         run_trainjob(apis, build_trainjob(_spec(namespace=apis.namespace)), poll_seconds=0.05)
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, monkeypatch):
     """The pretrain component, run by kfp.local with num_nodes=2: the fake cluster plays the trainers
