@@ -43,8 +43,8 @@ run: venv  ## the whole KFP pipeline, locally (kfp.local), on a synthetic datase
 test: venv  ## the full suite, end-to-end tests included
 	$(PY) -m pytest
 
-test-fast: venv  ## everything but the slow end-to-end tests
-	$(PY) -m pytest -m "not slow"
+test-fast: venv  ## the unit tiers: no slow end-to-end tests, no real Beam, DeepSpeed or kfp.local runs
+	$(PY) -m pytest -m "not (slow or beam or deepspeed or pipeline)"
 
 compile: venv  ## the KFP IR YAML of both pipelines, to submit to a cluster
 	$(PY) -m pipelines compile --pipeline all --output-dir pipelines/compiled

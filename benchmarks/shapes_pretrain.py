@@ -50,7 +50,7 @@ RECIPE: dict[str, Any] = {
 
 
 def prepare(workdir: Path, num_images: int, seed: int) -> Path:
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
     from x2vlm_core.data.synthetic import generate_shapes_world
 
     shards = workdir / "shards"

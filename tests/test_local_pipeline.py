@@ -44,6 +44,7 @@ def test_local_pipeline_end_to_end(local_pipeline_run):
     assert set(published_metrics) == {"retrieval", "grounding"}
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
     """A missing sources file fails the checks step within seconds; the exit task still records the run."""
@@ -62,6 +63,9 @@ def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
     assert not list((tmp_path / "root").glob("*/prepare-data"))  # nothing ran after the failed check
 
 
+@pytest.mark.pipeline
+@pytest.mark.beam
+@pytest.mark.deepspeed
 @pytest.mark.slow
 @pytest.mark.parametrize("model, family, tasks", [
     ("vlmo_tiny", "vlmo", {"retrieval", "nlvr2"}),

@@ -19,7 +19,7 @@ from test_pretrain_streaming import one_shard_copy
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.train.pretrain import run_pretrain
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.deepspeed]
 
 STEPS = 6
 SETTINGS = [f"train.steps={STEPS}", "train.batch_size=8", "train.region_batch_images=4", "train.region_batch_size=8",

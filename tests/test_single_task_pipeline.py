@@ -134,6 +134,8 @@ def _run(tmp_path, **arguments):
     return root
 
 
+@pytest.mark.pipeline
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_single_task_pipeline_runs_locally(base_model, tiny_shards, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -155,6 +157,7 @@ def test_single_task_pipeline_runs_locally(base_model, tiny_shards, tmp_path, mo
     assert any(k.startswith("test_xx_") for k in metrics["metadata"])  # scored per language: it was xFlickr&CO
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_bad_request_fails_fast_with_its_message(base_model, tiny_shards, tmp_path, capfd):
     with pytest.raises(RuntimeError, match="validate-finetune-request"):

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from components import images
-from components.trainjob import (QUEUE_LABEL, TrainJobError, TrainJobSpec, build_trainjob, connect,
-                                 run_trainjob, trainer_command, trainjob_name)
+from components.runtime.trainjob import (QUEUE_LABEL, TrainJobError, TrainJobSpec, build_trainjob, connect,
+                                         run_trainjob, trainer_command, trainjob_name)
 
 CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "k8s"
 TRAINJOBS = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs"
@@ -302,6 +302,7 @@ def test_unreachable_cluster_gives_one_line(kubeconfig):
         run_trainjob(apis, build_trainjob(_spec(namespace=apis.namespace)), poll_seconds=0.05)
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, monkeypatch):
     """The pretrain component, run by kfp.local with num_nodes=2: the fake cluster plays the trainers

@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> Any:
                                supplied=supplied)
     if args.command == "prepare-data":
         try:
-            from components.prepare_data.beam_pipeline import run_prepare_data
+            from x2vlm_core.dataprep.beam_job import run_prepare_data
         except ImportError as exc:
             raise ConfigError(f"prepare-data needs Apache Beam: pip install 'x2vlm-platform[beam]' ({exc})") from None
         return run_prepare_data(args.sources, args.output, shard_size=args.shard_size,

@@ -25,7 +25,7 @@ def prepare_data(
     import json
     from pathlib import Path
 
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     index = run_prepare_data(sources, shards.path, shard_size=shard_size, max_image_side=max_image_side,
                              num_frames=num_frames, pipeline_args=list(beam_options))
