@@ -42,7 +42,7 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.runners.runner import PipelineState
 
 from x2vlm_core import __version__, storage
-from x2vlm_core.data.images import DEFAULT_MIN_SIDE, encode_jpeg, load_and_validate, resize_max_side, validate_size
+from x2vlm_core.data.images import DEFAULT_MIN_SIDE, TOO_LARGE, encode_jpeg, load_and_validate, resize_max_side, validate_size
 from x2vlm_core.data.readers import VIDEO_KINDS, read_source, source_parts
 from x2vlm_core.data.readers.common import drop_empty_texts
 from x2vlm_core.data.shard_writer import shard_meta, shard_relpath, write_shard
@@ -289,16 +289,19 @@ def process_record(record: dict[str, Any], max_image_side: int, num_frames: int 
     if reason is not None:
         yield TaggedOutput(REJECTED, _reject(record, reason))
         return
-    pictures, reason = _decode(record, num_frames)
+    images, sizes, original_sizes, scale = [], [], [], 1.0
+    try:
+        pictures, reason = _decode(record, num_frames)
+        for image in [] if reason else pictures:
+            original_sizes.append(image.size)
+            image, scale = resize_max_side(image, max_image_side)
+            sizes.append(image.size)
+            images.append(encode_jpeg(image))
+    except MemoryError:  # one picture too big for this worker is that record's reject, never the job's failure
+        reason = TOO_LARGE
     if reason is not None:
         yield TaggedOutput(REJECTED, _reject(record, reason))
         return
-    images, sizes, original_sizes, scale = [], [], [], 1.0
-    for image in pictures:
-        original_sizes.append(image.size)
-        image, scale = resize_max_side(image, max_image_side)
-        sizes.append(image.size)
-        images.append(encode_jpeg(image))
     digest = hashlib.sha256()
     for data in images:
         digest.update(len(data).to_bytes(8, "big") + data)
