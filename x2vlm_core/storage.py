@@ -11,7 +11,7 @@ import functools
 import hashlib
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from x2vlm_core.errors import StorageError
@@ -42,6 +42,13 @@ def join(base: str | os.PathLike, *parts: str) -> str:
     if is_gcs(base):
         return "/".join([str(base).rstrip("/"), *(p.strip("/") for p in parts)])
     return str(Path(base, *parts))
+
+
+def stays_inside(relative: str) -> bool:
+    """Whether ``relative`` (from a manifest or index) names something under its root: a relative
+    POSIX path with no ``..`` part, so a file that lists paths cannot point the reader elsewhere."""
+    path = PurePosixPath(relative)
+    return bool(relative) and bool(path.parts) and not path.is_absolute() and ".." not in path.parts
 
 
 @functools.lru_cache(maxsize=1)

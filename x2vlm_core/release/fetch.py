@@ -12,7 +12,7 @@ import json
 import os
 import re
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from x2vlm_core import storage
@@ -60,8 +60,7 @@ def read_manifest(release: str | os.PathLike) -> dict[str, Any]:
         raise ReleaseError(f"{where} lists no files; the release is damaged, re-publish it")
     for entry in files:
         path = entry.get("path") if isinstance(entry, dict) else None
-        parts = PurePosixPath(path).parts if isinstance(path, str) else ()
-        if (not parts or PurePosixPath(path).is_absolute() or ".." in parts or path == MANIFEST
+        if (not isinstance(path, str) or not storage.stays_inside(path) or path == MANIFEST
                 or not isinstance(entry.get("size"), int) or not _SHA256.match(str(entry.get("sha256")))):
             raise ReleaseError(f"{where} has an invalid file entry {entry!r}; the release is damaged, re-publish it")
     return manifest
