@@ -22,7 +22,8 @@ from kfp import compiler
 
 from pipelines import full_pretrain_finetune, single_task_finetune
 from pipelines.deployment import load_settings
-from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.config_io import load_yaml, parse_yaml_value
+from x2vlm_core.errors import ConfigError, X2VLMError, shown
 
 PIPELINES = {"full": full_pretrain_finetune, "single-task": single_task_finetune}
 HOST_ENV = "KF_PIPELINES_ENDPOINT"  # the variable kfp.Client itself reads
@@ -81,20 +82,17 @@ def parse_params(items: list[str], params_file: Optional[str], package: str) -> 
     """``KEY=VALUE`` pairs (values read as YAML: numbers, lists) over a YAML file; names checked."""
     params: dict[str, Any] = {}
     if params_file:
-        with open(params_file) as f:
-            loaded = yaml.safe_load(f) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{params_file} must hold a mapping of parameter names to values")
-        params.update(loaded)
+        params.update(load_yaml(params_file))  # a missing file or bad YAML is a one-line ConfigError
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--param {item!r} must look like NAME=VALUE, e.g. --param num_nodes=4")
+            raise ConfigError(f"--param {shown(item)} must look like NAME=VALUE, e.g. --param num_nodes=4")
         name, raw = item.split("=", 1)
-        params[name.strip()] = yaml.safe_load(raw)
+        params[name.strip()] = parse_yaml_value(raw, f"--param {shown(name.strip())}")
     known = _pipeline_parameters(package)
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ConfigError(f"unknown pipeline parameter(s) {unknown}; this pipeline takes: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown pipeline parameter(s) {shown(unknown)}; this pipeline takes: "
+                          f"{', '.join(sorted(known))}")
     missing = sorted(n for n, d in known.items() if "defaultValue" not in d and not d.get("isOptional")
                      and n not in params)
     if missing:

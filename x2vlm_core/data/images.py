@@ -52,6 +52,12 @@ def input_reference(path: str | Path, **locator: str | int) -> str:
     return f"{path}#{urlencode(locator)}"
 
 
+def input_file(name: str | Path) -> str:
+    """The file an image input is read from: the path itself, or the file a reference points into."""
+    match = _REFERENCE.fullmatch(str(name))
+    return match["path"] if match else str(name)
+
+
 def read_input(name: str | Path) -> tuple[bytes | None, str | None]:
     """The bytes an image input names: ``(data, None)`` or ``(None, reject_reason)``."""
     match = _REFERENCE.fullmatch(str(name))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from x2vlm_core.config_io import load_yaml, save_yaml
@@ -33,7 +33,7 @@ from x2vlm_core.models.vlmo import VLMo
 from x2vlm_core.models.vlmo_checkpoint import adapt_official_state
 from x2vlm_core.models.vlmo_config import VLMoConfig
 from x2vlm_core.models.xvlm import XVLM
-from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
+from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights, read_safetensors
 from x2vlm_core.text.xlmr import save_multilingual_tokenizer
 from x2vlm_core.text.wordpiece import tokenizer_dir
 
@@ -49,7 +49,7 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        return read_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
