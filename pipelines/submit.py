@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -136,10 +137,26 @@ def connect(args: argparse.Namespace):
     host = args.host = args.host or os.environ.get(HOST_ENV)
     if not host:
         raise SubmitError(f"no Kubeflow Pipelines host: pass --host URL or set {HOST_ENV}")
+    token = _token(args)
+    for warning in token_warnings(host, token, bool(args.existing_token)):
+        print(f"python -m pipelines: warning: {warning}", file=sys.stderr)
     _probe(host)
     # kfp.Client's own default namespace is "kubeflow"; requests below pass ours only when one was given.
-    return _call(host, lambda: kfp.Client(host=host, namespace=args.namespace or "kubeflow",
-                                          existing_token=_token(args)))
+    return _call(host, lambda: kfp.Client(host=host, namespace=args.namespace or "kubeflow", existing_token=token))
+
+
+def token_warnings(host: str, token: Optional[str], on_command_line: bool) -> list[str]:
+    """What is unsafe about how the bearer token travels: in the process list, or unencrypted off this machine."""
+    warnings = []
+    if on_command_line:
+        warnings.append("--existing-token shows the token to every user of this machine (process list) and in "
+                        "shell history; put it in a file readable only by you and pass --token-file")
+    name = urllib.parse.urlsplit(host).hostname or ""
+    loopback = name in ("localhost", "::1") or name.startswith("127.")  # a port-forward: never on the network
+    if token and host.lower().startswith("http://") and not loopback:
+        warnings.append(f"the token goes to {host} over plain http://, readable by anyone on the network path; "
+                        "use https://, or a port-forward to localhost")
+    return warnings
 
 
 def _call(host: str, action: Callable[[], Any]) -> Any:
@@ -248,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"KFP API endpoint, e.g. http://localhost:8080 (default: ${HOST_ENV})")
     api.add_argument("--namespace", help="KFP profile namespace, in multi-user mode")
     auth = api.add_mutually_exclusive_group()
-    auth.add_argument("--existing-token", help="bearer token (e.g. `gcloud auth print-access-token`)")
+    auth.add_argument("--existing-token", help="bearer token (e.g. `gcloud auth print-access-token`); other users "
+                      "can read it in the process list: prefer --token-file")
     auth.add_argument("--token-file", help=f"file holding a bearer token (default: ${TOKEN_PATH_ENV})")
 
     choose = argparse.ArgumentParser(add_help=False)
