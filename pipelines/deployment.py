@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from kfp import kubernetes
 
+from components.runtime.trainjob import check_trainer_account
 from x2vlm_core.config_io import from_dict, load_yaml
 
 # The KFP launcher stages a gs://BUCKET/... artifact at /gcs/BUCKET/... in the pod.
@@ -43,7 +44,9 @@ class DeploymentSettings:
 
 def load_settings(path: Optional[str]) -> DeploymentSettings:
     """The defaults, or a YAML file of overrides (unknown keys fail with the valid ones)."""
-    return from_dict(DeploymentSettings, load_yaml(path) if path else {}, where=path or "deployment settings")
+    settings = from_dict(DeploymentSettings, load_yaml(path) if path else {}, where=path or "deployment settings")
+    check_trainer_account(settings.trainer_service_account)  # refused at compile time, not only when it runs
+    return settings
 
 
 def trainer_pods(settings: DeploymentSettings) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,7 +23,8 @@ from kfp import compiler
 
 from pipelines import full_pretrain_finetune, single_task_finetune
 from pipelines.deployment import load_settings
-from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.config_io import load_yaml, parse_yaml_value
+from x2vlm_core.errors import ConfigError, X2VLMError, shown
 
 PIPELINES = {"full": full_pretrain_finetune, "single-task": single_task_finetune}
 HOST_ENV = "KF_PIPELINES_ENDPOINT"  # the variable kfp.Client itself reads
@@ -81,20 +83,17 @@ def parse_params(items: list[str], params_file: Optional[str], package: str) -> 
     """``KEY=VALUE`` pairs (values read as YAML: numbers, lists) over a YAML file; names checked."""
     params: dict[str, Any] = {}
     if params_file:
-        with open(params_file) as f:
-            loaded = yaml.safe_load(f) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{params_file} must hold a mapping of parameter names to values")
-        params.update(loaded)
+        params.update(load_yaml(params_file))  # a missing file or bad YAML is a one-line ConfigError
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--param {item!r} must look like NAME=VALUE, e.g. --param num_nodes=4")
+            raise ConfigError(f"--param {shown(item)} must look like NAME=VALUE, e.g. --param num_nodes=4")
         name, raw = item.split("=", 1)
-        params[name.strip()] = yaml.safe_load(raw)
+        params[name.strip()] = parse_yaml_value(raw, f"--param {shown(name.strip())}")
     known = _pipeline_parameters(package)
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ConfigError(f"unknown pipeline parameter(s) {unknown}; this pipeline takes: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown pipeline parameter(s) {shown(unknown)}; this pipeline takes: "
+                          f"{', '.join(sorted(known))}")
     missing = sorted(n for n, d in known.items() if "defaultValue" not in d and not d.get("isOptional")
                      and n not in params)
     if missing:
@@ -138,10 +137,26 @@ def connect(args: argparse.Namespace):
     host = args.host = args.host or os.environ.get(HOST_ENV)
     if not host:
         raise SubmitError(f"no Kubeflow Pipelines host: pass --host URL or set {HOST_ENV}")
+    token = _token(args)
+    for warning in token_warnings(host, token, bool(args.existing_token)):
+        print(f"python -m pipelines: warning: {warning}", file=sys.stderr)
     _probe(host)
     # kfp.Client's own default namespace is "kubeflow"; requests below pass ours only when one was given.
-    return _call(host, lambda: kfp.Client(host=host, namespace=args.namespace or "kubeflow",
-                                          existing_token=_token(args)))
+    return _call(host, lambda: kfp.Client(host=host, namespace=args.namespace or "kubeflow", existing_token=token))
+
+
+def token_warnings(host: str, token: Optional[str], on_command_line: bool) -> list[str]:
+    """What is unsafe about how the bearer token travels: in the process list, or unencrypted off this machine."""
+    warnings = []
+    if on_command_line:
+        warnings.append("--existing-token shows the token to every user of this machine (process list) and in "
+                        "shell history; put it in a file readable only by you and pass --token-file")
+    name = urllib.parse.urlsplit(host).hostname or ""
+    loopback = name in ("localhost", "::1") or name.startswith("127.")  # a port-forward: never on the network
+    if token and host.lower().startswith("http://") and not loopback:
+        warnings.append(f"the token goes to {host} over plain http://, readable by anyone on the network path; "
+                        "use https://, or a port-forward to localhost")
+    return warnings
 
 
 def _call(host: str, action: Callable[[], Any]) -> Any:
@@ -250,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"KFP API endpoint, e.g. http://localhost:8080 (default: ${HOST_ENV})")
     api.add_argument("--namespace", help="KFP profile namespace, in multi-user mode")
     auth = api.add_mutually_exclusive_group()
-    auth.add_argument("--existing-token", help="bearer token (e.g. `gcloud auth print-access-token`)")
+    auth.add_argument("--existing-token", help="bearer token (e.g. `gcloud auth print-access-token`); other users "
+                      "can read it in the process list: prefer --token-file")
     auth.add_argument("--token-file", help=f"file holding a bearer token (default: ${TOKEN_PATH_ENV})")
 
     choose = argparse.ArgumentParser(add_help=False)

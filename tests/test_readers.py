@@ -179,7 +179,7 @@ def test_unknown_format_and_unknown_key_list_the_valid_ones(world: tuple[Path, d
     with pytest.raises(ConfigError, match=r"format 'laion'.*coco_captions.*img2dataset_webdataset.*webvid.*x2vlm_image_text"):
         load_sources([{"format": "laion", "dataset": "x"}])
     entry = {"format": "karpathy", "dataset": "coco", "annotations": str(root / "coco/dataset_coco.json"), "images": str(root / "coco")}
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['image_root'\].*valid keys are \['annotations', 'dataset', 'format', 'images'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['image_root'\].*valid keys are \['allow_images_outside', 'annotations', 'dataset', 'format', 'images'\]"):
         load_sources([{**entry, "image_root": "x"}])
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['split'\]"):  # Karpathy files carry their own splits
         load_sources([{**entry, "split": "train"}])
@@ -370,9 +370,10 @@ def test_x2vlm_json_lines_readers(world: tuple[Path, dict], tmp_path: Path) -> N
     part = tmp_path / "parts" / "part-1.jsonl"
     part.parent.mkdir()
     part.write_text(json.dumps({"image": "../img.jpg", "text": ["a", "b"]}) + "\n")
-    (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(tmp_path / "parts"), "image_key": "image", "caption_key": "text", "image_is_path": True}])
+    (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(tmp_path / "parts"), "image_key": "image", "caption_key": "text", "image_is_path": True, "allow_images_outside": True}])
     (record,) = read_source(source)
     assert record["captions"] == ["a", "b"] and load_and_validate(record["image_paths"][0])[1] is None
+    assert "reader_reject" not in record  # ../img.jpg leaves the data folder: allowed here, explicitly
     assert record["key"] == "x2vlm-parts-part-1-000000001"
     (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(part)}])
     with pytest.raises(DataError, match=r"part-1\.jsonl: line 1 has no 'desc' field; set caption_key"):

@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from components.images import TRAIN_IMAGE
 from x2vlm_core import storage
 from x2vlm_core.config_io import from_dict
-from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.errors import ConfigError, X2VLMError, shown
 from x2vlm_core.release.lineage import CODE_VERSION_ENV, code_version
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
@@ -45,6 +45,9 @@ LEADER_LABELS = {"jobset.sigs.k8s.io/replicatedjob-name": TRAINER_JOB,
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 POLL_SECONDS_ENV = "X2VLM_TRAINJOB_POLL_SECONDS"
 _NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# The accounts trainer pods may run as. They parse downloaded data, so never an account with API
+# rights (x2vlm-pipeline may create TrainJobs); "" keeps the training runtime's own (x2vlm-trainer).
+TRAINER_SERVICE_ACCOUNTS = ("", "x2vlm-trainer")
 
 
 class TrainJobError(X2VLMError):
@@ -91,7 +94,15 @@ def trainer_command(cli_args: list[str], output_dir: str, overrides: list[str]) 
     return command
 
 
+def check_trainer_account(name: str) -> None:
+    if name not in TRAINER_SERVICE_ACCOUNTS:
+        raise ConfigError(f"trainer service account {shown(name)} is not one of {list(TRAINER_SERVICE_ACCOUNTS)}: the "
+                          "trainer pods read untrusted data and must not hold an account with API rights; to use "
+                          "another, check its Role and add it to TRAINER_SERVICE_ACCOUNTS in components/runtime/trainjob.py")
+
+
 def _check(spec: TrainJobSpec) -> None:
+    check_trainer_account(spec.service_account)
     if not _NAME_RULE.match(spec.name) or len(spec.name) > 63:
         raise ConfigError(f"TrainJob name {spec.name!r} is not an RFC 1035 label of at most 63 characters")
     if spec.num_nodes < 1:
@@ -392,6 +403,7 @@ def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, over
     """Run ``x2vlm <cli_args>`` on ``num_nodes`` nodes as a TrainJob that writes the model folder to the Model
     artifact (``model_path`` in the trainer pods is ``model_uri``). Returns (training.json, where it ran)."""
     settings = from_dict(TrainerPods, pods or {}, where="trainer pod settings")
+    check_trainer_account(settings.service_account)  # before anything reaches the cluster
     apis = connect()
     # One name per Model artifact: a restarted step finds its TrainJob again instead of starting another.
     unique = hashlib.sha1(model_uri.encode()).hexdigest()[:10]

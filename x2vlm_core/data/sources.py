@@ -27,6 +27,9 @@ import yaml
 from x2vlm_core.errors import ConfigError, DataError
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# Settings every format takes. Annotations are not trusted: an image path they name ("../../x.jpg",
+# "/etc/...") must stay inside the source's own folders unless the source list says otherwise.
+COMMON_OPTIONS: Mapping[str, Any] = {"allow_images_outside": False}
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
         raise ConfigError(f"{where}: format {format_name!r} is not supported; use one of {sorted(SOURCE_FORMATS)}")
     spec = SOURCE_FORMATS[format_name]
     path_fields = spec.files + spec.folders + spec.files_or_folders
-    allowed = {"format", "dataset", *path_fields, *spec.options} | ({"split"} if spec.default_split else set())
+    allowed = {"format", "dataset", *path_fields, *spec.options, *COMMON_OPTIONS} | ({"split"} if spec.default_split else set())
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for format {format_name!r}; valid keys are {sorted(allowed)}")
@@ -112,7 +115,7 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
     dataset = _safe_name(entry["dataset"], f"{where}.dataset")
     split = _safe_name(entry.get("split", spec.default_split), f"{where}.split") if spec.default_split else None
     options = {}
-    for name, default in spec.options.items():
+    for name, default in {**COMMON_OPTIONS, **spec.options}.items():
         value = entry.get(name, default)
         if type(value) is not type(default) or (isinstance(value, str) and not value):
             raise ConfigError(f"{where}.{name}: expected a {'non-empty ' if isinstance(default, str) else ''}{type(default).__name__}, got {value!r}")

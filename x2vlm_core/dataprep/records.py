@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from x2vlm_core.data.images import encode_jpeg, load_and_validate, resize_max_side, validate_size
+from x2vlm_core.data.images import TOO_LARGE, encode_jpeg, load_and_validate, resize_max_side, validate_size
 from x2vlm_core.data.readers import VIDEO_KINDS
 from x2vlm_core.data.readers.common import drop_empty_texts
 from x2vlm_core.data.shard_writer import shard_meta
@@ -24,15 +24,18 @@ def process_record(record: dict[str, Any], max_image_side: int, num_frames: int 
     record, texts_dropped, reason = drop_empty_texts(record)
     if reason is not None:
         return REJECTED, reject(record, reason)
-    pictures, reason = decode_pictures(record, num_frames)
+    images, sizes, original_sizes, scale = [], [], [], 1.0
+    try:
+        pictures, reason = decode_pictures(record, num_frames)
+        for image in [] if reason else pictures:
+            original_sizes.append(image.size)
+            image, scale = resize_max_side(image, max_image_side)
+            sizes.append(image.size)
+            images.append(encode_jpeg(image))
+    except MemoryError:  # one picture too big for this worker is that record's reject, never the job's failure
+        reason = TOO_LARGE
     if reason is not None:
         return REJECTED, reject(record, reason)
-    images, sizes, original_sizes, scale = [], [], [], 1.0
-    for image in pictures:
-        original_sizes.append(image.size)
-        image, scale = resize_max_side(image, max_image_side)
-        sizes.append(image.size)
-        images.append(encode_jpeg(image))
     digest = content_sha256(images, record)
     if record["kind"] in VIDEO_KINDS:
         record = {**record, "num_frames": len(images)}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from x2vlm_core.config_io import load_yaml, save_yaml
@@ -26,7 +26,7 @@ from x2vlm_core.models.position_resize import (
 )
 from x2vlm_core.families import config_from_dict, create_model, family_of
 from x2vlm_core.models.task_heads import load_task_heads, save_task_heads
-from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
+from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights, read_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from ``.safetensors`` or a torch file (plain, or official ``{'model': ...}``)."""
     path = Path(path)
     if path.suffix == ".safetensors" and path.is_file():
-        return load_file(str(path))
+        return read_safetensors(path)  # a pickle named .safetensors is a one-line refusal, not a traceback
     return state_dict_of(read_torch_file(path), path)
 
 
