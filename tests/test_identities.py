@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import trainjob
+from components.runtime import trainjob
 from components.runtime.trainjob import TrainJobSpec, build_trainjob, train_as_trainjob
 from pipelines.deployment import load_settings
 from pipelines.submit import token_warnings

@@ -9,7 +9,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from components.prepare_data import beam_pipeline
+from x2vlm_core.dataprep import records
+from x2vlm_core.dataprep.outcomes import REJECTED, SAMPLES
 from x2vlm_core.data import images
 from x2vlm_core.data.images import MAX_PIXELS, TOO_LARGE, load_and_validate
 from x2vlm_core.data.transforms import decode_image
@@ -84,7 +85,7 @@ def test_memory_error_on_one_record_is_a_counted_reject(tmp_path, monkeypatch):
     Image.new("RGB", (40, 40), "red").save(tmp_path / "a.png")
     record = {"kind": "image_text", "key": "k1", "dataset": "d", "source": "s", "split": "train",
               "image_paths": [str(tmp_path / "a.png")], "captions": ["a red square"]}
-    assert not isinstance(next(beam_pipeline.process_record(record, 64)), beam_pipeline.TaggedOutput)
+    assert records.process_record(record, 64)[0] == SAMPLES
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError
@@ -92,6 +93,6 @@ def test_memory_error_on_one_record_is_a_counted_reject(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "_to_rgb", out_of_memory)  # while decoding
     assert load_and_validate(tmp_path / "a.png") == (None, TOO_LARGE)
     monkeypatch.undo()
-    monkeypatch.setattr(beam_pipeline, "resize_max_side", out_of_memory)  # while resizing
-    (output,) = beam_pipeline.process_record(record, 64)
-    assert output.tag == beam_pipeline.REJECTED and output.value["reason"] == TOO_LARGE
+    monkeypatch.setattr(records, "resize_max_side", out_of_memory)  # while resizing
+    tag, rejected = records.process_record(record, 64)
+    assert tag == REJECTED and rejected["reason"] == TOO_LARGE
