@@ -3,7 +3,7 @@
 Everything lands in runs/<timestamp>/: the synthetic source data, the KFP pipeline root
 (shards, models, metrics of every task) and the published release.
 
-``--model vlmo_tiny`` or ``--model cclm_tiny`` runs the same pipeline with the other model
+``--model vlmo_tiny``, ``--model cclm_tiny`` or ``--model xvlm_tiny`` runs the same pipeline with the other model
 families, each with tasks it supports; CCLM first gets a small sentencepiece tokenizer trained
 on the generated English/shapes-speak sentence pairs (no XLM-R vocabulary ships offline).
 """
@@ -22,7 +22,8 @@ from x2vlm_core.data.synthetic import PARALLEL_FILE, generate_shapes_world
 from x2vlm_core.text.xlmr import train_sentencepiece
 
 # Each family's tiny model and the tasks its local run fine-tunes by default.
-MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"]}
+MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"],
+               "xvlm_tiny": ["retrieval", "grounding", "vqa", "nlvr2", "captioning"]}
 
 
 def _find(root: Path, pattern: str) -> list[Path]:
