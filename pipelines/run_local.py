@@ -5,7 +5,7 @@ Everything lands in runs/<timestamp>/: the synthetic source data, the KFP pipeli
 summary.json. The terminal shows one line per finished step, then a table of each task's
 headline metric against what a model that learned nothing scores, and the pages to open.
 
-``--model vlmo_tiny`` or ``--model cclm_tiny`` runs the same pipeline with the other model
+``--model vlmo_tiny``, ``--model cclm_tiny`` or ``--model xvlm_tiny`` runs the same pipeline with the other model
 families, each with tasks it supports; CCLM first gets a small sentencepiece tokenizer trained
 on the generated English/shapes-speak sentence pairs (no XLM-R vocabulary ships offline).
 """
@@ -27,7 +27,8 @@ from x2vlm_core.evaluation.headline import headline_table
 from x2vlm_core.text.xlmr import train_sentencepiece
 
 # Each family's tiny model and the tasks its local run fine-tunes by default.
-MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"]}
+MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"],
+               "xvlm_tiny": ["retrieval", "grounding", "vqa", "nlvr2", "captioning"]}
 
 
 def _write_lineage_page(run_dir: Path) -> Path | None:

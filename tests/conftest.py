@@ -5,6 +5,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL_TINY = SHARED / "fixtures" / "x2vlm_official_tiny"
+OFFICIAL_XVLM_TINY = SHARED / "fixtures" / "xvlm_official_tiny"
 
 # Keep CPU tests deterministic and light on a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -30,6 +31,13 @@ def official_tiny() -> Path:
     if not (OFFICIAL_TINY / "x2vlm_tiny.th").is_file():
         pytest.skip(f"official parity fixture not found at {OFFICIAL_TINY} (../shared is absent)")
     return OFFICIAL_TINY
+
+
+@pytest.fixture(scope="session")
+def official_xvlm_tiny() -> Path:
+    if not (OFFICIAL_XVLM_TINY / "xvlm_tiny.th").is_file():
+        pytest.skip(f"official X-VLM parity fixture not found at {OFFICIAL_XVLM_TINY} (../shared is absent)")
+    return OFFICIAL_XVLM_TINY
 
 
 @pytest.fixture(scope="session")

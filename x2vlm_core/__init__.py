@@ -5,4 +5,9 @@ and the ``x2vlm`` CLI. It never imports kfp or kubernetes; apache_beam is import
 ``x2vlm_core.dataprep.beam_job``, which is loaded when the job runs.
 """
 
+# First, before anything imports torchvision, timm or transformers (see torchvision_guard).
+from x2vlm_core import torchvision_guard
+
+torchvision_guard.install()
+
 __version__ = "0.1.0"
