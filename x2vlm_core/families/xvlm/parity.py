@@ -14,7 +14,7 @@ import torch
 from x2vlm_core.families import create_model
 from x2vlm_core.families.xvlm.checkpoint import adapt_checkpoint
 from x2vlm_core.families.xvlm.model import XVLMModel
-from x2vlm_core.parity import reference_outputs
+from x2vlm_core.families.x2vlm.reference_outputs import reference_outputs
 from x2vlm_core.release.model_folder import load_state_file
 
 CHECKPOINT = "xvlm_tiny.th"
