@@ -8,6 +8,7 @@ commands call it. It runs every check, collects what each one refuses, and raise
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -214,12 +215,19 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
         model_cfg = check(lambda: model_config_at(base_model))
     known = None
     if tasks or base_model is not None:
-        known = check(lambda: check_tasks(list(tasks)) or True)
+        def tasks_known() -> bool:
+            check_tasks(list(tasks))
+            return True
+
+        known = check(tasks_known)
         if known and model_cfg is not None:
             from x2vlm_core.families import family_of
 
+            def family_does(task: str) -> Any:
+                return family_of(model_cfg).task(task)
+
             for task in tasks:
-                check(lambda task=task: family_of(model_cfg).task(task))
+                check(functools.partial(family_does, task))
         loaded = check(lambda: load_run_config(run_config, None, list(finetune_overrides), model_needed=False))
         if loaded is not None:
             for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, "fine-tuning",
@@ -232,7 +240,7 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
     raise_all(found, labels)
 
 
-def raise_all(found: list[X2VLMError], labels: dict[int, str] | None = None) -> None:
+def raise_all(found: Sequence[X2VLMError], labels: dict[int, str] | None = None) -> None:
     """One problem raises as itself (its own type and line); several as one ``RunCheckError``, each line
     prefixed with the stage it concerns when one was given."""
     labels = labels or {}

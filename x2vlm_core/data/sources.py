@@ -59,6 +59,14 @@ class Source:
     def path(self, field: str) -> Path:
         return Path(self.paths[field])
 
+    @property
+    def given_split(self) -> str:
+        """``split``, for the readers of a format that takes it from the source list."""
+        if self.split is None:
+            raise ConfigError(f"the {self.format} source of dataset {self.dataset!r} has no split; "
+                              "this format's files carry their own splits")
+        return self.split
+
     def files(self, field: str) -> list[Path]:
         """The file a files-or-folders field names, or every file in its folder (sorted, hidden files skipped)."""
         path = self.path(field)

@@ -88,7 +88,7 @@ def normalize_images(pixels: torch.Tensor) -> torch.Tensor:
 
 def square_uint8(image: Image.Image, image_res: int) -> torch.Tensor:
     """Square resize (boxes given as fractions of width/height are unchanged by it), as uint8 pixels."""
-    return image_to_uint8(image.resize((image_res, image_res), Image.BICUBIC))
+    return image_to_uint8(image.resize((image_res, image_res), Image.Resampling.BICUBIC))
 
 
 def image_to_tensor(image: Image.Image, image_res: int) -> torch.Tensor:

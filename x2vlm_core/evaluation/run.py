@@ -76,13 +76,15 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
     with open(out / PREDICTIONS_FILE, "w") as pred_file:
         for split in splits:
             samples = list(iter_shard_samples(list_shards(str(shards_root), dataset, split)))
-            groups = samples_by_language(samples) or {None: samples}
+            by_language = samples_by_language(samples)
+            groups: dict[str | None, list[dict[str, Any]]] = dict(by_language.items()) if by_language else {None: samples}
             results = {language: task.evaluate(model, group, text, cfg) for language, group in groups.items()}
             split_metrics = _split_metrics(split, results, {language: len(group) for language, group in groups.items()},
                                            len(samples))
             metrics.update(split_metrics)
             if None not in groups:
-                report.add_language_table(split, {language: r.metrics for language, r in results.items()},
+                report.add_language_table(split, {language: r.metrics for language, r in results.items()
+                                                  if language is not None},
                                           {k.removeprefix(f"{split}_avg_"): v for k, v in split_metrics.items()
                                            if k.startswith(f"{split}_avg_")})
             for language, result in results.items():
@@ -114,7 +116,7 @@ def _split_metrics(split: str, results: dict[str | None, SplitResult], counts: d
     """
     if None in results:
         return {**{f"{split}_{name}": value for name, value in results[None].metrics.items()}, f"{split}_count": records}
-    per_language = {language: result.metrics for language, result in results.items()}
+    per_language = {language: result.metrics for language, result in results.items() if language is not None}
     out = {f"{split}_{name}": value
            for name, value in language_report(per_language, target_languages(per_language)).items()}
     out.update({f"{split}_{language}_count": count for language, count in counts.items()})

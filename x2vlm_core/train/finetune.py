@@ -71,7 +71,8 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
         shards = dataset_shards(str(shards_root), dataset, task.TRAIN_SPLIT)
     seed_everything(cfg.seed + info.rank)
     model = build_task_model_for(task, pretrained, shards_root, dataset)
-    model.new_head_prefixes = family.finetune_head_prefixes(model)  # trained at lr x lr_mult, as official init_params
+    # Trained at lr x lr_mult, as official init_params. (setattr: nn.Module's __setattr__ stub takes Tensor | Module only.)
+    setattr(model, "new_head_prefixes", family.finetune_head_prefixes(model))
     text = text_encoder_for(model.config)  # the model's own tokenizer: WordPiece, or CCLM's sentencepiece
     options = task.collate_options(model) if hasattr(task, "collate_options") else {}
     collate = functools.partial(task.train_collate, text=text, config=model.config,

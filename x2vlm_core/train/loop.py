@@ -110,6 +110,8 @@ def run_training(
             next(stream)
     if found:
         marker = checkpointing.load_latest(engine, ckpt_dir, rank, world_size, settings)
+        if marker is None:
+            raise CheckpointError(f"{ckpt_dir} changed while resuming (its checkpoints are gone); run again")
         if marker["step"] != start:
             raise CheckpointError(f"{ckpt_dir} changed while resuming (step {start}, then {marker['step']}); run again")
 
@@ -120,9 +122,10 @@ def run_training(
     def save(step: int) -> str:
         def write_model(tag: str) -> None:  # rank 0, after every rank saved, before the checkpoint counts
             final[:] = [checkpointing.consolidated_model(engine, model, ckpt_dir, tag)]
-            if getattr(final[0], "temp", None) is not None:
+            temp = getattr(final[0], "temp", None)
+            if temp is not None:
                 with torch.no_grad():
-                    final[0].temp.clamp_(*TEMP_RANGE)
+                    temp.clamp_(*TEMP_RANGE)
             save_model_dir(final[0], ckpt_dir / tag / "model")
 
         return checkpointing.save_checkpoint(engine, ckpt_dir, step, rank, world_size,

@@ -32,6 +32,6 @@ def read(source: Source) -> Iterator[dict]:
         if image_id not in captions:
             continue  # an image list without captions (e.g. test2014 info) has nothing to train on
         file_name = field(image, "file_name", path, f"images[{i}]", str)
-        record = base_record(source, record_key("coco", image_id, path), KIND, source.split, [source.path("images") / file_name])
+        record = base_record(source, record_key("coco", image_id, path), KIND, source.given_split, [source.path("images") / file_name])
         record.update(image_id=image_id, captions=captions[image_id])
         yield record

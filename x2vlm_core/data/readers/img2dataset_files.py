@@ -51,7 +51,7 @@ def _read_parquet(source: Source, path: Path) -> Iterator[dict]:
         key = row["key"]
         if not isinstance(key, str) or not key:
             raise DataError(f"{path}: row {row_number} has key {key!r}; expected img2dataset's string key")
-        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('folder').name}-{key}"), path), KIND, source.split, [images / f"{key}.{extension}"])
+        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('folder').name}-{key}"), path), KIND, source.given_split, [images / f"{key}.{extension}"])
         caption = row["caption"]
         record.update(image_id=key, captions=[caption.strip() if isinstance(caption, str) else ""])
         if row["status"] != "success":

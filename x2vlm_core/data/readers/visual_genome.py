@@ -30,7 +30,7 @@ def read(source: Source) -> Iterator[dict]:
             regions.append({"bbox": [float(x), float(y), float(width), float(height)], "caption": field(region, "phrase", path, where, str).strip()})
         if not regions:
             continue
-        record = base_record(source, record_key("vg", image_id, path), KIND, source.split, [files[image_id]])
+        record = base_record(source, record_key("vg", image_id, path), KIND, source.given_split, [files[image_id]])
         record.update(image_id=image_id, regions=regions, captions=[])
         yield record
 

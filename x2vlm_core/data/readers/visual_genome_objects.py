@@ -34,6 +34,6 @@ def read(source: Source) -> Iterator[dict]:
         if not regions:
             continue
         # Objects and region descriptions of one image may share a dataset: the prefix keeps their keys apart.
-        record = base_record(source, record_key("vgobj", image_id, path), KIND, source.split, [files[image_id]])
+        record = base_record(source, record_key("vgobj", image_id, path), KIND, source.given_split, [files[image_id]])
         record.update(image_id=image_id, regions=regions, captions=[])
         yield record

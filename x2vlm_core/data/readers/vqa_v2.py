@@ -48,7 +48,7 @@ def read(source: Source) -> Iterator[dict]:
             for k, answer in enumerate(field_list(annotation, "answers", annotations_path, f"annotations[{j}]"))
         ]
         image_path = source.path("images") / f"COCO_{subtype}_{image_id:012d}.jpg"
-        record = base_record(source, record_key("vqa", question_id, questions_path), KIND, source.split, [image_path])
+        record = base_record(source, record_key("vqa", question_id, questions_path), KIND, source.given_split, [image_path])
         record.update(
             image_id=image_id,
             question_id=question_id,

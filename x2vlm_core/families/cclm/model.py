@@ -16,6 +16,8 @@ objectives); that needs the text width to equal the vision width, as in the offi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,6 +30,9 @@ from x2vlm_core.families.cclm.config import CCLMConfig
 from x2vlm_core.models.config import TextConfig
 from x2vlm_core.models.heads import TEMP_RANGE, build_mlp
 
+if TYPE_CHECKING:
+    from transformers import BertModel, RobertaModel, XLMRobertaModel
+
 
 def _init_bert_style(module: nn.Module) -> None:
     """Normal(0.02) weights and zero biases, as BERT initialises its layers."""
@@ -38,7 +43,7 @@ def _init_bert_style(module: nn.Module) -> None:
             nn.init.zeros_(sub.bias)
 
 
-def build_text_encoder(config: CCLMConfig) -> nn.Module:
+def build_text_encoder(config: CCLMConfig) -> BertModel | RobertaModel | XLMRobertaModel:
     """The transformers model of ``text_encoder.arch`` (no pooler), freshly initialised."""
     from transformers import BertModel, RobertaModel, XLMRobertaModel
 
@@ -88,7 +93,7 @@ class CCLM(nn.Module):
             _init_bert_style(part)
 
     # Modules that start untrained when the model comes from X²-VLM + XLM-R; they get the larger learning rate.
-    new_head_prefixes = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp", "mlm_head")
+    new_head_prefixes: tuple[str, ...] = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp", "mlm_head")
 
     def forward(self, objective, *batches):
         """Run a training objective ``objective(model, *batches) -> {name: loss}`` (see ``XVLM.forward``)."""
