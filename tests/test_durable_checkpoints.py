@@ -128,3 +128,24 @@ def test_a_multi_node_run_needs_gcs_roots(gcs_bucket, tmp_path):
     validate_run(checkpoint_root=str(tmp_path), world_size=8, gpus_per_node=8)  # one node: a path is fine
     validate_run(checkpoint_root=f"{gcs_bucket}/ckpt", output_root=f"{gcs_bucket}/out", world_size=16,
                  gpus_per_node=8)
+
+
+def test_the_cli_scopes_checkpoints_by_run_and_step(tmp_path):
+    from x2vlm_core.cli import _checkpoints, _finetune_step_name, build_parser
+
+    def parsed(*extra, command=("pretrain", "--output", "out/m")):
+        return build_parser().parse_args([*command, *extra])
+
+    few_shot = parsed("--checkpoint-root", "gs://b/c", "--run-id", "r1", command=(
+        "finetune", "--task", "xvnli", "--pretrained", "p", "--shards", "s", "--output", "out/m", "--few-shot", "8"))
+    assert _checkpoints(few_shot, _finetune_step_name(few_shot)) == ("out/m.checkpoints",
+                                                                     "gs://b/c/r1/finetune-xvnli-8-shot")
+    assert _checkpoints(parsed("--checkpoint-root", str(tmp_path), "--run-id", "r1"), "pretrain") == \
+        (str(tmp_path / "r1" / "pretrain"), None)
+    assert _checkpoints(parsed("--checkpoint-dir", "/ckpt"), "pretrain") == ("/ckpt", None)
+    for extra, message in ((("--checkpoint-root", "gs://b/c"), "needs --run-id"),
+                           (("--run-id", "r1"), "give both"),
+                           (("--checkpoint-root", str(tmp_path), "--run-id", "r1", "--checkpoint-dir", "/x"),
+                            "give one")):
+        with pytest.raises(ConfigError, match=message):
+            _checkpoints(parsed(*extra), "pretrain")
