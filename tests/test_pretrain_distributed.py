@@ -176,3 +176,32 @@ def test_sigterm_saves_when_there_is_time_and_exits_143(one_shard, tmp_path):
     assert step > 2 and f"saved {folder / tag};" in last
     assert marker["micro_batches_consumed"] == step
     checkpointing.verify_files(folder / tag, marker)
+
+
+def test_two_nodes_staging_apart_upload_one_whole_checkpoint(one_shard, gcs_bucket, tmp_path):
+    """Nodes with disks of their own: rank 1's ZeRO shard reaches the bucket and rank 0's marker."""
+    from x2vlm_core import storage
+    from x2vlm_core.train import checkpointing
+    from x2vlm_core.train.durable import GcsMirror
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    remote = f"{gcs_bucket}/ckpt/run-2/pretrain"
+    port, nodes = _free_port(), []
+    for node_rank in (0, 1):
+        launcher = ["--nnodes=2", f"--node_rank={node_rank}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
+                    f"--master_port={port}"]
+        nodes.append(subprocess.Popen(_torchrun(*launcher) + _pretrain_args(
+            one_shard, tmp_path / f"node{node_rank}" / "m", "train.zero_stage=2", "train.steps=2") + [
+            "--checkpoint-root", f"{gcs_bucket}/ckpt", "--run-id", "run-2",
+            "--checkpoint-dir", str(tmp_path / f"node{node_rank}" / "staging")],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for node in nodes:
+        _, err = node.communicate(timeout=600)
+        assert node.returncode == 0, err[-3000:]
+
+    marker = json.loads(storage.read_bytes(f"{remote}/step2/complete.json"))
+    assert {"rng-rank0.json", "rng-rank1.json"} <= set(marker["files"])
+    assert sum("optim_states" in name for name in marker["files"]) == 2  # one ZeRO shard per rank
+    assert not list((tmp_path / "node1" / "staging").glob("step*"))  # uploaded, then dropped
+    assert GcsMirror(remote, tmp_path / "fresh", 0, 0, 1).restore() == 2
+    checkpointing.verify_files(tmp_path / "fresh" / "step2", marker)
