@@ -47,7 +47,11 @@ def _add_training_io_args(p: argparse.ArgumentParser, shards_required: bool = Tr
                    help="prepare-data output folder or gs:// prefix (holds index.json)"
                    + ("" if shards_required else "; default: the config's train.data.shards"))
     p.add_argument("--output", required=True, help="model folder to write")
-    p.add_argument("--checkpoint-dir", help="DeepSpeed checkpoints, resumed from if present (default: OUTPUT.checkpoints)")
+    p.add_argument("--checkpoint-dir", help="DeepSpeed checkpoints, resumed from if present (default: OUTPUT.checkpoints); "
+                                            "with a gs:// --checkpoint-root, the local folder they are staged in")
+    p.add_argument("--checkpoint-root", help="durable checkpoint root, gs:// or a path (e.g. a PVC): checkpoints go to "
+                                             "ROOT/RUN_ID/STEP (STEP: pretrain, finetune-TASK) and a rerun resumes there")
+    p.add_argument("--run-id", help="the pipeline run id that scopes --checkpoint-root (the same for every retry)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +167,8 @@ def _where_training_runs() -> dict[str, Any]:
     """The world size (torchrun's, else one process) and device the run-check checks against."""
     import torch
 
-    return {"world_size": int(os.environ.get("WORLD_SIZE", "1")),
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return {"world_size": world_size, "gpus_per_node": int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
             "device": "cuda" if torch.cuda.is_available() else "cpu"}
 
 
@@ -186,8 +191,29 @@ def _init_folder_model(args: argparse.Namespace) -> Any:
     return read_model_config(args.init)
 
 
-def _checkpoint_dir(args: argparse.Namespace) -> str:
-    return args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
+def _checkpoints(args: argparse.Namespace, step_name: str) -> tuple[str, str | None]:
+    """Where DeepSpeed writes, and the gs:// prefix that is uploaded to and resumed from (or None)."""
+    from x2vlm_core import storage
+
+    staging = args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
+    if args.run_id and not args.checkpoint_root:
+        raise ConfigError("--run-id scopes --checkpoint-root; give both, or neither")
+    if not args.checkpoint_root:
+        return staging, None
+    if not args.run_id:
+        raise ConfigError("--checkpoint-root needs --run-id (the pipeline run id, the same for every retry)")
+    from x2vlm_core.train.durable import checkpoint_location
+
+    location = checkpoint_location(args.checkpoint_root, args.run_id, step_name)
+    if storage.is_gcs(location):
+        return staging, location
+    if args.checkpoint_dir:
+        raise ConfigError("--checkpoint-dir and a local --checkpoint-root both say where checkpoints go; give one")
+    return location, None
+
+
+def _finetune_step_name(args: argparse.Namespace) -> str:
+    return f"finetune-{args.task}" + (f"-{args.few_shot}-shot" if args.few_shot else "")
 
 
 def run(args: argparse.Namespace) -> Any:
@@ -217,11 +243,13 @@ def run(args: argparse.Namespace) -> Any:
         from x2vlm_core.train.pretrain import run_pretrain
 
         init_model = _init_folder_model(args)
+        checkpoint_dir, checkpoint_uri = _checkpoints(args, "pretrain")
         validate_run(model_preset=args.preset or _config_preset(args.config), init_model=init_model,
-                     run_config=args.config, pretrain_overrides=args.overrides, **_where_training_runs())
+                     run_config=args.config, pretrain_overrides=args.overrides, checkpoint_root=args.checkpoint_root,
+                     **_where_training_runs())
         model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides, base_model=init_model)
-        return run_pretrain(model_cfg, train_cfg, args.shards, args.output, _checkpoint_dir(args),
-                            init=args.init)["final"]
+        return run_pretrain(model_cfg, train_cfg, args.shards, args.output, checkpoint_dir,
+                            init=args.init, checkpoint_uri=checkpoint_uri)["final"]
     if args.command == "train-tokenizer":
         from x2vlm_core.train.tokenizer import train_tokenizer
 
@@ -234,11 +262,12 @@ def run(args: argparse.Namespace) -> Any:
         get_task(args.task)  # the command's own argument first, then everything else at once
         validate_run(tasks=[args.task], base_model=args.pretrained, run_config=args.config,
                      finetune_overrides=args.overrides, shards=args.shards, dataset=args.dataset or "",
-                     few_shot=args.few_shot, **_where_training_runs())
+                     few_shot=args.few_shot, checkpoint_root=args.checkpoint_root, **_where_training_runs())
+        checkpoint_dir, checkpoint_uri = _checkpoints(args, _finetune_step_name(args))
         _, train_cfg = load_run_config(args.config, None, args.overrides, model_needed=False)
         return run_finetune(args.task, args.pretrained, train_cfg, args.shards, args.output,
-                            _checkpoint_dir(args), dataset=args.dataset, few_shot=args.few_shot,
-                            languages=args.languages)["final"]
+                            checkpoint_dir, dataset=args.dataset, few_shot=args.few_shot,
+                            languages=args.languages, checkpoint_uri=checkpoint_uri)["final"]
     if args.command == "evaluate":
         from x2vlm_core.evaluation.run import run_evaluation
 
@@ -278,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args)
     except X2VLMError as exc:
         print(f"x2vlm {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # 143 when SIGTERM stopped training
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -82,16 +82,19 @@ def complete_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, str, dict[str,
 
 
 def save_checkpoint(engine, ckpt_dir: str | Path, step: int, rank: int, world_size: int,
-                    marker: dict[str, Any], keep: int, write_extra: Callable[[str], None] | None = None) -> str:
+                    marker: dict[str, Any], keep: int, write_extra: Callable[[str], None] | None = None,
+                    collect: Callable[[str], None] | None = None) -> str:
     """Save on every rank; returns the tag. ``marker`` (data position etc.) lands in complete.json.
 
-    ``write_extra(tag)`` runs on rank 0 once every rank's files are written and before the
-    marker, so whatever it adds (the consolidated model folder) is complete when the checkpoint is.
+    ``collect(tag)`` runs on every rank once every rank's files are written, to bring them all into
+    rank 0's folder when nodes stage in folders of their own. ``write_extra(tag)`` then runs on
+    rank 0 before the marker, so whatever it adds (the consolidated model folder) is complete when
+    the checkpoint is.
     """
-    ckpt_dir = Path(ckpt_dir)
     if storage.is_gcs(ckpt_dir):
-        raise ConfigError(f"checkpoint dir {ckpt_dir}: DeepSpeed writes to a filesystem; use a local path or a "
-                          "mounted volume shared by all nodes (e.g. a PVC or a gcsfuse mount)")
+        raise ConfigError(f"checkpoint dir {ckpt_dir}: DeepSpeed writes to a filesystem; give a gs:// prefix "
+                          "as --checkpoint-root (with --run-id), or use a local path or a volume shared by all nodes")
+    ckpt_dir = Path(ckpt_dir)
     tag = tag_of(step)
     folder = ckpt_dir / tag
     if rank == 0 and (folder / COMPLETE).exists():
@@ -100,6 +103,8 @@ def save_checkpoint(engine, ckpt_dir: str | Path, step: int, rank: int, world_si
     engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state={"step": step}, save_latest=False)
     storage.write_bytes(folder / f"rng-rank{rank}.json", json.dumps(rng_state()).encode())
     barrier(world_size)  # every rank's files are on disk before the marker
+    if collect is not None:
+        collect(tag)
     if rank == 0:
         if write_extra is not None:
             write_extra(tag)

@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 
 def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shards_root: str | Path,
                  output_dir: str | Path, checkpoint_dir: str | Path, dataset: str | None = None,
-                 few_shot: int = 0, languages: Sequence[str] | None = None) -> dict[str, Any]:
+                 few_shot: int = 0, languages: Sequence[str] | None = None,
+                 checkpoint_uri: str | None = None) -> dict[str, Any]:
     """Train ``task_name`` for ``cfg.steps`` steps; the task model folder (with its heads) goes to ``output_dir``.
 
     ``dataset`` replaces the task's own (e.g. ``xflickrco`` for retrieval, ``xgqa`` for vqa).
     ``few_shot`` > 0: ``pretrained`` is a task model fine-tuned in English, trained on that many
     examples of each of ``languages`` (default: every non-English language of the few-shot split).
+    ``checkpoint_uri``: a gs:// prefix checkpoints are uploaded to and resumed from (see ``run_training``).
     """
     # The family's implementation of the task; one it cannot do is refused here, before any work.
     get_task(task_name)  # an unknown task is named before the model is read
@@ -85,7 +87,7 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
         batches = ((batch,) for batch in loader)
     description = f"finetune-{task_name}" + (f"-{few_shot}-shot" if few_shot else "")
     return run_training(model, lambda step: task.objective, batches, cfg, info, output_dir, checkpoint_dir,
-                        micro_batch=micro_batch, description=description)
+                        micro_batch=micro_batch, description=description, checkpoint_uri=checkpoint_uri)
 
 
 def build_task_model_for(task: Any, pretrained: str | Path, shards_root: str | Path, dataset: str) -> nn.Module:

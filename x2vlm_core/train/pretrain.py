@@ -97,7 +97,8 @@ def _stream_batches(name: str, shards_root: str, collate, micro_batch: int, cfg:
 
 
 def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Path | None, output_dir: str | Path,
-                 checkpoint_dir: str | Path, init: str | None = None) -> dict[str, Any]:
+                 checkpoint_dir: str | Path, init: str | None = None,
+                 checkpoint_uri: str | None = None) -> dict[str, Any]:
     shards_root = str(shards_root or cfg.data.shards or "")
     if not shards_root:
         raise ConfigError("no shards given: pass --shards (a prepare-data output folder or gs:// prefix) "
@@ -134,4 +135,4 @@ def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Pa
                                  "micro_batch": samples_per_batch[name]} for name in streams}}
     return run_training(model, objective, batches, cfg, info, output_dir, checkpoint_dir,
                         micro_batch=micro.get("image_text") or max(micro.values()), description="pretrain",
-                        resume_settings=layout)
+                        resume_settings=layout, checkpoint_uri=checkpoint_uri)
