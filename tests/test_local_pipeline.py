@@ -70,13 +70,14 @@ def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
 @pytest.mark.parametrize("model, family, tasks", [
     ("vlmo_tiny", "vlmo", {"retrieval", "nlvr2"}),
     ("cclm_tiny", "cclm", {"retrieval", "xvnli"}),
+    ("xvlm_tiny", "xvlm", {"retrieval", "grounding"}),
 ])
 def test_the_other_model_families_run_the_same_pipeline(model, family, tasks, tmp_path):
     import subprocess
     import sys
 
     command = [sys.executable, "-m", "pipelines.run_local", "--model", model, "--runs-dir", str(tmp_path),
-               "--num-images", "96", "--pretrain-steps", "4", "--finetune-steps", "2"]
+               "--num-images", "96", "--pretrain-steps", "4", "--finetune-steps", "2", "--tasks", *sorted(tasks)]
     done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                           timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
