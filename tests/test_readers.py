@@ -418,3 +418,27 @@ def test_img2dataset_parquet_without_its_image_folder_fails_with_one_line(world:
     assert "\n" not in str(error.value)
     assert re.search(r"00000\.parquet: no image folder 00000/ beside it; img2dataset's files layout is 00000\.parquet \+ 00000/<key>\.jpg",
                      str(error.value))
+
+
+def test_every_listed_image_is_a_record_even_without_captions_or_usable_boxes(tmp_path: Path) -> None:
+    # COCO: an image listed with no caption; Visual Genome: an image whose only box has no area, one with no regions.
+    coco = {"images": [{"id": 1, "file_name": "COCO_val2014_000000000001.jpg", "width": 120, "height": 90},
+                       {"id": 2, "file_name": "COCO_val2014_000000000002.jpg", "width": 120, "height": 90}],
+            "annotations": [{"id": 10, "image_id": 1, "caption": "a red square"}]}
+    (tmp_path / "captions_val2014.json").write_text(json.dumps(coco))
+    image_data = [{"image_id": i, "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{i}.jpg", "width": 120, "height": 90,
+                   "coco_id": None, "flickr_id": None} for i in (1, 2)]
+    regions = [{"id": 1, "regions": [{"region_id": 5, "image_id": 1, "phrase": "a dot", "x": 3, "y": 3, "width": 0, "height": 4}]},
+               {"id": 2, "regions": []}]
+    (tmp_path / "image_data.json").write_text(json.dumps(image_data))
+    (tmp_path / "region_descriptions.json").write_text(json.dumps(regions))
+    (tmp_path / "images").mkdir()
+    sources = load_sources([
+        {"format": "coco_captions", "dataset": "c", "split": "val", "annotations": str(tmp_path / "captions_val2014.json"), "images": str(tmp_path / "images")},
+        {"format": "visual_genome", "dataset": "r", "regions": str(tmp_path / "region_descriptions.json"),
+         "image_data": str(tmp_path / "image_data.json"), "images": str(tmp_path / "images")},
+    ])
+    coco_records = list(read_source(sources[0]))
+    assert [(r["image_id"], r["captions"], r.get("reader_reject")) for r in coco_records] == [(1, ["a red square"], None), (2, [], "no_caption")]
+    vg_records = list(read_source(sources[1]))
+    assert [(r["image_id"], r["regions"]) for r in vg_records] == [(1, [{"bbox": [3.0, 3.0, 0.0, 4.0], "caption": "a dot"}]), (2, [])]
