@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from x2vlm_core.data.shards import read_index
+from x2vlm_core.data.shards import iter_shard_samples, list_shards, read_index
 from x2vlm_core.dataprep.beam_job import run_prepare_data
 from x2vlm_core.errors import ConfigError, DataError
 
@@ -151,8 +151,6 @@ def test_a_run_on_the_real_schemas_accounts_for_every_item_box_and_split(trial: 
     # Finding 1: the [0, 0, 500, 500] region is dropped, the one over the edge clipped, both counted per reason.
     assert stats["boxes"] == {"grounding": {"clipped": 1, "mostly_outside": 1},
                               "pretrain_region_text": {"clipped": 2, "degenerate": 2, "mostly_outside": 2}}
-    from x2vlm_core.data.shards import iter_shard_samples, list_shards
-
     region_samples = {s["key"]: s["meta"] for s in iter_shard_samples(list_shards(out, "pretrain_region_text", "train"))}
     assert region_samples["vg-000000000001"]["regions"] == [{"bbox": [100.0, 70.0, 20.0, 20.0], "caption": "a corner"},
                                                             {"bbox": [10.0, 10.0, 20.0, 20.0], "caption": "a patch"}]

@@ -62,7 +62,7 @@ def job_files(out: str) -> list[str]:
     return found
 
 
-def clear(out: str, keep: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def clear(out: str, keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Remove this job's files under ``out`` except ``keep``; return what was removed."""
     removed = [relative for relative in job_files(out) if relative not in keep]
     for relative in removed:
