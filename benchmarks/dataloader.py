@@ -70,7 +70,7 @@ def prepare(workdir: Path, num_images: int, image_size: int) -> Path:
     generate_shapes_world(workdir / "world", num_images=num_images, seed=0, image_size=image_size)
     add_photo_texture(workdir / "world")
     run_prepare_data(str(workdir / "world" / "sources.yaml"), str(workdir / "shards"), shard_size=64,
-                     max_image_side=image_size)
+                     max_image_side=image_size, overwrite=True)
     return workdir / "shards"
 
 

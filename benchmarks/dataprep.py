@@ -37,7 +37,7 @@ def plain_loop(paths: list[Path], max_side: int) -> float:
 
 def beam_job(source: dict, out: Path, max_side: int, args: list[str]) -> tuple[float, int]:
     start = time.perf_counter()
-    summary = run_prepare_data([source], out, shard_size=256, max_image_side=max_side, pipeline_args=args)
+    summary = run_prepare_data([source], out, shard_size=256, max_image_side=max_side, pipeline_args=args, overwrite=True)
     return time.perf_counter() - start, summary["total"]
 
 

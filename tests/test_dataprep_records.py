@@ -73,3 +73,16 @@ def test_same_pixels_give_the_same_content_key_and_other_pixels_another(tmp_path
     copy = process_record(_record([_image(tmp_path / "b.png")], key="k2", captions=["other text"]), 64)[1]
     other = process_record(_record([_image(tmp_path / "c.png", color=(0, 0, 200))]), 64)[1]
     assert first["content_sha256"] == copy["content_sha256"] != other["content_sha256"]
+
+
+def test_boxes_are_fitted_to_the_original_image_before_the_resize_and_counted(tmp_path):
+    image = _image(tmp_path / "a.png")  # 80x40
+    record = _record([image], kind="region_text", captions=[],
+                     regions=[{"bbox": [60, 20, 40, 20], "caption": "over the edge"}, {"bbox": [0, 0, 500, 500], "caption": "the scene"}])
+    tag, sample = process_record(record, max_image_side=40)
+    assert tag == SAMPLES and sample["boxes"] == {"clipped": 1, "mostly_outside": 1}
+    assert sample["meta"]["regions"] == [{"bbox": [30.0, 10.0, 10.0, 10.0], "caption": "over the edge"}]  # 20x20 kept, halved
+    tag, rejected = process_record(_record([image], kind="grounding", captions=[], sentences=["left"], bbox=[70, 0, 50, 10]), 40)
+    assert tag == REJECTED and rejected["reason"] == "box_mostly_outside" and rejected["boxes"] == {"mostly_outside": 1}
+    tag, rejected = process_record({**record, "regions": [{"bbox": [3, 3, 0, 0], "caption": "nothing"}]}, 40)
+    assert tag == REJECTED and rejected["reason"] == "no_usable_box" and rejected["boxes"] == {"degenerate": 1}

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from x2vlm_core.data.shards import iter_shard_samples
-from x2vlm_core.dataprep.sharding import assign_shards, remove_stale_shards, route_to_shard, write_one_shard
+from x2vlm_core.dataprep.sharding import assign_shards, route_to_shard, write_one_shard
 from x2vlm_core.errors import DataError
 
 
@@ -44,16 +44,3 @@ def test_one_shard_is_written_in_key_order_with_its_index_entry_and_statistics(t
     assert entry["by_source"] == {"coco": 1, "tsv": 1} and entry["texts_dropped_empty"] == 1
     assert entry["caption_length_words"] == {"00-04": 1, "05-09": 1}
     assert entry["image_max_side"] == {"<=0064": 1, "<=0512": 1}
-
-
-def test_only_unindexed_shards_in_the_dataset_folder_are_removed(tmp_path):
-    folder = tmp_path / "d"
-    folder.mkdir()
-    for name in ("train-00000.tar", "train-00001.tar", "answers.json", "notes.tar"):
-        (folder / name).write_bytes(b"x")
-    (folder / "sub").mkdir()
-    (folder / "sub" / "train-00009.tar").write_bytes(b"x")
-    index = {"datasets": {"d": {"train": {"shards": [{"path": "d/train-00000.tar"}]}}}}
-    remove_stale_shards(str(tmp_path), index)
-    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
-        "answers.json", "notes.tar", "sub/train-00009.tar", "train-00000.tar"]

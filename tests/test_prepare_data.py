@@ -345,7 +345,7 @@ def _coco_train_source(world: Path) -> dict:
 def test_a_rerun_with_fewer_shards_leaves_only_indexed_shards(prepared: dict, tmp_path: Path) -> None:
     source = _coco_train_source(prepared["world"])
     first = run_prepare_data([source], tmp_path, shard_size=4, max_image_side=MAX_SIDE)
-    second = run_prepare_data([source], tmp_path, shard_size=16, max_image_side=MAX_SIDE)
+    second = run_prepare_data([source], tmp_path, shard_size=16, max_image_side=MAX_SIDE, overwrite=True)
     assert first["total"] == second["total"]
     listed = {shard["path"] for shard in read_index(tmp_path)["datasets"]["pretrain_image_text"]["train"]["shards"]}
     assert len(listed) == -(-second["total"] // 16) < len(first["datasets"]["pretrain_image_text"]["train"]["shards"])

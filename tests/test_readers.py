@@ -380,3 +380,66 @@ def test_x2vlm_json_lines_readers(world: tuple[Path, dict], tmp_path: Path) -> N
         list(read_source(source))
     with pytest.raises(ConfigError, match=r"image_is_path: expected a bool, got 'yes'"):
         load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(part), "image_is_path": "yes"}])
+
+
+def test_vqa_test_dev_questions_without_annotations_read_as_unanswered_records(tmp_path: Path) -> None:
+    # test-dev2015 publishes questions only, and its images are the test2015 files.
+    questions = {"info": {}, "license": {}, "data_type": "mscoco", "data_subtype": "test-dev2015", "task_type": "Open-Ended",
+                 "questions": [{"image_id": 7, "question": "What shape is it?", "question_id": 7000}]}
+    (tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json").write_text(json.dumps(questions))
+    (tmp_path / "test2015").mkdir()
+    (source,) = load_sources([{"format": "vqa_v2", "dataset": "vqa", "split": "test-dev", "images": str(tmp_path / "test2015"),
+                               "questions": str(tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json")}])
+    (record,) = read_source(source)
+    assert record["split"] == "test-dev" and record["question"] == "What shape is it?" and record["question_id"] == 7000
+    assert record["answers"] == [] and record["answer_scores"] == {} and "answer_type" not in record
+    assert record["image_paths"] == [str(tmp_path / "test2015/COCO_test2015_000000000007.jpg")]
+    with pytest.raises(ConfigError, match=r"missing key\(s\) \['questions'\]"):
+        load_sources([{"format": "vqa_v2", "dataset": "vqa", "images": str(tmp_path / "test2015")}])
+
+
+def test_webvid_without_its_videos_folder_reads_every_row(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = world
+    # A partial download: the csv is there, the videos folder not yet. Each row becomes a missing_file reject later.
+    (source,) = load_sources([{"format": "webvid", "dataset": "v", "annotations": str(root / "webvid/results_2M_train.csv"),
+                               "videos": str(tmp_path / "videos")}])
+    records = list(read_source(source))
+    assert len(records) == len(list(csv.DictReader(open(root / "webvid/results_2M_train.csv")))) > 0
+    assert all(r["image_paths"][0].startswith(str(tmp_path / "videos") + "/") for r in records)
+
+
+def test_img2dataset_parquet_without_its_image_folder_fails_with_one_line(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = world
+    copy = tmp_path / "files"
+    copy.mkdir()
+    shutil.copyfile(root / "cc3m/files/00000.parquet", copy / "00000.parquet")  # the listing, not its 00000/ folder
+    (source,) = load_sources([{"format": "img2dataset_files", "dataset": "cc", "folder": str(copy)}])
+    with pytest.raises(DataError) as error:
+        list(read_source(source))
+    assert "\n" not in str(error.value)
+    assert re.search(r"00000\.parquet: no image folder 00000/ beside it; img2dataset's files layout is 00000\.parquet \+ 00000/<key>\.jpg",
+                     str(error.value))
+
+
+def test_every_listed_image_is_a_record_even_without_captions_or_usable_boxes(tmp_path: Path) -> None:
+    # COCO: an image listed with no caption; Visual Genome: an image whose only box has no area, one with no regions.
+    coco = {"images": [{"id": 1, "file_name": "COCO_val2014_000000000001.jpg", "width": 120, "height": 90},
+                       {"id": 2, "file_name": "COCO_val2014_000000000002.jpg", "width": 120, "height": 90}],
+            "annotations": [{"id": 10, "image_id": 1, "caption": "a red square"}]}
+    (tmp_path / "captions_val2014.json").write_text(json.dumps(coco))
+    image_data = [{"image_id": i, "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{i}.jpg", "width": 120, "height": 90,
+                   "coco_id": None, "flickr_id": None} for i in (1, 2)]
+    regions = [{"id": 1, "regions": [{"region_id": 5, "image_id": 1, "phrase": "a dot", "x": 3, "y": 3, "width": 0, "height": 4}]},
+               {"id": 2, "regions": []}]
+    (tmp_path / "image_data.json").write_text(json.dumps(image_data))
+    (tmp_path / "region_descriptions.json").write_text(json.dumps(regions))
+    (tmp_path / "images").mkdir()
+    sources = load_sources([
+        {"format": "coco_captions", "dataset": "c", "split": "val", "annotations": str(tmp_path / "captions_val2014.json"), "images": str(tmp_path / "images")},
+        {"format": "visual_genome", "dataset": "r", "regions": str(tmp_path / "region_descriptions.json"),
+         "image_data": str(tmp_path / "image_data.json"), "images": str(tmp_path / "images")},
+    ])
+    coco_records = list(read_source(sources[0]))
+    assert [(r["image_id"], r["captions"], r.get("reader_reject")) for r in coco_records] == [(1, ["a red square"], None), (2, [], "no_caption")]
+    vg_records = list(read_source(sources[1]))
+    assert [(r["image_id"], r["regions"]) for r in vg_records] == [(1, [{"bbox": [3.0, 3.0, 0.0, 4.0], "caption": "a dot"}]), (2, [])]

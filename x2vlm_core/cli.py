@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     from x2vlm_core import __version__
 
     parser = argparse.ArgumentParser(prog="x2vlm", description="X²-VLM platform stages")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", help="log level of every logger (default: INFO; prepare-data: WARNING and its own progress)")
     parser.add_argument("--version", action="version", version=f"x2vlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=64)
     p.add_argument("--max-image-side", type=int, default=256)
     p.add_argument("--num-frames", type=int, default=3, help="frames sampled from each video (default: 3, X²-VLM's frame_len)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a complete output (one with index.json); its old files go once the new index is written")
+    p.add_argument("--allow-empty-sources", action="store_true",
+                   help="succeed even when a source entry writes no sample (by default that fails, naming its top reject reason)")
+    p.add_argument("--verbose", action="store_true", help="log at INFO, Beam's own messages included")
     p.add_argument("beam_args", nargs="*", help="Beam pipeline options after --, e.g. -- --runner=DataflowRunner")
 
     p = sub.add_parser("pretrain", help="pre-train with ITC + ITM + MLM + box losses (DeepSpeed)")
@@ -237,7 +242,8 @@ def run(args: argparse.Namespace) -> Any:
             raise ConfigError(f"prepare-data needs Apache Beam: pip install 'x2vlm-platform[beam]' ({exc})") from None
         return run_prepare_data(args.sources, args.output, shard_size=args.shard_size,
                                 max_image_side=args.max_image_side, num_frames=args.num_frames,
-                                pipeline_args=args.beam_args)
+                                pipeline_args=args.beam_args, overwrite=args.overwrite,
+                                allow_empty_sources=args.allow_empty_sources)
     if args.command == "pretrain":
         from x2vlm_core.run_checks import validate_run
         from x2vlm_core.train.pretrain import run_pretrain
@@ -300,9 +306,21 @@ def run(args: argparse.Namespace) -> Any:
     raise AssertionError(args.command)
 
 
+# The job's own progress lines stay at INFO when everything else is quiet.
+PROGRESS_LOGGER = "x2vlm_core.dataprep"
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """INFO by default; prepare-data logs warnings and its own progress unless --verbose (Beam says ~80 lines a run)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet = args.command == "prepare-data" and not args.verbose and not args.log_level
+    logging.getLogger().setLevel("WARNING" if quiet else (args.log_level or "INFO").upper())
+    logging.getLogger(PROGRESS_LOGGER).setLevel("INFO" if quiet else logging.NOTSET)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args)
     try:
         result = run(args)
     except X2VLMError as exc:

@@ -39,6 +39,9 @@ class SourceFormat:
     default_split: str | None  # None: the split comes from the annotation files themselves
     files_or_folders: tuple[str, ...] = ()  # fields naming one file, or a folder whose files are all read
     options: Mapping[str, Any] = field(default_factory=dict)  # optional settings and their defaults
+    optional: tuple[str, ...] = ()  # path fields that may be left out (VQA test-dev: questions without annotations)
+    # Path fields that need not exist yet: a partial download is normal, each missing input a missing_file reject.
+    may_be_missing: tuple[str, ...] = ()
 
 
 # Every supported format, by name. Each reader module declares its own as ``FORMAT``;
@@ -116,7 +119,7 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for format {format_name!r}; valid keys are {sorted(allowed)}")
-    missing = sorted(({"dataset", *path_fields}) - set(entry))
+    missing = sorted(({"dataset", *path_fields}) - set(spec.optional) - set(entry))
     if missing:
         raise ConfigError(f"{where}: missing key(s) {missing} for format {format_name!r}; valid keys are {sorted(allowed)}")
 
@@ -129,7 +132,7 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
             raise ConfigError(f"{where}.{name}: expected a {'non-empty ' if isinstance(default, str) else ''}{type(default).__name__}, got {value!r}")
         options[name] = value
     paths = {}
-    for field_name in path_fields:
+    for field_name in (name for name in path_fields if name in entry):
         value = entry[field_name]
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{where}.{field_name}: expected a path string, got {value!r}")
@@ -142,7 +145,7 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
             exists, kind = path.is_dir(), "folder"
         else:
             exists, kind = path.is_file(), "file"
-        if not exists:
+        if not exists and field_name not in spec.may_be_missing:
             raise DataError(f"{where}.{field_name}: {kind} {path} does not exist; fix the path or download the {format_name} data")
         paths[field_name] = str(path)
     return Source(format=format_name, dataset=dataset, split=split, paths=paths, options=options)

@@ -1,20 +1,28 @@
-"""<dataset>/answers.json: the answers the QA samples teach, per split, most frequent first."""
+"""<dataset>/answers.json: the answers the QA samples teach, per split, most frequent first.
+
+A VQA question counts once, for the answer most of its annotators gave (VQA's
+``multiple_choice_answer``), as the official answer lists are built. Its soft scores saturate at
+three annotators, so ranking by them would tie an answer given by three with one given by seven.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Iterator
 
+from x2vlm_core.data.readers.vqa_v2 import normalize_answer
 from x2vlm_core.dataprep.outputs import ANSWERS_FILE, pretty_json
 
 
 def answer_keys(sample: dict[str, Any]) -> Iterator[tuple[tuple[str, str, str], int]]:
-    """The answers a QA sample teaches, as ``((dataset, split, answer), 1)``: VQA's best-scored answer(s), or the video QA answer."""
+    """The answers a QA sample teaches, as ``((dataset, split, answer), 1)``: the answer(s) most of a VQA question's annotators gave, or the video QA answer."""
     meta = sample["meta"]
-    if meta.get("kind") == "vqa" and meta["answer_scores"]:
-        best = max(meta["answer_scores"].values())
-        for answer, score in meta["answer_scores"].items():
-            if score == best:
+    if meta.get("kind") == "vqa" and meta.get("answers"):
+        # The same normalisation as the answer_scores keys, so both name an answer alike.
+        given = Counter(normalize_answer(answer) for answer in meta["answers"])
+        most = max(given.values())
+        for answer, count in sorted(given.items()):
+            if count == most:
                 yield (sample["dataset"], sample["split"], answer), 1
     elif meta.get("kind") == "video_qa":
         yield (sample["dataset"], sample["split"], meta["answer"]), 1

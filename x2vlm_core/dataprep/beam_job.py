@@ -46,10 +46,14 @@ from x2vlm_core.dataprep.index import build_index
 from x2vlm_core.dataprep.outcomes import REJECTED, SAMPLES
 from x2vlm_core.dataprep.outputs import REJECTS_FILE, STATS_FILE, delete_file, pretty_json, write_file
 from x2vlm_core.dataprep.records import process_record
-from x2vlm_core.dataprep.sharding import assign_shards, remove_stale_shards, route_to_shard, write_one_shard
+from x2vlm_core.dataprep.coverage import empty_sources, empty_splits
+from x2vlm_core.dataprep.output_tree import (
+    BUILD_PREFIX, STAGING_PREFIX, clear, clear_leftovers, is_complete, move_into_place, named_files, refuse_complete,
+)
+from x2vlm_core.dataprep.sharding import assign_shards, route_to_shard, write_one_shard
 from x2vlm_core.dataprep.staging import bucket_of, read_staged, remove_staging, write_staged
 from x2vlm_core.dataprep.stats import check_nothing_lost, job_stats
-from x2vlm_core.errors import ConfigError
+from x2vlm_core.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +69,18 @@ def run_prepare_data(
     max_image_side: int = 256,
     num_frames: int = DEFAULT_NUM_FRAMES,
     pipeline_args: list[str] | None = None,
+    overwrite: bool = False,
+    allow_empty_sources: bool = False,
 ) -> dict[str, Any]:
     """Run the job; return the index (``datasets``, ``total``, ...) plus ``output_dir``, ``read``, ``rejected`` and ``counters``.
 
     ``sources`` is a sources YAML path or list (see ``x2vlm_core.data.sources``); ``output_dir`` a
     folder or a ``gs://`` URI. ``num_frames`` frames are sampled from every video. ``pipeline_args``
     go to Beam's ``PipelineOptions`` unchanged (``--runner``, Dataflow/Flink/Spark flags, ...).
+
+    The output is a whole (see ``output_tree``): a complete one (with ``index.json``) is replaced
+    only with ``overwrite``, an incomplete one is cleared and rebuilt. A source entry that writes no
+    sample fails the run (before the index is written) unless ``allow_empty_sources``.
     """
     if shard_size < 1:
         raise ConfigError(f"shard_size={shard_size}: a shard must hold at least one sample; pass shard_size >= 1")
@@ -80,18 +90,26 @@ def run_prepare_data(
         raise ConfigError(f"num_frames={num_frames}: a video sample needs at least one frame; pass num_frames >= 1")
     source_list = load_sources(sources)
     options = _pipeline_options(pipeline_args)
+    runner = local_runner(options)
     out = str(output_dir).rstrip("/") if storage.is_gcs(output_dir) else str(Path(output_dir).resolve())
     if not storage.is_gcs(out):
         Path(out).mkdir(parents=True, exist_ok=True)
-    # Shards are about to be rewritten: an old index would vouch for bytes that no longer match it.
-    delete_file(storage.join(out, INDEX_FILE))
+    refuse_complete(out, overwrite)
+    # An existing complete output stays whole until the new one is ready: build the new one beside it.
+    replacing = is_complete(out)
+    if replacing:
+        clear_leftovers(out)
+    else:
+        for relative in clear(out):
+            logger.info("removing %s, left by an unfinished run", relative)
+    build = storage.join(out, f"{BUILD_PREFIX}{uuid.uuid4().hex[:12]}") if replacing else out
 
-    staging = storage.join(out, f".prepare-staging-{uuid.uuid4().hex[:12]}")
-    show_progress = options.view_as(StandardOptions).runner in ("DirectRunner", "BundleBasedDirectRunner")
+    staging = storage.join(out, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+    show_progress = runner is not None or options.view_as(StandardOptions).runner == "BundleBasedDirectRunner"
     settings = {"shard_size": shard_size, "max_image_side": max_image_side, "num_frames": num_frames}
     try:
-        pipeline = beam.Pipeline(options=options)
-        _build_graph(pipeline, source_list, out, staging, settings, show_progress)
+        pipeline = beam.Pipeline(runner=runner, options=options)
+        _build_graph(pipeline, source_list, build, staging, settings, show_progress)
         result = pipeline.run()
         state = result.wait_until_finish()
         if state not in (PipelineState.DONE, None):
@@ -109,13 +127,29 @@ def run_prepare_data(
     check_nothing_lost(stats)
     answer_files = answer_lists(answers)
     stats["answer_lists"] = {dataset: storage_path for dataset, (storage_path, _) in sorted(answer_files.items())}
+    stats["empty_splits"] = empty_splits(stats, rejects)
+    for dataset, splits in stats["empty_splits"].items():
+        for split, entry in splits.items():
+            logger.warning("prepare-data: %s/%s is empty: all %d of its records were rejected, mostly %s (see rejects.jsonl)",
+                           dataset, split, entry["read"], entry["top_reject"])
     index = build_index(shard_entries, settings)
-    write_file(storage.join(out, REJECTS_FILE), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode("utf-8"))
-    write_file(storage.join(out, STATS_FILE), pretty_json(stats))
+    write_file(storage.join(build, REJECTS_FILE), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode("utf-8"))
+    write_file(storage.join(build, STATS_FILE), pretty_json(stats))
     for relative, data in sorted(answer_files.values()):
-        write_file(storage.join(out, relative), data)
-    write_file(storage.join(out, INDEX_FILE), pretty_json(index))
-    remove_stale_shards(out, index)
+        write_file(storage.join(build, relative), data)
+    problems = empty_sources(source_list, stats, rejects)
+    if problems and not allow_empty_sources:
+        # No index: the output stays incomplete (a complete one being replaced stays as it was).
+        raise DataError(f"prepare-data: {problems[0]}" + (f" (and {len(problems) - 1} more source(s))" if len(problems) > 1 else "")
+                        + f"; see {storage.join(build, REJECTS_FILE)}, or pass --allow-empty-sources")
+    named = named_files(index, (relative for relative, _ in answer_files.values()))
+    if replacing:
+        # Un-commit the old output only now, so that no index ever vouches for a mix of old and new shards.
+        delete_file(storage.join(out, INDEX_FILE))
+        move_into_place(build, out, named - {INDEX_FILE})
+    write_file(storage.join(out, INDEX_FILE), pretty_json(index))  # the commit point
+    for relative in clear(out, keep=named):
+        logger.info("removed %s: not part of the new output", relative)
     summary = {
         **index,
         "output_dir": out,
@@ -128,16 +162,28 @@ def run_prepare_data(
 
 
 def _pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
-    # Every flag passes through untouched; without --runner it is the DirectRunner, in_memory by default.
+    # Every flag passes through untouched; without --runner the job runs locally (see local_runner), in_memory by default.
     options = PipelineOptions(list(pipeline_args or []))
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = "DirectRunner"
     if options.view_as(DirectOptions).direct_running_mode == "multi_threading":
         raise ConfigError(
             "pipeline_args: --direct_running_mode=multi_threading silently drops elements at a GroupByKey; "
             "use in_memory (the default) or multi_processing"
         )
     return options
+
+
+def local_runner(options: PipelineOptions) -> Any:
+    """The runner of a local run (no --runner, or the DirectRunner): Beam's FnApiRunner, named explicitly.
+
+    The DirectRunner first tries the Prism runner, whose binary it downloads: offline that fails
+    after a while, and where DNS hangs it stalls. The FnApiRunner runs every transform of this job
+    and honours --direct_running_mode (in_memory, multi_processing). None for any other runner.
+    """
+    if options.view_as(StandardOptions).runner not in (None, "DirectRunner"):
+        return None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return FnApiRunner()
 
 
 def _build_graph(

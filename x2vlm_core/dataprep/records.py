@@ -9,6 +9,7 @@ from x2vlm_core.data.readers import VIDEO_KINDS
 from x2vlm_core.data.readers.common import drop_empty_texts
 from x2vlm_core.data.shard_writer import shard_meta
 from x2vlm_core.data.video import DEFAULT_NUM_FRAMES, load_video_frames
+from x2vlm_core.dataprep.boxes import fit_record_boxes
 from x2vlm_core.dataprep.dedup import content_sha256
 from x2vlm_core.dataprep.outcomes import REJECTED, SAMPLES, Outcome, reject
 
@@ -17,7 +18,8 @@ def process_record(record: dict[str, Any], max_image_side: int, num_frames: int 
     """``(SAMPLES, sample)`` with the pictures resized and re-encoded, or ``(REJECTED, reject)``.
 
     A sample keeps its pixels under ``images`` and, for dedup and statistics, its
-    ``content_sha256``, ``original_sizes`` and ``texts_dropped``; ``meta`` is what its shard stores.
+    ``content_sha256``, ``original_sizes``, ``texts_dropped`` and ``boxes`` (boxes clipped and
+    dropped, by outcome); ``meta`` is what its shard stores. Boxes are fitted to the original image.
     """
     if record.get("reader_reject"):
         return REJECTED, reject(record, record["reader_reject"])
@@ -25,8 +27,14 @@ def process_record(record: dict[str, Any], max_image_side: int, num_frames: int 
     if reason is not None:
         return REJECTED, reject(record, reason)
     images, sizes, original_sizes, scale = [], [], [], 1.0
+    boxes: dict[str, int] = {}
     try:
         pictures, reason = decode_pictures(record, num_frames)
+        if reason is None and pictures and ("bbox" in record or "regions" in record):
+            # Boxes are fitted to the original image, before it is resized.
+            record, boxes, box_reason = fit_record_boxes(record, pictures[0].size)
+            if box_reason is not None:
+                return REJECTED, {**reject(record, box_reason), "boxes": boxes}
         for image in [] if reason else pictures:
             original_sizes.append(image.size)
             image, scale = resize_max_side(image, max_image_side)
@@ -50,6 +58,7 @@ def process_record(record: dict[str, Any], max_image_side: int, num_frames: int 
         "meta": shard_meta({k: v for k, v in record.items() if k != "reader_reject"}, sizes, scale),
         "images": images,
         "texts_dropped": texts_dropped,
+        "boxes": boxes,
     }
 
 

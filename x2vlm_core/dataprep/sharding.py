@@ -1,4 +1,4 @@
-"""Shards: the shard each key lands in, routing samples to it, writing one shard, and removing stale ones.
+"""Shards: the shard each key lands in, routing samples to it, and writing one shard.
 
 A record's shard depends only on the sorted keys of its (dataset, split), so the same input gives
 the same shard bytes on any runner.
@@ -6,19 +6,12 @@ the same shard bytes on any runner.
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any, Iterable, Iterator
 
 from x2vlm_core import storage
 from x2vlm_core.data.shard_writer import shard_relpath, write_shard
-from x2vlm_core.dataprep.outputs import delete_file
 from x2vlm_core.dataprep.stats import samples_stats
 from x2vlm_core.errors import DataError
-
-logger = logging.getLogger(__name__)
-
-SHARD_NAME = re.compile(r"[A-Za-z0-9_-]+-\d{5}\.tar")
 
 
 def assign_shards(split: tuple[str, str], keys: Iterable[str], shard_size: int) -> Iterator[tuple[tuple[str, str, str], int]]:
@@ -62,15 +55,3 @@ def write_one_shard(shard_key: tuple[str, str, int], samples: Iterable[dict[str,
         "sha256": written["sha256"],
         **samples_stats(ordered),
     }
-
-
-def remove_stale_shards(out: str, index: dict[str, Any]) -> None:
-    """Delete shards an earlier, larger run left in this run's dataset folders, so a listing sees only indexed shards."""
-    for dataset, splits in index["datasets"].items():
-        listed = {shard["path"] for entry in splits.values() for shard in entry["shards"]}
-        for uri in storage.list_uris(storage.join(out, dataset)):
-            name = uri.rsplit("/", 1)[-1]
-            in_folder = uri == storage.join(out, dataset, name)  # not in a sub-folder
-            if in_folder and f"{dataset}/{name}" not in listed and SHARD_NAME.fullmatch(name):
-                logger.info("removing stale shard %s (not in the new index)", uri)
-                delete_file(uri)

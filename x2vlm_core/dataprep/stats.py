@@ -41,6 +41,7 @@ def samples_stats(samples: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {
         "by_source": dict(Counter(s["source"] for s in samples)),
         "texts_dropped_empty": sum(s["texts_dropped"] for s in samples),
+        "boxes": dict(sum((Counter(s.get("boxes", {})) for s in samples), Counter())),
         "caption_length_words": dict(Counter(word_bucket(len(text.split())) for s in samples for text in texts(s["meta"]))),
         "image_max_side": dict(Counter(side_bucket(max(size)) for s in samples for size in s["original_sizes"])),
     }
@@ -52,6 +53,7 @@ def job_stats(read_counts: list[dict[str, Any]], shards: list[dict[str, Any]], r
     captions: defaultdict[str, Counter] = defaultdict(Counter)
     sides: defaultdict[str, Counter] = defaultdict(Counter)
     texts_dropped: Counter = Counter()
+    boxes: defaultdict[str, Counter] = defaultdict(Counter)
     for entry in read_counts:
         read[entry["dataset"]][entry["source"]][entry["split"]] += entry["count"]
     for shard in shards:
@@ -60,8 +62,10 @@ def job_stats(read_counts: list[dict[str, Any]], shards: list[dict[str, Any]], r
         captions[shard["dataset"]].update(shard["caption_length_words"])
         texts_dropped[shard["dataset"]] += shard["texts_dropped_empty"]
         sides[shard["dataset"]].update(shard["image_max_side"])
+        boxes[shard["dataset"]].update(shard.get("boxes", {}))
     for reject in rejects:
         rejected[reject["dataset"]][reject["source"]][reject["split"]] += 1
+        boxes[reject["dataset"]].update(reject.get("boxes", {}))
     return {
         "created_by": CREATED_BY,
         "records": {name: _total(counts) for name, counts in (("read", read), ("written", written), ("rejected", rejected))},
@@ -74,6 +78,8 @@ def job_stats(read_counts: list[dict[str, Any]], shards: list[dict[str, Any]], r
         "image_max_side": _plain(sides),
         # Empty captions/phrases removed from samples that kept other texts (no text left: an empty_caption reject).
         "texts_dropped_empty": {dataset: count for dataset, count in sorted(texts_dropped.items()) if count},
+        # Boxes cut to their image (kept) and dropped (degenerate, mostly_outside), in written and rejected records.
+        "boxes": {dataset: dict(sorted(counts.items())) for dataset, counts in sorted(boxes.items()) if counts},
     }
 
 

@@ -14,7 +14,8 @@ from x2vlm_core.errors import DataError
 
 KIND = "video_text"
 REQUIRED_COLUMNS = ("videoid", "name", "page_dir")
-FORMAT = SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"})
+# A partial download is normal: every video not (yet) on disk is a missing_file reject, even with no videos folder.
+FORMAT = SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"}, may_be_missing=("videos",))
 
 
 def read(source: Source) -> Iterator[dict]:
