@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from x2vlm_core.release.import_official import import_checkpoint
+from x2vlm_core.release.import_official import import_checkpoint, imported_format
 
 REFERENCE_FILE = "reference_io.pt"
 
@@ -31,7 +31,7 @@ def check(checkpoint: str | Path, reference_file: str | Path, device: str | torc
     model = imported.model.to(device)
     inputs = {k: v.to(device) for k, v in ref["inputs"].items()}
     with torch.no_grad():
-        ours = imported.family.official.reference_outputs(model, inputs)
+        ours = imported_format(imported.family).reference_outputs(model, inputs)
     missing = sorted(set(ref["outputs"]) - set(ours))
     if missing:
         raise KeyError(f"reference outputs this check does not compute: {missing}")

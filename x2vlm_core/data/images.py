@@ -101,6 +101,7 @@ def load_and_validate(
     data, reason = read_input(name)
     if reason is not None:
         return None, reason
+    assert data is not None  # read_input returns either the bytes or a reason
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it: a bomb all the same, so a reject.

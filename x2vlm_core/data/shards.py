@@ -56,7 +56,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, cast
 
 from webdataset.tariterators import group_by_keys
 
@@ -136,17 +136,21 @@ class _Hashed:
         return self.digest.hexdigest()
 
 
-def _members(handle: IO[bytes], path: str | Path) -> Iterator[dict[str, Any]]:
+def _members(handle: _Hashed, path: str | Path) -> Iterator[dict[str, Any]]:
     # "r|", not "r|*": a compressed stream posing as a shard would be inflated without bound.
-    stream = tarfile.open(fileobj=handle, mode="r|")
+    # A stream-mode tar only ever calls read(); the stub asks for a whole file object.
+    stream = tarfile.open(fileobj=cast(IO[bytes], handle), mode="r|")
     for info in stream:
         if not info.isreg():
             continue
         if info.size > MAX_MEMBER_BYTES:
             raise DataError(f"{path}: member {_short(info.name)} declares {info.size} bytes, more than the "
                             f"{MAX_MEMBER_BYTES} allowed; the shard is damaged or not from prepare-data")
-        yield {"fname": info.name, "data": stream.extractfile(info).read(), "__url__": str(path)}
-        stream.members = []  # a stream keeps every header it has read: forget them
+        member = stream.extractfile(info)
+        assert member is not None  # a regular file always has its data
+        yield {"fname": info.name, "data": member.read(), "__url__": str(path)}
+        # A stream keeps every header it has read: forget them (typeshed does not declare TarFile.members).
+        stream.members = []  # type: ignore[attr-defined]
 
 
 def iter_shard_samples(shards: Iterable[Shard | str | Path]) -> Iterator[dict[str, Any]]:

@@ -98,10 +98,10 @@ class ShardStream(IterableDataset):
     def __init__(self, shards: Sequence[Shard | str], *, rank: int = 0, world_size: int = 1, seed: int = 0,
                  shuffle_buffer: int = 0, loop: bool = False, start: int = 0, name: str = "",
                  worker: tuple[int, int] | None = None) -> None:
-        shards = [s if isinstance(s, Shard) else Shard(str(s), count_samples(str(s))) for s in shards]
-        self.shards = [s for s in shards if s.count]  # an empty shard would leave its reader nothing
+        resolved = [s if isinstance(s, Shard) else Shard(str(s), count_samples(str(s))) for s in shards]
+        self.shards = [s for s in resolved if s.count]  # an empty shard would leave its reader nothing
         if not self.shards:
-            raise DataError(f"no samples in the shards {[s.path for s in shards][:3]}; check the prepare-data output")
+            raise DataError(f"no samples in the shards {[s.path for s in resolved][:3]}; check the prepare-data output")
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle_buffer, self.loop = seed, shuffle_buffer, loop
         self.start, self.name, self.worker = start, name, worker

@@ -21,14 +21,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
 from x2vlm_core.config_io import load_yaml
 from x2vlm_core.errors import CheckpointError, ConfigError
 from x2vlm_core.families import all_families, create_model
-from x2vlm_core.families.spec import ModelFamily, OfficialMapping, StateDict
+from x2vlm_core.families.spec import ModelFamily, OfficialFormat, OfficialMapping, StateDict, VisionLanguageModel
 from x2vlm_core.release.model_folder import read_torch_file, save_model_dir, state_dict_of, tied_aliases
 from x2vlm_core.release.official_files import OfficialFiles
 
@@ -67,12 +67,20 @@ def family_for(official: dict[str, Any], where: str) -> ModelFamily:
     return claims[0]
 
 
+def imported_format(family: ModelFamily) -> OfficialFormat:
+    """The official format of a family an official checkpoint was imported into (it always has one)."""
+    if family.official is None:
+        raise ConfigError(f"the {family.title} family has no official checkpoint format")
+    return family.official
+
+
 def import_checkpoint(checkpoint: str | Path, image_res: int | None = None, official_yaml: str | Path | None = None,
                       supplied: dict[str, str | Path] | None = None) -> ImportedCheckpoint:
     """The official checkpoint as our model, in memory (``supplied``: official key -> file, see ``official_files``)."""
     checkpoint = Path(checkpoint)
     contents = read_torch_file(checkpoint)
     state = state_dict_of(contents, checkpoint)
+    official: dict[str, Any] | None
     if official_yaml is not None:
         official, source = load_yaml(official_yaml), f"--config {official_yaml}"
     else:
@@ -83,7 +91,7 @@ def import_checkpoint(checkpoint: str | Path, image_res: int | None = None, offi
     search = tuple(dict.fromkeys(p.parent for p in (checkpoint, Path(official_yaml or checkpoint))))
     files = OfficialFiles(search, {key: Path(path) for key, path in (supplied or {}).items()})
     family = family_for(official, str(checkpoint))
-    mapping = family.official.to_config(official, state, files)
+    mapping = imported_format(family).to_config(official, state, files)
     mapping.config.setdefault("name", checkpoint.stem)
     if image_res is not None and image_res != mapping.config.get("image_res"):
         mapping.map("--image-res", image_res, "image_res", image_res)
@@ -137,7 +145,7 @@ def import_official(checkpoint: str | Path, output: str | Path, image_res: int |
     if output.exists():
         output.rmdir()
     partial.rename(output)
-    return {"output": str(output), "family": imported.family.name, "image_res": imported.model.config.image_res,
+    return {"output": str(output), "family": imported.family.name, "image_res": cast(VisionLanguageModel, imported.model).config.image_res,
             "parameters": sum(p.numel() for p in imported.model.parameters()),
             "mapped_settings": len(imported.mapping.lines), "left_at_init": len(imported.left_at_init)}
 

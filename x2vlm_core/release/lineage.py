@@ -167,7 +167,7 @@ def _add_published_releases(artifacts: dict[str, ArtifactNode]) -> None:
     for node in list(artifacts.values()):
         where = node.metadata.get("release_uri")
         if isinstance(where, str) and _normalize(where) not in artifacts:
-            kept = {k: node.metadata[k] for k in ("version", "files", "bytes", "manifest") if k in node.metadata}
+            kept: dict[str, Any] = {k: node.metadata[k] for k in ("version", "files", "bytes", "manifest") if k in node.metadata}
             artifacts[_normalize(where)] = ArtifactNode(_normalize(where), "published", "/".join(Path(where).parts[-2:]),
                                                         kept, parents=[node.uri])
 
@@ -244,7 +244,7 @@ def _columns_layout(lineage: RunLineage) -> _Layout:
     columns: dict[int, list[ArtifactNode]] = {}
     for node in lineage.ordered():
         columns.setdefault(depth[node.uri], []).append(node)
-    boxes = {node.uri: (_PAD + col * (_BOX_W + _GAP_X), _PAD + row * (_BOX_H + _GAP_Y))
+    boxes: dict[str, tuple[float, float]] = {node.uri: (_PAD + col * (_BOX_W + _GAP_X), _PAD + row * (_BOX_H + _GAP_Y))
              for col, nodes in columns.items() for row, node in enumerate(nodes)}
     edges = {}
     for parent, child in lineage.links:

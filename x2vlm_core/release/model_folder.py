@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import pickle
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +154,7 @@ def load_model_dir(model_dir: str | Path) -> nn.Module:
     model = load_task_heads(create_model(read_model_config(model_dir)), model_dir)
     missing = init_from(model, model_dir)
     if missing:
-        raise CheckpointError(f"{model_dir / WEIGHTS} does not fit its config.yaml: missing {missing[:3]}")
+        raise CheckpointError(f"{Path(model_dir) / WEIGHTS} does not fit its config.yaml: missing {missing[:3]}")
     return model
 
 

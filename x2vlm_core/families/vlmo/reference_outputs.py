@@ -16,7 +16,7 @@ from x2vlm_core.families.vlmo.objectives import image_text_losses, nlvr2_losses,
 from x2vlm_core.families.vlmo.positions import text_image_index
 
 
-def _layer_outputs(model: VLMo, x: torch.Tensor, keep: torch.Tensor, mode: str, index: torch.Tensor,
+def _layer_outputs(model: VLMo, x: torch.Tensor, keep: torch.Tensor, mode: str, index: torch.Tensor | None,
                    text_len: int = 0) -> torch.Tensor:
     """``[depth, B, N, D]``: each block's output, before the final norm."""
     bias, outputs = model._bias(index), []
@@ -33,18 +33,22 @@ def reference_outputs(model: VLMo, x: dict[str, torch.Tensor]) -> dict[str, torc
 
     image = model.embed_image(x["image"])
     image_atts = torch.ones(image.shape[:2], dtype=text_atts.dtype, device=image.device)
-    image_index = model._image_index()
+    image_index, text_index = model._image_index(), model._text_index(length)
+    if image_index is None or text_index is None:
+        raise ValueError("the official VLMo outputs include the relative position indices; "
+                         "this model is configured without relative positions")
     layers = _layer_outputs(model, image, image_atts, "image", image_index)
     (image_feat, image_vl_feat), (top, vl_top) = (model.image_features(image, with_vl=True),
                                                   model.encode_image(image, True))
+    assert image_vl_feat is not None and vl_top is not None  # with_vl=True computes the VL-FFN path
     out.update(image_embeds=image, image_layer_outputs=layers, image_raw_cls=layers[-1][:, 0], image_feats=top,
                image_cls_feats=image_feat, image_vlffn_feats=vl_top, image_vlffn_cls_feats=image_vl_feat)
 
     text = model.embed_text(text_ids)
-    text_index = model._text_index(length)
     layers = _layer_outputs(model, text, text_atts, "text", text_index)
     (text_feat, text_vl_feat), (top, vl_top) = (model.text_features(text, text_atts, with_vl=True),
                                                 model.encode_text(text, text_atts, True))
+    assert text_vl_feat is not None and vl_top is not None  # with_vl=True computes the VL-FFN path
     out.update(text_embeds=text, text_layer_outputs=layers, text_raw_cls=layers[-1][:, 0], text_feats=top,
                text_cls_feats=text_feat, text_vlffn_feats=vl_top, text_vlffn_cls_feats=text_vl_feat)
 

@@ -7,16 +7,26 @@ losses. ITM is left out of the forward: its hard negatives are drawn at random.
 
 from __future__ import annotations
 
-import torch
+from typing import Protocol
 
-from x2vlm_core.families.x2vlm.model import XVLM
+import torch
+from torch import nn
+
 from x2vlm_core.models import losses
+from x2vlm_core.models.protocols import FusionModel
 from x2vlm_core.train.pretrain_objective import image_text_losses, region_text_losses
 
 _TEXT_KEYS = ("text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids")
 
 
-def reference_outputs(model: XVLM, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+class ReferenceModel(FusionModel, Protocol):
+    """A fusion model with its ITM head exposed: X²-VLM's ``XVLM``, X-VLM's ``XVLMModel``."""
+
+    @property
+    def itm_head(self) -> nn.Module: ...
+
+
+def reference_outputs(model: ReferenceModel, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Our values of the 25 outputs in ``reference_io.pt``, under the same names."""
     image_embeds, image_atts = model.get_vision_embeds(x["image"])
     text_embeds = model.get_text_embeds(x["text_ids"], x["text_atts"])

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from x2vlm_core.families.xvlm.window_resize import resize_window_bias_table, window_of_table
 from x2vlm_core.release.model_folder import fit_image_resolution
+
+if TYPE_CHECKING:
+    from x2vlm_core.families.xvlm.model import XVLMModel
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ def adapt_checkpoint(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[s
     return fit_image_resolution(model, out)  # a ViT encoder's position embedding at another image size
 
 
-def to_official(model: nn.Module) -> dict[str, torch.Tensor]:
+def to_official(model: XVLMModel) -> dict[str, torch.Tensor]:
     """This model's weights in the official layout, buffers included (what official code loads strictly)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():

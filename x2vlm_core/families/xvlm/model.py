@@ -10,6 +10,8 @@ one every family's model offers, so the shared objectives and tasks run on it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,8 +22,12 @@ from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.bert import BertForMaskedLM
 from x2vlm_core.models.heads import TEMP_RANGE, build_mlp
 
+if TYPE_CHECKING:  # imported where built: timm loads only for the encoder a config names
+    from x2vlm_core.families.xvlm.swin import SwinEncoder
+    from x2vlm_core.families.xvlm.vit import ViTEncoder
 
-def build_vision_encoder(config: XVLMConfig) -> nn.Module:
+
+def build_vision_encoder(config: XVLMConfig) -> SwinEncoder | ViTEncoder:
     if config.vision.encoder == "swin":
         from x2vlm_core.families.xvlm.swin import SwinEncoder
 
@@ -51,7 +57,7 @@ class XVLMModel(nn.Module):
                     nn.init.zeros_(module.bias)
 
     # Heads the pre-trained encoders do not have; they get the larger learning rate.
-    new_head_prefixes = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp")
+    new_head_prefixes: tuple[str, ...] = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp")
 
     def forward(self, objective, *batches):
         """Run a training objective ``objective(model, *batches) -> {name: loss}`` (as every family's model)."""

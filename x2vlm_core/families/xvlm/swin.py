@@ -15,6 +15,8 @@ by their mean (there is no CLS token); for a region, the mean over the tokens in
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from timm.models.swin_transformer import SwinTransformer
 from torch import nn
@@ -39,7 +41,9 @@ class SwinEncoder(SwinTransformer):
     @property
     def blocks(self) -> list[nn.Module]:
         """Every Swin block in order: what activation checkpointing and compilation work on."""
-        return [block for stage in self.layers for block in stage.blocks]
+        # timm builds both as nn.Sequential; torch types the attributes as Tensor | Module.
+        stages = cast(nn.Sequential, self.layers)
+        return [block for stage in stages for block in cast(nn.Sequential, stage.blocks)]
 
     def encode_tokens(self, image: torch.Tensor) -> torch.Tensor:
         """The final grid's tokens after the last LayerNorm: ``[B, G*G, D]``."""

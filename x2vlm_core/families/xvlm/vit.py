@@ -11,6 +11,7 @@ before the blocks, eps 1e-5, quick-GELU, a patch embedding without bias (timm's 
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import torch
 from timm.layers import get_act_layer
@@ -36,7 +37,9 @@ class ViTEncoder(VisionTransformer):
     def _embed(self, image: torch.Tensor) -> torch.Tensor:
         return self.norm_pre(self._pos_embed(self.patch_embed(image)))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    # X-VLM's encoding takes no attention mask (a region's mask goes through forward_regions), unlike
+    # timm's forward(x, attn_mask, is_causal).
+    def forward(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """``[B, 1 + P, D]``: the CLS token, then the patches, after the final LayerNorm."""
         return self.norm(self.blocks(self._embed(image)))
 
@@ -45,11 +48,12 @@ class ViTEncoder(VisionTransformer):
         """``(region_embeds, full_embeds)``: the top blocks once more per region text, restricted to
         ``image_atts`` (``[R, 1 + P]``, slot 0 the CLS token), and each image's whole encoding."""
         x = self._embed(image)
-        split = len(self.blocks) - self.local_attn_depth
-        for block in self.blocks[:split]:
+        blocks = list(cast(nn.Sequential, self.blocks))  # timm builds an nn.Sequential; typed as nn.Module
+        split = len(blocks) - self.local_attn_depth
+        for block in blocks[:split]:
             x = block(x)
         rows = x[idx_to_group_img]
         mask = (1.0 - image_atts[:, None, None, :].to(rows.dtype)) * MASK_VALUE
-        for block in self.blocks[split:]:
+        for block in blocks[split:]:
             x, rows = block(x), block(rows, attn_mask=mask)
         return self.norm(rows), self.norm(x)
