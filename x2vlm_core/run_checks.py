@@ -250,7 +250,7 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
     if gpus_per_node and world_size > gpus_per_node:
         for what, root in (("output root", output_root), ("checkpoint root", checkpoint_root)):
             if root is not None:
-                check(lambda what=what, root=root: check_multi_node_root(root, what, world_size, gpus_per_node))
+                check(functools.partial(check_multi_node_root, root, what, world_size, gpus_per_node))
     raise_all(found, labels)
 
 

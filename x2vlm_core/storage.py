@@ -58,7 +58,7 @@ def stays_inside(relative: str) -> bool:
 @functools.lru_cache(maxsize=1)
 def client() -> Any:
     try:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # the namespace package has no stubs
     except ImportError:
         raise StorageError("gs:// needs google-cloud-storage: pip install 'x2vlm-platform[gcp]'") from None
     if os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -69,8 +69,9 @@ def client() -> Any:
     try:
         return storage.Client()
     except Exception as exc:  # DefaultCredentialsError and friends
-        raise StorageError(f"cannot create a GCS client ({exc}); run `gcloud auth application-default login` "
-                           "or use Workload Identity").splitlines()[0] from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"cannot create a GCS client ({first}); run `gcloud auth application-default login` "
+                           "or use Workload Identity") from None
 
 
 def blob(uri: str) -> Any:

@@ -222,7 +222,7 @@ def _build_graph(
         unique.samples
         | "KeyBySplit" >> beam.Map(lambda s: ((s["dataset"], s["split"]), s["key"]))
         | "GroupKeysBySplit" >> beam.GroupByKey()
-        | "AssignShards" >> beam.FlatMap(lambda group, size: assign_shards(*group, size), settings["shard_size"])
+        | "AssignShards" >> beam.FlatMap(lambda group, size: assign_shards(group[0], group[1], size), settings["shard_size"])
     )
     samples_by_key = processed.samples | "ByKey" >> beam.Map(lambda s: ((s["dataset"], s["split"], s["key"]), s))
     _stage(
@@ -230,7 +230,7 @@ def _build_graph(
         | "JoinShardIndex" >> beam.CoGroupByKey()
         | "ByShard" >> beam.FlatMapTuple(route_to_shard)
         | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.Map(lambda shard, folder: _write_shard(*shard, folder), out),
+        | "WriteShards" >> beam.Map(lambda shard, folder: _write_shard(shard[0], shard[1], folder), out),
         staging, "shards", buckets=1,
     )
     _stage(

@@ -68,6 +68,7 @@ def decode_pictures(record: dict[str, Any], num_frames: int) -> tuple[list[Any],
         frames, reason = load_video_frames(record["image_paths"][0], num_frames)
         if reason is not None:
             return [], reason
+        assert frames is not None  # decoding without a reject yields the frames
         for frame in frames:
             _, reason = validate_size(frame)
             if reason is not None:

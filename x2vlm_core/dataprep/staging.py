@@ -27,7 +27,7 @@ def write_staged(staging: str, name: str, bucket: int, lines: Iterable[str]) -> 
 
 def read_staged(staging: str, name: str) -> list[dict[str, Any]]:
     """Every entry staged under ``name``, from all its buckets."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for uri in storage.list_uris(staging):
         if uri.rsplit("/", 1)[-1].startswith(f"{name}-"):
             entries.extend(json.loads(line) for line in storage.read_bytes(uri).decode("utf-8").splitlines() if line.strip())

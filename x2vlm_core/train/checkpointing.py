@@ -45,7 +45,8 @@ def tag_of(step: int) -> str:
 
 def rng_state() -> dict[str, Any]:
     py_version, py_state, py_gauss = random.getstate()
-    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)  # the tuple form
+    np_keys = np.asarray(np_keys)  # the stubs type the tuple's items loosely
     return {
         "python": [py_version, list(py_state), py_gauss],
         "numpy": [np_kind, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],

@@ -151,7 +151,9 @@ def run_training(
         return saved
 
     def where(tag: str) -> str:
-        return f"{checkpoint_uri.rstrip('/')}/{tag}" if mirror else str(ckpt_dir / tag)
+        if mirror and checkpoint_uri is not None:
+            return f"{checkpoint_uri.rstrip('/')}/{tag}"
+        return str(ckpt_dir / tag)
 
     save_seconds: list[float] = []
     tag = None

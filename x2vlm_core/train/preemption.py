@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ class StopOnSigterm:
     def __init__(self, grace_s: float, device: torch.device, world_size: int) -> None:
         self.grace_s, self.device, self.world_size = grace_s, device, world_size
         self.received: float | None = None
-        self._previous = None
+        self._previous: Any = None  # the handler signal.signal returns, to restore
 
     def __enter__(self) -> "StopOnSigterm":
         self._previous = signal.signal(signal.SIGTERM, self._note)

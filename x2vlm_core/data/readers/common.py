@@ -6,7 +6,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from x2vlm_core.data.images import input_file
 from x2vlm_core.errors import DataError
@@ -86,7 +86,8 @@ def _type_names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in _as_tuple(kind))
 
 
-def base_record(source: "Source", key: str, kind: str, split: str, image_paths: list[Path]) -> dict[str, Any]:
+def base_record(source: "Source", key: str, kind: str, split: str,
+                image_paths: Sequence[str | Path]) -> dict[str, Any]:
     """The fields every record has, whatever its kind."""
     record = {
         "key": key,
