@@ -22,6 +22,14 @@ SUPPORTED_TASKS = ("retrieval", "grounding", "vqa", "nlvr2", "xvnli")
 
 def describe(config: CCLMConfig) -> str:
     vision, cross = config.vision, config.cross
+    if config.swin is not None:
+        text = config.text
+        return (f"A CCLM multilingual vision-language model (`{config.name}`, the original CCLM): a Swin image "
+                f"encoder ({sum(config.swin.depths)} blocks, output width {config.vision_width}) and one "
+                f"{config.text_encoder.arch} stack of {text.fusion_start_at} text layers and "
+                f"{text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that attend to "
+                "the image (or to a translation), trained on images with captions in several languages and on "
+                "sentence pairs.")
     return (f"A CCLM multilingual vision-language model (`{config.name}`): a BEiT-2 image encoder "
             f"({vision.depth} blocks, width {vision.width}), a {config.text_encoder.arch} text encoder "
             f"(width {config.text_width}) and {cross.num_layers} cross-encoder layers that attend to the image "
