@@ -121,3 +121,28 @@ def test_the_retrieval_task_model_built_from_a_saved_folder_gives_the_official_f
         torch.testing.assert_close(ours, expected[name], rtol=0, atol=ATOL, msg=name)
     # Distinct images: the retrieval ITC is the pre-training one.
     torch.testing.assert_close(loss, expected["fwd_loss_itc"], rtol=0, atol=ATOL)
+
+
+def test_import_official_turns_the_checkpoint_into_a_folder_with_the_official_outputs(fixture_dir, tmp_path, capsys):
+    from x2vlm_core.cli import main
+    from x2vlm_core.release.model_folder import load_model_dir
+
+    # The saved config names its assets relative to the checkpoint's folder, where they are found.
+    assert main(["import-official", str(fixture_dir / CHECKPOINT), "--output", str(tmp_path / "model")]) == 0
+    printed = capsys.readouterr().out
+    assert "CCLM checkpoint" in printed and "text layers 0-5, fusion layers 6-11" in printed
+    loaded = load_model_dir(tmp_path / "model").eval()
+    assert loaded.config.one_stack and loaded.config.text.fusion_start_at == 6
+    diffs = max_abs_diffs(fixture_dir, loaded)
+    assert len(diffs) == 48 and max(diffs.values()) <= ATOL, diffs
+
+
+def test_import_official_refuses_a_shared_projection(fixture_dir):
+    from x2vlm_core.families.cclm import official
+    from x2vlm_core.release.official_files import OfficialFiles
+
+    saved = torch.load(fixture_dir / CHECKPOINT, weights_only=True)["config"]
+    assert official.recognises(saved)
+    assert not official.recognises({**saved, "text_encoder": "data/bert-base-uncased"})  # an X-VLM config
+    with pytest.raises(ConfigError, match="use_one_cl_proj_only"):
+        official.to_config({**saved, "use_one_cl_proj_only": True}, {}, OfficialFiles((fixture_dir,)))

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from x2vlm_core.families.cclm import official
 from x2vlm_core.families.cclm.checkpoint import adapt_cclm_state
 from x2vlm_core.families.cclm.collate import xlmr_text_encoder
 from x2vlm_core.families.cclm.config import CCLM_PRESETS, CCLMConfig, cclm_config
 from x2vlm_core.families.cclm.config import FAMILY as NAME
 from x2vlm_core.families.cclm.model import CCLM
 from x2vlm_core.families.cclm.pretrain import RECIPE
-from x2vlm_core.families.spec import ModelFamily, StateDict
+from x2vlm_core.families.cclm.reference_outputs import reference_outputs
+from x2vlm_core.families.spec import ModelFamily, OfficialFormat, StateDict
 from x2vlm_core.release.model_folder import fit_image_resolution
 from x2vlm_core.tasks import TASKS
 from x2vlm_core.text.xlmr import save_multilingual_tokenizer
@@ -62,4 +64,5 @@ FAMILY = ModelFamily(
     languages="multilingual",
     build_config=cclm_config,
     adapt_checkpoint=adapt_checkpoint,
+    official=OfficialFormat(official.recognises, official.to_config, reference_outputs),
 )
