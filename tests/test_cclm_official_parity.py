@@ -14,8 +14,13 @@ import torch
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.families import create_model, get_family
 from x2vlm_core.families.cclm.checkpoint import adapt_cclm_state
-from x2vlm_core.families.cclm.parity import CHECKPOINT, fixture_shape, max_abs_diffs, max_diff_per_group, \
-    official_tiny_model
+from x2vlm_core.families.cclm.parity import (
+    CHECKPOINT,
+    fixture_shape,
+    max_abs_diffs,
+    max_diff_per_group,
+    official_tiny_model,
+)
 from x2vlm_core.families.xvlm.checkpoint import to_official
 from x2vlm_core.release.model_folder import load_state_file, save_model_dir
 
@@ -55,7 +60,9 @@ def test_the_official_layout_round_trips_with_every_key_and_buffer(fixture_dir, 
     assert len(official) == 368 and set(back) == set(official)
     for key, value in official.items():
         torch.testing.assert_close(back[key].reshape(value.shape), value, rtol=0, atol=0, msg=key)
-    assert model.text_encoder.cls.predictions.decoder.weight is model.text_encoder.bert.embeddings.word_embeddings.weight
+    assert (
+        model.text_encoder.cls.predictions.decoder.weight is model.text_encoder.bert.embeddings.word_embeddings.weight
+    )
 
 
 def test_another_text_fusion_split_does_not_load_the_checkpoint(fixture_dir):
@@ -114,10 +121,22 @@ def test_the_retrieval_task_model_built_from_a_saved_folder_gives_the_official_f
         text_embeds = task_model.get_text_embeds(inputs["text_ids"], inputs["text_atts"])
         image_feat, text_feat = task_model.get_image_feat(image_embeds), task_model.get_text_feat(text_embeds)
         itm = task_model.itm_logits(image_embeds, image_atts, text_embeds, inputs["text_atts"])
-        loss = retrieval.objective(task_model, {"image": inputs["image"], "text_ids": inputs["text_ids"],
-                                                "text_atts": inputs["text_atts"], "idx": torch.arange(3)})["itc"]
-    for ours, name in ((image_embeds, "image_embeds"), (text_embeds, "text_embeds"), (image_feat, "image_feat"),
-                       (text_feat, "text_feat"), (itm, "itm_logits_pos")):
+        loss = retrieval.objective(
+            task_model,
+            {
+                "image": inputs["image"],
+                "text_ids": inputs["text_ids"],
+                "text_atts": inputs["text_atts"],
+                "idx": torch.arange(3),
+            },
+        )["itc"]
+    for ours, name in (
+        (image_embeds, "image_embeds"),
+        (text_embeds, "text_embeds"),
+        (image_feat, "image_feat"),
+        (text_feat, "text_feat"),
+        (itm, "itm_logits_pos"),
+    ):
         torch.testing.assert_close(ours, expected[name], rtol=0, atol=ATOL, msg=name)
     # Distinct images: the retrieval ITC is the pre-training one.
     torch.testing.assert_close(loss, expected["fwd_loss_itc"], rtol=0, atol=ATOL)

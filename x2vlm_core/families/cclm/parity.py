@@ -32,12 +32,23 @@ def fixture_shape(fixture_dir: str | Path) -> dict:
     text = {k: v for k, v in xlmr.items() if k not in ("architectures", "model_type", "output_past")}
     text["num_hidden_layers"] = OFFICIAL_LAYERS // 2
     return dict(
-        image_res=224, embed_dim=16, max_tokens=12, tokenizer=str(folder / TEXT_FOLDER),
-        swin={"encoder": "swin", "embed_dim": swin["embed_dim"], "depths": swin["depths"],
-              "stage_heads": swin["num_heads"], "window_size": swin["window_size"]},
+        image_res=224,
+        embed_dim=16,
+        max_tokens=12,
+        tokenizer=str(folder / TEXT_FOLDER),
+        swin={
+            "encoder": "swin",
+            "embed_dim": swin["embed_dim"],
+            "depths": swin["depths"],
+            "stage_heads": swin["num_heads"],
+            "window_size": swin["window_size"],
+        },
         text_encoder={"arch": "xlm-roberta", "config": text},
-        cross={"num_layers": OFFICIAL_LAYERS - OFFICIAL_LAYERS // 2, "num_heads": xlmr["num_attention_heads"],
-               "intermediate_size": xlmr["intermediate_size"]},
+        cross={
+            "num_layers": OFFICIAL_LAYERS - OFFICIAL_LAYERS // 2,
+            "num_heads": xlmr["num_attention_heads"],
+            "intermediate_size": xlmr["intermediate_size"],
+        },
     )
 
 
@@ -49,8 +60,9 @@ def official_tiny_model(fixture_dir: str | Path) -> CCLM:
     return model.eval()
 
 
-def max_abs_diffs(fixture_dir: str | Path, model: CCLM | None = None,
-                  device: str | torch.device = "cpu") -> dict[str, float]:
+def max_abs_diffs(
+    fixture_dir: str | Path, model: CCLM | None = None, device: str | torch.device = "cpu"
+) -> dict[str, float]:
     """Max abs difference of each reference output, ours (fp32 on ``device``) vs the official."""
     ref = torch.load(Path(fixture_dir) / "reference_io.pt", weights_only=True)
     model = (model or official_tiny_model(fixture_dir)).to(device)

@@ -29,8 +29,11 @@ def group_of(name: str) -> str:
     """Which of ``GROUPS`` an output belongs to (for reporting differences per group)."""
     if name.startswith("fwd_"):
         return "forward_losses"
-    return "parallel_text" if name.startswith(("para_", "ttc_sim", "ttm_", "tlm_")) and name != "ttc_sim_captions" \
+    return (
+        "parallel_text"
+        if name.startswith(("para_", "ttc_sim", "ttm_", "tlm_")) and name != "ttc_sim_captions"
         else "image_text"
+    )
 
 
 def _previous(x: torch.Tensor) -> torch.Tensor:
@@ -47,13 +50,20 @@ def image_text_outputs(model: CCLM, x: dict[str, torch.Tensor]) -> dict[str, tor
     text_embeds_2 = model.get_text_embeds(x["text_ids_2"], x["text_atts_2"])
     text_feat_2 = model.get_text_feat(text_embeds_2)
     out = dict(
-        image_embeds=image_embeds, text_embeds=text_embeds, image_feat=image_feat, text_feat=text_feat,
-        temp=model.temp.reshape(()), itc_sim_i2t=image_feat @ text_feat.t() / model.temp,
-        cross_pos=cross, itm_logits_pos=model.itm_head(cross[:, 0]),
+        image_embeds=image_embeds,
+        text_embeds=text_embeds,
+        image_feat=image_feat,
+        text_feat=text_feat,
+        temp=model.temp.reshape(()),
+        itc_sim_i2t=image_feat @ text_feat.t() / model.temp,
+        cross_pos=cross,
+        itm_logits_pos=model.itm_head(cross[:, 0]),
         itm_logits_neg=model.itm_logits(_previous(image_embeds), image_atts, text_embeds, x["text_atts"]),
         bbox_pred=model.predict_bbox(image_embeds, text_embeds, x["text_atts"]),
-        mlm_logits=mlm, mlm_loss=losses.mlm_loss(mlm, x["masked_ids"]),
-        text_embeds_2=text_embeds_2, text_feat_2=text_feat_2,
+        mlm_logits=mlm,
+        mlm_loss=losses.mlm_loss(mlm, x["masked_ids"]),
+        text_embeds_2=text_embeds_2,
+        text_feat_2=text_feat_2,
         itc_sim_i2t_2=image_feat @ text_feat_2.t() / model.temp,
         ttc_sim_captions=text_feat @ text_feat_2.t() / model.temp,
     )
@@ -61,25 +71,40 @@ def image_text_outputs(model: CCLM, x: dict[str, torch.Tensor]) -> dict[str, tor
     boxes = model.predict_bbox(full, text_embeds, x["text_atts"])
     region_cls = model.get_cross_embeds(region, x["image_atts_region"], text_embeds, x["text_atts"])[:, 0]
     out["region_loss_bbox"], out["region_loss_giou"] = losses.bbox_losses(boxes, x["target_bbox"], x["is_image"])
-    out.update(region_image_embeds=region, region_image_embeds_fullatts=full, region_bbox_pred=boxes,
-               region_cross_cls=region_cls, region_itm_logits=model.itm_head(region_cls))
+    out.update(
+        region_image_embeds=region,
+        region_image_embeds_fullatts=full,
+        region_bbox_pred=boxes,
+        region_cross_cls=region_cls,
+        region_itm_logits=model.itm_head(region_cls),
+    )
     return out
 
 
 def parallel_text_outputs(model: CCLM, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     atts, atts_2 = x["para_text_atts"], x["para_text_atts_2"]
-    embeds, embeds_2 = model.get_text_embeds(x["para_text_ids"], atts), model.get_text_embeds(x["para_text_ids_2"], atts_2)
+    embeds, embeds_2 = (
+        model.get_text_embeds(x["para_text_ids"], atts),
+        model.get_text_embeds(x["para_text_ids_2"], atts_2),
+    )
     feat, feat_2 = model.get_text_feat(embeds), model.get_text_feat(embeds_2)
     # TTM: side 2 queries, side 1 is the context where the image would be.
     cross = model.get_cross_embeds(embeds, atts, embeds_2, atts_2)
     mlm = model.mlm_logits(x["para_text_ids_masked"], atts, x["para_masked_pos"], embeds_2, atts_2)
     tlm = model.mlm_logits(x["tlm_ids_masked"], x["tlm_atts"], x["tlm_masked_pos"], None, None)
     return dict(
-        para_text_embeds=embeds, para_text_embeds_2=embeds_2, para_text_feat=feat, para_text_feat_2=feat_2,
-        ttc_sim=feat @ feat_2.t() / model.temp, para_cross_pos=cross, ttm_logits_pos=model.itm_head(cross[:, 0]),
+        para_text_embeds=embeds,
+        para_text_embeds_2=embeds_2,
+        para_text_feat=feat,
+        para_text_feat_2=feat_2,
+        ttc_sim=feat @ feat_2.t() / model.temp,
+        para_cross_pos=cross,
+        ttm_logits_pos=model.itm_head(cross[:, 0]),
         ttm_logits_neg=model.itm_logits(_previous(embeds), _previous(atts), embeds_2, atts_2),
-        para_mlm_logits=mlm, para_mlm_loss=losses.mlm_loss(mlm, x["para_masked_ids"]),
-        tlm_logits=tlm, tlm_loss=losses.mlm_loss(tlm, x["tlm_masked_ids"]),
+        para_mlm_logits=mlm,
+        para_mlm_loss=losses.mlm_loss(mlm, x["para_masked_ids"]),
+        tlm_logits=tlm,
+        tlm_loss=losses.mlm_loss(tlm, x["tlm_masked_ids"]),
     )
 
 
@@ -87,18 +112,32 @@ def forward_losses(model: CCLM, x: dict[str, torch.Tensor]) -> dict[str, torch.T
     """The training objectives on the fixture's batches (official ``forward`` with each stream's inputs)."""
     batch = {"image": x["image"], **{k: x[k] for k in _TEXT_KEYS}}
     one = image_caption_losses(model, batch, with_itm=False)
-    two = image_caption_losses(model, {**batch, "text_ids_2": x["text_ids_2"], "text_atts_2": x["text_atts_2"]},
-                               with_itm=False)
-    regions = {**batch, "image": x["image"][:2], "image_atts": x["image_atts_region"],
-               "idx_to_group_img": x["idx_to_group_img"], "target_bbox": x["target_bbox"], "is_image": x["is_image"]}
+    two = image_caption_losses(
+        model, {**batch, "text_ids_2": x["text_ids_2"], "text_atts_2": x["text_atts_2"]}, with_itm=False
+    )
+    regions = {
+        **batch,
+        "image": x["image"][:2],
+        "image_atts": x["image_atts_region"],
+        "idx_to_group_img": x["idx_to_group_img"],
+        "target_bbox": x["target_bbox"],
+        "is_image": x["is_image"],
+    }
     region = region_text_losses(model, regions, with_itm=False)
     para = parallel_text_losses(model, {k: x[f"para_{k}"] for k in _PARA_KEYS}, with_ttm=False)
     # TLM (official use_tlm): the same TTC, and MLM over both sentences as one text without context.
     tlm_logits = model.mlm_logits(x["tlm_ids_masked"], x["tlm_atts"], x["tlm_masked_pos"], None, None)
-    out = {"fwd_loss_itc": one["itc"], "fwd_loss_mlm": one["mlm"],
-           "fwd_mm2_loss_itc": two["itc"], "fwd_mm2_loss_ttc": two["ttc"], "fwd_mm2_loss_mlm": two["mlm"],
-           "fwd_para_loss_ttc": para["ttc"], "fwd_para_loss_mlm": para["cmlm"],
-           "fwd_tlm_loss_ttc": para["ttc"], "fwd_tlm_loss_mlm": losses.mlm_loss(tlm_logits, x["tlm_masked_ids"])}
+    out = {
+        "fwd_loss_itc": one["itc"],
+        "fwd_loss_mlm": one["mlm"],
+        "fwd_mm2_loss_itc": two["itc"],
+        "fwd_mm2_loss_ttc": two["ttc"],
+        "fwd_mm2_loss_mlm": two["mlm"],
+        "fwd_para_loss_ttc": para["ttc"],
+        "fwd_para_loss_mlm": para["cmlm"],
+        "fwd_tlm_loss_ttc": para["ttc"],
+        "fwd_tlm_loss_mlm": losses.mlm_loss(tlm_logits, x["tlm_masked_ids"]),
+    }
     out.update({f"fwd_region_loss_{name}": region[f"region_{name}"] for name in ("itc", "mlm", "bbox", "giou")})
     return out
 
