@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,6 +79,11 @@ class CrossEncoder(nn.Module):
 
 
 class CCLM(nn.Module):
+    # Two layouts share this class, so these are typed by what both offer: BEiT-2 or the original's
+    # Swin; a transformers text encoder or the original's one BERT stack with its MLM decoder.
+    vision_encoder: Any
+    text_encoder: Any
+
     def __init__(self, config: CCLMConfig) -> None:
         super().__init__()
         self.config = config
