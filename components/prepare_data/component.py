@@ -14,6 +14,7 @@ def prepare_data(
     max_image_side: int = 256,
     num_frames: int = 3,
     beam_options: list = [],
+    snapshot: str = "",
 ):
     """Read the datasets named in the `sources` YAML and write webdataset shards.
 
@@ -21,6 +22,8 @@ def prepare_data(
     ["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://B/tmp"],
     ["--runner=FlinkRunner", "--flink_master=HOST:8081", "--environment_type=DOCKER"] or
     ["--runner=SparkRunner", "--spark_master_url=spark://HOST:7077"]; none runs the DirectRunner.
+    `snapshot` names the state of the data behind `sources` (a date, a dataset version): it is only
+    recorded, and it is part of the step's cache key, so a new snapshot prepares the data again.
     """
     import json
     from pathlib import Path
@@ -31,6 +34,7 @@ def prepare_data(
                              num_frames=num_frames, pipeline_args=list(beam_options))
     stats = json.loads((Path(shards.path) / "stats.json").read_text())
     shards.metadata["sources"] = sources
+    shards.metadata["snapshot"] = snapshot
     shards.metadata["total_samples"] = index["total"]
     shards.metadata["samples"] = {d: {s: v["count"] for s, v in splits.items()}
                                   for d, splits in index["datasets"].items()}
