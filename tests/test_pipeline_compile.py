@@ -70,9 +70,9 @@ def test_full_dag_runs_every_stage_inside_an_exit_handler(full_ir):
 def _gate_condition(spec, body, condition):
     """The condition of a dsl.If group: the gate's `publish` output must be true."""
     trigger = body[condition]["triggerPolicy"]["condition"]
-    assert trigger == "inputs.parameter_values['pipelinechannel--release-gate-publish'] == true", trigger
-    assert body[condition]["inputs"]["parameters"]["pipelinechannel--release-gate-publish"]["taskOutputParameter"] == {
-        "producerTask": "release-gate", "outputParameterKey": "publish"}
+    assert trigger == "inputs.parameter_values['pipelinechannel--release-gate-Output'] == true", trigger
+    assert body[condition]["inputs"]["parameters"]["pipelinechannel--release-gate-Output"]["taskOutputParameter"] == {
+        "producerTask": "release-gate", "outputParameterKey": "Output"}
     return spec["components"][f"comp-{condition}"]["dag"]["tasks"]
 
 
@@ -115,7 +115,7 @@ def test_the_single_task_pipeline_publishes_only_when_asked_and_through_the_gate
     gate = inside["task-release-gate"]
     assert gate["inputs"]["artifacts"]["metrics"]["componentInputArtifact"] == "pipelinechannel--evaluate-metrics"
     condition = inside["condition-2"]["triggerPolicy"]["condition"]
-    assert condition == "inputs.parameter_values['pipelinechannel--task-release-gate-publish'] == true"
+    assert condition == "inputs.parameter_values['pipelinechannel--task-release-gate-Output'] == true"
     (publish,) = spec["components"]["comp-condition-2"]["dag"]["tasks"].values()
     assert publish["componentRef"]["name"] == "comp-publish-task-model"
     assert publish["inputs"]["parameters"]["base_model_uri"]["componentInputParameter"] == "pipelinechannel--base_model_uri"
