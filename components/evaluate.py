@@ -29,7 +29,12 @@ def evaluate(
     import os
     import shutil
 
-    from x2vlm_core.evaluation.run import METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE, run_evaluation
+    from x2vlm_core.evaluation.run import (
+        METRICS_FILE,
+        PREDICTIONS_FILE,
+        REPORT_FILE,
+        run_evaluation,
+    )
     from x2vlm_core.tasks import get_task
 
     details = metrics.path + ".details"  # predictions.jsonl, results files, report.html

@@ -5,7 +5,12 @@ import json
 import pytest
 
 from x2vlm_core.errors import ConfigError, ReleaseError
-from x2vlm_core.release.gate import decide, gate_release, is_quality_metric, latest_release_metrics
+from x2vlm_core.release.gate import (
+    decide,
+    gate_release,
+    is_quality_metric,
+    latest_release_metrics,
+)
 
 
 def _release(root, name, version, metrics, latest=True):
