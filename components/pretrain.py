@@ -20,7 +20,7 @@ def pretrain(
     num_nodes: int = 1,
     gpus_per_node: int = 1,
     config_overrides: list = [],
-    trainjob_runtime: str = "torch-distributed",
+    trainjob_runtime: str = "x2vlm-torch-distributed",
     kueue_queue: str = "",
     trainer_pods: dict = {},
 ):

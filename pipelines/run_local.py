@@ -60,7 +60,11 @@ def summarize(run_dir: Path) -> dict:
         "pretrained_model": [str(p) for p in _find(root, "*/pretrain/model")],
         "finetuned_models": [str(p) for p in _find(root, "*/for-loop-*/finetune/model")],
         "metrics": metrics,
-        "published": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")],
+        # The pre-trained model's release, and each task model's (its lineage names a parent).
+        "published": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")
+                      if "parent" not in json.loads((p.parent / "lineage.json").read_text())],
+        "task_releases": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")
+                          if "parent" in json.loads((p.parent / "lineage.json").read_text())],
         "run_status": [json.loads(p.read_text())["state"] for p in _find(run_dir / "releases", "run-status/*.json")],
     }
 

@@ -42,6 +42,11 @@ def test_local_pipeline_end_to_end(local_pipeline_run):
             "MODEL_CARD.md"} <= names
     published_metrics = json.loads((Path(release) / "metrics.json").read_text())
     assert set(published_metrics) == {"retrieval", "grounding"}
+    # Each task model is a release of its own, <model_name>-<task>, whose lineage names the pre-trained one.
+    assert sorted(Path(p).parent.name.rsplit("-", 1)[1] for p in summary["task_releases"]) == ["grounding", "retrieval"]
+    for task_release in summary["task_releases"]:
+        verify_release(task_release)
+        assert json.loads((Path(task_release) / "lineage.json").read_text())["parent"]["release"] == release
 
 
 @pytest.mark.pipeline

@@ -15,6 +15,7 @@ def prepare_data(
     num_frames: int = 3,
     beam_options: list = [],
     allow_empty_sources: bool = False,
+    snapshot: str = "",
 ):
     """Read the datasets named in the `sources` YAML and write webdataset shards.
 
@@ -23,6 +24,8 @@ def prepare_data(
     ["--runner=FlinkRunner", "--flink_master=HOST:8081", "--environment_type=DOCKER"] or
     ["--runner=SparkRunner", "--spark_master_url=spark://HOST:7077"]; none runs locally (Beam's FnApiRunner).
     A source entry that writes no sample fails the step unless `allow_empty_sources`.
+    `snapshot` names the state of the data behind `sources` (a date, a dataset version): it is only
+    recorded, and it is part of the step's cache key, so a new snapshot prepares the data again.
     """
     import json
     from pathlib import Path
@@ -35,6 +38,7 @@ def prepare_data(
                              overwrite=True, allow_empty_sources=allow_empty_sources)
     stats = json.loads((Path(shards.path) / "stats.json").read_text())
     shards.metadata["sources"] = sources
+    shards.metadata["snapshot"] = snapshot
     shards.metadata["total_samples"] = index["total"]
     shards.metadata["samples"] = {d: {s: v["count"] for s, v in splits.items()}
                                   for d, splits in index["datasets"].items()}
