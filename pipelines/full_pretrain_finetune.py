@@ -151,7 +151,7 @@ def build_pipeline(settings: DeploymentSettings):
                 settings.retries, backoff_duration="30s")
             on_cpu(gate, settings, "light")
 
-            with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # a KFP condition, not a Python comparison
+            with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # noqa: E712  (a KFP condition)
                 released = publish(model=trained.outputs["model"],
                                    task_metrics=tasks_done.outputs["metrics"],
                                    destination=output_root, model_name=model_name)

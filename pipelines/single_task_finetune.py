@@ -90,7 +90,7 @@ def build_pipeline(settings: DeploymentSettings):
             gate.set_display_name("release-gate").set_caching_options(False).set_retry(
                 settings.retries, backoff_duration="30s")
             on_cpu(gate, settings, "light")
-            with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # a KFP condition, not a Python comparison
+            with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # noqa: E712  (a KFP condition)
                 released = publish_task_model(model=tuned.outputs["model"], metrics=scored.outputs["metrics"],
                                               destination=publish_to, model_name=model_name,
                                               base_model_uri=base_model_uri)

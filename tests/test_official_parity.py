@@ -28,8 +28,8 @@ def test_official_checkpoint_loads_at_another_image_resolution(official_tiny):
     assert table_48.shape == (5 * 5 + 3, 12) and table_80.shape == (9 * 9 + 3, 12)
     torch.testing.assert_close(table_80[-3:], table_48[-3:])  # the CLS rows are kept
     grid_48, grid_80 = table_48[:-3].reshape(5, 5, 12), table_80[:-3].reshape(9, 9, 12)
-    for (i, j), (k, l) in {(2, 2): (4, 4), (0, 0): (0, 0), (4, 0): (8, 0), (0, 4): (0, 8)}.items():
-        torch.testing.assert_close(grid_80[k, l], grid_48[i, j])  # offset 0 and the far corners
+    for (i, j), (k, m) in {(2, 2): (4, 4), (0, 0): (0, 0), (4, 0): (8, 0), (0, 4): (0, 8)}.items():
+        torch.testing.assert_close(grid_80[k, m], grid_48[i, j])  # offset 0 and the far corners
     with torch.no_grad():
         embeds, _ = large.get_vision_embeds(torch.randn(2, 3, 80, 80))
     assert embeds.shape == (2, 26, 768) and torch.isfinite(embeds).all()

@@ -19,7 +19,7 @@ import yaml
 from x2vlm_core.data.images import load_and_validate, read_input
 from x2vlm_core.data.readers import read_source, source_parts
 from x2vlm_core.data.readers.vqa_v2 import answer_scores
-from x2vlm_core.data.sources import load_sources
+from x2vlm_core.data.sources import Source, load_sources
 from x2vlm_core.data.synthetic import generate_shapes_world
 from x2vlm_core.errors import ConfigError, DataError
 
@@ -225,7 +225,7 @@ def test_malformed_annotation_files_raise_data_errors(world: tuple[Path, dict], 
         list(read_source(load_sources([entry])[0]))
 
 
-def _one(root: Path, fmt: str, **overrides) -> "Source":
+def _one(root: Path, fmt: str, **overrides) -> Source:
     entry = next(e for e in yaml.safe_load((root / "sources.yaml").read_text())["sources"] if e["format"] == fmt)
     return load_sources([{**entry, **overrides}])[0]
 
