@@ -40,7 +40,7 @@ def release_gate(
               "checks": verdict.checked}
     with open(decision.path, "w") as f:
         json.dump(record, f, indent=2)
-    decision.metadata.update(record)
+    decision.metadata.update({**record, "inputs": {"metrics": [a.uri for a in task_metrics]}})  # lineage
     return verdict.passed
 
 
@@ -68,5 +68,5 @@ def task_release_gate(
               "checks": verdict.checked}
     with open(decision.path, "w") as f:
         json.dump(record, f, indent=2)
-    decision.metadata.update(record)
+    decision.metadata.update({**record, "inputs": {"metrics": metrics.uri}})  # lineage
     return verdict.passed

@@ -101,7 +101,9 @@ def publish_task_models(
             version=version or None, max_shard_bytes=max_shard_mb * 1024**2)
     with open(releases.path, "w") as f:
         json.dump(published, f, indent=2)
-    releases.metadata.update({"releases": published, "parent_release": parent_release})
+    releases.metadata.update({"releases": published, "parent_release": parent_release,
+                              "inputs": {"models": [m.uri for m in models],  # lineage
+                                         "metrics": [a.uri for a in task_metrics]}})
 
 
 @dsl.component(base_image=PUBLISH_IMAGE, install_kfp_package=False)

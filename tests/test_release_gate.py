@@ -62,7 +62,7 @@ def test_bad_thresholds_and_a_broken_latest_are_errors(tmp_path):
         decide(CANDIDATE, max_regression=-0.1)
     (tmp_path / "x2vlm").mkdir()
     (tmp_path / "x2vlm" / "LATEST").write_text("v3\n")  # names a version that never completed
-    with pytest.raises(ReleaseError, match="names version 'v3', which has no manifest.json"):
+    with pytest.raises(ReleaseError, match="names version 'v3', which is not a version with a manifest.json"):
         latest_release_metrics(str(tmp_path), "x2vlm")
     assert not is_quality_metric("test_accuracy", True) and not is_quality_metric("x", float("nan"))
 

@@ -223,7 +223,7 @@ def test_caption_batch_predicts_each_masked_token_from_real_tokens_only(pretrain
 @pytest.mark.deepspeed
 @pytest.mark.slow
 def test_evaluate_component_writes_metrics_and_an_html_report(pretrained, tiny_shards, tmp_path):
-    from kfp.dsl import HTML, Dataset, Metrics, Model
+    from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
 
     from components.evaluate import evaluate
 
@@ -231,8 +231,9 @@ def test_evaluate_component_writes_metrics_and_an_html_report(pretrained, tiny_s
     assert main(["finetune", "--task", "grounding", "--pretrained", str(pretrained), "--shards", str(tiny_shards),
                  "--output", str(model_dir), "--set", "train.steps=1", "--set", "train.batch_size=4"]) == 0
     metrics, report = Metrics(uri=str(tmp_path / "metrics")), HTML(uri=str(tmp_path / "report"))
+    predictions = Artifact(uri=str(tmp_path / "predictions"))
     evaluate.python_func(task="grounding", shards=Dataset(uri=str(tiny_shards)), model=Model(uri=str(model_dir)),
-                         metrics=metrics, report=report, options=["batch_size=4"])
+                         metrics=metrics, report=report, predictions=predictions, options=["batch_size=4"])
     written = json.loads((tmp_path / "metrics").read_text())
     assert written["task"] == "grounding" and "val_acc_iou50" in written["metrics"]
     assert metrics.metadata["val_acc_iou50"] == written["metrics"]["val_acc_iou50"]
