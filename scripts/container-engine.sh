@@ -3,14 +3,16 @@
 #
 #   scripts/container-engine.sh [start] [docker|podman]   start one (default docker), or say it runs
 #   scripts/container-engine.sh status                    which engine answers, and its settings
-#   scripts/container-engine.sh stop                      stop the engine this script started
+#   scripts/container-engine.sh stop [docker|podman]      stop what this script started (both by default)
 #
 # What such a machine needs (found on the development machines):
 # - cgroupfs as the cgroup driver: there is no systemd to delegate cgroups to;
 # - default ulimits no higher than this shell's hard limits (nofile, nproc): the engine's own
 #   defaults (1048576 open files) are refused, because raising a hard limit needs
 #   CAP_SYS_RESOURCE and that capability is not granted here;
-# - podman: the runc runtime (its default crun is not installed) and the same two settings.
+# - podman: the runc runtime (its default crun is not installed) and the same two settings, with
+#   nproc at most 32768: podman lowers its own hard nproc limit to that when it starts, and runc
+#   then may not set a higher one.
 # Both serve the Docker API on a socket, which is what kfp.local's DockerRunner talks to; this
 # script prints the DOCKER_HOST to export when it is not the default socket.
 # Needs root and Debian's packages: apt-get install -y docker.io (or podman).
@@ -72,10 +74,11 @@ start_podman() {
         return
     fi
     mkdir -p "$state" "$(dirname "$podman_sock")"
+    local podman_nproc=$(( nproc < 32768 ? nproc : 32768 ))
     # podman reads its defaults from CONTAINERS_CONF; the same file serves podman build and run.
     cat >"$state/containers.conf" <<EOF
 [containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$podman_nproc:$podman_nproc"]
 [engine]
 cgroup_manager = "cgroupfs"
 runtime = "runc"
@@ -86,7 +89,7 @@ EOF
         system service --time=0 "unix://$podman_sock" >"$state/podman.log" 2>&1 &
     echo $! >"$state/podman.pid"
     wait_for "$podman_sock" "$state/podman.log"
-    echo "podman's Docker API started (runc, cgroupfs, nofile=$nofile, nproc=$nproc); log $state/podman.log"
+    echo "podman's Docker API started (runc, cgroupfs, nofile=$nofile, nproc=$podman_nproc); log $state/podman.log"
     echo "export DOCKER_HOST=unix://$podman_sock"
 }
 
@@ -104,8 +107,10 @@ status() {
     return $found
 }
 
-stop() {
-    for name in dockerd podman; do
+stop() {  # stop [docker|podman]: the one named, else both
+    local names=(dockerd podman)
+    case "${1:-}" in docker) names=(dockerd) ;; podman) names=(podman) ;; esac
+    for name in "${names[@]}"; do
         if [ -f "$state/$name.pid" ]; then
             kill "$(cat "$state/$name.pid")" 2>/dev/null && echo "stopped $name" || true
             rm -f "$state/$name.pid"
@@ -122,6 +127,6 @@ case "$action" in
     esac ;;
     docker | podman) preflight; "start_$action" ;;
     status) status ;;
-    stop) stop ;;
-    *) die "usage: $0 [start] [docker|podman] | status | stop" ;;
+    stop) stop "${2:-}" ;;
+    *) die "usage: $0 [start] [docker|podman] | status | stop [docker|podman]" ;;
 esac
