@@ -40,11 +40,11 @@ bench-venv: $(BENCH_STAMP)  ## .venv-bench, for benchmarks/compare_official.py (
 run: venv  ## the whole KFP pipeline, locally (kfp.local), on a synthetic dataset
 	$(PY) -m pipelines.run_local
 
-test: venv  ## the full suite, end-to-end tests included
-	$(PY) -m pytest
+test: venv  ## the full suite, end-to-end tests included (not the containers tests: make test-containers)
+	$(PY) -m pytest -m "not containers"
 
 test-fast: venv  ## everything but the slow end-to-end tests
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not containers"
 
 compile: venv  ## the KFP IR YAML of both pipelines, to submit to a cluster
 	$(PY) -m pipelines compile --pipeline all --output-dir pipelines/compiled

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import kfp.local
 
@@ -47,8 +48,8 @@ def summarize(run_dir: Path) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--num-images", type=int, default=320)
     parser.add_argument("--pretrain-steps", type=int, default=120)
@@ -56,8 +57,11 @@ def main() -> int:
     parser.add_argument("--model", choices=sorted(MODEL_TASKS), default="x2vlm_tiny")
     parser.add_argument("--tasks", nargs="+", help="default: the model's tasks in MODEL_TASKS")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
 
+
+def run(args: argparse.Namespace, runner_for: Callable[[Path], object]) -> dict:
+    """Generate the data, run the pipeline under ``runner_for(run_dir)``; return the run's summary."""
     started = time.time()
     run_dir = (Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True)
@@ -73,7 +77,7 @@ def main() -> int:
     # kfp.local runs the fine-tune branches side by side; one math thread each avoids
     # oversubscribing a small machine (two 2-thread trainers on 2 cores ran 20x slower).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "pipeline_root"))
+    kfp.local.init(runner=runner_for(run_dir), pipeline_root=str(run_dir / "pipeline_root"))
     full_pretrain_finetune(
         sources=str(run_dir / "synthetic" / "sources.yaml"),
         model_preset=args.model,
@@ -93,9 +97,14 @@ def main() -> int:
     summary = summarize(run_dir)
     summary["seconds"] = round(time.time() - started, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main() -> int:
+    summary = run(parser().parse_args(), lambda run_dir: kfp.local.SubprocessRunner(use_venv=False))
     print("\n=== X²-VLM local pipeline finished ===")
     print(json.dumps(summary, indent=2))
-    print(f"\nartifact graph of this run: x2vlm lineage {run_dir}")
+    print(f"\nartifact graph of this run: x2vlm lineage {summary['run_dir']}")
     return 0
 
 
