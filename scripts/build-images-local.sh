@@ -42,7 +42,9 @@ for image in "${images[@]}"; do
     args=(--build-arg "BASE_IMAGE=$base" --build-arg "GIT_COMMIT=$commit" --build-arg "VERSION=${ref##*:}")
     case "$image" in
         # python3.11 is both the Debian package the train Dockerfile installs and its interpreter.
-        train) args+=(--build-arg PYTHON=python3.11 --build-arg "TORCH=$wheel") ;;
+        # DeepSpeed's CPU op compiled at build time: at run time the root filesystem is read-only.
+        train) args+=(--build-arg PYTHON=python3.11 --build-arg "TORCH=$wheel" --build-arg DS_BUILD_SHM_COMM=1
+                      --build-arg "BUILD_PACKAGES=g++ python3.11-dev" --build-arg RUNTIME_PACKAGES=libgomp1) ;;
         publish) args+=(--build-arg "TORCH=$wheel") ;;
     esac
     echo "building $ref"
