@@ -40,6 +40,9 @@ def container_settings(run_dir: Path) -> dict:
     return dict(
         user=USER, read_only=True, tmpfs=TMPFS, shm_size=SHM_SIZE, mounts=mounts,
         network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        # Without a network Docker leaves the container's own name out of /etc/hosts, and
+        # torchrun's rendezvous must resolve it (on Kubernetes the kubelet lists the pod's name).
+        hostname="localhost",
         # KFP's command replaces the image's entrypoint on Kubernetes; docker-py's `command`
         # alone would be appended to it (x2vlm sh -c ...), so clear it as Kubernetes does.
         entrypoint=[],
