@@ -39,8 +39,13 @@ def engine():
 
 def run_step(client, image, script, run_dir):
     """Run ``sh -c script`` as a pipeline step would: same user, mounts and restrictions."""
+    from docker.types import Mount
+
     settings = container_settings(run_dir)
     settings.pop("environment")
+    # kfp.local's DockerTaskHandler adds the pipeline root, at the same path.
+    root = str(run_dir / "pipeline_root")
+    settings["mounts"].append(Mount(root, root, type="bind"))
     container = client.containers.run(IMAGES[image], ["sh", "-c", script], detach=True, **settings)
     try:
         code = container.wait()["StatusCode"]
