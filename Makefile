@@ -43,8 +43,13 @@ run: venv  ## the whole KFP pipeline, locally (kfp.local), on a synthetic datase
 test: venv  ## the full suite, end-to-end tests included (not the containers tests: make test-containers)
 	$(PY) -m pytest -m "not containers"
 
-test-fast: venv  ## everything but the slow end-to-end tests
-	$(PY) -m pytest -m "not slow and not containers"
+test-fast: venv  ## the unit tiers: no slow end-to-end tests, no real Beam, DeepSpeed or kfp.local runs
+	$(PY) -m pytest -m "not (slow or beam or deepspeed or pipeline or containers)"
+
+lint: venv  ## ruff (lint + format check) over the code, mypy over the library
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy x2vlm_core
 
 compile: venv  ## the KFP IR YAML of both pipelines, to submit to a cluster
 	$(PY) -m pipelines compile --pipeline all --output-dir pipelines/compiled

@@ -74,7 +74,6 @@ from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.families import create_model, model_config
 from x2vlm_core.families.x2vlm.model import XVLM
-from x2vlm_core.parity import FIXTURE_IMAGE_RES, FIXTURE_SHAPE
 from x2vlm_core.text.wordpiece import tokenizer_dir
 from x2vlm_core.train.pretrain_objective import pretraining_losses
 
@@ -83,7 +82,12 @@ LOSS_ATOL = 1e-4
 OFFICIAL_VISION = {"base": (768, 12, 16), "large": (1024, 16, 16)}  # width, heads, patch
 # official_tiny: the shape of the official parity fixture (BEiT-2 base width, 1 block, 48 px;
 # a 3-layer BERT of width 32), the smallest model the official builder makes.
-EXTRA_PRESETS = {"official_tiny": ("x2vlm_base", {"image_res": FIXTURE_IMAGE_RES, **FIXTURE_SHAPE})}
+OFFICIAL_TINY = dict(
+    image_res=48, embed_dim=16, vision={"depth": 1},
+    text={"vocab_size": 64, "hidden_size": 32, "num_layers": 3, "fusion_start_at": 2, "num_heads": 2,
+          "intermediate_size": 64, "max_position_embeddings": 64},
+)
+EXTRA_PRESETS = {"official_tiny": ("x2vlm_base", OFFICIAL_TINY)}
 TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
 _KEEP_ALIVE: list[object] = []  # torch.library definitions live as long as their Library object
 

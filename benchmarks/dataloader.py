@@ -64,13 +64,13 @@ def add_photo_texture(world: Path, seed: int = 0) -> None:
 
 
 def prepare(workdir: Path, num_images: int, image_size: int) -> Path:
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
     from x2vlm_core.data.synthetic import generate_shapes_world
 
     generate_shapes_world(workdir / "world", num_images=num_images, seed=0, image_size=image_size)
     add_photo_texture(workdir / "world")
     run_prepare_data(str(workdir / "world" / "sources.yaml"), str(workdir / "shards"), shard_size=64,
-                     max_image_side=image_size)
+                     max_image_side=image_size, overwrite=True)
     return workdir / "shards"
 
 

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from components.prepare_data.beam_pipeline import run_prepare_data
 from x2vlm_core.data.images import encode_jpeg, load_and_validate, resize_max_side
 from x2vlm_core.data.synthetic import generate_shapes_world
+from x2vlm_core.dataprep.beam_job import run_prepare_data
 
 
 def plain_loop(paths: list[Path], max_side: int) -> float:
@@ -37,7 +37,7 @@ def plain_loop(paths: list[Path], max_side: int) -> float:
 
 def beam_job(source: dict, out: Path, max_side: int, args: list[str]) -> tuple[float, int]:
     start = time.perf_counter()
-    summary = run_prepare_data([source], out, shard_size=256, max_image_side=max_side, pipeline_args=args)
+    summary = run_prepare_data([source], out, shard_size=256, max_image_side=max_side, pipeline_args=args, overwrite=True)
     return time.perf_counter() - start, summary["total"]
 
 

@@ -1,6 +1,6 @@
-"""Does pre-training learn? A few CPU minutes of x2vlm_tiny on the shapes world, then zero-shot ITC retrieval.
+"""Does pre-training learn? A few CPU minutes of a tiny model on the shapes world, then zero-shot ITC retrieval.
 
-    .venv/bin/python benchmarks/shapes_pretrain.py --workdir runs/shapes-pretrain
+    .venv/bin/python benchmarks/shapes_pretrain.py --workdir runs/shapes-pretrain [--model xvlm_tiny]
 
 generate → prepare-data → pretrain (the real run_pretrain: DeepSpeed, augmentation, image-text
 and region-text streams) → zero-shot retrieval on the Karpathy test split (images the
@@ -29,8 +29,7 @@ from x2vlm_core.config_io import apply_overrides, from_dict
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.evaluation.metrics import retrieval_recall
-from x2vlm_core.families import create_model, model_config
-from x2vlm_core.families.x2vlm.model import XVLM
+from x2vlm_core.families import create_model, model_config, text_encoder_for
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.pretrain import run_pretrain
 
@@ -50,7 +49,7 @@ RECIPE: dict[str, Any] = {
 
 
 def prepare(workdir: Path, num_images: int, seed: int) -> Path:
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
     from x2vlm_core.data.synthetic import generate_shapes_world
 
     shards = workdir / "shards"
@@ -61,10 +60,10 @@ def prepare(workdir: Path, num_images: int, seed: int) -> Path:
 
 
 @torch.no_grad()
-def zero_shot_itc(model: XVLM, samples: list[dict[str, Any]]) -> dict[str, float]:
+def zero_shot_itc(model: Any, samples: list[dict[str, Any]]) -> dict[str, float]:
     """R@1/5 both ways from ITC similarity alone (no ITM re-ranking), and chance R@1."""
     model.eval()
-    text = TextEncoder(model.config.tokenizer, model.config.max_tokens)
+    text = text_encoder_for(model.config)
     texts, txt2img, img2txt = [], [], []
     for i, sample in enumerate(samples):
         img2txt.append(list(range(len(texts), len(texts) + len(sample["meta"]["captions"]))))
@@ -96,6 +95,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="runs/shapes-pretrain")
     parser.add_argument("--num-images", type=int, default=640)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="x2vlm_tiny", help="the preset to pre-train (x2vlm_tiny, xvlm_tiny, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override the recipe, e.g. --set steps=600 --set augment.crop_scale=[0.5,1.0]")
     parser.add_argument("--no-record", action="store_true", help="do not append the result to docs/benchmarks.md")
@@ -114,11 +114,11 @@ def main() -> None:
 
     recipe = from_dict(TrainConfig, apply_overrides(RECIPE, args.overrides), where="recipe")
     torch.manual_seed(recipe.seed)
-    before = zero_shot_itc(create_model(model_config("x2vlm_tiny")), test)
+    before = zero_shot_itc(create_model(model_config(args.model)), test)
     for folder in ("model", "model.checkpoints"):
         shutil.rmtree(workdir / folder, ignore_errors=True)
     train_started = time.time()
-    summary = run_pretrain(model_config("x2vlm_tiny"), recipe, shards, workdir / "model", workdir / "model.checkpoints")
+    summary = run_pretrain(model_config(args.model), recipe, shards, workdir / "model", workdir / "model.checkpoints")
     train_seconds = time.time() - train_started
     after = zero_shot_itc(load_model_dir(workdir / "model"), test)
 
@@ -126,7 +126,7 @@ def main() -> None:
     lines = [f"shapes world: {args.num_images} images; {len(test)} retrieval test images "
              f"({held_out} never in the image-text training split), {sum(len(s['meta']['captions']) for s in test)} "
              f"captions; data prepared in {prepared:.0f} s",
-             f"pre-training x2vlm_tiny: {recipe.steps} steps, batch {recipe.batch_size} image-text pairs + "
+             f"pre-training {args.model}: {recipe.steps} steps, batch {recipe.batch_size} image-text pairs + "
              f"{recipe.region_batch_size} region texts, lr {recipe.optim.lr}, {train_seconds:.0f} s on CPU",
              "", "| loss | first 10% of steps | last 10% | change |", "| --- | --- | --- | --- |"]
     for name, (start, end) in loss_change(summary["history"], window).items():

@@ -1,7 +1,7 @@
 """KFP component: evaluate a fine-tuned model with its task's metrics."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from components.images import TRAIN_IMAGE
 
@@ -13,11 +13,13 @@ def evaluate(
     model: Input[Model],
     metrics: Output[Metrics],
     report: Output[HTML],
+    predictions: Output[Artifact],
     options: list = [],
     dataset: str = "",
     splits: list = [],
 ):
-    """Metrics artifact: every metric (UI) and the task + values as JSON in its file; HTML artifact: the report.
+    """Metrics artifact: every metric (UI) and the task + values as JSON in its file; HTML artifact: the report;
+    predictions artifact: one JSON line per query (predictions.jsonl), for error analysis.
 
     ``options`` are the task's evaluation settings as ``key=value``, e.g. ``["k_test=128"]``. ``dataset`` is
     the shards dataset to evaluate on when not the task's own (e.g. ``marvl`` for nlvr2), ``splits`` the
@@ -27,7 +29,12 @@ def evaluate(
     import os
     import shutil
 
-    from x2vlm_core.evaluation.run import METRICS_FILE, REPORT_FILE, run_evaluation
+    from x2vlm_core.evaluation.run import (
+        METRICS_FILE,
+        PREDICTIONS_FILE,
+        REPORT_FILE,
+        run_evaluation,
+    )
     from x2vlm_core.tasks import get_task
 
     details = metrics.path + ".details"  # predictions.jsonl, results files, report.html
@@ -44,7 +51,10 @@ def evaluate(
     if written.get("unavailable"):
         metrics.metadata["unavailable"] = written["unavailable"]
     shutil.copyfile(os.path.join(details, REPORT_FILE), report.path)
+    shutil.copyfile(os.path.join(details, PREDICTIONS_FILE), predictions.path)
+    predictions.metadata.update({"task": task, "format": "jsonl", "model": model.uri})
     report.metadata["task"] = task
+    report.metadata["inputs"] = {"model": model.uri, "shards": shards.uri}  # lineage: the report's model
     metrics.metadata["inputs"] = {"model": model.uri, "shards": shards.uri}  # lineage: what was evaluated
     with open(metrics.path, "w") as f:
         json.dump({**written, "model": model.uri}, f, indent=2)

@@ -1,7 +1,7 @@
 """KFP component: pre-train X²-VLM on the prepared shards with DeepSpeed under torchrun.
 
 One node: torchrun runs in this pod. More nodes: the run is a Kubeflow Trainer TrainJob
-(components/trainjob.py) and this pod only submits it, follows it and records its outcome.
+(components/runtime/trainjob.py) and this pod only submits it, follows it and records its outcome.
 """
 
 from kfp import dsl
@@ -20,12 +20,12 @@ def pretrain(
     num_nodes: int = 1,
     gpus_per_node: int = 1,
     config_overrides: list = [],
-    trainjob_runtime: str = "torch-distributed",
+    trainjob_runtime: str = "x2vlm-torch-distributed",
     kueue_queue: str = "",
     trainer_pods: dict = {},
 ):
     """Runs `x2vlm pretrain` (one process per GPU); the model folder becomes the Model artifact."""
-    from components.trainjob import train_as_trainjob
+    from components.runtime.trainjob import train_as_trainjob
     from x2vlm_core.release.lineage import lineage_metadata
     from x2vlm_core.train.launch import run_under_torchrun
 

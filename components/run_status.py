@@ -14,7 +14,11 @@ def record_run_status(
     run_status: Output[Artifact],
 ):
     """Writes the run's final state (and its error, if any) to the `run_status` artifact and to
-    <output_root>/run-status/<run>.json, where alerting and dashboards can find it without the KFP API."""
+    <output_root>/run-status/<run>.json, where alerting and dashboards can find it without the KFP API.
+
+    KFP 2.17's driver fills only the state: error_code and error_message stay empty
+    (backend/src/v2/driver/resolve.go), and ``task`` is the exit handler's group, not the step that
+    failed. A failed run's record says so, and where to look instead."""
     import json
     import re
     import time
@@ -28,9 +32,13 @@ def record_run_status(
         "task": status.pipeline_task_name,
         "error_code": status.error_code,
         "error_message": status.error_message,
+        "error_note": None,
         "code_version": code_version(),
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if status.state not in ("SUCCEEDED", "COMPLETE") and not status.error_message:
+        record["error_note"] = ("KFP 2.17 does not tell exit handlers which step failed or why: see the run's graph in the KFP UI "
+                                 f"(run {status.pipeline_job_resource_name})")
     text = json.dumps(record, indent=2)
     print(text, flush=True)
     with open(run_status.path, "w") as f:

@@ -7,7 +7,6 @@ the synthetic sources read-only, and the releases folder. A step that writes any
 needs root, fails, and so does the run. Start an engine first: scripts/container-engine.sh.
 """
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -18,8 +17,8 @@ from pipelines import run_local
 
 USER = "10001:10001"  # the images' x2vlm user
 # Steps write scratch files to /tmp (KFP's own command puts the component's code there);
-# exec because DeepSpeed loads the ops it compiles from there.
-TMPFS = {"/tmp": "rw,exec,nosuid,nodev,size=4g,mode=1777"}
+# nothing runs from there (the train image's DeepSpeed op is compiled at build time).
+TMPFS = {"/tmp": "rw,noexec,nosuid,nodev,size=4g,mode=1777"}
 # torchrun's ranks exchange tensors through /dev/shm; Docker's default of 64 MB is too small.
 SHM_SIZE = "1g"
 
@@ -33,13 +32,21 @@ def container_settings(run_dir: Path) -> dict:
     for folder in ("pipeline_root", "releases"):
         (run_dir / folder).mkdir(exist_ok=True)
         os.chown(run_dir / folder, uid, gid)
-    mounts = [Mount(str(run_dir / "synthetic"), str(run_dir / "synthetic"), type="bind", read_only=True),
-              Mount(str(run_dir / "releases"), str(run_dir / "releases"), type="bind")]
+    mounts = [
+        Mount(str(run_dir / "synthetic"), str(run_dir / "synthetic"), type="bind", read_only=True),
+        Mount(str(run_dir / "releases"), str(run_dir / "releases"), type="bind"),
+    ]
     if (run_dir / "tokenizer").exists():  # cclm_tiny's trained sentencepiece model
         mounts.append(Mount(str(run_dir / "tokenizer"), str(run_dir / "tokenizer"), type="bind", read_only=True))
     return dict(
-        user=USER, read_only=True, tmpfs=TMPFS, shm_size=SHM_SIZE, mounts=mounts,
-        network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        user=USER,
+        read_only=True,
+        tmpfs=TMPFS,
+        shm_size=SHM_SIZE,
+        mounts=mounts,
+        network_mode="none",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
         # Without a network Docker leaves the container's own name out of /etc/hosts, and
         # torchrun's rendezvous must resolve it (on Kubernetes the kubelet lists the pod's name).
         hostname="localhost",
@@ -51,11 +58,9 @@ def container_settings(run_dir: Path) -> dict:
 
 
 def main() -> int:
-    args = run_local.parser(__doc__.splitlines()[0]).parse_args()
-    summary = run_local.run(args, lambda run_dir: kfp.local.DockerRunner(**container_settings(run_dir)))
-    print("\n=== X²-VLM pipeline in containers finished ===")
-    print(json.dumps(summary, indent=2))
-    return 0
+    return run_local.main(
+        __doc__.splitlines()[0], lambda run_dir: kfp.local.DockerRunner(**container_settings(run_dir))
+    )
 
 
 if __name__ == "__main__":

@@ -1,29 +1,47 @@
 """`make run`: the whole pipeline, locally, through kfp.local on a generated shapes-world dataset.
 
 Everything lands in runs/<timestamp>/: the synthetic source data, the KFP pipeline root
-(shards, models, metrics of every task) and the published release.
+(shards, models, metrics of every task), the published release, the full log (pipeline.log) and
+summary.json. The terminal shows one line per finished step, then a table of each task's
+headline metric against what a model that learned nothing scores, and the pages to open.
 
-``--model vlmo_tiny`` or ``--model cclm_tiny`` runs the same pipeline with the other model
+``--model vlmo_tiny``, ``--model cclm_tiny`` or ``--model xvlm_tiny`` runs the same pipeline with the other model
 families, each with tasks it supports; CCLM first gets a small sentencepiece tokenizer trained
 on the generated English/shapes-speak sentence pairs (no XLM-R vocabulary ships offline).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import kfp.local
 
 from pipelines.full_pretrain_finetune import DEFAULT_TASKS, full_pretrain_finetune
 from x2vlm_core.data.synthetic import PARALLEL_FILE, generate_shapes_world
+from x2vlm_core.evaluation.headline import headline_table
 from x2vlm_core.text.xlmr import train_sentencepiece
 
 # Each family's tiny model and the tasks its local run fine-tunes by default.
-MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"]}
+MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"],
+               "xvlm_tiny": ["retrieval", "grounding", "vqa", "nlvr2", "captioning"]}
+
+
+def _write_lineage_page(run_dir: Path) -> Path | None:
+    from x2vlm_core.errors import X2VLMError
+    from x2vlm_core.release.lineage import read_run_lineage, render_html
+
+    try:
+        page = run_dir / "lineage.html"
+        page.write_text(render_html(read_run_lineage(run_dir)))
+        return page
+    except X2VLMError:
+        return None
 
 
 def _find(root: Path, pattern: str) -> list[Path]:
@@ -43,12 +61,43 @@ def summarize(run_dir: Path) -> dict:
         "pretrained_model": [str(p) for p in _find(root, "*/pretrain/model")],
         "finetuned_models": [str(p) for p in _find(root, "*/for-loop-*/finetune/model")],
         "metrics": metrics,
-        "published": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")],
+        # The pre-trained model's release, and each task model's (its lineage names a parent).
+        "published": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")
+                      if "parent" not in json.loads((p.parent / "lineage.json").read_text())],
+        "task_releases": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")
+                          if "parent" in json.loads((p.parent / "lineage.json").read_text())],
         "run_status": [json.loads(p.read_text())["state"] for p in _find(run_dir / "releases", "run-status/*.json")],
     }
 
 
-def parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
+def report_progress(pipeline_root: Path, started: float, stop: threading.Event, out) -> None:
+    """One line per finished step (its executor_output.json appears), until ``stop`` is set."""
+    seen: set[Path] = set()
+    while True:
+        done = stop.wait(1.0)
+        for path in sorted(pipeline_root.glob("*/**/executor_output.json")):
+            if path not in seen:
+                seen.add(path)
+                step = path.parent.relative_to(next(pipeline_root.iterdir()))
+                print(f"  done  {step}  ({time.time() - started:5.0f} s)", file=out, flush=True)
+        if done:
+            return
+
+
+def pages_to_open(run_dir: Path, summary: dict) -> list[str]:
+    # evaluate writes its report.html beside the metrics it logs (metrics.details/).
+    reports = [f"  {task}: {Path(values['file']).parent / 'metrics.details' / 'report.html'}"
+               for task, values in sorted(summary["metrics"].items())]
+    return ["open:", *reports, f"  lineage: {run_dir / 'lineage.html'}",
+            *[f"  release: {path}" for path in summary["published"]], f"  all results: {run_dir / 'summary.json'}"]
+
+
+def subprocess_runner(run_dir: Path) -> kfp.local.SubprocessRunner:
+    return kfp.local.SubprocessRunner(use_venv=False)
+
+
+def main(description: str = __doc__.splitlines()[0], runner_for: Callable[[Path], object] = subprocess_runner) -> int:
+    """The run; ``runner_for(run_dir)`` gives the kfp.local runner (make run-containers passes its own)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--num-images", type=int, default=320)
@@ -57,11 +106,8 @@ def parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParse
     parser.add_argument("--model", choices=sorted(MODEL_TASKS), default="x2vlm_tiny")
     parser.add_argument("--tasks", nargs="+", help="default: the model's tasks in MODEL_TASKS")
     parser.add_argument("--seed", type=int, default=0)
-    return parser
+    args = parser.parse_args()
 
-
-def run(args: argparse.Namespace, runner_for: Callable[[Path], object]) -> dict:
-    """Generate the data, run the pipeline under ``runner_for(run_dir)``; return the run's summary."""
     started = time.time()
     run_dir = (Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True)
@@ -77,34 +123,51 @@ def run(args: argparse.Namespace, runner_for: Callable[[Path], object]) -> dict:
     # kfp.local runs the fine-tune branches side by side; one math thread each avoids
     # oversubscribing a small machine (two 2-thread trainers on 2 cores ran 20x slower).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    kfp.local.init(runner=runner_for(run_dir), pipeline_root=str(run_dir / "pipeline_root"))
-    full_pretrain_finetune(
-        sources=str(run_dir / "synthetic" / "sources.yaml"),
-        model_preset=args.model,
-        pretrain_steps=args.pretrain_steps,
-        pretrain_batch_size=16,
-        tasks=args.tasks or MODEL_TASKS[args.model],
-        finetune_steps=args.finetune_steps,
-        finetune_batch_size=16,
-        shard_size=64,
-        max_image_side=64,
-        output_root=str(run_dir / "releases"),
-        model_name=f"{args.model.replace('_', '-')}-shapes",
-        pretrain_overrides=[*model_overrides, "train.optim.lr=0.0005", "train.optim.warmup_steps=10", "train.region_batch_images=8",
-                           "train.region_batch_size=16"],  # 8 shapes-world images hold ~20 region texts: no repeats
-        finetune_overrides=["train.optim.lr=0.0005", "train.optim.warmup_steps=5"],
-    )
+    pipeline_root = run_dir / "pipeline_root"
+    pipeline_root.mkdir()
+    kfp.local.init(runner=runner_for(run_dir), pipeline_root=str(pipeline_root))
+    print(f"running the pipeline (full log: {run_dir / 'pipeline.log'})", flush=True)
+    stop = threading.Event()
+    watcher = threading.Thread(target=report_progress, args=(pipeline_root, started, stop, sys.stdout), daemon=True)
+    watcher.start()
+    try:
+        with open(run_dir / "pipeline.log", "w") as log, contextlib.redirect_stdout(log):
+            full_pretrain_finetune(
+                sources=str(run_dir / "synthetic" / "sources.yaml"),
+                model_preset=args.model,
+                pretrain_steps=args.pretrain_steps,
+                pretrain_batch_size=16,
+                tasks=args.tasks or MODEL_TASKS[args.model],
+                finetune_steps=args.finetune_steps,
+                finetune_batch_size=16,
+                shard_size=64,
+                max_image_side=64,
+                output_root=str(run_dir / "releases"),
+                model_name=f"{args.model.replace('_', '-')}-shapes",
+                pretrain_overrides=[*model_overrides, "train.optim.lr=0.0005", "train.optim.warmup_steps=10",
+                                    # 8 shapes-world images hold ~20 region texts: no repeats
+                                    "train.region_batch_images=8", "train.region_batch_size=16"],
+                finetune_overrides=["train.optim.lr=0.0005", "train.optim.warmup_steps=5"],
+            )
+    except Exception:
+        stop.set()
+        watcher.join()
+        tail = (run_dir / "pipeline.log").read_text().splitlines()[-40:]
+        print("\n".join(tail), file=sys.stderr)
+        print(f"\nthe pipeline failed; the full log is {run_dir / 'pipeline.log'}", file=sys.stderr)
+        raise
+    stop.set()
+    watcher.join()
     summary = summarize(run_dir)
     summary["seconds"] = round(time.time() - started, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def main() -> int:
-    summary = run(parser().parse_args(), lambda run_dir: kfp.local.SubprocessRunner(use_venv=False))
-    print("\n=== X²-VLM local pipeline finished ===")
-    print(json.dumps(summary, indent=2))
-    print(f"\nartifact graph of this run: x2vlm lineage {summary['run_dir']}")
+    lineage_page = _write_lineage_page(run_dir)
+    print(f"\n=== X²-VLM local pipeline finished in {summary['seconds']:.0f} s: {', '.join(summary['run_status'])} ===\n")
+    print(headline_table({task: values for task, values in summary["metrics"].items()}))
+    print()
+    print("\n".join(pages_to_open(run_dir, summary)))
+    if lineage_page is None:
+        print(f"(the lineage page could not be drawn; see `x2vlm lineage {run_dir}`)")
     return 0
 
 

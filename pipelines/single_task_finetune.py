@@ -11,6 +11,8 @@ from kfp.dsl import Dataset, Model
 
 from components.evaluate import evaluate
 from components.finetune import finetune
+from components.gate import task_release_gate
+from components.publish import publish_task_model
 from components.validate_inputs import validate_finetune_request
 from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu
 
@@ -20,7 +22,8 @@ NAME = "x2vlm-single-task-finetune"
 def build_pipeline(settings: DeploymentSettings):
     """The pipeline, with the cluster placement of ``settings`` compiled into it."""
 
-    @dsl.pipeline(name=NAME, description="Fine-tune an X²-VLM model on one task and evaluate it.")
+    @dsl.pipeline(name=NAME, description="Fine-tune an X²-VLM model on one task and evaluate it; optionally "
+                                          "publish it when its metrics pass the release gate.")
     def single_task_finetune(
         task: str,
         base_model_uri: str,
@@ -33,6 +36,11 @@ def build_pipeline(settings: DeploymentSettings):
         config_overrides: list = [],
         dataset: str = "",
         few_shot: int = 0,
+        publish_to: str = "",
+        model_name: str = "x2vlm",
+        min_metrics: dict = {},
+        compare_to_latest: bool = True,
+        max_regression: float = 0.0,
     ):
         """Fine-tune one task and evaluate it.
 
@@ -43,18 +51,23 @@ def build_pipeline(settings: DeploymentSettings):
             learning_rate: Peak learning rate (AdamW), greater than 0.
             warmup_steps: Linear warm-up steps before the linear decay.
             steps: Optimizer steps.
-            batch_size: Batch size per process.
+            batch_size: Batch size, global: summed over the step's processes (each of N gets 1/N of it).
             gpus_per_node: GPUs (and training processes) for the fine-tune step.
             config_overrides: Further training-config overrides, e.g. ["train.optim.weight_decay=0.05"].
             dataset: Shards dataset to fine-tune and evaluate on instead of the task's own, e.g. xgqa for vqa, xflickrco for retrieval, marvl for nlvr2; empty: the task's.
             few_shot: Examples per language for a few-shot fine-tune from an English task model (base_model_uri), drawn from the dataset's few_shot split; 0: an ordinary fine-tune on its train split.
+            publish_to: gs:// folder (or path) to publish the fine-tuned model to as <publish_to>/<model_name>-<task>/<version>/, when its metrics pass the gate; empty: do not publish.
+            model_name: Name of the base model's release; the task model is published as <model_name>-<task>.
+            min_metrics: Thresholds the metrics must reach before publishing, {"<task>/<metric>": value}, e.g. {"retrieval/test_img_r1": 0.5}; empty: none.
+            compare_to_latest: Publish only when no metric regressed against the LATEST release of <model_name>-<task> (a first release passes).
+            max_regression: Absolute drop allowed per metric against that LATEST release (0: none).
         """
         checked = validate_finetune_request(
             task=task, base_model_uri=base_model_uri, shards_uri=shards_uri, learning_rate=learning_rate,
             warmup_steps=warmup_steps, steps=steps, batch_size=batch_size, gpus_per_node=gpus_per_node,
             config_overrides=config_overrides, dataset=dataset, few_shot=few_shot)
         checked.set_display_name("validate-inputs").set_caching_options(False)
-        on_cpu(checked, settings)
+        on_cpu(checked, settings, "light")
 
         base = dsl.importer(artifact_uri=base_model_uri, artifact_class=Model, reimport=False)
         base.set_display_name("base-model").after(checked)
@@ -64,11 +77,26 @@ def build_pipeline(settings: DeploymentSettings):
         tuned = finetune(task=task, shards=shards.output, pretrained=base.output, steps=steps,
                          batch_size=batch_size, nproc_per_node=gpus_per_node,
                          config_overrides=checked.outputs["config_overrides"], dataset=dataset, few_shot=few_shot)
-        tuned.set_display_name("finetune")
-        on_gpu(tuned, settings, gpus_per_node)
+        tuned.set_display_name("finetune").set_retry(settings.retries, backoff_duration="120s")
+        on_gpu(tuned, settings, "finetune", gpus_per_node)
         scored = evaluate(task=task, shards=shards.output, model=tuned.outputs["model"], dataset=dataset)
         scored.set_display_name("evaluate").set_retry(settings.retries, backoff_duration="30s")
-        on_gpu(scored, settings, 1)
+        on_gpu(scored, settings, "evaluate", 1)
+
+        with dsl.If(publish_to != "", name="publish-requested"):
+            gate = task_release_gate(metrics=scored.outputs["metrics"], destination=publish_to,
+                                     release_name=f"{model_name}-{task}", min_metrics=min_metrics,
+                                     compare_to_latest=compare_to_latest, max_regression=max_regression)
+            gate.set_display_name("release-gate").set_caching_options(False).set_retry(
+                settings.retries, backoff_duration="30s")
+            on_cpu(gate, settings, "light")
+            with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # noqa: E712  (a KFP condition)
+                released = publish_task_model(model=tuned.outputs["model"], metrics=scored.outputs["metrics"],
+                                              destination=publish_to, model_name=model_name,
+                                              base_model_uri=base_model_uri)
+                released.set_display_name("publish").set_caching_options(False).set_retry(
+                    settings.retries, backoff_duration="30s")
+                on_cpu(released, settings, "publish")
 
     return single_task_finetune
 

@@ -3,7 +3,7 @@
     python -m pipelines compile --pipeline all --output-dir pipelines/compiled
     python -m pipelines upload --host http://localhost:8080 --pipeline full --version v3
     python -m pipelines run --host http://localhost:8080 --param sources=gs://b/sources.yaml --param num_nodes=4
-    python -m pipelines schedule --host http://localhost:8080 --cron "0 0 3 * * 0" --param sources=gs://b/s.yaml
+    python -m pipelines schedule --host http://localhost:8080 --cron "0 0 3 * * 0" --version v3 --param sources=gs://b/s.yaml
     python -m pipelines runs list --host http://localhost:8080
 """
 
@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,12 +23,16 @@ from kfp import compiler
 
 from pipelines import full_pretrain_finetune, single_task_finetune
 from pipelines.deployment import load_settings
-from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.config_io import load_yaml, parse_yaml_value
+from x2vlm_core.errors import ConfigError, X2VLMError, shown
 
 PIPELINES = {"full": full_pretrain_finetune, "single-task": single_task_finetune}
 HOST_ENV = "KF_PIPELINES_ENDPOINT"  # the variable kfp.Client itself reads
 TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"  # where KFP projects a service-account token in a pod
 DEFAULT_SERVICE_ACCOUNT = "x2vlm-pipeline"
+# KFP replaces it in a recurring run's parameters with each run's scheduled time
+# (backend/src/common/util/parameter_formatter.go), so every scheduled run sees a new data snapshot.
+SCHEDULED_TIME = "[[ScheduledTime]]"
 
 
 class SubmitError(X2VLMError):
@@ -81,20 +86,17 @@ def parse_params(items: list[str], params_file: Optional[str], package: str) -> 
     """``KEY=VALUE`` pairs (values read as YAML: numbers, lists) over a YAML file; names checked."""
     params: dict[str, Any] = {}
     if params_file:
-        with open(params_file) as f:
-            loaded = yaml.safe_load(f) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{params_file} must hold a mapping of parameter names to values")
-        params.update(loaded)
+        params.update(load_yaml(params_file))  # a missing file or bad YAML is a one-line ConfigError
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--param {item!r} must look like NAME=VALUE, e.g. --param num_nodes=4")
+            raise ConfigError(f"--param {shown(item)} must look like NAME=VALUE, e.g. --param num_nodes=4")
         name, raw = item.split("=", 1)
-        params[name.strip()] = yaml.safe_load(raw)
+        params[name.strip()] = parse_yaml_value(raw, f"--param {shown(name.strip())}")
     known = _pipeline_parameters(package)
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ConfigError(f"unknown pipeline parameter(s) {unknown}; this pipeline takes: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown pipeline parameter(s) {shown(unknown)}; this pipeline takes: "
+                          f"{', '.join(sorted(known))}")
     missing = sorted(n for n, d in known.items() if "defaultValue" not in d and not d.get("isOptional")
                      and n not in params)
     if missing:
@@ -138,10 +140,26 @@ def connect(args: argparse.Namespace):
     host = args.host = args.host or os.environ.get(HOST_ENV)
     if not host:
         raise SubmitError(f"no Kubeflow Pipelines host: pass --host URL or set {HOST_ENV}")
+    token = _token(args)
+    for warning in token_warnings(host, token, bool(args.existing_token)):
+        print(f"python -m pipelines: warning: {warning}", file=sys.stderr)
     _probe(host)
     # kfp.Client's own default namespace is "kubeflow"; requests below pass ours only when one was given.
-    return _call(host, lambda: kfp.Client(host=host, namespace=args.namespace or "kubeflow",
-                                          existing_token=_token(args)))
+    return _call(host, lambda: kfp.Client(host=host, namespace=args.namespace or "kubeflow", existing_token=token))
+
+
+def token_warnings(host: str, token: Optional[str], on_command_line: bool) -> list[str]:
+    """What is unsafe about how the bearer token travels: in the process list, or unencrypted off this machine."""
+    warnings = []
+    if on_command_line:
+        warnings.append("--existing-token shows the token to every user of this machine (process list) and in "
+                        "shell history; put it in a file readable only by you and pass --token-file")
+    name = urllib.parse.urlsplit(host).hostname or ""
+    loopback = name in ("localhost", "::1") or name.startswith("127.")  # a port-forward: never on the network
+    if token and host.lower().startswith("http://") and not loopback:
+        warnings.append(f"the token goes to {host} over plain http://, readable by anyone on the network path; "
+                        "use https://, or a port-forward to localhost")
+    return warnings
 
 
 def _call(host: str, action: Callable[[], Any]) -> Any:
@@ -206,22 +224,49 @@ def cmd_run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
 
 
 def cmd_schedule(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
+    """A recurring run of an uploaded pipeline version (never a package embedded in the schedule)."""
     if len(args.cron.split()) != 6:
         raise ConfigError(f"--cron {args.cron!r} needs 6 fields (seconds first), e.g. \"0 0 3 * * *\" for 03:00 daily")
     if args.max_concurrency < 1:
         raise ConfigError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
-    package = _package(args, workdir)
+    package = _package(args, workdir)  # the parameter names to check against
     params = parse_params(args.param, args.params_file, package)
+    if "data_snapshot" in _pipeline_parameters(package):
+        params.setdefault("data_snapshot", SCHEDULED_TIME)
     client = connect(args)
+    pipeline_name = PIPELINES[args.pipeline].NAME
+    pipeline_id = _call(args.host, lambda: client.get_pipeline_id(pipeline_name))
+    if pipeline_id is None:
+        raise SubmitError(f"pipeline {pipeline_name!r} is not uploaded; schedules run an uploaded version: "
+                          f"python -m pipelines upload --pipeline {args.pipeline}")
+    version_id, version = _pipeline_version(client, args.host, pipeline_id, pipeline_name, args.version)
     experiment = _call(args.host, lambda: client.create_experiment(args.experiment, namespace=args.namespace))
     name = args.name or f"{PIPELINES[args.pipeline].NAME}-schedule"
     # no_catchup: after a pause, start only the latest missed run, never a backlog of them.
     recurring = _call(args.host, lambda: client.create_recurring_run(
         experiment_id=experiment.experiment_id, job_name=name, cron_expression=args.cron,
-        max_concurrency=args.max_concurrency, no_catchup=True, params=params, pipeline_package_path=package,
-        pipeline_root=args.pipeline_root, service_account=args.service_account))
+        max_concurrency=args.max_concurrency, no_catchup=True, params=params, pipeline_id=pipeline_id,
+        version_id=version_id, pipeline_root=args.pipeline_root, service_account=args.service_account))
     return {"recurring_run_id": recurring.recurring_run_id, "name": name, "cron": args.cron,
-            "max_concurrency": args.max_concurrency, "catch_up": False}
+            "max_concurrency": args.max_concurrency, "catch_up": False, "pipeline_id": pipeline_id,
+            "version": version, "version_id": version_id, "parameters": params}
+
+
+def _pipeline_version(client, host: str, pipeline_id: str, pipeline_name: str,
+                      wanted: Optional[str]) -> tuple[str, str]:
+    """(id, name) of the version named ``wanted``, or of the newest version."""
+    response = _call(host, lambda: client.list_pipeline_versions(pipeline_id, page_size=200,
+                                                                 sort_by="created_at desc"))
+    versions = list(response.pipeline_versions or [])
+    if not versions:
+        raise SubmitError(f"pipeline {pipeline_name!r} has no version; upload one with --version NAME")
+    if wanted is None:
+        return versions[0].pipeline_version_id, versions[0].display_name
+    for version in versions:
+        if version.display_name == wanted:
+            return version.pipeline_version_id, version.display_name
+    raise ConfigError(f"pipeline {pipeline_name!r} has no version {wanted!r}; it has: "
+                      f"{', '.join(v.display_name for v in versions)}")
 
 
 def cmd_runs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -250,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"KFP API endpoint, e.g. http://localhost:8080 (default: ${HOST_ENV})")
     api.add_argument("--namespace", help="KFP profile namespace, in multi-user mode")
     auth = api.add_mutually_exclusive_group()
-    auth.add_argument("--existing-token", help="bearer token (e.g. `gcloud auth print-access-token`)")
+    auth.add_argument("--existing-token", help="bearer token (e.g. `gcloud auth print-access-token`); other users "
+                      "can read it in the process list: prefer --token-file")
     auth.add_argument("--token-file", help=f"file holding a bearer token (default: ${TOKEN_PATH_ENV})")
 
     choose = argparse.ArgumentParser(add_help=False)
@@ -285,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cron", required=True, help='6-field cron, seconds first: "0 0 3 * * 0" = Sundays 03:00')
     p.add_argument("--name", help="recurring run name")
     p.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule allowed at once")
+    p.add_argument("--version", help="the uploaded pipeline version to run (default: the newest)")
 
     runs = sub.add_parser("runs", help="inspect runs").add_subparsers(dest="runs_command", required=True)
     p = runs.add_parser("list", parents=[api], help="the latest runs, newest first")

@@ -5,9 +5,25 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL_TINY = SHARED / "fixtures" / "x2vlm_official_tiny"
+OFFICIAL_XVLM_TINY = SHARED / "fixtures" / "xvlm_official_tiny"
 
 # Keep CPU tests deterministic and light on a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# Fixtures that run a real stage: a test using one, even through another fixture, runs that stage
+# too, so it gets the stage's markers here rather than by hand in every test file.
+FIXTURE_MARKERS = {
+    "tiny_shards": ("beam",),
+    "local_pipeline_run": ("pipeline", "beam", "deepspeed"),
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, markers in FIXTURE_MARKERS.items():
+            if fixture in item.fixturenames:
+                for marker in markers:
+                    item.add_marker(marker)
 
 
 @pytest.fixture
@@ -15,6 +31,13 @@ def official_tiny() -> Path:
     if not (OFFICIAL_TINY / "x2vlm_tiny.th").is_file():
         pytest.skip(f"official parity fixture not found at {OFFICIAL_TINY} (../shared is absent)")
     return OFFICIAL_TINY
+
+
+@pytest.fixture(scope="session")
+def official_xvlm_tiny() -> Path:
+    if not (OFFICIAL_XVLM_TINY / "xvlm_tiny.th").is_file():
+        pytest.skip(f"official X-VLM parity fixture not found at {OFFICIAL_XVLM_TINY} (../shared is absent)")
+    return OFFICIAL_XVLM_TINY
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +53,7 @@ def shapes_world(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_shards(shapes_world, tmp_path_factory):
     """Shards of the synthetic world, written by the real Beam job."""
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     root, _ = shapes_world
     out = tmp_path_factory.mktemp("shards")

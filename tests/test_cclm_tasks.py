@@ -127,6 +127,7 @@ def test_cclm_vqa_decoder_starts_from_the_cross_encoder_and_text_embeddings(toke
 # ---------------------------------------------------------------- end to end through the CLI
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_cclm_retrieval_zero_shot_scores_each_language_with_its_own_captions(cclm_folder, tiny_shards, tmp_path):
     model_dir, eval_dir, metrics = _finetune_and_evaluate("retrieval", cclm_folder, tiny_shards, tmp_path,
@@ -150,6 +151,7 @@ def test_cclm_retrieval_zero_shot_scores_each_language_with_its_own_captions(ccl
     assert both["test_en_count"] == both["test_xx_count"] == both["test_count"]
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_cclm_xvnli_zero_shot_then_few_shot(cclm_folder, tiny_shards, tmp_path):
     model_dir, _, metrics = _finetune_and_evaluate("xvnli", cclm_folder, tiny_shards, tmp_path)
@@ -168,6 +170,7 @@ def test_cclm_xvnli_zero_shot_then_few_shot(cclm_folder, tiny_shards, tmp_path):
                  "--output", str(tmp_path / "wrong"), "--few-shot", "2", "--set", "train.batch_size=2"]) == 2
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 @pytest.mark.parametrize("task, dataset, splits, options, metric", [
     ("vqa", "xgqa", [], ["k_test=4"], "accuracy"),

@@ -27,6 +27,7 @@ def _final(capsys) -> dict:
     return json.loads(out[out.index("{"):])
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_vlmo_pretrains_through_the_cli_and_reloads(tiny_shards, tmp_path, capsys):
     assert main(["pretrain", "--model", "vlmo_tiny", "--shards", str(tiny_shards), "--output", str(tmp_path / "vl"),
@@ -49,6 +50,7 @@ def test_vlmo_pretrains_through_the_cli_and_reloads(tiny_shards, tmp_path, capsy
                            before["transformer.blocks.0.mlp_text.fc1.weight"])
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_cclm_pretrains_with_a_tokenizer_trained_on_the_shards(tiny_shards, tmp_path, capsys):
     assert main(["train-tokenizer", "--shards", str(tiny_shards), "--output", str(tmp_path / "tok")]) == 0
@@ -88,9 +90,10 @@ def test_vlmo_position_table_is_not_weight_decayed():
     assert any(p is model.transformer.blocks[0].attn.qkv.weight for p in decayed)
 
 
+@pytest.mark.beam
 @pytest.mark.slow
 def test_sentence_pairs_go_through_the_beam_job_without_deduplication_by_image(tmp_path):
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     pairs = ["1.2\ta red circle\tkalo mine", "1.1\ta blue square\tsati vozeru", "0.9\ttoo low\tlolo",
              "1.3\ta red circle\tkalo mine", "1.2\t \tempty side", "1.1\ttwo shapes\tvoze paka"]

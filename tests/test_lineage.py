@@ -83,3 +83,50 @@ def test_lineage_of_a_real_local_run(local_pipeline_run, tmp_path, capsys):
     assert page.count('marker-end="url(#arrow)"') == len(graph.links)
     assert render_text(graph).splitlines()[0].endswith(f"{len(graph.artifacts)} artifacts, {len(graph.links)} links")
     assert render_html(graph) == page
+
+
+def test_every_artifact_of_a_local_run_but_the_sources_has_a_parent(local_pipeline_run):
+    run_dir, done = local_pipeline_run
+    assert done.returncode == 0, done.stderr[-3000:]
+    graph = read_run_lineage(run_dir)
+    orphans = [node.label for node in graph.artifacts.values() if not node.parents]
+    assert orphans == ["prepare-data/shards"]  # made from the sources file, which is no artifact
+    published = [node for node in graph.artifacts.values() if node.task == "published"]
+    (release_record,) = [node for node in graph.artifacts.values() if "release_uri" in node.metadata]
+    assert [node.parents for node in published] == [[release_record.uri]]
+    assert Path(published[0].uri, "manifest.json").is_file()
+    reports = [node for node in graph.artifacts.values() if node.name == "report"]
+    assert reports and all(node.parents for node in reports)
+    status = next(node for node in graph.artifacts.values() if "state" in node.metadata)
+    assert published[0].uri in status.parents
+
+
+def test_the_page_falls_back_to_columns_without_graphviz(local_pipeline_run, monkeypatch):
+    from x2vlm_core.release import lineage
+
+    graph = read_run_lineage(local_pipeline_run[0])
+    monkeypatch.setattr(lineage.shutil, "which", lambda name: None)
+    page = render_html(graph)
+    assert page.count("<rect") == len(graph.artifacts) and page.count("marker-end") == len(graph.links)
+
+
+def test_the_lineage_page_renders_in_a_browser(local_pipeline_run, tmp_path):
+    """What a person sees: the page drawn by headless Chromium, wide enough for the whole flow."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium to render the page)")
+    page = tmp_path / "lineage.html"
+    page.write_text(render_html(read_run_lineage(local_pipeline_run[0])))
+    shot = tmp_path / "lineage.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1400,900", page.as_uri()], capture_output=True, timeout=120, check=True)
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        assert image.size == (1400, 900)
+        # The graph is drawn: well over a few percent of the pixels are not white.
+        drawn = sum(1 for pixel in image.convert("L").getdata() if pixel < 240)
+        assert drawn > 0.02 * 1400 * 900

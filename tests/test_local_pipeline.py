@@ -42,8 +42,14 @@ def test_local_pipeline_end_to_end(local_pipeline_run):
             "MODEL_CARD.md"} <= names
     published_metrics = json.loads((Path(release) / "metrics.json").read_text())
     assert set(published_metrics) == {"retrieval", "grounding"}
+    # Each task model is a release of its own, <model_name>-<task>, whose lineage names the pre-trained one.
+    assert sorted(Path(p).parent.name.rsplit("-", 1)[1] for p in summary["task_releases"]) == ["grounding", "retrieval"]
+    for task_release in summary["task_releases"]:
+        verify_release(task_release)
+        assert json.loads((Path(task_release) / "lineage.json").read_text())["parent"]["release"] == release
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
     """A missing sources file fails the checks step within seconds; the exit task still records the run."""
@@ -62,17 +68,21 @@ def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
     assert not list((tmp_path / "root").glob("*/prepare-data"))  # nothing ran after the failed check
 
 
+@pytest.mark.pipeline
+@pytest.mark.beam
+@pytest.mark.deepspeed
 @pytest.mark.slow
 @pytest.mark.parametrize("model, family, tasks", [
     ("vlmo_tiny", "vlmo", {"retrieval", "nlvr2"}),
     ("cclm_tiny", "cclm", {"retrieval", "xvnli"}),
+    ("xvlm_tiny", "xvlm", {"retrieval", "grounding"}),
 ])
 def test_the_other_model_families_run_the_same_pipeline(model, family, tasks, tmp_path):
     import subprocess
     import sys
 
     command = [sys.executable, "-m", "pipelines.run_local", "--model", model, "--runs-dir", str(tmp_path),
-               "--num-images", "96", "--pretrain-steps", "4", "--finetune-steps", "2"]
+               "--num-images", "96", "--pretrain-steps", "4", "--finetune-steps", "2", "--tasks", *sorted(tasks)]
     done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                           timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
@@ -87,3 +97,20 @@ def test_the_other_model_families_run_the_same_pipeline(model, family, tasks, tm
         assert numbers and all(0.0 <= v <= 1.0 for v in numbers.values()), (task, numbers)
     (release,) = summary["published"]
     verify_release(release)
+
+
+def test_the_run_reports_progress_and_ends_with_a_summary_in_words(local_pipeline_run):
+    run_dir, done = local_pipeline_run
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = done.stdout
+    steps = [line.split()[1] for line in out.splitlines() if line.startswith("  done  ")]
+    assert steps.index("prepare-data") < steps.index("pretrain") < steps.index("publish")
+    table = out[out.index("=== X²-VLM local pipeline finished"):]
+    assert "task" in table and "× baseline" in table
+    assert any(line.startswith("retrieval") and "chance (1 / images)" in line for line in table.splitlines())
+    assert any(line.startswith("grounding") and "one mean box" in line for line in table.splitlines())
+    assert f"lineage: {run_dir / 'lineage.html'}" in table and (run_dir / "lineage.html").is_file()
+    reports = [line.split(": ", 1)[1] for line in table.splitlines() if line.startswith(("  retrieval:", "  grounding:"))]
+    assert len(reports) == 2 and all(Path(report).is_file() for report in reports)
+    assert "Traceback" not in out and len(out.splitlines()) < 60  # the full log is in pipeline.log
+    assert (run_dir / "pipeline.log").stat().st_size > 0

@@ -1,15 +1,21 @@
 """The main environment keeps transformers' BERT importable and runnable.
 
-An extra that drags in a CUDA torchvision build (the ``bench`` extra did) breaks
-``from transformers import BertModel`` next to the CPU torch. The check runs in a fresh,
-isolated interpreter of this environment, so nothing this process imported first (such as
-x2vlm_core's torchvision guard) can hide the breakage.
+The CUDA torchvision build that timm brings breaks ``from transformers import BertModel`` next
+to the CPU torch unless ``x2vlm_core`` (its torchvision guard) is imported first, as every entry
+point of the project does. The check runs in a fresh, isolated interpreter of this environment,
+so nothing this process imported first can hide a breakage.
 """
 
 import subprocess
 import sys
+from pathlib import Path
 
-BERT = """
+ROOT = Path(__file__).resolve().parents[1]
+
+BERT = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import x2vlm_core
 import torch
 from transformers import BertConfig, BertModel
 config = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)

@@ -115,7 +115,7 @@ def test_built_in_kinds_validate_against_kubernetes_schemas(rendered, overlay):
 
     built_in = [d for d in rendered[overlay] if "." not in d["apiVersion"].split("/")[0] or
                 d["apiVersion"].split("/")[0].endswith(".k8s.io")]
-    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ResourceQuota", "PersistentVolumeClaim",
+    assert {"ServiceAccount", "Role", "RoleBinding", "ResourceQuota", "PersistentVolumeClaim",
             "PriorityClass"} <= {d["kind"] for d in built_in}
     for doc in built_in:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -181,7 +181,7 @@ def test_overlays_adapt_what_they_should(rendered, with_kueue):
         container = pod_specs(runtime)[0]["containers"][0]
         assert {"name": "DS_ACCELERATOR", "value": "cpu"} in container["env"]
     quotas = {o: by_kind(rendered[o], "ResourceQuota")[0]["spec"]["hard"]["requests.nvidia.com/gpu"] for o in OVERLAYS}
-    assert quotas == {"base": "8", "overlays/gke": "16", "overlays/local": "0"}
+    assert quotas == {"base": "8", "overlays/gke": "40", "overlays/local": "0"}
     (queue,) = by_kind(with_kueue, "LocalQueue")
     assert queue["apiVersion"] == "kueue.x-k8s.io/v1beta1" and queue["metadata"]["namespace"] == "x2vlm"
     assert queue["spec"] == {"clusterQueue": "x2vlm-cluster-queue"}
@@ -189,15 +189,118 @@ def test_overlays_adapt_what_they_should(rendered, with_kueue):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_namespace_enforces_the_restricted_pod_security_standard(rendered, overlay):
-    (namespace,) = by_kind(rendered[overlay], "Namespace")
-    labels = namespace["metadata"]["labels"]
-    for mode in ("enforce", "audit", "warn"):
-        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
-        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == f"v{K8S_VERSION.rsplit('.', 1)[0]}"
-    namespaced = [d for d in rendered[overlay] if d["kind"] not in
-                  ("Namespace", "PriorityClass", "ClusterTrainingRuntime", "ClusterRole", "ClusterRoleBinding")]
+def test_the_profile_owns_the_namespace(rendered, overlay):
+    """Multi-user KFP: a Profile owns x2vlm; its controller refuses to adopt a Namespace made by anyone else."""
+    assert not by_kind(rendered[overlay], "Namespace")
+    namespaced = [d for d in rendered[overlay] if d["kind"] not in ("PriorityClass", "ClusterTrainingRuntime")]
     assert {d["metadata"].get("namespace") for d in namespaced} == {"x2vlm"}
+    (profile,) = render(MANIFESTS / "profile")
+    assert (profile["apiVersion"], profile["kind"], profile["metadata"]["name"]) == ("kubeflow.org/v1", "Profile", "x2vlm")
+    assert profile["spec"]["owner"]["kind"] == "User"
+
+
+def test_the_readme_labels_the_profile_namespace_restricted():
+    """The namespace is the profile's, so the README's install step labels it for Pod Security."""
+    readme = (ROOT / "README.md").read_text()
+    version = f"v{K8S_VERSION.rsplit('.', 1)[0]}"
+    for mode in ("enforce", "audit", "warn"):
+        assert f"pod-security.kubernetes.io/{mode}=restricted" in readme, mode
+        assert f"pod-security.kubernetes.io/{mode}-version={version}" in readme, mode
+    assert "kubectl apply -k manifests/profile" in readme
+
+
+def test_the_gke_quota_admits_the_readme_example(rendered):
+    """The README's multi-node run (num_nodes x gpus_per_node GPUs) fits the gke quota."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    nodes = {int(n) for n in re.findall(r"--param num_nodes=(\d+)", readme)}
+    gpus = {int(n) for n in re.findall(r"--param gpus_per_node=(\d+)", readme)}
+    assert nodes and gpus
+    (quota,) = by_kind(rendered["overlays/gke"], "ResourceQuota")
+    assert int(quota["spec"]["hard"]["requests.nvidia.com/gpu"]) >= max(nodes) * max(gpus)
+
+
+# What the KFP 2.17 runtime does with the run's service account in its namespace, from KFP's sources
+# (tag 2.17.0) and its own pipeline-runner Role (manifests/kustomize/base/pipeline/pipeline-runner-role.yaml),
+# narrowed to the objects these pipelines use: (api group, resource, verb, resource name or None).
+KFP_RUNTIME_NEEDS = {
+    ("", "configmaps", "get", "kfp-launcher"),  # backend/src/v2/config/env.go FromConfigMap: a 403 fails the step
+    ("argoproj.io", "workflowtaskresults", "create", None),  # Argo's wait container: the step's outputs
+    ("argoproj.io", "workflowtaskresults", "patch", None),
+    ("", "pods", "get", None),  # driver/k8s.go publishDriverExecution, component/launcher_v2.go retry index
+}
+# What our own steps do: the pretrain step's TrainJob (components/runtime/trainjob.py).
+X2VLM_STEP_NEEDS = {
+    ("trainer.kubeflow.org", "trainjobs", "create", None), ("trainer.kubeflow.org", "trainjobs", "get", None),
+    ("trainer.kubeflow.org", "trainjobs", "delete", None), ("", "pods", "list", None), ("", "pods/log", "get", None),
+}
+# Where KFP's artifact store is its MinIO, the launcher reads the store's credentials (backend/src/v2/objectstore).
+MINIO_SECRET = ("", "secrets", "get", "mlpipeline-minio-artifact")
+
+
+def grants(role: dict) -> set[tuple]:
+    return {(group, resource, verb, name) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]
+            for name in (rule.get("resourceNames") or [None])}
+
+
+def allows(granted: set[tuple], need: tuple) -> bool:
+    group, resource, verb, name = need
+    return (group, resource, verb, None) in granted or (name is not None and need in granted)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_role_covers_the_kfp_runtime_and_nothing_more(rendered, overlay):
+    (role,) = by_kind(rendered[overlay], "Role")
+    granted = grants(role)
+    needs = KFP_RUNTIME_NEEDS | X2VLM_STEP_NEEDS | ({MINIO_SECRET} if overlay == "overlays/local" else set())
+    missing = sorted(str(need) for need in needs if not allows(granted, need))
+    assert not missing, f"the runner's Role lacks {missing}"
+    assert granted == needs, f"grants nothing uses: {sorted(map(str, granted - needs))}"  # least privilege
+
+
+def restricted_problems(pod: dict) -> list[str]:
+    """What the Pod Security "restricted" profile (v1.33) would refuse in a pod spec."""
+    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                       "projected", "secret"}
+    problems = []
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= allowed_volumes:
+            problems.append(f"volume {volume['name']} is {sorted(kinds)}")
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            problems.append(key)
+    pod_context = pod.get("securityContext", {})
+    for container in pod["containers"] + pod.get("initContainers", []):
+        context = {**pod_context, **container.get("securityContext", {})}
+        name = container["name"]
+        if context.get("runAsNonRoot") is not True or context.get("runAsUser") == 0:
+            problems.append(f"{name}: may run as root")
+        if context.get("allowPrivilegeEscalation") is not False or context.get("privileged"):
+            problems.append(f"{name}: privilege escalation")
+        if context.get("capabilities", {}).get("drop") != ["ALL"] or set(context.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: capabilities")
+        if context.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccomp profile")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            problems.append(f"{name}: host port")
+    return problems
+
+
+def test_the_restricted_check_catches_a_root_pod():
+    pod = {"containers": [{"name": "c", "securityContext": {"runAsUser": 0}}], "volumes": [{"name": "h", "hostPath": {}}]}
+    assert len(restricted_problems(pod)) == 5
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_runtimes_pods_meet_restricted_and_have_a_failure_policy(rendered, overlay):
+    for runtime in by_kind(rendered[overlay], "ClusterTrainingRuntime"):
+        (pod,) = pod_specs(runtime)
+        assert restricted_problems(pod) == [], runtime["metadata"]["name"]
+        policy = runtime["spec"]["template"]["spec"]["failurePolicy"]
+        assert 0 < policy["maxRestarts"] <= 3, runtime["metadata"]["name"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -234,11 +337,13 @@ def test_rbac_grants_no_cluster_wide_write(rendered, overlay):
     for role in by_kind(docs, "Role") + list(cluster_roles.values()):
         for rule in role.get("rules", []):
             assert "*" not in rule.get("verbs", []) and "*" not in rule.get("resources", []), role["metadata"]["name"]
-            assert "secrets" not in rule.get("resources", []), role["metadata"]["name"]
+            if "secrets" in rule.get("resources", []):  # one named secret, read only
+                assert rule["verbs"] == ["get"] and rule.get("resourceNames"), role["metadata"]["name"]
     (role,) = by_kind(docs, "Role")
     writes = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
               for resource in rule["resources"] for verb in rule["verbs"] if verb in WRITE_VERBS}
-    assert writes == {("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "delete")}
+    assert writes == {("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "delete"),
+                      ("argoproj.io", "workflowtaskresults", "create"), ("argoproj.io", "workflowtaskresults", "patch")}
     (binding,) = by_kind(docs, "RoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                   "name": role["metadata"]["name"]}

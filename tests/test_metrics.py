@@ -99,6 +99,7 @@ def test_evalai_results_format():
 REFERENCES = {1: ["A red circle on the left."], 2: ["two blue squares near green triangles"]}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not caption_metrics.java_available(), reason="the PTB tokenizer and METEOR need Java")
 def test_caption_scores_of_perfect_and_unrelated_captions():
     # Identical captions: BLEU-4, ROUGE-L and METEOR are 1; CIDEr-D is 10 (cosine 1 at every n-gram

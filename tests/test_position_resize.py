@@ -13,7 +13,7 @@ import torch
 from x2vlm_core.models.position_resize import (
     cubic_spline_weights, resize_relative_position_bias_table, source_positions,
 )
-from x2vlm_core.parity import official_tiny_model
+from x2vlm_core.parity import official_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_rel_pos_resize.pt"
 REFERENCE = torch.load(FIXTURE, weights_only=True)
@@ -74,7 +74,7 @@ def test_a_two_by_two_grid_is_refused_as_the_official_spline_refuses_it():
 def test_official_checkpoint_at_a_new_size_gives_the_official_tables_and_image_features(official_tiny):
     """The official-layout tiny checkpoint (48 px) loaded at 80 px, against the official loader's result."""
     expected = REFERENCE["tiny_checkpoint_at_80"]
-    model = official_tiny_model(official_tiny, image_res=80)
+    model = official_model(official_tiny / "x2vlm_tiny.th", image_res=80)
     state = model.state_dict()
     assert expected["tables"]
     for key, table in expected["tables"].items():

@@ -25,15 +25,15 @@ import pytest
 import webdataset
 from PIL import Image
 
-from components.prepare_data import run_prepare_data
 from x2vlm_core import storage
 from x2vlm_core.data.readers import read_source, source_parts
 from x2vlm_core.data.shards import iter_shard_samples, list_shards, read_index
 from x2vlm_core.data.sources import load_sources
 from x2vlm_core.data.synthetic import generate_shapes_world
+from x2vlm_core.dataprep.beam_job import run_prepare_data
 from x2vlm_core.errors import ConfigError, DataError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.beam]
 
 SHARD_SIZE = 16
 MAX_SIDE = 48  # below the 64 px world, so every image is resized and every box rescaled
@@ -345,7 +345,7 @@ def _coco_train_source(world: Path) -> dict:
 def test_a_rerun_with_fewer_shards_leaves_only_indexed_shards(prepared: dict, tmp_path: Path) -> None:
     source = _coco_train_source(prepared["world"])
     first = run_prepare_data([source], tmp_path, shard_size=4, max_image_side=MAX_SIDE)
-    second = run_prepare_data([source], tmp_path, shard_size=16, max_image_side=MAX_SIDE)
+    second = run_prepare_data([source], tmp_path, shard_size=16, max_image_side=MAX_SIDE, overwrite=True)
     assert first["total"] == second["total"]
     listed = {shard["path"] for shard in read_index(tmp_path)["datasets"]["pretrain_image_text"]["train"]["shards"]}
     assert len(listed) == -(-second["total"] // 16) < len(first["datasets"]["pretrain_image_text"]["train"]["shards"])

@@ -7,6 +7,7 @@ the curves is only where each rank draws its ITM hard negatives and averages its
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from test_pretrain_streaming import one_shard_copy
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.train.pretrain import run_pretrain
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.deepspeed]
 
 STEPS = 6
 SETTINGS = [f"train.steps={STEPS}", "train.batch_size=8", "train.region_batch_images=4", "train.region_batch_size=8",
@@ -116,3 +117,91 @@ def test_killed_run_resumes_with_identical_losses(one_shard, zero2_two_ranks, tm
     for step, record in resumed.items():
         for name in ("loss", "itc", "itm", "mlm", "region_itc", "region_itm", "region_bbox", "region_giou", "lr"):
             assert record[name] == pytest.approx(reference[step][name], rel=1e-6, abs=1e-7), (step, name)
+
+
+def test_a_killed_run_retried_on_a_new_pod_resumes_from_gcs(one_shard, zero2_two_ranks, gcs_bucket, tmp_path):
+    """As a KFP retry after a lost node: the first pod's disk is gone, the bucket holds the checkpoints."""
+    from x2vlm_core import storage
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # now with the emulator's address
+    root, remote = f"{gcs_bucket}/ckpt", f"{gcs_bucket}/ckpt/run-7/pretrain"
+
+    def attempt(pod):
+        return _torchrun("--standalone", "--nproc_per_node=2") + _pretrain_args(
+            one_shard, tmp_path / pod / "m", "train.zero_stage=2") + ["--checkpoint-root", root, "--run-id", "run-7"]
+
+    run = subprocess.Popen(attempt("pod1"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not storage.exists(f"{remote}/step2/complete.json"):
+        assert run.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.1)
+    launcher = psutil.Process(run.pid)
+    for process in [*launcher.children(recursive=True), launcher]:
+        process.kill()
+    run.wait()
+
+    done = subprocess.run(attempt("pod2"), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "pod2" / "m" / "training.json").read_text())
+    resumed_from = summary["resumed_from_step"]
+    assert 2 <= resumed_from < STEPS, "the kill came too late to test anything"
+    assert summary["checkpoint"] == f"{remote}/step{STEPS}"
+    assert storage.exists(f"{remote}/step{STEPS}/complete.json")
+    reference, resumed = _history(zero2_two_ranks), _history(tmp_path / "pod2" / "m")
+    assert sorted(resumed) == list(range(resumed_from + 1, STEPS + 1))
+    for step, record in resumed.items():
+        for name in ("loss", "itc", "itm", "mlm", "region_itc", "region_itm", "region_bbox", "region_giou", "lr"):
+            assert record[name] == pytest.approx(reference[step][name], rel=1e-6, abs=1e-7), (step, name)
+
+
+def test_sigterm_saves_when_there_is_time_and_exits_143(one_shard, tmp_path):
+    """As a spot node's notice: the trainer saves the step it is on (the last save took far less than
+    the grace period), leaves a complete, verified checkpoint and exits 143 with one line."""
+    from x2vlm_core.train import checkpointing
+
+    command = [sys.executable, *_pretrain_args(one_shard, tmp_path / "m", "train.steps=200"),
+               "--checkpoint-root", str(tmp_path / "ckpt"), "--run-id", "run-1"]
+    run = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "ckpt" / "run-1" / "pretrain"
+    deadline = time.time() + 300
+    while not (folder / "step2" / "complete.json").exists():
+        assert run.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 143, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("x2vlm pretrain: error: stopped by SIGTERM after step "), last
+    step, tag, marker = checkpointing.complete_checkpoints(folder)[-1]
+    assert step > 2 and f"saved {folder / tag};" in last
+    assert marker["micro_batches_consumed"] == step
+    checkpointing.verify_files(folder / tag, marker)
+
+
+def test_two_nodes_staging_apart_upload_one_whole_checkpoint(one_shard, gcs_bucket, tmp_path):
+    """Nodes with disks of their own: rank 1's ZeRO shard reaches the bucket and rank 0's marker."""
+    from x2vlm_core import storage
+    from x2vlm_core.train import checkpointing
+    from x2vlm_core.train.durable import GcsMirror
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    remote = f"{gcs_bucket}/ckpt/run-2/pretrain"
+    port, nodes = _free_port(), []
+    for node_rank in (0, 1):
+        launcher = ["--nnodes=2", f"--node_rank={node_rank}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
+                    f"--master_port={port}"]
+        nodes.append(subprocess.Popen(_torchrun(*launcher) + _pretrain_args(
+            one_shard, tmp_path / f"node{node_rank}" / "m", "train.zero_stage=2", "train.steps=2") + [
+            "--checkpoint-root", f"{gcs_bucket}/ckpt", "--run-id", "run-2",
+            "--checkpoint-dir", str(tmp_path / f"node{node_rank}" / "staging")],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for node in nodes:
+        _, err = node.communicate(timeout=600)
+        assert node.returncode == 0, err[-3000:]
+
+    marker = json.loads(storage.read_bytes(f"{remote}/step2/complete.json"))
+    assert {"rng-rank0.json", "rng-rank1.json"} <= set(marker["files"])
+    assert sum("optim_states" in name for name in marker["files"]) == 2  # one ZeRO shard per rank
+    assert not list((tmp_path / "node1" / "staging").glob("step*"))  # uploaded, then dropped
+    assert GcsMirror(remote, tmp_path / "fresh", 0, 0, 1).restore() == 2
+    checkpointing.verify_files(tmp_path / "fresh" / "step2", marker)

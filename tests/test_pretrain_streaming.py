@@ -27,7 +27,7 @@ def one_shard_copy(src: Path, dst: Path) -> Path:
     for dataset in DATASETS:
         info = write_shard(dst / dataset / "train-00000.tar", iter_shard_samples(list_shards(src, dataset, "train")))
         index["datasets"][dataset] = {"train": {"count": info["count"], "shards": [
-            {"path": f"{dataset}/train-00000.tar", "count": info["count"]}]}}
+            {"path": f"{dataset}/train-00000.tar", "count": info["count"], "sha256": info["sha256"]}]}}
     (dst / "index.json").write_text(json.dumps(index))
     return dst
 

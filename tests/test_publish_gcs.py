@@ -320,7 +320,7 @@ def test_corrupt_objects_are_detected_when_fetched(tiny_model, fake_bucket, tmp_
     data = bytearray(storage.read_bytes(f"{where}/{shard}"))
     data[-100] ^= 0x01
     storage.blob(f"{where}/{shard}").upload_from_string(bytes(data))  # replaced behind the manifest's back
-    with pytest.raises(ReleaseError, match=f"{shard} has sha256 .* the release is corrupt"):
+    with pytest.raises(ReleaseError, match=f"{shard} does not have the sha256 .* the release is corrupt"):
         fetch_release(where, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if ".fetching" in p.name]

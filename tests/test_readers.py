@@ -19,7 +19,7 @@ import yaml
 from x2vlm_core.data.images import load_and_validate, read_input
 from x2vlm_core.data.readers import read_source, source_parts
 from x2vlm_core.data.readers.vqa_v2 import answer_scores
-from x2vlm_core.data.sources import load_sources
+from x2vlm_core.data.sources import Source, load_sources
 from x2vlm_core.data.synthetic import generate_shapes_world
 from x2vlm_core.errors import ConfigError, DataError
 
@@ -179,7 +179,7 @@ def test_unknown_format_and_unknown_key_list_the_valid_ones(world: tuple[Path, d
     with pytest.raises(ConfigError, match=r"format 'laion'.*coco_captions.*img2dataset_webdataset.*webvid.*x2vlm_image_text"):
         load_sources([{"format": "laion", "dataset": "x"}])
     entry = {"format": "karpathy", "dataset": "coco", "annotations": str(root / "coco/dataset_coco.json"), "images": str(root / "coco")}
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['image_root'\].*valid keys are \['annotations', 'dataset', 'format', 'images'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['image_root'\].*valid keys are \['allow_images_outside', 'annotations', 'dataset', 'format', 'images'\]"):
         load_sources([{**entry, "image_root": "x"}])
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['split'\]"):  # Karpathy files carry their own splits
         load_sources([{**entry, "split": "train"}])
@@ -225,7 +225,7 @@ def test_malformed_annotation_files_raise_data_errors(world: tuple[Path, dict], 
         list(read_source(load_sources([entry])[0]))
 
 
-def _one(root: Path, fmt: str, **overrides) -> "Source":
+def _one(root: Path, fmt: str, **overrides) -> Source:
     entry = next(e for e in yaml.safe_load((root / "sources.yaml").read_text())["sources"] if e["format"] == fmt)
     return load_sources([{**entry, **overrides}])[0]
 
@@ -370,12 +370,76 @@ def test_x2vlm_json_lines_readers(world: tuple[Path, dict], tmp_path: Path) -> N
     part = tmp_path / "parts" / "part-1.jsonl"
     part.parent.mkdir()
     part.write_text(json.dumps({"image": "../img.jpg", "text": ["a", "b"]}) + "\n")
-    (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(tmp_path / "parts"), "image_key": "image", "caption_key": "text", "image_is_path": True}])
+    (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(tmp_path / "parts"), "image_key": "image", "caption_key": "text", "image_is_path": True, "allow_images_outside": True}])
     (record,) = read_source(source)
     assert record["captions"] == ["a", "b"] and load_and_validate(record["image_paths"][0])[1] is None
+    assert "reader_reject" not in record  # ../img.jpg leaves the data folder: allowed here, explicitly
     assert record["key"] == "x2vlm-parts-part-1-000000001"
     (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(part)}])
     with pytest.raises(DataError, match=r"part-1\.jsonl: line 1 has no 'desc' field; set caption_key"):
         list(read_source(source))
     with pytest.raises(ConfigError, match=r"image_is_path: expected a bool, got 'yes'"):
         load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(part), "image_is_path": "yes"}])
+
+
+def test_vqa_test_dev_questions_without_annotations_read_as_unanswered_records(tmp_path: Path) -> None:
+    # test-dev2015 publishes questions only, and its images are the test2015 files.
+    questions = {"info": {}, "license": {}, "data_type": "mscoco", "data_subtype": "test-dev2015", "task_type": "Open-Ended",
+                 "questions": [{"image_id": 7, "question": "What shape is it?", "question_id": 7000}]}
+    (tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json").write_text(json.dumps(questions))
+    (tmp_path / "test2015").mkdir()
+    (source,) = load_sources([{"format": "vqa_v2", "dataset": "vqa", "split": "test-dev", "images": str(tmp_path / "test2015"),
+                               "questions": str(tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json")}])
+    (record,) = read_source(source)
+    assert record["split"] == "test-dev" and record["question"] == "What shape is it?" and record["question_id"] == 7000
+    assert record["answers"] == [] and record["answer_scores"] == {} and "answer_type" not in record
+    assert record["image_paths"] == [str(tmp_path / "test2015/COCO_test2015_000000000007.jpg")]
+    with pytest.raises(ConfigError, match=r"missing key\(s\) \['questions'\]"):
+        load_sources([{"format": "vqa_v2", "dataset": "vqa", "images": str(tmp_path / "test2015")}])
+
+
+def test_webvid_without_its_videos_folder_reads_every_row(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = world
+    # A partial download: the csv is there, the videos folder not yet. Each row becomes a missing_file reject later.
+    (source,) = load_sources([{"format": "webvid", "dataset": "v", "annotations": str(root / "webvid/results_2M_train.csv"),
+                               "videos": str(tmp_path / "videos")}])
+    records = list(read_source(source))
+    assert len(records) == len(list(csv.DictReader(open(root / "webvid/results_2M_train.csv")))) > 0
+    assert all(r["image_paths"][0].startswith(str(tmp_path / "videos") + "/") for r in records)
+
+
+def test_img2dataset_parquet_without_its_image_folder_fails_with_one_line(world: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = world
+    copy = tmp_path / "files"
+    copy.mkdir()
+    shutil.copyfile(root / "cc3m/files/00000.parquet", copy / "00000.parquet")  # the listing, not its 00000/ folder
+    (source,) = load_sources([{"format": "img2dataset_files", "dataset": "cc", "folder": str(copy)}])
+    with pytest.raises(DataError) as error:
+        list(read_source(source))
+    assert "\n" not in str(error.value)
+    assert re.search(r"00000\.parquet: no image folder 00000/ beside it; img2dataset's files layout is 00000\.parquet \+ 00000/<key>\.jpg",
+                     str(error.value))
+
+
+def test_every_listed_image_is_a_record_even_without_captions_or_usable_boxes(tmp_path: Path) -> None:
+    # COCO: an image listed with no caption; Visual Genome: an image whose only box has no area, one with no regions.
+    coco = {"images": [{"id": 1, "file_name": "COCO_val2014_000000000001.jpg", "width": 120, "height": 90},
+                       {"id": 2, "file_name": "COCO_val2014_000000000002.jpg", "width": 120, "height": 90}],
+            "annotations": [{"id": 10, "image_id": 1, "caption": "a red square"}]}
+    (tmp_path / "captions_val2014.json").write_text(json.dumps(coco))
+    image_data = [{"image_id": i, "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{i}.jpg", "width": 120, "height": 90,
+                   "coco_id": None, "flickr_id": None} for i in (1, 2)]
+    regions = [{"id": 1, "regions": [{"region_id": 5, "image_id": 1, "phrase": "a dot", "x": 3, "y": 3, "width": 0, "height": 4}]},
+               {"id": 2, "regions": []}]
+    (tmp_path / "image_data.json").write_text(json.dumps(image_data))
+    (tmp_path / "region_descriptions.json").write_text(json.dumps(regions))
+    (tmp_path / "images").mkdir()
+    sources = load_sources([
+        {"format": "coco_captions", "dataset": "c", "split": "val", "annotations": str(tmp_path / "captions_val2014.json"), "images": str(tmp_path / "images")},
+        {"format": "visual_genome", "dataset": "r", "regions": str(tmp_path / "region_descriptions.json"),
+         "image_data": str(tmp_path / "image_data.json"), "images": str(tmp_path / "images")},
+    ])
+    coco_records = list(read_source(sources[0]))
+    assert [(r["image_id"], r["captions"], r.get("reader_reject")) for r in coco_records] == [(1, ["a red square"], None), (2, [], "no_caption")]
+    vg_records = list(read_source(sources[1]))
+    assert [(r["image_id"], r["regions"]) for r in vg_records] == [(1, [{"bbox": [3.0, 3.0, 0.0, 4.0], "caption": "a dot"}]), (2, [])]

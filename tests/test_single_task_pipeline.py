@@ -95,7 +95,7 @@ def test_finetune_component_passes_dataset_and_few_shot_only_when_set(tmp_path, 
 
 
 def test_evaluate_component_passes_dataset_and_splits_only_when_set(tmp_path, monkeypatch):
-    from kfp.dsl import HTML, Dataset, Metrics, Model
+    from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
 
     from components.evaluate import evaluate
     from x2vlm_core.evaluation import run as evaluation
@@ -109,16 +109,22 @@ def test_evaluate_component_passes_dataset_and_splits_only_when_set(tmp_path, mo
             json.dump({"task": task, "metrics": {"test_accuracy": 0.5}}, f)
         with open(os.path.join(output_dir, evaluation.REPORT_FILE), "w") as f:
             f.write("<!DOCTYPE html>")
+        with open(os.path.join(output_dir, evaluation.PREDICTIONS_FILE), "w") as f:
+            f.write(json.dumps({"split": "test", "prediction": 1}) + "\n")
         return {"test_accuracy": 0.5}
 
     monkeypatch.setattr(evaluation, "run_evaluation", run_evaluation)
     recorded = []
     for name, arguments in {"default": {}, "chosen": {"dataset": "marvl", "splits": ["test"]}}.items():
         metrics = Metrics(uri=str(tmp_path / name / "metrics"))
+        predictions = Artifact(uri=str(tmp_path / name / "predictions"))
         evaluate.python_func(task="nlvr2", shards=Dataset(uri=str(tmp_path / "shards")),
                              model=Model(uri=str(tmp_path / "model")), metrics=metrics,
-                             report=HTML(uri=str(tmp_path / name / "report")), **arguments)
+                             report=HTML(uri=str(tmp_path / name / "report")), predictions=predictions, **arguments)
         recorded.append((metrics.metadata["dataset"], metrics.metadata["splits"]))
+        # The predictions are an artifact of their own, one JSON line per query.
+        assert json.loads(open(predictions.path).readline()) == {"split": "test", "prediction": 1}
+        assert predictions.metadata["task"] == "nlvr2"
     assert calls == [{"dataset": None, "splits": None}, {"dataset": "marvl", "splits": ["test"]}]
     assert recorded == [("nlvr2", "the task's evaluation splits"), ("marvl", "test")]
 
@@ -134,6 +140,8 @@ def _run(tmp_path, **arguments):
     return root
 
 
+@pytest.mark.pipeline
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_single_task_pipeline_runs_locally(base_model, tiny_shards, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -155,6 +163,7 @@ def test_single_task_pipeline_runs_locally(base_model, tiny_shards, tmp_path, mo
     assert any(k.startswith("test_xx_") for k in metrics["metadata"])  # scored per language: it was xFlickr&CO
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_bad_request_fails_fast_with_its_message(base_model, tiny_shards, tmp_path, capfd):
     with pytest.raises(RuntimeError, match="validate-finetune-request"):

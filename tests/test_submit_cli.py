@@ -7,6 +7,7 @@ The fake is a small HTTP server implementing the v2beta1 REST endpoints that kfp
 import email.parser
 import email.policy
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -26,6 +27,7 @@ class FakeKfp:
     def __init__(self):
         self.requests, self.pipelines, self.versions, self.experiments = [], {}, {}, {}
         self.runs, self.recurring = [], []
+        self.version_names = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -96,8 +98,15 @@ class FakeKfp:
         if (method, path) == ("POST", f"{API}/pipelines/upload_version"):
             versions = self.versions[query["pipelineid"]]
             versions.append(body["uploadfile"])
+            self.version_names.setdefault(query["pipelineid"], []).append(query["name"])
             return {"pipeline_id": query["pipelineid"], "display_name": query["name"],
                     "pipeline_version_id": f"v-{len(versions)}"}
+        match = re.fullmatch(f"{API}/pipelines/([^/]+)/versions", path)
+        if method == "GET" and match:
+            names = [self.pipelines[match.group(1)]["display_name"], *self.version_names.get(match.group(1), [])]
+            versions = [{"pipeline_id": match.group(1), "pipeline_version_id": f"v-{i + 1}", "display_name": name}
+                        for i, name in enumerate(names)]
+            return {"pipeline_versions": list(reversed(versions)), "total_size": len(versions)}
         if (method, path) == ("POST", f"{API}/runs"):
             run = {**body, "run_id": f"run-{len(self.runs) + 1}", "state": "PENDING",
                    "created_at": "2026-01-02T03:04:05Z"}
@@ -214,16 +223,29 @@ def test_run_checks_parameter_names_before_sending(kfp_api, packages, capsys):
 
 
 def test_schedule_creates_a_cron_recurring_run_without_catch_up(kfp_api, packages, capsys):
-    code, out, err = _cli(capsys, "schedule", "--host", kfp_api.url, "--existing-token", TOKEN,
-                          "--package", str(packages["full"]), "--cron", "0 0 3 * * 0", "--max-concurrency", "2",
-                          "--param", "sources=gs://data/sources.yaml", "--service-account", "x2vlm-nightly")
+    auth = ["--host", kfp_api.url, "--existing-token", TOKEN, "--package", str(packages["full"])]
+    schedule = ["schedule", *auth, "--cron", "0 0 3 * * 0", "--max-concurrency", "2",
+                "--param", "sources=gs://data/sources.yaml", "--service-account", "x2vlm-nightly"]
+    code, _, err = _cli(capsys, *schedule)
+    assert code == 2 and "is not uploaded; schedules run an uploaded version" in err
+    assert _cli(capsys, "upload", *auth)[0] == 0 and _cli(capsys, "upload", *auth, "--version", "v2")[0] == 0
+
+    code, _, err = _cli(capsys, *schedule, "--version", "v9")
+    assert code == 2 and "has no version 'v9'; it has: v2, x2vlm-full-pretrain-finetune" in err
+    code, out, err = _cli(capsys, *schedule)
     assert code == 0, err
     (recurring,) = kfp_api.recurring
+    # The newest uploaded version, by reference: no pipeline package inside the schedule.
+    assert recurring["pipeline_version_reference"] == {"pipeline_id": "p-1", "pipeline_version_id": "v-2"}
+    assert not recurring.get("pipeline_spec")
+    assert _json(out)["version"] == "v2"
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * 0"
     assert recurring["max_concurrency"] == "2" or recurring["max_concurrency"] == 2
     assert recurring["no_catchup"] is True and recurring["mode"] == "ENABLE"
     assert recurring["service_account"] == "x2vlm-nightly"
-    assert recurring["runtime_config"]["parameters"] == {"sources": "gs://data/sources.yaml"}
+    # Each scheduled run is a new data snapshot, so it is never answered from the cache.
+    assert recurring["runtime_config"]["parameters"] == {"sources": "gs://data/sources.yaml",
+                                                         "data_snapshot": "[[ScheduledTime]]"}
     assert _json(out)["recurring_run_id"] == "rr-1"
 
     code, _, err = _cli(capsys, "schedule", "--host", kfp_api.url, "--package", str(packages["full"]),

@@ -45,6 +45,7 @@ def test_every_task_is_on_the_command_line():
     assert set(TASK_NAMES) == set(TASKS) == set(EXPECTED)
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(EXPECTED))
 def test_finetune_then_evaluate_through_the_cli(task, pretrained, tiny_shards, tmp_path, capsys):
@@ -219,6 +220,7 @@ def test_caption_batch_predicts_each_masked_token_from_real_tokens_only(pretrain
         assert (ids == mask_id).sum() == len(slots)
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_evaluate_component_writes_metrics_and_an_html_report(pretrained, tiny_shards, tmp_path):
     from kfp.dsl import HTML, Dataset, Metrics, Model

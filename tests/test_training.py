@@ -40,6 +40,7 @@ def _scalar_tags(event_dir) -> set[str]:
     return tags
 
 
+@pytest.mark.deepspeed
 def test_pretrain_writes_a_loadable_model_checkpoints_and_logs(tiny_shards, tmp_path):
     cfg = _train_cfg(steps=4, save_every=2, log_every=1, optim={"warmup_steps": 1})
     summary = run_pretrain(model_config("x2vlm_tiny"), cfg, tiny_shards, tmp_path / "model", tmp_path / "ckpt")
@@ -67,6 +68,7 @@ def test_pretrain_writes_a_loadable_model_checkpoints_and_logs(tiny_shards, tmp_
     assert sorted(p.name for p in (tmp_path / "ckpt").glob("step*")) == ["step4", "step6"]  # keep_checkpoints=2
 
 
+@pytest.mark.deepspeed
 def test_resume_is_exact_and_never_uses_a_half_written_checkpoint(tiny_shards, tmp_path):
     """Losses after resuming equal the uninterrupted run's; a save without its marker is ignored."""
     cfg = _train_cfg(steps=5, save_every=2, log_every=1, keep_checkpoints=0, tensorboard=False)
@@ -89,6 +91,7 @@ def test_resume_is_exact_and_never_uses_a_half_written_checkpoint(tiny_shards, t
     assert not (tmp_path / "ckpt_b" / "step4" / "mp_rank_00_model_states.pt").read_bytes() == b"half"
 
 
+@pytest.mark.deepspeed
 def test_temperature_stays_clamped_in_the_optimizer_master_copy(tiny_shards, tmp_path):
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
@@ -100,6 +103,7 @@ def test_temperature_stays_clamped_in_the_optimizer_master_copy(tiny_shards, tmp
     assert load_model_dir(tmp_path / "m").temp.item() <= 0.5
 
 
+@pytest.mark.deepspeed
 def test_zero3_in_bf16_still_hands_over_a_full_fp32_model(tiny_shards, tmp_path):
     cfg = _train_cfg(steps=1, zero_stage=3, precision="bf16", tensorboard=False)
     run_pretrain(model_config("x2vlm_tiny"), cfg, tiny_shards, tmp_path / "m", tmp_path / "c")
@@ -108,6 +112,7 @@ def test_zero3_in_bf16_still_hands_over_a_full_fp32_model(tiny_shards, tmp_path)
     load_model_dir(tmp_path / "c" / "step1" / "model")
 
 
+@pytest.mark.deepspeed
 def test_activation_checkpointing_and_accumulation_keep_the_losses(tiny_shards, tmp_path):
     runs = {}
     for name, extra in {"plain": {}, "recompute": {"activation_checkpointing": True},
@@ -125,6 +130,7 @@ def test_activation_checkpointing_and_accumulation_keep_the_losses(tiny_shards, 
     assert marker["micro_batches_consumed"] == 4 and marker["micro_batch"] == 8
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 def test_compiled_blocks_train_to_the_eager_losses(tiny_shards, tmp_path):
     """train.compile=on under DeepSpeed: same losses as eager, and the checkpoint keeps its names."""
@@ -141,6 +147,7 @@ def test_compiled_blocks_train_to_the_eager_losses(tiny_shards, tmp_path):
     load_model_dir(tmp_path / "compiled")
 
 
+@pytest.mark.deepspeed
 def test_stop_itm_after_drops_the_itm_terms(tiny_shards, tmp_path):
     cfg = _train_cfg(steps=2, stop_itm_after=1, log_every=1, tensorboard=False)
     summary = run_pretrain(model_config("x2vlm_tiny"), cfg, tiny_shards, tmp_path / "m", tmp_path / "c")
@@ -193,6 +200,7 @@ def test_configs_that_do_not_fit_are_refused(settings, model, world_size, messag
     assert micro_batch_size(32, _train_cfg(gradient_accumulation=2), 4) == 4
 
 
+@pytest.mark.deepspeed
 @pytest.mark.parametrize("task,metric", [("retrieval", "test_txt_r1"), ("grounding", "val_acc_iou50")])
 def test_finetune_then_evaluate(task, metric, tiny_shards, tmp_path):
     run_pretrain(model_config("x2vlm_tiny"), _train_cfg(steps=1, tensorboard=False), tiny_shards, tmp_path / "pre",
@@ -218,6 +226,7 @@ def test_gathered_contrastive_loss_matches_single_process():
     torch.testing.assert_close(contrastive_loss(image, text, temp), expected)
 
 
+@pytest.mark.deepspeed
 def test_cli_pretrain_from_a_config_file_alone(tiny_shards, tmp_path, capsys):
     from x2vlm_core.cli import main
 
@@ -238,6 +247,7 @@ def test_cli_pretrain_from_a_config_file_alone(tiny_shards, tmp_path, capsys):
     assert "ZeRO stage 4 is not supported" in capsys.readouterr().err
 
 
+@pytest.mark.deepspeed
 def test_video_text_stream_trains_on_prepared_clips(tiny_shards, tmp_path):
     cfg = _train_cfg(steps=1, log_every=1, tensorboard=False, video_batch_size=2,
                      data={"video_text": {"datasets": ["pretrain_video_text"], "loss_weight": 0.5}})

@@ -19,9 +19,12 @@ import pytest
 import yaml
 
 from components import images
-from components.trainjob import (QUEUE_LABEL, TrainJobError, TrainJobSpec, build_trainjob, connect,
-                                 run_trainjob, trainer_command, trainjob_name)
+from components.runtime.trainjob import (QUEUE_LABEL, TrainJobError, TrainJobSpec, build_trainjob, connect,
+                                         run_trainjob, train_as_trainjob, trainer_command, trainjob_name,
+                                         workflow_owner)
 
+WORKFLOW_OWNER = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": "x2vlm-run-abcde",
+                  "uid": "0b7c1a52-3f0e-4f7e-9d55-1f0e2a3b4c5d"}
 CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "k8s"
 TRAINJOBS = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs"
 NOW = "2026-01-01T00:00:00Z"
@@ -46,6 +49,7 @@ class FakeCluster:
     def __init__(self, script, on_read=None, on_complete=None):
         self.script, self.on_read, self.on_complete = script, on_read, on_complete
         self.jobs, self.reads, self.deleted, self.requests = {}, {}, [], []
+        self.own_pods = {}  # name -> pod object, for GET /api/v1/namespaces/<ns>/pods/<name>
         self.log_lines = ["rank 0: step 1 loss 9.1", "rank 0: step 2 loss 8.7"]
         cluster = self
 
@@ -88,6 +92,9 @@ class FakeCluster:
                     name = selector.split("=", 1)[1]
                     return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {},
                                             "items": cluster.pods(match.group(1), name)})
+                match = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", url.path)
+                if match and match.group(2) in cluster.own_pods:
+                    return self._send(200, cluster.own_pods[match.group(2)])
                 match = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log", url.path)
                 if match:
                     assert parse_qs(url.query)["container"] == ["node"]
@@ -102,7 +109,8 @@ class FakeCluster:
                 step = cluster.reads[name] = cluster.reads[name] + 1
                 if cluster.on_read:
                     cluster.on_read(step)
-                job["status"] = cluster.script[min(step, len(cluster.script)) - 1]
+                # A job seeded by a test keeps the status it was given; created ones follow the script.
+                job["status"] = job.get("_status") or cluster.script[min(step, len(cluster.script)) - 1]
                 if job["status"] is COMPLETE and cluster.on_complete and not job.get("_done"):
                     job["_done"] = True
                     cluster.on_complete(job)
@@ -174,7 +182,8 @@ def _spec(**changes):
                   num_nodes=4, gpus_per_node=8, queue="x2vlm-gpu", service_account="x2vlm-trainer",
                   node_selector={"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
                   tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                  gcs_buckets=["data"], shm_size="16Gi", env={"X2VLM_GIT_COMMIT": "abc123"})
+                  gcs_buckets=["data"], shm_size="16Gi", env={"X2VLM_GIT_COMMIT": "abc123"}, cpu="8", memory="64Gi",
+                  cpu_limit="24", memory_limit="160Gi", active_deadline_seconds=86400, owner=dict(WORKFLOW_OWNER))
     values.update(changes)
     return TrainJobSpec(**values)
 
@@ -190,14 +199,18 @@ def test_trainjob_matches_the_crd_schema_and_carries_our_settings():
     assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", body["metadata"]["name"]) and len(body["metadata"]["name"]) <= 63
 
     assert body["apiVersion"] == "trainer.kubeflow.org/v1alpha1" and body["kind"] == "TrainJob"
-    assert body["spec"]["runtimeRef"]["name"] == "torch-distributed"
+    assert body["spec"]["runtimeRef"]["name"] == "x2vlm-torch-distributed"  # ours: restricted pods
     assert body["metadata"]["labels"][QUEUE_LABEL] == "x2vlm-gpu"
     trainer = body["spec"]["trainer"]
     assert trainer["image"] == images.TRAIN_IMAGE
     assert trainer["command"][:4] == ["torchrun", "-m", "x2vlm_core.cli", "pretrain"]
     assert trainer["command"][-4:] == ["--output", "/gcs/data/run/pretrain/model", "--set", "train.steps=1000"]
     assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 8
-    assert trainer["resourcesPerNode"]["limits"] == {"nvidia.com/gpu": "8"}
+    # resourcesPerNode replaces the runtime's resources whole: CPU and memory travel with the GPUs.
+    assert trainer["resourcesPerNode"] == {"requests": {"nvidia.com/gpu": "8", "cpu": "8", "memory": "64Gi"},
+                                           "limits": {"nvidia.com/gpu": "8", "cpu": "24", "memory": "160Gi"}}
+    assert body["spec"]["activeDeadlineSeconds"] == 86400
+    assert body["metadata"]["ownerReferences"] == [WORKFLOW_OWNER]
     assert {"name": "X2VLM_GIT_COMMIT", "value": "abc123"} in trainer["env"]
     (patch,) = body["spec"]["runtimePatches"]
     (job,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
@@ -213,11 +226,13 @@ def test_trainjob_matches_the_crd_schema_and_carries_our_settings():
 
     # Without a queue, GPUs or buckets those parts are left out, and it still validates.
     plain = build_trainjob(_spec(queue="", gpus_per_node=0, gcs_buckets=[], shm_size="", service_account="",
-                                 node_selector={}, tolerations=[], runtime="x2vlm-torch"))
+                                 node_selector={}, tolerations=[], runtime="x2vlm-torch", cpu="", memory="",
+                                 cpu_limit="", memory_limit="", active_deadline_seconds=0, owner={}))
     jsonschema.validate(plain, schema)
     assert QUEUE_LABEL not in plain["metadata"]["labels"] and "runtimePatches" not in plain["spec"]
     assert "resourcesPerNode" not in plain["spec"]["trainer"] and plain["spec"]["trainer"]["numProcPerNode"] == 1
     assert plain["spec"]["runtimeRef"]["name"] == "x2vlm-torch"
+    assert "activeDeadlineSeconds" not in plain["spec"] and "ownerReferences" not in plain["metadata"]
 
 
 def test_bad_trainjob_settings_fail_with_a_clear_error():
@@ -294,6 +309,62 @@ def test_a_restarted_step_follows_its_existing_trainjob(kubeconfig):
     assert any("exists already" in line for line in lines)
 
 
+def test_a_retried_step_recreates_its_failed_trainjob(kubeconfig):
+    """The step failed with its TrainJob (a lost node, the deadline); KFP retries the step with the same
+    Model artifact, so the same TrainJob name: the failed job is deleted and created again, then followed."""
+    with FakeCluster([{}, RUNNING, COMPLETE]) as cluster:
+        kubeconfig(cluster)
+        apis = connect()
+        body = build_trainjob(_spec(namespace=apis.namespace))
+        name = body["metadata"]["name"]
+        stale = json.loads(json.dumps(body))
+        stale["metadata"]["uid"], stale["_status"] = "uid-of-the-failed-one", FAILED
+        cluster.jobs[name], cluster.reads[name] = stale, 0
+        lines = []
+        final = run_trainjob(apis, body, poll_seconds=0.05, out=lines.append)
+    assert cluster.deleted == [name]
+    delete = [r for r in cluster.requests if r[0] == "DELETE"]
+    assert delete == [("DELETE", f"{TRAINJOBS.format(ns='x2vlm')}/{name}", ["Foreground"])]
+    posts = [r for r in cluster.requests if r[0] == "POST"]
+    assert len(posts) == 2  # the first create met the failed job (409), the second made the new one
+    assert final["status"]["conditions"][-1]["type"] == "Complete" and cluster.jobs[name]["metadata"]["uid"] == "uid-1"
+    assert any("failed before this attempt" in line and "OOMKilled" in line for line in lines)
+
+
+def test_the_trainjob_is_owned_by_the_run_and_has_a_deadline(kubeconfig, monkeypatch, tmp_path):
+    """train_as_trainjob as the pretrain component calls it: the owner comes from this step's own pod
+    (Argo makes the Workflow its owner), the deadline, CPU and memory from the trainer pod settings."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "x2vlm-run-abcde-system-container-impl-123", "namespace": "x2vlm",
+        "ownerReferences": [{**WORKFLOW_OWNER, "controller": True, "blockOwnerDeletion": True}]}}
+
+    def trainers_write_the_summary(job):
+        command = job["spec"]["trainer"]["command"]
+        output = Path(command[command.index("--output") + 1])
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "training.json").write_text(json.dumps({"steps": 1, "world_size": 16, "final": {}}))
+
+    model = tmp_path / "model"
+    monkeypatch.setenv("KFP_POD_NAME", pod["metadata"]["name"])
+    monkeypatch.setenv("X2VLM_TRAINJOB_POLL_SECONDS", "0.05")
+    with FakeCluster([{}, RUNNING, COMPLETE], on_complete=trainers_write_the_summary) as cluster:
+        cluster.own_pods[pod["metadata"]["name"]] = pod
+        kubeconfig(cluster)
+        summary, ran_on = train_as_trainjob(
+            ["pretrain", "--shards", str(tmp_path / "shards")], str(model), str(model), ["train.steps=1"],
+            input_uris=[str(tmp_path / "shards")], num_nodes=2, gpus_per_node=8,
+            pods={"cpu": "8", "memory": "64Gi", "cpu_limit": "24", "memory_limit": "160Gi",
+                  "active_deadline_seconds": 3600, "service_account": "x2vlm-trainer"})
+        assert workflow_owner(connect(), "some-other-pod") == {}  # not a pod of a run: no owner
+    (job,) = cluster.jobs.values()
+    assert job["metadata"]["ownerReferences"] == [WORKFLOW_OWNER]  # not blocking: no workflows/finalizers grant
+    assert job["spec"]["activeDeadlineSeconds"] == 3600
+    assert job["spec"]["runtimeRef"]["name"] == "x2vlm-torch-distributed"
+    assert job["spec"]["trainer"]["resourcesPerNode"]["requests"] == {"nvidia.com/gpu": "8", "cpu": "8",
+                                                                      "memory": "64Gi"}
+    assert summary["world_size"] == 16 and ran_on["owner"] == WORKFLOW_OWNER["name"]
+
+
 def test_unreachable_cluster_gives_one_line(kubeconfig):
     with FakeCluster([{}]) as cluster:
         kubeconfig(cluster)
@@ -302,6 +373,7 @@ def test_unreachable_cluster_gives_one_line(kubeconfig):
         run_trainjob(apis, build_trainjob(_spec(namespace=apis.namespace)), poll_seconds=0.05)
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, monkeypatch):
     """The pretrain component, run by kfp.local with num_nodes=2: the fake cluster plays the trainers

@@ -439,6 +439,7 @@ def test_text_stage_trains_text_parts_and_leaves_the_image_path_unchanged():
 
 # ---- objectives -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_vision_language_pretraining_steps_lower_the_loss():
     model, batch = tiny(), image_text(6)
     stage_trainable(model, "vl")
@@ -450,6 +451,7 @@ def test_vision_language_pretraining_steps_lower_the_loss():
     assert history[-1] < 0.95 * history[0]
 
 
+@pytest.mark.slow
 def test_retrieval_vqa_and_nlvr2_heads_train():
     model, batch = tiny(), image_text(4)
     history = train(model, objectives.retrieval_losses, {**batch, "idx": torch.tensor([0, 0, 1, 2])}, 6)

@@ -41,6 +41,7 @@ def vlmo_pretrained(tmp_path_factory):
     return save_model_dir(create_model("vlmo_tiny"), tmp_path_factory.mktemp("vlmo_pretrained") / "model")
 
 
+@pytest.mark.deepspeed
 @pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(EXPECTED))
 def test_vlmo_finetunes_and_evaluates_through_the_cli(task, vlmo_pretrained, tiny_shards, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The ``x2vlm`` command: every pipeline stage, runnable alone.
 
     x2vlm generate-synthetic --output data/shapes
+    x2vlm import-official x2vlm_base_4m.th --output models/x2vlm-base-384 --image-res 384
     x2vlm prepare-data --sources data/shapes/sources.yaml --output shards
     x2vlm pretrain --shards shards --output out/pretrained --model x2vlm_tiny --set train.steps=50
     x2vlm train-tokenizer --shards shards --output out/tokenizer --vocab-size 500
@@ -46,14 +47,18 @@ def _add_training_io_args(p: argparse.ArgumentParser, shards_required: bool = Tr
                    help="prepare-data output folder or gs:// prefix (holds index.json)"
                    + ("" if shards_required else "; default: the config's train.data.shards"))
     p.add_argument("--output", required=True, help="model folder to write")
-    p.add_argument("--checkpoint-dir", help="DeepSpeed checkpoints, resumed from if present (default: OUTPUT.checkpoints)")
+    p.add_argument("--checkpoint-dir", help="DeepSpeed checkpoints, resumed from if present (default: OUTPUT.checkpoints); "
+                                            "with a gs:// --checkpoint-root, the local folder they are staged in")
+    p.add_argument("--checkpoint-root", help="durable checkpoint root, gs:// or a path (e.g. a PVC): checkpoints go to "
+                                             "ROOT/RUN_ID/STEP (STEP: pretrain, finetune-TASK) and a rerun resumes there")
+    p.add_argument("--run-id", help="the pipeline run id that scopes --checkpoint-root (the same for every retry)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from x2vlm_core import __version__
 
     parser = argparse.ArgumentParser(prog="x2vlm", description="X²-VLM platform stages")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", help="log level of every logger (default: INFO; prepare-data: WARNING and its own progress)")
     parser.add_argument("--version", action="version", version=f"x2vlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -63,17 +68,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=64)
 
+    p = sub.add_parser("import-official", help="an official X²-VLM or VLMo checkpoint → our model folder",
+                       description="Read an official checkpoint safely, map its saved config (or --config) onto "
+                                   "ours, printing each setting, load every weight strictly and write our model "
+                                   "folder, which finetune --pretrained and pretrain --init take as it is.")
+    p.add_argument("checkpoint", help="official checkpoint file (.th, .pt, .ckpt)")
+    p.add_argument("--output", required=True, help="model folder to write (new or empty)")
+    p.add_argument("--image-res", type=int, help="image size to build the model at (default: the checkpoint's); "
+                                                   "position tables are resized as the official loader does")
+    p.add_argument("--config", help="official YAML the checkpoint was trained with, for a file saved without its config")
+    p.add_argument("--text-encoder", help="X²-VLM: the folder the config's text_encoder names (BERT config.json and "
+                                          "vocab.txt), when it is not at that path")
+    p.add_argument("--vision-config", help="X²-VLM: the JSON file the config's vision_config names")
+    p.add_argument("--tokenizer", help="VLMo: the folder (with vocab.txt) the config's tokenizer names")
+
     p = sub.add_parser("prepare-data", help="Apache Beam job: sources → webdataset shards + index/stats/rejects")
     p.add_argument("--sources", required=True, help="sources YAML (see README)")
     p.add_argument("--output", required=True, help="output folder or gs://BUCKET/PREFIX")
     p.add_argument("--shard-size", type=int, default=64)
     p.add_argument("--max-image-side", type=int, default=256)
     p.add_argument("--num-frames", type=int, default=3, help="frames sampled from each video (default: 3, X²-VLM's frame_len)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a complete output (one with index.json); its old files go once the new index is written")
+    p.add_argument("--allow-empty-sources", action="store_true",
+                   help="succeed even when a source entry writes no sample (by default that fails, naming its top reject reason)")
+    p.add_argument("--verbose", action="store_true", help="log at INFO, Beam's own messages included")
     p.add_argument("beam_args", nargs="*", help="Beam pipeline options after --, e.g. -- --runner=DataflowRunner")
 
     p = sub.add_parser("pretrain", help="pre-train with ITC + ITM + MLM + box losses (DeepSpeed)")
     _add_training_io_args(p, shards_required=False)
-    p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from")
+    p.add_argument("--init", help="model folder or checkpoint (.th/.pt/.safetensors) to start from; without "
+                                  "--model, a model folder (e.g. from import-official) is also the model, as it is")
     _add_run_config_args(p, with_model=True)
 
     p = sub.add_parser("train-tokenizer", help="train a CCLM sentencepiece tokenizer on prepared shards' texts")
@@ -147,7 +172,8 @@ def _where_training_runs() -> dict[str, Any]:
     """The world size (torchrun's, else one process) and device the run-check checks against."""
     import torch
 
-    return {"world_size": int(os.environ.get("WORLD_SIZE", "1")),
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return {"world_size": world_size, "gpus_per_node": int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
             "device": "cuda" if torch.cuda.is_available() else "cpu"}
 
 
@@ -161,8 +187,38 @@ def _config_preset(path: str | None) -> str | None:
     return model if isinstance(model, str) else (model or {}).get("preset")
 
 
-def _checkpoint_dir(args: argparse.Namespace) -> str:
-    return args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
+def _init_folder_model(args: argparse.Namespace) -> Any:
+    """With no preset named, the config of the model folder given to --init: pre-training continues that model."""
+    if args.preset or _config_preset(args.config) or not args.init or not Path(args.init).is_dir():
+        return None
+    from x2vlm_core.release.model_folder import read_model_config
+
+    return read_model_config(args.init)
+
+
+def _checkpoints(args: argparse.Namespace, step_name: str) -> tuple[str, str | None]:
+    """Where DeepSpeed writes, and the gs:// prefix that is uploaded to and resumed from (or None)."""
+    from x2vlm_core import storage
+
+    staging = args.checkpoint_dir or args.output.rstrip("/") + ".checkpoints"
+    if args.run_id and not args.checkpoint_root:
+        raise ConfigError("--run-id scopes --checkpoint-root; give both, or neither")
+    if not args.checkpoint_root:
+        return staging, None
+    if not args.run_id:
+        raise ConfigError("--checkpoint-root needs --run-id (the pipeline run id, the same for every retry)")
+    from x2vlm_core.train.durable import checkpoint_location
+
+    location = checkpoint_location(args.checkpoint_root, args.run_id, step_name)
+    if storage.is_gcs(location):
+        return staging, location
+    if args.checkpoint_dir:
+        raise ConfigError("--checkpoint-dir and a local --checkpoint-root both say where checkpoints go; give one")
+    return location, None
+
+
+def _finetune_step_name(args: argparse.Namespace) -> str:
+    return f"finetune-{args.task}" + (f"-{args.few_shot}-shot" if args.few_shot else "")
 
 
 def run(args: argparse.Namespace) -> Any:
@@ -171,23 +227,35 @@ def run(args: argparse.Namespace) -> Any:
 
         return generate_shapes_world(args.output, num_images=args.num_images, seed=args.seed,
                                      image_size=args.image_size)
+    if args.command == "import-official":
+        from x2vlm_core.release.import_official import import_official
+
+        supplied = {key: path for key, path in (("text_encoder", args.text_encoder),
+                                                ("vision_config", args.vision_config),
+                                                ("tokenizer", args.tokenizer)) if path}
+        return import_official(args.checkpoint, args.output, image_res=args.image_res, official_yaml=args.config,
+                               supplied=supplied)
     if args.command == "prepare-data":
         try:
-            from components.prepare_data.beam_pipeline import run_prepare_data
+            from x2vlm_core.dataprep.beam_job import run_prepare_data
         except ImportError as exc:
             raise ConfigError(f"prepare-data needs Apache Beam: pip install 'x2vlm-platform[beam]' ({exc})") from None
         return run_prepare_data(args.sources, args.output, shard_size=args.shard_size,
                                 max_image_side=args.max_image_side, num_frames=args.num_frames,
-                                pipeline_args=args.beam_args)
+                                pipeline_args=args.beam_args, overwrite=args.overwrite,
+                                allow_empty_sources=args.allow_empty_sources)
     if args.command == "pretrain":
         from x2vlm_core.run_checks import validate_run
         from x2vlm_core.train.pretrain import run_pretrain
 
-        validate_run(model_preset=args.preset or _config_preset(args.config), run_config=args.config,
-                     pretrain_overrides=args.overrides, **_where_training_runs())
-        model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides)
-        return run_pretrain(model_cfg, train_cfg, args.shards, args.output, _checkpoint_dir(args),
-                            init=args.init)["final"]
+        init_model = _init_folder_model(args)
+        checkpoint_dir, checkpoint_uri = _checkpoints(args, "pretrain")
+        validate_run(model_preset=args.preset or _config_preset(args.config), init_model=init_model,
+                     run_config=args.config, pretrain_overrides=args.overrides, checkpoint_root=args.checkpoint_root,
+                     **_where_training_runs())
+        model_cfg, train_cfg = load_run_config(args.config, args.preset, args.overrides, base_model=init_model)
+        return run_pretrain(model_cfg, train_cfg, args.shards, args.output, checkpoint_dir,
+                            init=args.init, checkpoint_uri=checkpoint_uri)["final"]
     if args.command == "train-tokenizer":
         from x2vlm_core.train.tokenizer import train_tokenizer
 
@@ -200,11 +268,12 @@ def run(args: argparse.Namespace) -> Any:
         get_task(args.task)  # the command's own argument first, then everything else at once
         validate_run(tasks=[args.task], base_model=args.pretrained, run_config=args.config,
                      finetune_overrides=args.overrides, shards=args.shards, dataset=args.dataset or "",
-                     few_shot=args.few_shot, **_where_training_runs())
+                     few_shot=args.few_shot, checkpoint_root=args.checkpoint_root, **_where_training_runs())
+        checkpoint_dir, checkpoint_uri = _checkpoints(args, _finetune_step_name(args))
         _, train_cfg = load_run_config(args.config, None, args.overrides, model_needed=False)
         return run_finetune(args.task, args.pretrained, train_cfg, args.shards, args.output,
-                            _checkpoint_dir(args), dataset=args.dataset, few_shot=args.few_shot,
-                            languages=args.languages)["final"]
+                            checkpoint_dir, dataset=args.dataset, few_shot=args.few_shot,
+                            languages=args.languages, checkpoint_uri=checkpoint_uri)["final"]
     if args.command == "evaluate":
         from x2vlm_core.evaluation.run import run_evaluation
 
@@ -237,14 +306,26 @@ def run(args: argparse.Namespace) -> Any:
     raise AssertionError(args.command)
 
 
+# The job's own progress lines stay at INFO when everything else is quiet.
+PROGRESS_LOGGER = "x2vlm_core.dataprep"
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """INFO by default; prepare-data logs warnings and its own progress unless --verbose (Beam says ~80 lines a run)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet = args.command == "prepare-data" and not args.verbose and not args.log_level
+    logging.getLogger().setLevel("WARNING" if quiet else (args.log_level or "INFO").upper())
+    logging.getLogger(PROGRESS_LOGGER).setLevel("INFO" if quiet else logging.NOTSET)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args)
     try:
         result = run(args)
     except X2VLMError as exc:
         print(f"x2vlm {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # 143 when SIGTERM stopped training
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -11,13 +11,16 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from x2vlm_core.errors import ConfigError
+from x2vlm_core.errors import ConfigError, shown
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
@@ -44,11 +47,11 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a hint is a class, never an instance
         if isinstance(value, hint):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+            raise ConfigError(f"{where} must be a mapping, got {shown(value)}")
         return from_dict(hint, value, where)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -57,7 +60,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return _coerce(args[0], value, where)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {shown(value)}")
         (item,) = typing.get_args(hint)[:1] or (Any,)
         return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if hint is float:
@@ -67,9 +70,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 return float(value)
         except (TypeError, ValueError):
             pass
-        raise ConfigError(f"{where} must be a number, got {value!r}")
+        raise ConfigError(f"{where} must be a number, got {shown(value)}")
     if hint in (int, str, bool) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
-        raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
+        raise ConfigError(f"{where} must be {hint.__name__}, got {shown(value)}")
     return value
 
 
@@ -100,7 +103,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     data = {k: v for k, v in data.items()}
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.sub=value")
+            raise ConfigError(f"override {shown(item)} must look like key.sub=value")
         dotted, raw = item.split("=", 1)
         node = data
         parts = dotted.split(".")
@@ -109,7 +112,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             child = dict(child) if isinstance(child, dict) else {}
             node[part] = child
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_yaml_value(raw, f"--set {dotted}")
     return data
 
 
@@ -119,3 +122,13 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     for key, value in overrides.items():
         out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def parse_yaml_value(raw: str, where: str) -> Any:
+    """One command-line value read as YAML (numbers, lists, ...); bad YAML is a one-line ConfigError."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        raise ConfigError(f"{where}: {shown(raw)} is not valid YAML ({problem}); quote it if it is a plain string") \
+            from None

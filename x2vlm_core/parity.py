@@ -1,8 +1,10 @@
-"""Checking this implementation against the official one on the official parity fixture.
+"""Checking this implementation against the official one on an official checkpoint and its outputs.
 
-The fixture (``x2vlm_tiny.th`` + ``reference_io.pt``, made by running the official X²-VLM
-code) holds 25 named outputs. ``max_abs_diffs`` recomputes each with our model, on any
-device, so a new machine or a changed kernel can be checked in one call.
+A parity fixture is an official checkpoint and ``reference_io.pt`` (``{'inputs', 'outputs'}``,
+made by running the official code on those inputs). ``check`` imports the checkpoint as
+``x2vlm import-official`` does (the model's shape comes from the checkpoint's own config),
+recomputes every reference output with the family's ``reference_outputs`` on any device, and
+gives the max abs difference of each, so a new machine or a changed kernel is checked in one call.
 """
 
 from __future__ import annotations
@@ -10,80 +12,43 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from x2vlm_core.release.model_folder import init_from, load_state_file
-from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models import losses
-from x2vlm_core.families import create_model
-from x2vlm_core.families.x2vlm.model import XVLM
-from x2vlm_core.train.pretrain_objective import image_text_losses, region_text_losses
+from x2vlm_core.release.import_official import import_checkpoint, imported_format
 
-# The fixture's shape: BEiT-2 base width with one block, a 3-layer BERT of width 32.
-FIXTURE_IMAGE_RES = 48
-FIXTURE_SHAPE = dict(
-    embed_dim=16, vision={"depth": 1},
-    text={"vocab_size": 64, "hidden_size": 32, "num_layers": 3, "fusion_start_at": 2, "num_heads": 2,
-          "intermediate_size": 64, "max_position_embeddings": 64},
-)
-_TEXT_KEYS = ("text_ids", "text_atts", "text_ids_masked", "masked_pos", "masked_ids")
+REFERENCE_FILE = "reference_io.pt"
 
 
-def official_tiny_model(fixture_dir: str | Path, image_res: int = FIXTURE_IMAGE_RES) -> XVLM:
-    """The fixture's checkpoint in our model: strictly at its own size, resized otherwise."""
-    model = create_model("x2vlm_base", image_res=image_res, **FIXTURE_SHAPE)
-    checkpoint = Path(fixture_dir) / "x2vlm_tiny.th"
-    if image_res == FIXTURE_IMAGE_RES:
-        model.load_state_dict(load_state_file(checkpoint), strict=True)
-    else:
-        left_at_init = init_from(model, checkpoint)
-        if left_at_init:
-            raise CheckpointError(f"{checkpoint} left {left_at_init[:3]} at their init; is it the parity fixture?")
-    return model.eval()
+def official_model(checkpoint: str | Path, image_res: int | None = None) -> nn.Module:
+    """The official checkpoint in our model, in eval mode: at its own size, or resized to ``image_res``."""
+    return import_checkpoint(checkpoint, image_res).model
 
 
-def reference_outputs(model: XVLM, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our values of the 25 outputs in ``reference_io.pt``, under the same names."""
-    image_embeds, image_atts = model.get_vision_embeds(x["image"])
-    text_embeds = model.get_text_embeds(x["text_ids"], x["text_atts"])
-    image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
-    cross = model.get_cross_embeds(image_embeds, image_atts, text_embeds, x["text_atts"])
-    previous_image = image_embeds[torch.roll(torch.arange(image_embeds.shape[0]), 1)]
-    mlm = model.mlm_logits(x["text_ids_masked"], x["text_atts"], x["masked_pos"], image_embeds, image_atts)
-    out = dict(
-        image_embeds=image_embeds, text_embeds=text_embeds, image_feat=image_feat, text_feat=text_feat,
-        temp=model.temp.reshape(()), itc_sim_i2t=image_feat @ text_feat.t() / model.temp,
-        cross_pos=cross, itm_logits_pos=model.itm_head(cross[:, 0]),
-        itm_logits_neg=model.itm_logits(previous_image, image_atts, text_embeds, x["text_atts"]),
-        bbox_pred=model.predict_bbox(image_embeds, text_embeds, x["text_atts"]),
-        mlm_logits=mlm, mlm_loss=losses.mlm_loss(mlm, x["masked_ids"]),
-    )
-
-    region, full = model.get_region_embeds(x["image"][:2], x["image_atts_region"], x["idx_to_group_img"])
-    boxes = model.predict_bbox(full, text_embeds, x["text_atts"])
-    region_cls = model.get_cross_embeds(region, x["image_atts_region"], text_embeds, x["text_atts"])[:, 0]
-    out["region_loss_bbox"], out["region_loss_giou"] = losses.bbox_losses(boxes, x["target_bbox"], x["is_image"])
-    out.update(region_image_embeds=region, region_image_embeds_fullatts=full, region_bbox_pred=boxes,
-               region_cross_cls=region_cls, region_itm_logits=model.itm_head(region_cls))
-
-    # The training forward itself; ITM is left out because its hard negatives are sampled at random.
-    batch = {"image": x["image"], **{k: x[k] for k in _TEXT_KEYS}}
-    fwd = image_text_losses(model, batch, with_itm=False)
-    regions = {**batch, "image": x["image"][:2], "image_atts": x["image_atts_region"],
-               "idx_to_group_img": x["idx_to_group_img"], "target_bbox": x["target_bbox"], "is_image": x["is_image"]}
-    fwd_region = region_text_losses(model, regions, with_itm=False)
-    out.update(fwd_loss_itc=fwd["itc"], fwd_loss_mlm=fwd["mlm"])
-    out.update({f"fwd_region_loss_{name}": fwd_region[f"region_{name}"] for name in ("itc", "mlm", "bbox", "giou")})
-    return out
-
-
-def max_abs_diffs(fixture_dir: str | Path, device: str | torch.device = "cpu") -> dict[str, float]:
+def check(checkpoint: str | Path, reference_file: str | Path, device: str | torch.device = "cpu") -> dict[str, float]:
     """Max abs difference of each reference output, ours (fp32 on ``device``) vs the official."""
-    ref = torch.load(Path(fixture_dir) / "reference_io.pt", weights_only=True)
-    model = official_tiny_model(fixture_dir).to(device)
+    imported = import_checkpoint(checkpoint)
+    ref = torch.load(reference_file, map_location="cpu", weights_only=True)
+    model = imported.model.to(device)
     inputs = {k: v.to(device) for k, v in ref["inputs"].items()}
     with torch.no_grad():
-        ours = reference_outputs(model, inputs)
+        ours = imported_format(imported.family).reference_outputs(model, inputs)
     missing = sorted(set(ref["outputs"]) - set(ours))
     if missing:
         raise KeyError(f"reference outputs this check does not compute: {missing}")
     return {name: (ours[name].float().cpu() - ref["outputs"][name].float()).abs().max().item() for name in ours}
+
+
+def max_abs_diffs(fixture_dir: str | Path, device: str | torch.device = "cpu") -> dict[str, float]:
+    """``check`` on a fixture folder (its checkpoint and ``reference_io.pt``)."""
+    fixture_dir = Path(fixture_dir)
+    return check(fixture_checkpoint(fixture_dir), fixture_dir / REFERENCE_FILE, device)
+
+
+def fixture_checkpoint(fixture_dir: str | Path) -> Path:
+    """A fixture folder's one checkpoint file (beside ``reference_io.pt``)."""
+    found = sorted(p for p in Path(fixture_dir).iterdir()
+                   if p.suffix in (".th", ".ckpt", ".pt", ".pth") and p.name != REFERENCE_FILE)
+    if len(found) != 1:
+        raise FileNotFoundError(f"{fixture_dir} holds {len(found)} checkpoint files besides {REFERENCE_FILE}; "
+                                "pass the checkpoint to check() instead")
+    return found[0]

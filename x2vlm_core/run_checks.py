@@ -8,6 +8,7 @@ commands call it. It runs every check, collects what each one refuses, and raise
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -70,8 +71,11 @@ def read_shards_index(uri: str) -> dict[str, Any]:
 
 def check_full_run(sources: str, tasks: list[str], model_preset: str, pretrain_steps: int, finetune_steps: int,
                    pretrain_batch_size: int, finetune_batch_size: int, num_nodes: int, gpus_per_node: int,
-                   pretrain_overrides: list[str], finetune_overrides: list[str], output_root: str) -> None:
-    """The full pipeline's parameters, with the training overrides its pretrain and finetune steps will apply."""
+                   pretrain_overrides: list[str], finetune_overrides: list[str], output_root: str,
+                   checkpoint_root: str | None = None) -> None:
+    """The full pipeline's parameters, with the training overrides its pretrain and finetune steps will apply.
+
+    ``checkpoint_root`` (empty or None: none) is where pretrain and finetune keep their checkpoints."""
     found = []
     for name, value in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps),
                         ("pretrain_batch_size", pretrain_batch_size), ("finetune_batch_size", finetune_batch_size),
@@ -83,6 +87,7 @@ def check_full_run(sources: str, tasks: list[str], model_preset: str, pretrain_s
     raise_all(found)  # the counts feed the checks below
     validate_run(
         tasks=tasks, model_preset=model_preset, sources=sources, output_root=output_root,
+        checkpoint_root=checkpoint_root or None, gpus_per_node=gpus_per_node,
         world_size=num_nodes * gpus_per_node, finetune_world_size=gpus_per_node,  # fine-tuning runs on one node
         pretrain_overrides=[f"train.steps={pretrain_steps}", f"train.batch_size={pretrain_batch_size}",
                             *pretrain_overrides],
@@ -100,7 +105,7 @@ def finetune_overrides(learning_rate: float, warmup_steps: int, steps: int, batc
 def check_finetune_request(task: str, base_model_uri: str, shards_uri: str, learning_rate: float,
                            warmup_steps: int, steps: int, batch_size: int, gpus_per_node: int,
                            config_overrides: list[str], dataset: str = "", few_shot: int = 0,
-                           output_root: str | None = None) -> list[str]:
+                           output_root: str | None = None, checkpoint_root: str | None = None) -> list[str]:
     """The single-task run's inputs; returns the config overrides the finetune step applies.
 
     ``dataset`` (empty: the task's own) must hold the split the run trains on: ``train``, or
@@ -120,19 +125,20 @@ def check_finetune_request(task: str, base_model_uri: str, shards_uri: str, lear
     raise_all(found)
     overrides = finetune_overrides(learning_rate, warmup_steps, steps, batch_size, config_overrides)
     validate_run(tasks=[task], base_model=base_model_uri, shards=shards_uri, dataset=dataset, few_shot=few_shot,
-                 finetune_overrides=overrides, world_size=gpus_per_node, output_root=output_root)
+                 finetune_overrides=overrides, world_size=gpus_per_node, output_root=output_root,
+                 checkpoint_root=checkpoint_root or None)
     return overrides[2:]
 
 
-def check_writable(root: str) -> None:
-    """Write and delete a probe object under ``root``, as publishing will write there."""
+def check_writable(root: str, what: str = "output root") -> None:
+    """Write and delete a probe object under ``root``, as publishing (or checkpointing) will write there."""
     probe = storage.join(root, f".x2vlm-write-probe-{uuid.uuid4().hex}")
     try:
         storage.write_bytes(probe, b"probe")
         storage.delete(probe)
     except (OSError, X2VLMError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(f"the output root {root} is not writable ({first}); create it, or grant this run's "
+        raise DataError(f"the {what} {root} is not writable ({first}); create it, or grant this run's "
                         "service account write access (roles/storage.objectAdmin on the bucket)") from None
 
 
@@ -170,21 +176,26 @@ def model_config_at(uri: str) -> Any:
     return config_from_dict(data or {}, where=storage.join(uri, CONFIG))
 
 
-def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, base_model: str | None = None,
+def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, init_model: Any = None,
+                 base_model: str | None = None,
                  pretrain_overrides: Sequence[str] = (), finetune_overrides: Sequence[str] = (),
                  world_size: int = 1, finetune_world_size: int | None = None, device: str | None = None,
                  sources: str | None = None,
                  shards: str | None = None, dataset: str = "", few_shot: int = 0,
-                 output_root: str | None = None, run_config: str | None = None) -> None:
+                 output_root: str | None = None, run_config: str | None = None,
+                 checkpoint_root: str | None = None, gpus_per_node: int | None = None) -> None:
     """Check a whole run before any work; raises ``RunCheckError`` naming every problem found.
 
-    Pre-training is checked when ``model_preset`` is given (with ``pretrain_overrides``), fine-tuning
+    Pre-training is checked when ``model_preset`` is given (with ``pretrain_overrides``), or
+    ``init_model``, the config of the model folder it starts from without a preset; fine-tuning
     of ``tasks`` from that model or from ``base_model`` (a model folder) with ``finetune_overrides``.
     ``world_size``: training processes (batch sizes must split evenly over them; fine-tuning's own
     ``finetune_world_size`` when it differs, as a one-node fine-tune after multi-node pre-training); ``device``: where
     training runs, when known ("cuda", "cpu"). ``sources`` must be readable, ``shards`` must hold the
-    split a single-task run trains on, ``output_root`` must take a write. ``run_config``: a run
-    config YAML (``--config``) under the overrides.
+    split a single-task run trains on, ``output_root`` and ``checkpoint_root`` must take a write.
+    ``gpus_per_node``: processes per node; when ``world_size`` is more, the run spans nodes and both
+    roots must be gs://, which every node reaches. ``run_config``: a run config YAML (``--config``)
+    under the overrides.
     """
     found: list[X2VLMError] = []
     labels: dict[int, str] = {}
@@ -200,8 +211,9 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
     if sources is not None:
         check(lambda: check_sources(sources))
     model_cfg = None
-    if model_preset:
-        loaded = check(lambda: load_run_config(run_config, model_preset, list(pretrain_overrides)))
+    if model_preset or init_model is not None:
+        loaded = check(lambda: load_run_config(run_config, model_preset, list(pretrain_overrides),
+                                               base_model=init_model))
         if loaded is not None:
             model_cfg, pretrain_cfg = loaded
             for train_check in train_config_checks(pretrain_cfg, world_size, "pre-training", device):
@@ -211,12 +223,19 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
         model_cfg = check(lambda: model_config_at(base_model))
     known = None
     if tasks or base_model is not None:
-        known = check(lambda: check_tasks(list(tasks)) or True)
+        def tasks_known() -> bool:
+            check_tasks(list(tasks))
+            return True
+
+        known = check(tasks_known)
         if known and model_cfg is not None:
             from x2vlm_core.families import family_of
 
+            def family_does(task: str) -> Any:
+                return family_of(model_cfg).task(task)
+
             for task in tasks:
-                check(lambda task=task: family_of(model_cfg).task(task))
+                check(functools.partial(family_does, task))
         loaded = check(lambda: load_run_config(run_config, None, list(finetune_overrides), model_needed=False))
         if loaded is not None:
             for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, "fine-tuning",
@@ -226,10 +245,24 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
         check(lambda: check_training_split(shards, tasks[0], dataset, few_shot))
     if output_root is not None:
         check(lambda: check_writable(output_root))
+    if checkpoint_root is not None:
+        check(lambda: check_writable(checkpoint_root, "checkpoint root"))
+    if gpus_per_node and world_size > gpus_per_node:
+        for what, root in (("output root", output_root), ("checkpoint root", checkpoint_root)):
+            if root is not None:
+                check(functools.partial(check_multi_node_root, root, what, world_size, gpus_per_node))
     raise_all(found, labels)
 
 
-def raise_all(found: list[X2VLMError], labels: dict[int, str] | None = None) -> None:
+def check_multi_node_root(root: str, what: str, world_size: int, gpus_per_node: int) -> None:
+    """A root that spans nodes must be gs://: a local path or minio:// is not the same place on every node."""
+    if not storage.is_gcs(root):
+        raise ConfigError(f"the {what} {root} is not gs://, but this run spans {math.ceil(world_size / gpus_per_node)} "
+                          f"nodes ({world_size} processes, {gpus_per_node} per node) that must all reach it; "
+                          "use a gs://BUCKET/PREFIX")
+
+
+def raise_all(found: Sequence[X2VLMError], labels: dict[int, str] | None = None) -> None:
     """One problem raises as itself (its own type and line); several as one ``RunCheckError``, each line
     prefixed with the stage it concerns when one was given."""
     labels = labels or {}

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from x2vlm_core.errors import StorageError
@@ -22,6 +22,10 @@ GCS_SCHEME = "gs://"
 UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024
 # How long one GCS request is retried, with exponential backoff, before the call gives up.
 RETRY_DEADLINE_S = 120.0
+
+
+class ChangedMeanwhile(StorageError):
+    """A conditional write found the object created or replaced since it was read."""
 
 
 def is_gcs(uri: str | os.PathLike) -> bool:
@@ -44,10 +48,17 @@ def join(base: str | os.PathLike, *parts: str) -> str:
     return str(Path(base, *parts))
 
 
+def stays_inside(relative: str) -> bool:
+    """Whether ``relative`` (from a manifest or index) names something under its root: a relative
+    POSIX path with no ``..`` part, so a file that lists paths cannot point the reader elsewhere."""
+    path = PurePosixPath(relative)
+    return bool(relative) and bool(path.parts) and not path.is_absolute() and ".." not in path.parts
+
+
 @functools.lru_cache(maxsize=1)
 def client() -> Any:
     try:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # the namespace package has no stubs
     except ImportError:
         raise StorageError("gs:// needs google-cloud-storage: pip install 'x2vlm-platform[gcp]'") from None
     if os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -58,8 +69,9 @@ def client() -> Any:
     try:
         return storage.Client()
     except Exception as exc:  # DefaultCredentialsError and friends
-        raise StorageError(f"cannot create a GCS client ({exc}); run `gcloud auth application-default login` "
-                           "or use Workload Identity").splitlines()[0] from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"cannot create a GCS client ({first}); run `gcloud auth application-default login` "
+                           "or use Workload Identity") from None
 
 
 def blob(uri: str) -> Any:
@@ -75,7 +87,7 @@ def _describe(uri: str, exc: Exception) -> StorageError:
     if isinstance(exc, gexc.Forbidden):
         return StorageError(f"no permission for {uri}; grant the workload's service account access to the bucket")
     if isinstance(exc, gexc.PreconditionFailed):
-        return StorageError(f"{uri} already exists (or changed meanwhile); it is never overwritten")
+        return ChangedMeanwhile(f"{uri} already exists (or changed meanwhile); it is never overwritten")
     if type(exc).__name__ == "DataCorruption":
         return StorageError(f"{uri} was corrupted in transit (checksum mismatch); try again")
     return StorageError(f"cannot reach {uri}: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -106,12 +118,33 @@ def read_bytes(uri: str | os.PathLike) -> bytes:
         raise StorageError(f"cannot read {uri}: {exc.strerror}") from None
 
 
-def write_bytes(uri: str | os.PathLike, data: bytes) -> None:
-    """Write a whole object; local files are written beside and renamed, so readers never see half of one."""
+def read_with_generation(uri: str | os.PathLike) -> tuple[bytes | None, int | None]:
+    """An object's bytes (None if absent) and, on GCS, the generation they were read at (0 if absent),
+    to replace it later only if nobody has meanwhile (``write_bytes(..., if_generation_match=)``)."""
+    if not is_gcs(uri):
+        return (read_bytes(uri) if Path(uri).is_file() else None), None
+
+    def read() -> tuple[bytes | None, int]:
+        bucket, name = parse_gcs(str(uri))
+        found = client().bucket(bucket).get_blob(name, retry=retry_policy())
+        if found is None:
+            return None, 0
+        return found.download_as_bytes(if_generation_match=found.generation), found.generation
+
+    return _gcs_call(str(uri), read)
+
+
+def write_bytes(uri: str | os.PathLike, data: bytes, if_generation_match: int | None = None) -> None:
+    """Write a whole object; local files are written beside and renamed, so readers never see half of one.
+
+    On GCS ``if_generation_match`` (0: only if absent) makes the write conditional; a lost race
+    raises ChangedMeanwhile. Local writes are unconditional.
+    """
     if is_gcs(uri):
         # One-shot uploads are atomic on GCS: the object appears complete or not at all. Writing the
         # same bytes again is harmless, so a failed attempt is retried.
-        _gcs_call(str(uri), lambda: blob(str(uri)).upload_from_string(data, retry=retry_policy()))
+        _gcs_call(str(uri), lambda: blob(str(uri)).upload_from_string(data, retry=retry_policy(),
+                                                                       if_generation_match=if_generation_match))
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,25 +14,34 @@ def prepare_data(
     max_image_side: int = 256,
     num_frames: int = 3,
     beam_options: list = [],
+    allow_empty_sources: bool = False,
+    snapshot: str = "",
 ):
     """Read the datasets named in the `sources` YAML and write webdataset shards.
 
     `beam_options` are standard Beam pipeline flags, passed through unchanged: e.g.
     ["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://B/tmp"],
     ["--runner=FlinkRunner", "--flink_master=HOST:8081", "--environment_type=DOCKER"] or
-    ["--runner=SparkRunner", "--spark_master_url=spark://HOST:7077"]; none runs the DirectRunner.
+    ["--runner=SparkRunner", "--spark_master_url=spark://HOST:7077"]; none runs locally (Beam's FnApiRunner).
+    A source entry that writes no sample fails the step unless `allow_empty_sources`.
+    `snapshot` names the state of the data behind `sources` (a date, a dataset version): it is only
+    recorded, and it is part of the step's cache key, so a new snapshot prepares the data again.
     """
     import json
     from pathlib import Path
 
-    from components.prepare_data.beam_pipeline import run_prepare_data
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     index = run_prepare_data(sources, shards.path, shard_size=shard_size, max_image_side=max_image_side,
-                             num_frames=num_frames, pipeline_args=list(beam_options))
+                             num_frames=num_frames, pipeline_args=list(beam_options),
+                             # The artifact folder is this task's alone: what an earlier attempt left is replaced.
+                             overwrite=True, allow_empty_sources=allow_empty_sources)
     stats = json.loads((Path(shards.path) / "stats.json").read_text())
     shards.metadata["sources"] = sources
+    shards.metadata["snapshot"] = snapshot
     shards.metadata["total_samples"] = index["total"]
     shards.metadata["samples"] = {d: {s: v["count"] for s, v in splits.items()}
                                   for d, splits in index["datasets"].items()}
     shards.metadata["rejects"] = stats.get("rejects_by_reason", {})
     shards.metadata["num_frames"] = num_frames
+    shards.metadata["empty_splits"] = stats.get("empty_splits", {})

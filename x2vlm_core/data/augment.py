@@ -45,7 +45,7 @@ def _signed(value: float, rng: random.Random) -> float:
 
 
 def _affine(image: Image.Image, matrix: tuple[float, ...]) -> Image.Image:
-    return image.transform(image.size, Image.AFFINE, matrix, resample=Image.BILINEAR, fillcolor=FILL)
+    return image.transform(image.size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.BILINEAR, fillcolor=FILL)
 
 
 OPERATIONS: dict[str, Callable[[Image.Image, float, random.Random], Image.Image]] = {
@@ -58,7 +58,7 @@ OPERATIONS: dict[str, Callable[[Image.Image, float, random.Random], Image.Image]
     "ShearY": lambda image, level, rng: _affine(image, (1, 0, 0, _signed(level * 0.3, rng), 1, 0)),
     "TranslateX": lambda image, level, rng: _affine(image, (1, 0, _signed(level * TRANSLATE_PIXELS, rng), 0, 1, 0)),
     "TranslateY": lambda image, level, rng: _affine(image, (1, 0, 0, 0, 1, _signed(level * TRANSLATE_PIXELS, rng))),
-    "Rotate": lambda image, level, rng: image.rotate(_signed(level * 30, rng), resample=Image.BILINEAR, fillcolor=FILL),
+    "Rotate": lambda image, level, rng: image.rotate(_signed(level * 30, rng), resample=Image.Resampling.BILINEAR, fillcolor=FILL),
 }
 # Whole images may move; region images keep their boxes, so they only change colour.
 IMAGE_OPERATIONS = tuple(OPERATIONS)
@@ -115,9 +115,9 @@ def crop_corners(width: int, height: int, rng: random.Random, config: AugmentCon
 def augment_crop(image: Image.Image, box: tuple[float, float, float, float], texts: Iterable[str], image_res: int,
                  rng: random.Random, config: AugmentConfig) -> Image.Image:
     """The rest of ``augment_image`` once the crop box is drawn: one crop+resize (bicubic) → flip → RandAugment."""
-    image = image.resize((image_res, image_res), Image.BICUBIC, box=box)
+    image = image.resize((image_res, image_res), Image.Resampling.BICUBIC, box=box)
     if should_flip(texts, rng, config.flip):
-        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return rand_augment(image, rng, config.randaug_ops, config.randaug_magnitude)
 
 

@@ -101,7 +101,7 @@ def augmented_pixels(data: bytes, key: str, texts: list[str], image_res: int, rn
     """uint8 ``[3, R, R]`` of ``augment_image``; the crop is drawn on the stored size before any pixel is decoded,
     so a large JPEG decodes only as finely as the crop needs."""
     image = open_image(data, key)
-    box = crop_corners(image.width, image.height, rng, augment)
+    box: tuple[float, float, float, float] = crop_corners(image.width, image.height, rng, augment)
     image, box = decode_for_crop(image, box, image_res, key)
     return image_to_uint8(augment_crop(image, box, texts, image_res, rng, augment))
 

@@ -85,8 +85,8 @@ def sample_regions(image: Image.Image, meta: dict[str, Any], image_res: int, max
     flipped = should_flip(texts + ([caption] if caption else []), rng, flip)
     image = image.crop((left, top, right, bottom))
     if flipped:
-        image = image.transpose(Image.FLIP_LEFT_RIGHT)
-    image = image.resize((image_res, image_res), Image.BICUBIC)
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    image = image.resize((image_res, image_res), Image.Resampling.BICUBIC)
 
     rows: list[RegionRow] = []
     if caption is not None:

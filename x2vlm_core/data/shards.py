@@ -42,22 +42,31 @@ By kind (with the dataset names the shapes world and the default pipeline use):
   its ``<key>.json`` alone (``images`` is []), and ``image_sizes`` is [].
 
 Multilingual records also carry ``language`` (IGLUE tasks) or ``caption_languages`` (captions).
+
+Shards and their index are not trusted: index paths must stay under the shard root, a shard is
+read as a plain tar (never inflated) with every member capped in size, and its bytes are hashed
+as they stream past, so a shard that is not the one the index lists fails at its end.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, cast
 
-from webdataset.tariterators import group_by_keys, tar_file_iterator
+from webdataset.tariterators import group_by_keys
 
 from x2vlm_core import storage
 from x2vlm_core.errors import DataError
 
 INDEX_FILE = "index.json"
+# Far above a re-encoded JPEG or a sample's meta; a member claiming more is an attack or damage.
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # Kinds whose records hold text only: their samples are a json member alone.
 TEXT_ONLY_KINDS = frozenset({"parallel_text"})
 _PAIR_MEMBER = re.compile(r"img(\d+)\.jpg")
@@ -77,26 +86,97 @@ def read_index(root: str | Path) -> dict[str, Any]:
     return index
 
 
-def list_shards(root: str | Path, dataset: str, split: str) -> list[str]:
-    """Absolute paths of the shards of ``dataset``/``split``, in order."""
+@dataclass(frozen=True)
+class Shard:
+    path: str
+    count: int  # samples in the shard, from index.json
+    sha256: str | None = None  # from index.json; checked when the shard has been read to its end
+
+
+def list_shards(root: str | Path, dataset: str, split: str) -> list[Shard]:
+    """The shards of ``dataset``/``split``, in order, each checked to lie under ``root``."""
+    where = storage.join(root, INDEX_FILE)
     datasets = read_index(root)["datasets"]
     if split not in datasets.get(dataset, {}):
         available = {name: sorted(splits) for name, splits in sorted(datasets.items())}
-        raise DataError(f"{storage.join(root, INDEX_FILE)}: no dataset {dataset!r} with split {split!r}; "
-                        f"available: {available}")
-    return [storage.join(root, shard["path"]) for shard in datasets[dataset][split]["shards"]]
+        raise DataError(f"{where}: no dataset {dataset!r} with split {split!r}; available: {available}")
+    shards = []
+    for entry in datasets[dataset][split]["shards"]:
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(path, str) or not storage.stays_inside(path):
+            raise DataError(f"{where}: shard path {_short(path)} leaves the data folder; index paths are "
+                            "relative, without '..'; re-run prepare-data")
+        if not _SHA256.fullmatch(str(entry.get("sha256"))) or not isinstance(entry.get("count"), int):
+            raise DataError(f"{where}: shard {_short(path)} has no valid sha256 and count; re-run prepare-data")
+        shards.append(Shard(storage.join(root, path), entry["count"], entry["sha256"]))
+    return shards
 
 
-def iter_shard_samples(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
-    """Yield ``{"key", "meta", "images": [jpeg bytes, ...]}`` for every sample, shard by shard, in stored order."""
-    for path in paths:
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+class _Hashed:
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle, self.digest, self.size = handle, hashlib.sha256(), 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> str:
+        """Read to the end (the tar's padding after its end marker) and return the sha256."""
+        while self.read(1 << 20):
+            pass
+        return self.digest.hexdigest()
+
+
+def _members(handle: _Hashed, path: str | Path) -> Iterator[dict[str, Any]]:
+    # "r|", not "r|*": a compressed stream posing as a shard would be inflated without bound.
+    # A stream-mode tar only ever calls read(); the stub asks for a whole file object.
+    stream = tarfile.open(fileobj=cast(IO[bytes], handle), mode="r|")
+    for info in stream:
+        if not info.isreg():
+            continue
+        if info.size > MAX_MEMBER_BYTES:
+            raise DataError(f"{path}: member {_short(info.name)} declares {info.size} bytes, more than the "
+                            f"{MAX_MEMBER_BYTES} allowed; the shard is damaged or not from prepare-data")
+        member = stream.extractfile(info)
+        assert member is not None  # a regular file always has its data
+        yield {"fname": info.name, "data": member.read(), "__url__": str(path)}
+        # A stream keeps every header it has read: forget them (typeshed does not declare TarFile.members).
+        stream.members = []  # type: ignore[attr-defined]
+
+
+def iter_shard_samples(shards: Iterable[Shard | str | Path]) -> Iterator[dict[str, Any]]:
+    """Yield ``{"key", "meta", "images": [jpeg bytes, ...]}`` for every sample, shard by shard, in stored order.
+
+    A :class:`Shard` (from :func:`list_shards`) is also checked against its sha256 once read to its end.
+    """
+    for shard in shards:
+        path, expected = (shard.path, shard.sha256) if isinstance(shard, Shard) else (shard, None)
+        last = None
         try:
             with storage.open_uri(path) as handle:
-                members = ({**member, "__url__": str(path)} for member in tar_file_iterator(handle))
-                for sample in group_by_keys(members):
-                    yield _decode(sample, path)
-        except (tarfile.TarError, OSError) as error:
-            raise DataError(f"{path}: unreadable shard ({error}); re-run prepare-data to rewrite it") from None
+                hashed = _Hashed(handle)
+                for sample in group_by_keys(_members(hashed, path)):
+                    if last is not None:
+                        yield last
+                    last = _decode(sample, path)
+                digest = hashed.drain()
+        except (tarfile.TarError, OSError, ValueError) as error:
+            raise DataError(f"{path}: unreadable shard ({str(error)[:200]}); re-run prepare-data to rewrite it") \
+                from None
+        if expected is not None and digest != expected:
+            raise DataError(f"{path}: its sha256 is not the one index.json lists; the shard was changed or "
+                            "damaged after prepare-data wrote it, re-run prepare-data")
+        if last is not None:  # held back until the check: a reader that stops at the count still gets it
+            yield last
 
 
 def _decode(sample: dict[str, Any], path: str | Path) -> dict[str, Any]:

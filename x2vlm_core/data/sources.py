@@ -27,6 +27,9 @@ import yaml
 from x2vlm_core.errors import ConfigError, DataError
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# Settings every format takes. Annotations are not trusted: an image path they name ("../../x.jpg",
+# "/etc/...") must stay inside the source's own folders unless the source list says otherwise.
+COMMON_OPTIONS: Mapping[str, Any] = {"allow_images_outside": False}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class SourceFormat:
     default_split: str | None  # None: the split comes from the annotation files themselves
     files_or_folders: tuple[str, ...] = ()  # fields naming one file, or a folder whose files are all read
     options: Mapping[str, Any] = field(default_factory=dict)  # optional settings and their defaults
+    optional: tuple[str, ...] = ()  # path fields that may be left out (VQA test-dev: questions without annotations)
+    # Path fields that need not exist yet: a partial download is normal, each missing input a missing_file reject.
+    may_be_missing: tuple[str, ...] = ()
 
 
 # Every supported format, by name. Each reader module declares its own as ``FORMAT``;
@@ -55,6 +61,14 @@ class Source:
 
     def path(self, field: str) -> Path:
         return Path(self.paths[field])
+
+    @property
+    def given_split(self) -> str:
+        """``split``, for the readers of a format that takes it from the source list."""
+        if self.split is None:
+            raise ConfigError(f"the {self.format} source of dataset {self.dataset!r} has no split; "
+                              "this format's files carry their own splits")
+        return self.split
 
     def files(self, field: str) -> list[Path]:
         """The file a files-or-folders field names, or every file in its folder (sorted, hidden files skipped)."""
@@ -101,24 +115,24 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
         raise ConfigError(f"{where}: format {format_name!r} is not supported; use one of {sorted(SOURCE_FORMATS)}")
     spec = SOURCE_FORMATS[format_name]
     path_fields = spec.files + spec.folders + spec.files_or_folders
-    allowed = {"format", "dataset", *path_fields, *spec.options} | ({"split"} if spec.default_split else set())
+    allowed = {"format", "dataset", *path_fields, *spec.options, *COMMON_OPTIONS} | ({"split"} if spec.default_split else set())
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for format {format_name!r}; valid keys are {sorted(allowed)}")
-    missing = sorted(({"dataset", *path_fields}) - set(entry))
+    missing = sorted(({"dataset", *path_fields}) - set(spec.optional) - set(entry))
     if missing:
         raise ConfigError(f"{where}: missing key(s) {missing} for format {format_name!r}; valid keys are {sorted(allowed)}")
 
     dataset = _safe_name(entry["dataset"], f"{where}.dataset")
     split = _safe_name(entry.get("split", spec.default_split), f"{where}.split") if spec.default_split else None
     options = {}
-    for name, default in spec.options.items():
+    for name, default in {**COMMON_OPTIONS, **spec.options}.items():
         value = entry.get(name, default)
         if type(value) is not type(default) or (isinstance(value, str) and not value):
             raise ConfigError(f"{where}.{name}: expected a {'non-empty ' if isinstance(default, str) else ''}{type(default).__name__}, got {value!r}")
         options[name] = value
     paths = {}
-    for field_name in path_fields:
+    for field_name in (name for name in path_fields if name in entry):
         value = entry[field_name]
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{where}.{field_name}: expected a path string, got {value!r}")
@@ -131,7 +145,7 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
             exists, kind = path.is_dir(), "folder"
         else:
             exists, kind = path.is_file(), "file"
-        if not exists:
+        if not exists and field_name not in spec.may_be_missing:
             raise DataError(f"{where}.{field_name}: {kind} {path} does not exist; fix the path or download the {format_name} data")
         paths[field_name] = str(path)
     return Source(format=format_name, dataset=dataset, split=split, paths=paths, options=options)

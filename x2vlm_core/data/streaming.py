@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,25 +24,14 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from x2vlm_core import storage
-from x2vlm_core.data.shards import INDEX_FILE, iter_shard_samples, read_index
+from x2vlm_core.data.shards import INDEX_FILE, Shard, iter_shard_samples, list_shards
 from x2vlm_core.data.transforms import normalize_images
 from x2vlm_core.errors import ConfigError, DataError
 
 
-@dataclass(frozen=True)
-class Shard:
-    path: str
-    count: int  # samples in the shard, from index.json
-
-
 def dataset_shards(root: str, dataset: str, split: str = "train") -> list[Shard]:
     """The shards of ``dataset``/``split`` under ``root`` (a folder or gs:// prefix), with their sizes."""
-    datasets = read_index(root)["datasets"]
-    if split not in datasets.get(dataset, {}):
-        available = {name: sorted(splits) for name, splits in sorted(datasets.items())}
-        raise DataError(f"{storage.join(root, INDEX_FILE)}: no dataset {dataset!r} with split {split!r}; "
-                        f"available: {available}")
-    shards = [Shard(storage.join(root, s["path"]), int(s["count"])) for s in datasets[dataset][split]["shards"]]
+    shards = list_shards(root, dataset, split)
     if not shards or not sum(s.count for s in shards):
         raise DataError(f"{storage.join(root, INDEX_FILE)}: {dataset}/{split} lists no samples; "
                         "check the sources given to prepare-data")
@@ -81,7 +69,7 @@ class _Cursor:
                 start -= count
                 continue
             got = 0
-            for offset, sample in enumerate(iter_shard_samples([self.shards[shard].path])):
+            for offset, sample in enumerate(iter_shard_samples([self.shards[shard]])):
                 got += 1
                 if offset >= start:
                     yield shard, offset, sample
@@ -110,10 +98,10 @@ class ShardStream(IterableDataset):
     def __init__(self, shards: Sequence[Shard | str], *, rank: int = 0, world_size: int = 1, seed: int = 0,
                  shuffle_buffer: int = 0, loop: bool = False, start: int = 0, name: str = "",
                  worker: tuple[int, int] | None = None) -> None:
-        shards = [s if isinstance(s, Shard) else Shard(str(s), count_samples(str(s))) for s in shards]
-        self.shards = [s for s in shards if s.count]  # an empty shard would leave its reader nothing
+        resolved = [s if isinstance(s, Shard) else Shard(str(s), count_samples(str(s))) for s in shards]
+        self.shards = [s for s in resolved if s.count]  # an empty shard would leave its reader nothing
         if not self.shards:
-            raise DataError(f"no samples in the shards {[s.path for s in shards][:3]}; check the prepare-data output")
+            raise DataError(f"no samples in the shards {[s.path for s in resolved][:3]}; check the prepare-data output")
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle_buffer, self.loop = seed, shuffle_buffer, loop
         self.start, self.name, self.worker = start, name, worker

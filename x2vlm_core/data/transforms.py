@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from x2vlm_core.data.images import MAX_PIXELS
 from x2vlm_core.errors import DataError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -27,9 +28,13 @@ def _bad_bytes(key: str, exc: Exception) -> DataError:
 def open_image(data: bytes, key: str = "?") -> Image.Image:
     """The image with only its header read: size and format known, pixels not decoded yet."""
     try:
-        return Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except Exception as exc:  # PIL raises many types for bad bytes
         raise _bad_bytes(key, exc) from None
+    if image.width * image.height > MAX_PIXELS:  # shards are not trusted: refuse a bomb before decoding it
+        raise DataError(f"sample {key}: image declares {image.width}x{image.height} pixels, more than the "
+                        f"{MAX_PIXELS} allowed; re-run prepare-data")
+    return image
 
 
 def load_rgb(image: Image.Image, key: str = "?") -> Image.Image:
@@ -83,7 +88,7 @@ def normalize_images(pixels: torch.Tensor) -> torch.Tensor:
 
 def square_uint8(image: Image.Image, image_res: int) -> torch.Tensor:
     """Square resize (boxes given as fractions of width/height are unchanged by it), as uint8 pixels."""
-    return image_to_uint8(image.resize((image_res, image_res), Image.BICUBIC))
+    return image_to_uint8(image.resize((image_res, image_res), Image.Resampling.BICUBIC))
 
 
 def image_to_tensor(image: Image.Image, image_res: int) -> torch.Tensor:

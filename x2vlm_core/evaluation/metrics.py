@@ -57,6 +57,14 @@ def grounding_accuracy(pred_xywh: torch.Tensor, target_xywh: torch.Tensor, thres
     return float((box_iou_xywh(pred_xywh, target_xywh) >= threshold).float().mean())
 
 
+def majority_accuracy(truth: Sequence[object]) -> float:
+    """What always giving the split's most frequent label scores: the baseline a classifier must beat."""
+    known = [t for t in truth if t is not None]
+    if not known:
+        return 0.0
+    return max(known.count(label) for label in set(known)) / len(truth)
+
+
 def accuracy(predicted: Sequence[object], truth: Sequence[object]) -> float:
     """Exact-match accuracy (NLVR2, video QA); a truth of ``None`` (an answer outside the classes) counts as wrong."""
     if len(predicted) != len(truth):

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from x2vlm_core.errors import DataError
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Mapping[str, Any])  # a task record
 
 # The split few-shot examples come from: each target language's training data (IGLUE's few-shot files).
 FEW_SHOT_SPLIT = "few_shot"

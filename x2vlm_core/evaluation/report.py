@@ -43,7 +43,7 @@ def image_uri(data: bytes, key: str = "?", boxes: Iterable[tuple[list[float], tu
     """A JPEG data URI of the image scaled to ``side`` px (longer side), with ``(xywh box, colour)`` drawn on it."""
     image = decode_image(data, key)
     scale = side / max(image.size)
-    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
+    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(image)
     for (x, y, w, h), colour in boxes:
         draw.rectangle([x * scale, y * scale, (x + w) * scale, (y + h) * scale], outline=colour, width=2)

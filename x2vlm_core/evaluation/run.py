@@ -39,6 +39,31 @@ PREDICTIONS_FILE = "predictions.jsonl"
 REPORT_FILE = "report.html"
 
 
+def evaluation_splits(expected: tuple[str, ...] | list[str], requested: list[str] | None, available: dict[str, Any],
+                      dataset: str, shards_root: str | Path) -> list[str]:
+    """The splits to evaluate: ``requested`` (all must exist), else those of ``expected`` that exist.
+
+    An expected split that is absent is named on stderr: prepare-data leaves a split out of the
+    index when every one of its records was rejected (its stats.json lists it under empty_splits).
+    """
+    if requested:
+        missing = [s for s in requested if s not in available]
+        if missing:
+            raise DataError(f"{dataset!r} in {shards_root} has no split {missing} (it has {sorted(available)}); "
+                            "pick among those")
+        return list(requested)
+    splits = [s for s in expected if s in available]
+    if not splits:
+        raise DataError(f"no evaluation split of {dataset!r} in {shards_root} (wanted one of "
+                        f"{list(expected)}, found {sorted(available)}); re-run prepare-data with them, "
+                        "or name the splits to evaluate")
+    missing = [s for s in expected if s not in available]
+    if missing:
+        log.warning("evaluate: %r in %s has no split %s of the task's evaluation splits %s, so it is not evaluated; "
+                    "see prepare-data's stats.json (empty_splits) and rejects.jsonl", dataset, shards_root, missing, list(expected))
+    return splits
+
+
 def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Path, output_dir: str | Path,
                    options: list[str] | None = None, dataset: str | None = None,
                    splits: list[str] | None = None) -> dict[str, Any]:
@@ -52,18 +77,8 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
     task = family_of(read_model_config(model_dir)).task(task_name)  # refuses a task the model cannot do
     dataset = dataset or task.DATASET
     cfg = from_dict(task.EvalConfig, apply_overrides({}, options or []), where=f"{task_name} evaluation options")
-    available = read_index(str(shards_root))["datasets"].get(dataset, {})
-    if splits:
-        missing = [s for s in splits if s not in available]
-        if missing:
-            raise DataError(f"{dataset!r} in {shards_root} has no split {missing} (it has {sorted(available)}); "
-                            "pick among those")
-    else:
-        splits = [s for s in task.EVAL_SPLITS if s in available]
-    if not splits:
-        raise DataError(f"no evaluation split of {dataset!r} in {shards_root} (wanted one of "
-                        f"{list(task.EVAL_SPLITS)}, found {sorted(available)}); re-run prepare-data with them, "
-                        "or name the splits to evaluate")
+    splits = evaluation_splits(task.EVAL_SPLITS, splits, read_index(str(shards_root))["datasets"].get(dataset, {}),
+                               dataset, shards_root)
 
     model = load_model_dir(model_dir)
     task.check_model(model, model_dir)
@@ -76,13 +91,15 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
     with open(out / PREDICTIONS_FILE, "w") as pred_file:
         for split in splits:
             samples = list(iter_shard_samples(list_shards(str(shards_root), dataset, split)))
-            groups = samples_by_language(samples) or {None: samples}
+            by_language = samples_by_language(samples)
+            groups: dict[str | None, list[dict[str, Any]]] = dict(by_language.items()) if by_language else {None: samples}
             results = {language: task.evaluate(model, group, text, cfg) for language, group in groups.items()}
             split_metrics = _split_metrics(split, results, {language: len(group) for language, group in groups.items()},
                                            len(samples))
             metrics.update(split_metrics)
             if None not in groups:
-                report.add_language_table(split, {language: r.metrics for language, r in results.items()},
+                report.add_language_table(split, {language: r.metrics for language, r in results.items()
+                                                  if language is not None},
                                           {k.removeprefix(f"{split}_avg_"): v for k, v in split_metrics.items()
                                            if k.startswith(f"{split}_avg_")})
             for language, result in results.items():
@@ -114,7 +131,7 @@ def _split_metrics(split: str, results: dict[str | None, SplitResult], counts: d
     """
     if None in results:
         return {**{f"{split}_{name}": value for name, value in results[None].metrics.items()}, f"{split}_count": records}
-    per_language = {language: result.metrics for language, result in results.items()}
+    per_language = {language: result.metrics for language, result in results.items() if language is not None}
     out = {f"{split}_{name}": value
            for name, value in language_report(per_language, target_languages(per_language)).items()}
     out.update({f"{split}_{language}_count": count for language, count in counts.items()})

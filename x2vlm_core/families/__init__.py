@@ -21,6 +21,7 @@ FAMILY_MODULES = (
     "x2vlm_core.families.x2vlm.family",
     "x2vlm_core.families.vlmo.family",
     "x2vlm_core.families.cclm.family",
+    "x2vlm_core.families.xvlm.family",
 )
 
 __all__ = ["ModelFamily", "VisionLanguageModel", "all_families", "config_from_dict", "create_model", "family_of",

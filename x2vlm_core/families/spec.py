@@ -2,8 +2,9 @@
 
 A family (X²-VLM, VLMo, CCLM, ...) is one package under ``x2vlm_core/families/`` whose
 ``FAMILY`` is a ``ModelFamily``: its config and model classes, presets, the adapter for official
-checkpoint layouts, its tokenizer, its pre-training recipe, the fine-tuning tasks it supports
-(with its own implementation of a task where it differs) and its model-card text. Everything
+checkpoint layouts, how its official checkpoints' saved configs map onto its own (for
+``x2vlm import-official``), its tokenizer, its pre-training recipe, the fine-tuning tasks it
+supports (with its own implementation of a task where it differs) and its model-card text. Everything
 outside the family's package looks these up (``x2vlm_core.families``) instead of branching on
 the family, as torchtitan's ``TrainSpec`` and timm's model registry do.
 """
@@ -67,6 +68,42 @@ class PretrainRecipe:
     start: Callable[[Any, Any, str | None], None]
 
 
+@dataclass
+class OfficialMapping:
+    """An official config mapped onto this family's: the config, and one line per mapped setting."""
+
+    config: dict[str, Any] = field(default_factory=dict)  # build_config's input
+    lines: list[str] = field(default_factory=list)
+    # Weights of ours the official model did not build (its config turned those heads off): they
+    # keep their initialisation instead of failing the strict load.
+    absent_prefixes: tuple[str, ...] = ()
+
+    def map(self, official_key: str, official_value: Any, field_path: str, value: Any) -> Any:
+        """Set ``field_path`` (dotted) to ``value`` and record where it came from."""
+        *parents, leaf = field_path.split(".")
+        node = self.config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        self.lines.append(f"{official_key} = {official_value!r} -> {field_path} = {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class OfficialFormat:
+    """How a family imports checkpoints written by its official code (``x2vlm import-official``).
+
+    ``recognises(official_cfg)``: the saved config is one of this family's. ``to_config(official_cfg,
+    state, files)``: our config for it, where ``files`` finds the files the config names (tokenizer,
+    encoder configs; see ``release.official_files``). ``reference_outputs(model, inputs)``: the
+    outputs an official parity fixture records, computed by our model under the same names.
+    """
+
+    recognises: Callable[[dict[str, Any]], bool]
+    to_config: Callable[[dict[str, Any], StateDict, Any], OfficialMapping]
+    reference_outputs: Callable[[Any, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
 def task_variant(task: types.ModuleType, **overrides: Any) -> types.SimpleNamespace:
     """A family's own implementation of a task: the shared task module with some parts replaced."""
     parts = {name: getattr(task, name) for name in dir(task) if not name.startswith("__")}
@@ -98,6 +135,8 @@ class ModelFamily:
     # What fine-tuning trains at lr x lr_mult: the task's new classifier.
     finetune_head_prefixes: Callable[[Any], tuple[str, ...]] = field(
         default=lambda model: ("cls_head",) if hasattr(model, "cls_head") else ())
+    # None: this family has no import of official checkpoints (their layout is adapted at --init only).
+    official: OfficialFormat | None = None
 
     def task(self, name: str) -> Any:
         """The family's implementation of task ``name``, or a one-line refusal that says which tasks it does."""

@@ -12,6 +12,9 @@ Differences from a vanilla ViT that matter for checkpoint parity:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,6 +70,8 @@ class DropPath(nn.Module):
 
 
 class Attention(nn.Module):
+    relative_position_index: torch.Tensor  # a buffer
+
     def __init__(self, dim: int, num_heads: int, grid: int) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -175,7 +180,7 @@ class BEiT2(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         # Scale residual outputs down with depth, as BEiT does, to keep early training stable.
-        for depth, block in enumerate(self.blocks, start=1):
+        for depth, block in enumerate(cast("Iterable[Block]", self.blocks), start=1):
             block.attn.proj.weight.data.div_((2.0 * depth) ** 0.5)
             block.mlp.fc2.weight.data.div_((2.0 * depth) ** 0.5)
 

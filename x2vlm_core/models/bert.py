@@ -37,6 +37,8 @@ def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor
 
 
 class BertEmbeddings(nn.Module):
+    position_ids: torch.Tensor  # a buffer
+
     def __init__(self, cfg: TextConfig) -> None:
         super().__init__()
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)

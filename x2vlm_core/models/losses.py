@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from x2vlm_core.models import box_ops
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import FusionModel
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def sample_hard_negatives(image_feat: torch.Tensor, text_feat: torch.Tensor, tem
     return image_neg, text_neg
 
 
-def matching_loss(model: VisionLanguageModel, image_embeds: torch.Tensor, image_atts: torch.Tensor | None, image_feat: torch.Tensor,
+def matching_loss(model: FusionModel, image_embeds: torch.Tensor, image_atts: torch.Tensor | None, image_feat: torch.Tensor,
                   text_embeds: torch.Tensor, text_atts: torch.Tensor | None, text_feat: torch.Tensor,
                   idx: torch.Tensor | None = None) -> torch.Tensor:
     """ITM: each positive pair against one hard-negative image and one hard-negative text.

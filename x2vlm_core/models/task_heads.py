@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -36,23 +37,34 @@ class TaskHeads:
 
 def attach_task_heads(model: nn.Module, heads: TaskHeads) -> nn.Module:
     """Add the modules ``heads`` describes (freshly initialised) and remember the spec on the model."""
-    width = model.config.text.hidden_size
+    config: Any = model.config  # the family's config (torch's stubs type a Module attribute as Tensor | Module)
+    width = config.text.hidden_size
     if heads.decoder_layers:
-        model.text_decoder = AnswerDecoder(model.config.text, heads.decoder_layers)
+        model.text_decoder = AnswerDecoder(config.text, heads.decoder_layers)
     if heads.cls_inputs:
         if not heads.labels:
             raise ConfigError(f"task {heads.task!r}: a classifier head needs at least one label")
-        model.cls_head = build_mlp(width * heads.cls_inputs, len(heads.labels))
-        for module in model.cls_head.modules():
+        cls_head = build_mlp(width * heads.cls_inputs, len(heads.labels))
+        model.cls_head = cls_head
+        for module in cls_head.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
-    model.task_heads = heads
+    setattr(model, "task_heads", heads)  # not a Tensor or Module, the only values nn.Module's __setattr__ stub takes
     return model
 
 
-def task_heads_of(model: nn.Module) -> TaskHeads | None:
+def task_heads_of(model: object) -> TaskHeads | None:
     return getattr(model, "task_heads", None)
+
+
+def required_task_heads(model: object) -> TaskHeads:
+    """The heads of a task model; a model without any (a pre-trained one) is refused."""
+    heads = task_heads_of(model)
+    if heads is None:
+        raise ConfigError("this model has no task heads (a pre-trained model?); use the model folder written by "
+                          "`x2vlm finetune`")
+    return heads
 
 
 def save_task_heads(model: nn.Module, folder: str | Path) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from x2vlm_core import storage
@@ -21,6 +21,8 @@ from x2vlm_core.errors import ReleaseError, StorageError
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# A model name or version: one path segment. Always fullmatch: "$" would also match before a final newline.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -38,12 +40,12 @@ def resolve_release(uri: str | os.PathLike) -> str:
         return uri
     pointer = storage.join(uri, LATEST)
     if storage.exists(pointer):
-        version = storage.read_bytes(pointer).decode().strip()
+        version = storage.read_bytes(pointer).decode(errors="replace").removesuffix("\n")
         release = storage.join(uri, version)
-        if version and "/" not in version and storage.exists(storage.join(release, MANIFEST)):
+        if NAME.fullmatch(version) and storage.exists(storage.join(release, MANIFEST)):
             return release
-        raise ReleaseError(f"{pointer} names version {version!r}, which has no {MANIFEST}; "
-                           "fetch a version folder that has one")
+        raise ReleaseError(f"{pointer} names version {version[:130]!r}, which is not a version with a "
+                           f"{MANIFEST}; fetch a version folder that has one")
     raise ReleaseError(f"{uri} has no {MANIFEST}: it is not a complete release (its publish failed or is "
                        "still running); fetch a version folder that has one, or the model folder with LATEST")
 
@@ -60,8 +62,7 @@ def read_manifest(release: str | os.PathLike) -> dict[str, Any]:
         raise ReleaseError(f"{where} lists no files; the release is damaged, re-publish it")
     for entry in files:
         path = entry.get("path") if isinstance(entry, dict) else None
-        parts = PurePosixPath(path).parts if isinstance(path, str) else ()
-        if (not parts or PurePosixPath(path).is_absolute() or ".." in parts or path == MANIFEST
+        if (not isinstance(path, str) or not storage.stays_inside(path) or path == MANIFEST
                 or not isinstance(entry.get("size"), int) or not _SHA256.match(str(entry.get("sha256")))):
             raise ReleaseError(f"{where} has an invalid file entry {entry!r}; the release is damaged, re-publish it")
     return manifest
@@ -73,10 +74,19 @@ def _check_file(path: Path, entry: dict[str, Any], source: str) -> None:
     size = path.stat().st_size
     if size != entry["size"]:
         raise ReleaseError(f"{source} has {size} bytes but the manifest says {entry['size']}; the release is corrupt")
-    digest = sha256_file(path)
-    if digest != entry["sha256"]:
-        raise ReleaseError(f"{source} has sha256 {digest[:12]}... but the manifest says {entry['sha256'][:12]}...; "
-                           "the release is corrupt, do not use it")
+    # No part of either hash in the message: it would tell a reader of logs about a file they cannot read.
+    if sha256_file(path) != entry["sha256"]:
+        raise ReleaseError(f"{source} does not have the sha256 the manifest lists; the release is corrupt, "
+                           "do not use it")
+
+
+def _refuse_links(root: Path, relative: str) -> None:
+    """A local release holds plain files: a link (file or folder) could make it read anything the user can."""
+    path = root
+    for part in relative.split("/"):
+        path = path / part
+        if path.is_symlink():
+            raise ReleaseError(f"{path} is a symlink; a release holds plain files only, so it is not used")
 
 
 def verify_release(release_dir: str | Path) -> dict[str, Any]:
@@ -86,6 +96,7 @@ def verify_release(release_dir: str | Path) -> dict[str, Any]:
         raise ReleaseError(f"{release_dir} has no {MANIFEST}: it is not a complete release")
     manifest = read_manifest(release_dir)
     for entry in manifest["files"]:
+        _refuse_links(release_dir, entry["path"])
         _check_file(release_dir / entry["path"], entry, str(release_dir / entry["path"]))
     return manifest
 
@@ -104,6 +115,8 @@ def fetch_release(uri: str | os.PathLike, output: str | Path) -> Path:
         for entry in manifest["files"]:
             source = storage.join(release, entry["path"])
             target = staging / entry["path"]
+            if not storage.is_gcs(release):
+                _refuse_links(Path(release), entry["path"])
             try:
                 storage.download_file(source, target)
             except StorageError as exc:

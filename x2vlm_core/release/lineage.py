@@ -15,6 +15,7 @@ import hashlib
 import html
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,28 @@ def read_run_lineage(run_dir: str | Path) -> RunLineage:
     for node in artifacts.values():
         named = {_normalize(s) for s in _strings(node.metadata)}
         node.parents = sorted(uri for uri in named if uri in artifacts and uri != node.uri)
+    _add_published_releases(artifacts)
+    _link_run_status(artifacts)
     return RunLineage(str(base), artifacts, parameters)
+
+
+def _add_published_releases(artifacts: dict[str, ArtifactNode]) -> None:
+    """The release folder a publish step wrote is an artifact of its own, made from the step's record."""
+    for node in list(artifacts.values()):
+        where = node.metadata.get("release_uri")
+        if isinstance(where, str) and _normalize(where) not in artifacts:
+            kept: dict[str, Any] = {k: node.metadata[k] for k in ("version", "files", "bytes", "manifest") if k in node.metadata}
+            artifacts[_normalize(where)] = ArtifactNode(_normalize(where), "published", "/".join(Path(where).parts[-2:]),
+                                                        kept, parents=[node.uri])
+
+
+def _link_run_status(artifacts: dict[str, ArtifactNode]) -> None:
+    """The exit handler's run status describes the whole run: it follows the run's last artifacts."""
+    for node in artifacts.values():
+        if "state" in node.metadata and not node.parents:
+            used = {parent for other in artifacts.values() for parent in other.parents}
+            node.parents = sorted(uri for uri, other in artifacts.items()
+                                  if uri not in used and uri != node.uri and "state" not in other.metadata)
 
 
 # Metadata worth a glance in the picture; everything is in the text listing and the tooltips.
@@ -205,51 +227,120 @@ def render_text(lineage: RunLineage) -> str:
 
 
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y, _PAD = 300, 78, 90, 26, 20
+_DPI = 72  # Graphviz's plain output is in inches
 
 
-def render_html(lineage: RunLineage) -> str:
-    """A self-contained page: the graph as inline SVG (columns by depth), then every artifact's metadata."""
+@dataclass
+class _Layout:
+    width: float
+    height: float
+    boxes: dict[str, tuple[float, float]]  # uri -> top-left corner
+    edges: dict[tuple[str, str], str]  # (parent, child) -> SVG path data
+
+
+def _columns_layout(lineage: RunLineage) -> _Layout:
+    """Without Graphviz: one column per depth, sources on the left."""
     depth = lineage.depths()
     columns: dict[int, list[ArtifactNode]] = {}
     for node in lineage.ordered():
         columns.setdefault(depth[node.uri], []).append(node)
-    position: dict[str, tuple[int, int]] = {}
-    for col, nodes in columns.items():
-        for row, node in enumerate(nodes):
-            position[node.uri] = (_PAD + col * (_BOX_W + _GAP_X), _PAD + row * (_BOX_H + _GAP_Y))
+    boxes: dict[str, tuple[float, float]] = {node.uri: (_PAD + col * (_BOX_W + _GAP_X), _PAD + row * (_BOX_H + _GAP_Y))
+             for col, nodes in columns.items() for row, node in enumerate(nodes)}
+    edges = {}
+    for parent, child in lineage.links:
+        (px, py), (cx, cy) = boxes[parent], boxes[child]
+        x1, y1, x2, y2 = px + _BOX_W, py + _BOX_H / 2, cx, cy + _BOX_H / 2
+        mid = (x1 + x2) / 2
+        edges[(parent, child)] = f"M {x1} {y1} C {mid} {y1}, {mid} {y2}, {x2} {y2}"
     width = _PAD * 2 + max(len(columns), 1) * (_BOX_W + _GAP_X) - _GAP_X
     height = _PAD * 2 + max((len(n) for n in columns.values()), default=1) * (_BOX_H + _GAP_Y) - _GAP_Y
+    return _Layout(width, height, boxes, edges)
 
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+
+def _dot_layout(lineage: RunLineage) -> _Layout | None:
+    """Graphviz ``dot`` places the boxes left to right by stage and routes the links; None without it."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    names = {uri: f"n{i}" for i, uri in enumerate(sorted(lineage.artifacts))}
+    uris = {name: uri for uri, name in names.items()}
+    source = ["digraph { rankdir=LR; nodesep=0.3; ranksep=1.0;",
+              f'node [shape=box fixedsize=true width={_BOX_W / _DPI:.3f} height={_BOX_H / _DPI:.3f} label=""];',
+              *(f"{name};" for name in names.values()),
+              *(f"{names[parent]} -> {names[child]};" for parent, child in lineage.links), "}"]
+    try:
+        plain = subprocess.run([dot, "-Tplain"], input="\n".join(source), capture_output=True, text=True,
+                               timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    boxes, edges, height, width = {}, {}, 0.0, 0.0
+    for line in plain.splitlines():
+        fields = line.split()
+        if fields[:1] == ["graph"]:
+            width, height = float(fields[2]) * _DPI + 2 * _PAD, float(fields[3]) * _DPI + 2 * _PAD
+        elif fields[:1] == ["node"]:
+            x, y = float(fields[2]) * _DPI, float(fields[3]) * _DPI
+            boxes[uris[fields[1]]] = (_PAD + x - _BOX_W / 2, height - _PAD - y - _BOX_H / 2)
+        elif fields[:1] == ["edge"]:
+            count = int(fields[3])
+            points = [(_PAD + float(fields[4 + 2 * i]) * _DPI, height - _PAD - float(fields[5 + 2 * i]) * _DPI)
+                      for i in range(count)]
+            path = f"M {points[0][0]:.1f} {points[0][1]:.1f}" + "".join(
+                f" C {a[0]:.1f} {a[1]:.1f}, {b[0]:.1f} {b[1]:.1f}, {c[0]:.1f} {c[1]:.1f}"
+                for a, b, c in zip(points[1::3], points[2::3], points[3::3]))
+            edges[(uris[fields[1]], uris[fields[2]])] = path
+    if set(boxes) != set(lineage.artifacts) or set(edges) != set(lineage.links):
+        return None  # a layout that lost something is no layout
+    return _Layout(width, height, boxes, edges)
+
+
+_PAGE_SCRIPT = """
+const details = JSON.parse(document.getElementById('artifacts').textContent);
+for (const box of document.querySelectorAll('g[data-artifact]')) {
+  box.addEventListener('click', () => {
+    const entry = details[box.dataset.artifact];
+    document.getElementById('picked').textContent = entry.label + '  (from: ' + entry.from + ')';
+    document.getElementById('metadata').textContent = JSON.stringify(entry.metadata, null, 2);
+  });
+}
+"""
+
+
+def render_html(lineage: RunLineage) -> str:
+    """A self-contained page: the graph (Graphviz's layout where ``dot`` is installed, else columns by
+    depth), scaled to the page; hovering a box shows its metadata, clicking it shows it below."""
+    layout = _dot_layout(lineage) or _columns_layout(lineage)
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {layout.width:.0f} {layout.height:.0f}" '
+           'preserveAspectRatio="xMinYMin meet" font-family="sans-serif" font-size="12" style="max-height:80vh">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>']
     for parent, child in lineage.links:
-        (px, py), (cx, cy) = position[parent], position[child]
-        x1, y1, x2, y2 = px + _BOX_W, py + _BOX_H / 2, cx, cy + _BOX_H / 2
-        mid = (x1 + x2) / 2
-        svg.append(f'<path d="M {x1} {y1} C {mid} {y1}, {mid} {y2}, {x2} {y2}" fill="none" stroke="#555" '
-                   'stroke-width="1.5" marker-end="url(#arrow)"/>')
-    for uri, (x, y) in position.items():
+        svg.append(f'<path d="{layout.edges[(parent, child)]}" fill="none" stroke="#555" stroke-width="1.5" '
+                   'marker-end="url(#arrow)"/>')
+    index = {uri: i for i, uri in enumerate(sorted(lineage.artifacts))}
+    for uri, (x, y) in sorted(layout.boxes.items()):
         node = lineage.artifacts[uri]
         tooltip = html.escape(json.dumps({"uri": uri, **node.metadata}, indent=1, sort_keys=True))
-        svg.append(f'<g><title>{tooltip}</title>'
-                   f'<rect x="{x}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="#eef4fb" stroke="#4a78b0"/>'
-                   f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{html.escape(_short(node.label, 40))}</text>')
+        fill = "#fdf3e1" if node.task == "published" else "#eef4fb"
+        svg.append(f'<g data-artifact="{index[uri]}" style="cursor:pointer"><title>{tooltip}</title>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="{fill}" '
+                   f'stroke="#4a78b0"/><text x="{x + 8:.1f}" y="{y + 18:.1f}" font-weight="bold">'
+                   f'{html.escape(_short(node.label, 40))}</text>')
         for i, line in enumerate(_headline(node)):
-            svg.append(f'<text x="{x + 8}" y="{y + 36 + 15 * i}" fill="#333">{html.escape(line)}</text>')
+            svg.append(f'<text x="{x + 8:.1f}" y="{y + 36 + 15 * i:.1f}" fill="#333">{html.escape(line)}</text>')
         svg.append("</g>")
     svg.append("</svg>")
-
-    sections = []
-    for node in lineage.ordered():
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(_short(v, 200))}</td></tr>"
-                       for k, v in [("uri", node.uri)] + _flatten(node.metadata))
-        parents = ", ".join(html.escape(lineage.artifacts[p].label) for p in node.parents) or "no recorded parent"
-        sections.append(f"<h3>{html.escape(node.label)}</h3><p>from: {parents}</p><table>{rows}</table>")
+    details = {index[uri]: {"label": node.label, "metadata": {"uri": uri, **node.metadata},
+                            "from": ", ".join(lineage.artifacts[p].label for p in node.parents) or "a source"}
+               for uri, node in lineage.artifacts.items()}
+    # Inside <script type=application/json>, "</" must not appear: it would end the element.
+    payload = json.dumps(details, sort_keys=True).replace("</", "<\\/")
     title = html.escape(f"Lineage of {lineage.root}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + title + "</title><style>"
-            "body{font-family:sans-serif;margin:24px}table{border-collapse:collapse;font-size:12px}"
-            "td{border:1px solid #ccc;padding:2px 6px;vertical-align:top}</style></head><body>"
-            f"<h2>{title}</h2><p>{len(lineage.artifacts)} artifacts, {len(lineage.links)} links; "
-            "hover a box for its metadata.</p>" + "".join(svg) + "".join(sections) + "</body></html>\n")
+            "body{font-family:sans-serif;margin:24px}pre{background:#f6f6f6;padding:8px;font-size:12px;"
+            "max-height:40vh;overflow:auto}</style></head><body>"
+            f"<h2>{title}</h2><p>{len(lineage.artifacts)} artifacts, {len(lineage.links)} links, left to right by "
+            "stage; hover a box for its metadata, click it to show it below.</p>" + "".join(svg)
+            + "<p id='picked'>(no artifact picked)</p><pre id='metadata'></pre>"
+            + f"<script type='application/json' id='artifacts'>{payload}</script>"
+            + f"<script>{_PAGE_SCRIPT}</script></body></html>\n")

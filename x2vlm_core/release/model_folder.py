@@ -11,12 +11,11 @@ import json
 import logging
 import math
 import pickle
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from x2vlm_core.config_io import load_yaml, save_yaml
@@ -26,7 +25,7 @@ from x2vlm_core.models.position_resize import (
 )
 from x2vlm_core.families import config_from_dict, create_model, family_of
 from x2vlm_core.models.task_heads import load_task_heads, save_task_heads
-from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights
+from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights, read_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +36,18 @@ TOKENIZER = "tokenizer"
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from ``.safetensors`` or a torch file (plain, or official ``{'model': ...}``)."""
     path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        return read_safetensors(path)  # a pickle named .safetensors is a one-line refusal, not a traceback
+    return state_dict_of(read_torch_file(path), path)
+
+
+def read_torch_file(path: str | Path) -> Any:
+    """What a torch file holds, read with ``weights_only=True``: tensors and plain containers only."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"refusing to load {path}: it needs code execution to unpickle ({str(exc).splitlines()[0]}); "
@@ -50,6 +55,10 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
+
+
+def state_dict_of(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights inside a checkpoint file's contents."""
     # X²-VLM files wrap the weights in 'model'; VLMo's may use 'state_dict' (Lightning) or 'module' (DeepSpeed).
     wrapper = next((key for key in ("model", "state_dict", "module") if isinstance(obj, dict) and key in obj), None)
     state = obj[wrapper] if wrapper else obj if isinstance(obj, dict) else None
@@ -145,7 +154,7 @@ def load_model_dir(model_dir: str | Path) -> nn.Module:
     model = load_task_heads(create_model(read_model_config(model_dir)), model_dir)
     missing = init_from(model, model_dir)
     if missing:
-        raise CheckpointError(f"{model_dir / WEIGHTS} does not fit its config.yaml: missing {missing[:3]}")
+        raise CheckpointError(f"{Path(model_dir) / WEIGHTS} does not fit its config.yaml: missing {missing[:3]}")
     return model
 
 

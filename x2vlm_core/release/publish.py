@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,14 @@ from x2vlm_core.release.model_folder import CONFIG, TOKENIZER, WEIGHTS, read_mod
 from x2vlm_core.errors import ReleaseError, StorageError
 from x2vlm_core.families import family_of
 from x2vlm_core.release.lineage import code_version
-from x2vlm_core.release.fetch import LATEST, MANIFEST, sha256_file, verify_release  # noqa: F401  (verify_release: re-exported)
+from x2vlm_core.release.fetch import LATEST, MANIFEST, NAME, read_manifest, sha256_file, verify_release  # noqa: F401  (verify_release: re-exported)
 from x2vlm_core.release.sharded_weights import write_weights
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
 TRAINING_SUMMARY = "training.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+LATEST_ATTEMPTS = 5  # conditional rewrites of LATEST before giving up on a busy pointer
 
 
 def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[str, Any]],
@@ -108,6 +108,8 @@ def _assemble(model_dir: Path, staging: Path, model_name: str, version: str, met
     weights = write_weights(model_dir / WEIGHTS, staging, max_shard_bytes)
     # Everything else of the model folder travels as it is: config, tokenizer, task heads, training summary.
     for path in sorted(model_dir.rglob("*")):
+        if path.is_symlink():  # would publish whatever it points at
+            raise ReleaseError(f"{path} is a symlink; a model folder to publish holds plain files only")
         if path.is_file() and path.name != WEIGHTS and not path.name.startswith("."):
             target = staging / path.relative_to(model_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +131,7 @@ def _assemble(model_dir: Path, staging: Path, model_name: str, version: str, met
     return {
         "model_name": model_name,
         "version": version,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": _now(),  # microseconds: LATEST moves only to a later one
         "weights": weights[-1],  # model.safetensors, or the shards' index
         "files": [{"path": p.relative_to(staging).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)}
                   for p in files],
@@ -145,7 +147,7 @@ def publish_release(model_dir: str | Path, destination: str, model_name: str,
         raise ReleaseError(f"{model_dir} is not a model folder ({WEIGHTS} missing); pass a pretrain/finetune output")
     version = version or time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
     for what, value in (("model name", model_name), ("version", version)):
-        if not _NAME.match(value) or value == LATEST:
+        if not NAME.fullmatch(value) or value == LATEST:
             raise ReleaseError(f"{what} {value!r} must be one path segment of letters, digits, '.', '_' or '-'")
     base = storage.join(destination, model_name)
     release = storage.join(base, version)
@@ -160,12 +162,45 @@ def publish_release(model_dir: str | Path, destination: str, model_name: str,
         _write_local(model_dir, Path(base), version, metrics, lineage, max_shard_bytes, model_name)
     # Only now is the version complete, so only now may the pointer name it.
     try:
-        storage.write_bytes(storage.join(base, LATEST), (version + "\n").encode())
+        _move_latest(base, version)
     except StorageError as exc:
         raise ReleaseError(f"{release} is published and complete, but {base}/{LATEST} could not be moved to it "
                            f"({exc}); write {version!r} into it by hand") from None
     log.info("published %s", release)
     return release
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _created(release: str) -> datetime | None:
+    """When a complete release's manifest says it was created; None if that cannot be read."""
+    try:
+        return datetime.fromisoformat(str(read_manifest(release).get("created")))
+    except (ReleaseError, StorageError, ValueError):
+        return None
+
+
+def _move_latest(base: str, version: str) -> None:
+    """Point ``LATEST`` at ``version`` unless it names a release created later (a slower publish
+    that finishes last must not move it back). On GCS the pointer is replaced only at the
+    generation read, and re-read when another publish got there first."""
+    pointer, ours = storage.join(base, LATEST), _created(storage.join(base, version))
+    for _ in range(LATEST_ATTEMPTS):
+        current, generation = storage.read_with_generation(pointer)
+        named = current.decode(errors="replace").removesuffix("\n") if current is not None else None
+        if named and named != version and NAME.fullmatch(named):
+            theirs = _created(storage.join(base, named))
+            if theirs is not None and (ours is None or theirs >= ours):
+                log.warning("%s stays at %s, created %s, not before %s", pointer, named, theirs, version)
+                return
+        try:
+            storage.write_bytes(pointer, (version + "\n").encode(), if_generation_match=generation)
+            return
+        except storage.ChangedMeanwhile:
+            continue
+    raise StorageError(f"{pointer} kept changing while {LATEST_ATTEMPTS} publishes raced to move it")
 
 
 def _write_local(model_dir: Path, base: Path, version: str, metrics: dict[str, dict[str, Any]],

@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from x2vlm_core.errors import CheckpointError
@@ -61,11 +61,21 @@ def write_weights(source: str | Path, out_dir: str | Path, max_shard_bytes: int)
     return [*names, WEIGHTS_INDEX]
 
 
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; anything else under that name (a pickle, say) is a
+    one-line CheckpointError rather than the library's traceback."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({str(exc).splitlines()[0][:160]}); "
+                              "use a model folder written by this project, or convert the weights") from None
+
+
 def load_weights(folder: str | Path) -> dict[str, torch.Tensor]:
     """The state dict of a folder holding ``model.safetensors`` or shards + index."""
     folder = Path(folder)
     if (folder / WEIGHTS).is_file():
-        return load_file(str(folder / WEIGHTS))
+        return read_safetensors(folder / WEIGHTS)
     index_path = folder / WEIGHTS_INDEX
     if not index_path.is_file():
         raise CheckpointError(f"{folder} holds neither {WEIGHTS} nor {WEIGHTS_INDEX}; is it a model or release folder?")
@@ -77,7 +87,7 @@ def load_weights(folder: str | Path) -> dict[str, torch.Tensor]:
     for shard in sorted(set(weight_map.values())):
         if Path(shard).name != shard or not (folder / shard).is_file():
             raise CheckpointError(f"{index_path} names shard {shard!r}, which is not a file in {folder}")
-        tensors = load_file(str(folder / shard))
+        tensors = read_safetensors(folder / shard)
         wrong = sorted(k for k in tensors if weight_map.get(k) != shard)
         if wrong:
             raise CheckpointError(f"{folder / shard} holds tensors its index puts elsewhere, e.g. {wrong[:3]}")

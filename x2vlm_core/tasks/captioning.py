@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -93,9 +93,12 @@ def caption_layout(text: TextEncoder, caption: str, max_tokens: int,
     prompt = list(_prompt_tokens(text))
     tokens = ([tokenizer.cls_token] + prompt + tokenizer.tokenize(pre_caption(caption, max_tokens))
               + [tokenizer.sep_token])[:max_tokens]
-    ids = tokenizer.convert_tokens_to_ids(tokens)
+    ids = cast(list[int], tokenizer.convert_tokens_to_ids(tokens))  # a list of tokens gives a list of ids
     masked = set(masked_positions(tokens, 1 + len(prompt), rng))
-    layout, positions, slots, targets = [], [], [], []
+    layout: list[int] = []
+    positions: list[int] = []
+    slots: list[int] = []
+    targets: list[int] = []
     for position, token_id in enumerate(ids):
         if position in masked:
             slots.append(len(layout))
@@ -140,7 +143,7 @@ def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
 @torch.no_grad()
 def generate(model: XVLM, images: torch.Tensor, text: TextEncoder, cfg: EvalConfig) -> list[str]:
     tokenizer = text.tokenizer
-    prompt = tokenizer.convert_tokens_to_ids([tokenizer.cls_token, *_prompt_tokens(text)])
+    prompt = cast(list[int], tokenizer.convert_tokens_to_ids([tokenizer.cls_token, *_prompt_tokens(text)]))
     longest = len(prompt) + cfg.max_length + 1
     if longest > model.config.text.max_position_embeddings:
         raise ConfigError(f"captioning max_length {cfg.max_length} needs {longest} positions, the model has "
@@ -151,7 +154,7 @@ def generate(model: XVLM, images: torch.Tensor, text: TextEncoder, cfg: EvalConf
                                                    tokenizer.mask_token_id),
         len(images), prompt, end_id=tokenizer.sep_token_id, num_beams=cfg.num_beams, min_length=cfg.min_length,
         max_length=cfg.max_length)
-    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in sequences]
+    return [cast(str, tokenizer.decode(ids, skip_special_tokens=True)).strip() for ids in sequences]  # one sequence: one str
 
 
 def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:

@@ -14,7 +14,7 @@ from x2vlm_core.data.collate import TextEncoder, normalized_cxcywh, sample_image
 from x2vlm_core.evaluation.metrics import box_iou_xywh, grounding_accuracy
 from x2vlm_core.models import losses
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import FusionModel
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
 
@@ -30,7 +30,7 @@ class EvalConfig:
     batch_size: int = 64  # images per forward pass (each with all its referring expressions)
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
     return build_task_model(pretrained)[0]
 
 
@@ -42,7 +42,7 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "target_bbox": torch.tensor(boxes, dtype=torch.float32)}
 
 
-def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: FusionModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     image_embeds, _ = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
     boxes = model.predict_bbox(image_embeds, text_embeds, batch["text_atts"])
@@ -51,10 +51,12 @@ def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dic
 
 
 @torch.no_grad()
-def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: FusionModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     """Every sentence of every ref is one query; the box is scored in original pixels."""
     model.eval()
-    queries, preds, truths = [], [], []
+    queries: list[tuple[dict[str, Any], str]] = []
+    preds: list[torch.Tensor] = []
+    truths: list[torch.Tensor] = []
     for start in range(0, len(samples), cfg.batch_size):
         chunk = samples[start:start + cfg.batch_size]
         image_embeds, _ = model.get_vision_embeds(sample_images(chunk, model.config.image_res))
@@ -69,7 +71,11 @@ def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: Te
         queries.extend((chunk[i], sentence) for i, sentence in zip(owner, sentences))
     pred, truth = torch.cat(preds), torch.cat(truths)
     ious = box_iou_xywh(pred, truth)
+    # The baseline a model must beat: one box (the split's mean, relative to each image) for every query.
+    sizes = torch.tensor([[s["meta"]["width"], s["meta"]["height"]] * 2 for s, _ in queries], dtype=torch.float32)
+    mean_box = (truth / sizes).mean(dim=0) * sizes
     predictions = [{"key": s["key"], "sentence": sentence, "pred_bbox": [round(v, 2) for v in p.tolist()],
                     "true_bbox": t.tolist(), "iou": round(float(iou), 4)}
                    for (s, sentence), p, t, iou in zip(queries, pred, truth, ious)]
-    return SplitResult({"acc_iou50": grounding_accuracy(pred, truth), "mean_iou": float(ious.mean())}, predictions)
+    return SplitResult({"acc_iou50": grounding_accuracy(pred, truth), "mean_iou": float(ious.mean()),
+                        "mean_box_acc_iou50": grounding_accuracy(mean_box, truth)}, predictions)

@@ -21,10 +21,10 @@ from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.errors import DataError
-from x2vlm_core.evaluation.metrics import accuracy
+from x2vlm_core.evaluation.metrics import accuracy, majority_accuracy
 from x2vlm_core.models.task_heads import TaskHeads
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import ClassifierModel
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
 
@@ -41,7 +41,7 @@ class EvalConfig:
     batch_size: int = 64  # statements (image pairs) per forward pass
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+def build_model(pretrained: str | Path, shards_root: str | Path) -> ClassifierModel:
     return build_task_model(pretrained, TaskHeads(task="nlvr2", cls_inputs=2, labels=LABELS))[0]
 
 
@@ -66,7 +66,7 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
 PairLogits = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def pair_logits(model: VisionLanguageModel, left: torch.Tensor, right: torch.Tensor, text_ids: torch.Tensor,
+def pair_logits(model: ClassifierModel, left: torch.Tensor, right: torch.Tensor, text_ids: torch.Tensor,
                 text_atts: torch.Tensor) -> torch.Tensor:
     image_embeds, image_atts = model.get_vision_embeds(torch.cat([left, right]))
     text_embeds = model.get_text_embeds(text_ids, text_atts)
@@ -80,11 +80,11 @@ def pair_objective(logits_of: PairLogits, model: Any, batch: dict[str, torch.Ten
     return {"nlvr2": F.cross_entropy(logits, batch["label"])}
 
 
-def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: ClassifierModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return pair_objective(pair_logits, model, batch)
 
 
-def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: ClassifierModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     return evaluate_pairs(pair_logits, model, samples, text, cfg)
 
 
@@ -101,4 +101,5 @@ def evaluate_pairs(logits_of: PairLogits, model: Any, samples: list[dict[str, An
     truth = [bool(s["meta"]["label"]) for s in samples]
     predictions = [{"key": s["key"], "sentence": s["meta"]["sentence"], "predicted": p, "label": t}
                    for s, p, t in zip(samples, predicted, truth)]
-    return SplitResult({"accuracy": accuracy(predicted, truth)}, predictions)
+    return SplitResult({"accuracy": accuracy(predicted, truth), "majority_accuracy": majority_accuracy(truth)},
+                       predictions)

@@ -25,7 +25,7 @@ from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.models import losses
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import FusionModel
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
 
@@ -51,7 +51,7 @@ def image_index(key: str) -> int:
     return zlib.crc32(key.encode())
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
     return build_task_model(pretrained)[0]
 
 
@@ -62,7 +62,7 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "idx": torch.tensor([image_index(s["key"]) for s in samples], dtype=torch.long)}
 
 
-def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: FusionModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
@@ -73,7 +73,7 @@ def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dic
     }
 
 
-def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: FusionModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     return evaluate_retrieval(model, samples, text, cfg, lambda chunk: sample_images(chunk, model.config.image_res))
 
 
@@ -95,7 +95,7 @@ def rerank_top_k(sims: torch.Tensor, k: int, pair_scores: Callable[[torch.Tensor
 
 
 @torch.no_grad()
-def evaluate_retrieval(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
+def evaluate_retrieval(model: FusionModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
                        visual: Callable[[list[dict[str, Any]]], torch.Tensor]) -> SplitResult:
     """``visual(samples)`` gives the image (or video) batch of some samples."""
     model.eval()

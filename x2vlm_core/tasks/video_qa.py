@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
-from x2vlm_core.evaluation.metrics import accuracy
+from x2vlm_core.evaluation.metrics import accuracy, majority_accuracy
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.task_heads import TaskHeads, task_heads_of
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.task_heads import TaskHeads, required_task_heads
+from x2vlm_core.models.protocols import ClassifierModel
 from x2vlm_core.tasks.answers import answer_vocabulary, sample_answers
 from x2vlm_core.tasks.frames import video_batch
 from x2vlm_core.tasks.result import SplitResult
@@ -41,7 +41,7 @@ class EvalConfig:
     batch_size: int = 32  # questions (clips) per forward pass
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+def build_model(pretrained: str | Path, shards_root: str | Path) -> ClassifierModel:
     classes = answer_vocabulary(shards_root, DATASET, TRAIN_SPLIT, NUM_CLASSES)
     heads = TaskHeads(task="video_qa", cls_inputs=1, labels=classes)
     return build_task_model(pretrained, heads, frame_len=VIDEO_FRAMES)[0]
@@ -60,18 +60,18 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "text_atts": atts, "label": torch.tensor(labels, dtype=torch.long)}
 
 
-def collate_options(model: VisionLanguageModel) -> dict[str, Any]:
+def collate_options(model: ClassifierModel) -> dict[str, Any]:
     """What ``train_collate`` needs from the built model: the class of each answer."""
-    return {"classes": {answer: i for i, answer in enumerate(task_heads_of(model).labels)}}
+    return {"classes": {answer: i for i, answer in enumerate(required_task_heads(model).labels)}}
 
 
-def logits(model: VisionLanguageModel, video: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+def logits(model: ClassifierModel, video: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
     video_embeds, video_atts = model.get_vision_embeds(video)
     fused = model.get_cross_embeds(video_embeds, video_atts, model.get_text_embeds(text_ids, text_atts), text_atts)
     return model.cls_head(fused[:, 0])
 
 
-def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: ClassifierModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     scores = logits(model, batch["image"], batch["text_ids"], batch["text_atts"])
     # Summed over the known answers only: a batch without any gives 0, not NaN.
     loss = F.cross_entropy(scores, batch["label"], ignore_index=IGNORED, reduction="sum")
@@ -79,9 +79,9 @@ def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dic
 
 
 @torch.no_grad()
-def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: ClassifierModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     model.eval()
-    classes = task_heads_of(model).labels
+    classes = required_task_heads(model).labels
     rng = random.Random(0)
     predicted: list[str] = []
     for start in range(0, len(samples), cfg.batch_size):
@@ -92,4 +92,5 @@ def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: Te
     truth = [_truth(s["meta"]) for s in samples]
     predictions = [{"key": s["key"], "question": s["meta"]["question"], "answer": p, "truth": t,
                     "in_classes": t in classes} for s, p, t in zip(samples, predicted, truth)]
-    return SplitResult({"accuracy": accuracy(predicted, truth)}, predictions)
+    return SplitResult({"accuracy": accuracy(predicted, truth), "majority_accuracy": majority_accuracy(truth)},
+                       predictions)

@@ -17,7 +17,7 @@ from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.families.x2vlm.presets import PRESETS
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import FusionModel
 from x2vlm_core.tasks import retrieval
 from x2vlm_core.tasks.frames import video_batch
 from x2vlm_core.tasks.result import SplitResult
@@ -35,7 +35,7 @@ check_model = model_check("video_retrieval", video=True)
 METRIC_NAMES = {"img": "t2v", "txt": "v2t"}
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
     return build_task_model(pretrained, frame_len=VIDEO_FRAMES)[0]
 
 
@@ -46,7 +46,7 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "text_atts": atts, "idx": torch.tensor([retrieval.image_index(s["key"]) for s in samples])}
 
 
-def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: FusionModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     rng = random.Random(0)
     result = retrieval.evaluate_retrieval(
         model, samples, text, cfg,

@@ -26,10 +26,9 @@ import torch
 from x2vlm_core.evaluation import report
 from x2vlm_core.release.model_folder import read_model_config
 from x2vlm_core.data.collate import TextEncoder, sample_images
-from x2vlm_core.models.task_heads import TaskHeads, task_heads_of
-from x2vlm_core.errors import ConfigError
+from x2vlm_core.models.task_heads import TaskHeads, required_task_heads
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import AnswerDecoderModel, FusionModel, TaskModel
 from x2vlm_core.tasks.answers import answer_vocabulary, answer_weights
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
@@ -51,7 +50,7 @@ class EvalConfig:
     batch_size: int = 32  # questions per forward pass
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path, dataset: str = DATASET) -> VisionLanguageModel:
+def build_model(pretrained: str | Path, shards_root: str | Path, dataset: str = DATASET) -> AnswerDecoderModel:
     """Backbone + an answer decoder with as many layers as there are fusion layers (official 6 of 6).
 
     The answer list is ``dataset``'s most frequent training answers (e.g. ``xgqa`` for xGQA).
@@ -68,7 +67,9 @@ def build_model(pretrained: str | Path, shards_root: str | Path, dataset: str = 
 def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
                   rng: random.Random) -> dict[str, torch.Tensor]:
     question_ids, question_atts, _ = text([s["meta"]["question"] for s in samples])
-    answers, weights, counts = [], [], []
+    answers: list[str] = []
+    weights: list[float] = []
+    counts: list[int] = []
     for sample in samples:
         shares = answer_weights(sample["meta"])
         answers.extend(shares)
@@ -81,14 +82,14 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "answers_per_question": torch.tensor(counts, dtype=torch.long)}
 
 
-def fused_questions(model: VisionLanguageModel, image: torch.Tensor, question_ids: torch.Tensor,
+def fused_questions(model: FusionModel, image: torch.Tensor, question_ids: torch.Tensor,
                     question_atts: torch.Tensor) -> torch.Tensor:
     image_embeds, image_atts = model.get_vision_embeds(image)
     return model.get_cross_embeds(image_embeds, image_atts, model.get_text_embeds(question_ids, question_atts),
                                   question_atts)
 
 
-def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: AnswerDecoderModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     states = fused_questions(model, batch["image"], batch["question_ids"], batch["question_atts"])
     repeats = batch["answers_per_question"]
     nll = model.text_decoder.answer_nll(batch["answer_ids"], batch["answer_atts"],
@@ -97,7 +98,7 @@ def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dic
     return {"vqa": (batch["answer_weights"] * nll).sum() / batch["image"].shape[0]}
 
 
-def rank_answers(model: VisionLanguageModel, states: torch.Tensor, question_atts: torch.Tensor, answer_ids: torch.Tensor,
+def rank_answers(model: AnswerDecoderModel, states: torch.Tensor, question_atts: torch.Tensor, answer_ids: torch.Tensor,
                  answer_atts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices into the answer list ``[Q, k]``, best first, with their probabilities among those k."""
     decoder = model.text_decoder
@@ -113,12 +114,12 @@ def rank_answers(model: VisionLanguageModel, states: torch.Tensor, question_atts
     return top.gather(1, order), probs
 
 
-def answer_list_of(model: VisionLanguageModel) -> list[str]:
+def answer_list_of(model: object) -> list[str]:
     """The answers a VQA task model chooses from, in its head's order."""
-    return task_heads_of(model).labels
+    return required_task_heads(model).labels
 
 
-def decoder_ranker(model: VisionLanguageModel, text: TextEncoder, answer_list: list[str], k_test: int) -> AnswerRanker:
+def decoder_ranker(model: AnswerDecoderModel, text: TextEncoder, answer_list: list[str], k_test: int) -> AnswerRanker:
     """Ranks with the answer decoder: the ``k_test`` likeliest first tokens, their full answers re-scored."""
     answer_ids, answer_atts, _ = text(answer_list)
     k = min(k_test, len(answer_list))
@@ -132,14 +133,14 @@ def decoder_ranker(model: VisionLanguageModel, text: TextEncoder, answer_list: l
 
 
 @torch.no_grad()
-def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: AnswerDecoderModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     answer_list = answer_list_of(model)
     return evaluate_answers(model, samples, text, cfg, answer_list,
                             decoder_ranker(model, text, answer_list, cfg.k_test))
 
 
 @torch.no_grad()
-def evaluate_answers(model: torch.nn.Module, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
+def evaluate_answers(model: TaskModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
                      answer_list: list[str], rank: AnswerRanker) -> SplitResult:
     """Predict each question's answer with ``rank`` (indices into ``answer_list``, best first, with scores)."""
     model.eval()

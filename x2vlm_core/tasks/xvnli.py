@@ -21,10 +21,10 @@ from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.data.readers.xvnli import LABELS
 from x2vlm_core.errors import DataError
-from x2vlm_core.evaluation.metrics import accuracy
+from x2vlm_core.evaluation.metrics import accuracy, majority_accuracy
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.task_heads import TaskHeads
-from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import ClassifierModel
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
 
@@ -40,7 +40,7 @@ class EvalConfig:
     batch_size: int = 64  # hypotheses (images) per forward pass
 
 
-def build_model(pretrained: str | Path, shards_root: str | Path) -> VisionLanguageModel:
+def build_model(pretrained: str | Path, shards_root: str | Path) -> ClassifierModel:
     heads = TaskHeads(task="xvnli", cls_inputs=1, labels=list(LABELS))
     return build_task_model(pretrained, heads)[0]
 
@@ -60,20 +60,20 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
             "label": torch.tensor([label_index(s) for s in samples], dtype=torch.long)}
 
 
-def entailment_logits(model: VisionLanguageModel, image: torch.Tensor, text_ids: torch.Tensor,
+def entailment_logits(model: ClassifierModel, image: torch.Tensor, text_ids: torch.Tensor,
                       text_atts: torch.Tensor) -> torch.Tensor:
     image_embeds, image_atts = model.get_vision_embeds(image)
     fused = model.get_cross_embeds(image_embeds, image_atts, model.get_text_embeds(text_ids, text_atts), text_atts)
     return model.cls_head(fused[:, 0])
 
 
-def objective(model: VisionLanguageModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def objective(model: ClassifierModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     logits = entailment_logits(model, batch["image"], batch["text_ids"], batch["text_atts"])
     return {"xvnli": F.cross_entropy(logits, batch["label"])}
 
 
 @torch.no_grad()
-def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(model: ClassifierModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     model.eval()
     predicted: list[str] = []
     for start in range(0, len(samples), cfg.batch_size):
@@ -84,4 +84,5 @@ def evaluate(model: VisionLanguageModel, samples: list[dict[str, Any]], text: Te
     truth = [LABELS[label_index(s)] for s in samples]
     predictions = [{"key": s["key"], "sentence": s["meta"]["sentence"], "predicted": p, "label": t}
                    for s, p, t in zip(samples, predicted, truth)]
-    return SplitResult({"accuracy": accuracy(predicted, truth)}, predictions)
+    return SplitResult({"accuracy": accuracy(predicted, truth), "majority_accuracy": majority_accuracy(truth)},
+                       predictions)

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from transformers import BertTokenizerFast
+from transformers import BertTokenizer  # transformers 5's fast tokenizer (BertTokenizerFast is an alias of it)
 
 from x2vlm_core.errors import ConfigError
 
@@ -42,8 +42,8 @@ def tokenizer_dir(spec: str) -> Path:
 
 
 @lru_cache(maxsize=8)
-def build_tokenizer(spec: str) -> BertTokenizerFast:
-    return BertTokenizerFast(vocab=str(tokenizer_dir(spec) / "vocab.txt"), do_lower_case=True)
+def build_tokenizer(spec: str) -> BertTokenizer:
+    return BertTokenizer(vocab=str(tokenizer_dir(spec) / "vocab.txt"), do_lower_case=True)
 
 
 _PUNCTUATION = re.compile(r"([,.'!?\"()*#:;~])")

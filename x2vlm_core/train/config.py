@@ -74,6 +74,8 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 0  # 0: only at the end
     keep_checkpoints: int = 2  # complete DeepSpeed checkpoints kept; older ones are deleted
+    # Seconds between SIGTERM and SIGKILL (GKE spot: 30, less torchrun's own share); a save is tried within them.
+    sigterm_grace_s: float = 25.0
     tensorboard: bool = True  # event file under OUTPUT/tensorboard (rank 0)
     stop_itm_after: int = 0  # 0: never; the official 1B recipe stops ITM after hard negatives gave NaN
     optim: OptimConfig = field(default_factory=OptimConfig)

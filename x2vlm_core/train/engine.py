@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from x2vlm_core.config_io import deep_merge
-from x2vlm_core.errors import ConfigError
+from x2vlm_core.errors import ConfigError, shown
 from x2vlm_core.models.blocks import transformer_blocks
 from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.train.config import TrainConfig
@@ -52,7 +52,7 @@ def micro_batch_size(batch: int, cfg: TrainConfig, world_size: int, what: str = 
 def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str) -> dict[str, Any]:
     """The DeepSpeed JSON: generated from ``cfg``, then ``cfg.deepspeed`` merged over it."""
     if not isinstance(cfg.deepspeed, dict):
-        raise ConfigError(f"train.deepspeed must be a mapping of DeepSpeed settings, got {cfg.deepspeed!r}")
+        raise ConfigError(f"train.deepspeed must be a mapping of DeepSpeed settings, got {shown(cfg.deepspeed)}")
     owned = sorted(set(cfg.deepspeed) & set(_OWNED_KEYS))
     if owned:
         raise ConfigError(f"train.deepspeed may not set {owned}: they come from train.optim, train.batch_size "
@@ -69,7 +69,7 @@ def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str) -> dict
     config = deep_merge(generated, cfg.deepspeed)
     stage = config.get("zero_optimization", {}).get("stage")
     if stage not in ZERO_STAGES:
-        raise ConfigError(f"ZeRO stage {stage!r} is not supported; use train.zero_stage 1 or 2 (3 also works, "
+        raise ConfigError(f"ZeRO stage {shown(stage)} is not supported; use train.zero_stage 1 or 2 (3 also works, "
                           "slower at small scale)")
     if config.get("fp16", {}).get("enabled"):
         raise ConfigError("fp16 is not supported (X²-VLM's losses overflow without careful scaling); "

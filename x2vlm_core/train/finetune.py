@@ -32,7 +32,7 @@ from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import init_distributed
 from x2vlm_core.train.engine import micro_batch_size
 from x2vlm_core.train.loop import run_training
-from x2vlm_core.utils.seed import seed_everything
+from x2vlm_core.train.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 
 def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shards_root: str | Path,
                  output_dir: str | Path, checkpoint_dir: str | Path, dataset: str | None = None,
-                 few_shot: int = 0, languages: Sequence[str] | None = None) -> dict[str, Any]:
+                 few_shot: int = 0, languages: Sequence[str] | None = None,
+                 checkpoint_uri: str | None = None) -> dict[str, Any]:
     """Train ``task_name`` for ``cfg.steps`` steps; the task model folder (with its heads) goes to ``output_dir``.
 
     ``dataset`` replaces the task's own (e.g. ``xflickrco`` for retrieval, ``xgqa`` for vqa).
     ``few_shot`` > 0: ``pretrained`` is a task model fine-tuned in English, trained on that many
     examples of each of ``languages`` (default: every non-English language of the few-shot split).
+    ``checkpoint_uri``: a gs:// prefix checkpoints are uploaded to and resumed from (see ``run_training``).
     """
     # The family's implementation of the task; one it cannot do is refused here, before any work.
     get_task(task_name)  # an unknown task is named before the model is read
@@ -71,7 +73,8 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
         shards = dataset_shards(str(shards_root), dataset, task.TRAIN_SPLIT)
     seed_everything(cfg.seed + info.rank)
     model = build_task_model_for(task, pretrained, shards_root, dataset)
-    model.new_head_prefixes = family.finetune_head_prefixes(model)  # trained at lr x lr_mult, as official init_params
+    # Trained at lr x lr_mult, as official init_params. (setattr: nn.Module's __setattr__ stub takes Tensor | Module only.)
+    setattr(model, "new_head_prefixes", family.finetune_head_prefixes(model))
     text = text_encoder_for(model.config)  # the model's own tokenizer: WordPiece, or CCLM's sentencepiece
     options = task.collate_options(model) if hasattr(task, "collate_options") else {}
     collate = functools.partial(task.train_collate, text=text, config=model.config,
@@ -84,7 +87,7 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
         batches = ((batch,) for batch in loader)
     description = f"finetune-{task_name}" + (f"-{few_shot}-shot" if few_shot else "")
     return run_training(model, lambda step: task.objective, batches, cfg, info, output_dir, checkpoint_dir,
-                        micro_batch=micro_batch, description=description)
+                        micro_batch=micro_batch, description=description, checkpoint_uri=checkpoint_uri)
 
 
 def build_task_model_for(task: Any, pretrained: str | Path, shards_root: str | Path, dataset: str) -> nn.Module:

@@ -8,6 +8,8 @@ the batches it is fed.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ from x2vlm_core.models.heads import TEMP_RANGE
 from x2vlm_core.train import checkpointing
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import DistInfo, barrier, from_main
+from x2vlm_core.train.durable import GcsMirror
 from x2vlm_core.train.engine import build_engine
+from x2vlm_core.train.preemption import StopOnSigterm, TrainingStopped
 from x2vlm_core.train.progress import TrainingLog
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,7 @@ def run_training(
     micro_batch: int,
     description: str = "train",
     resume_settings: dict[str, Any] | None = None,
+    checkpoint_uri: str | None = None,
 ) -> dict[str, Any]:
     """Train for ``cfg.steps`` optimizer steps and write the model folder to ``output_dir``.
 
@@ -84,7 +89,10 @@ def run_training(
     ``micro_batch`` is this rank's batch per micro-step. Complete DeepSpeed checkpoints go
     to ``checkpoint_dir`` every ``cfg.save_every`` steps and at the end; training resumes
     from the newest one, as if it had never stopped, when ``resume_settings`` (the data
-    layout) still match. Returns the JSON-able summary also written as ``training.json``.
+    layout) still match. With ``checkpoint_uri`` (a gs:// prefix), ``checkpoint_dir`` is local
+    staging: each complete checkpoint is uploaded there and the newest one there is resumed from.
+    On SIGTERM it saves if the last save's duration fits in ``cfg.sigterm_grace_s`` and raises
+    ``TrainingStopped``. Returns the JSON-able summary also written as ``training.json``.
     """
     output_dir, ckpt_dir = Path(output_dir), Path(checkpoint_dir)
     rank, world_size = dist_info.rank, dist_info.world_size
@@ -95,6 +103,11 @@ def run_training(
     settings = {"description": description, "micro_batch": micro_batch, "gradient_accumulation": accumulation,
                 **(resume_settings or {})}
 
+    mirror = None
+    if checkpoint_uri:
+        mirror = GcsMirror(checkpoint_uri, ckpt_dir, rank, dist_info.local_rank, world_size,
+                           int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
+        mirror.restore()
     # The data stream is positioned first, then the checkpoint restores every RNG as it was.
     found = checkpointing.complete_checkpoints(ckpt_dir)
     newest = from_main(found[-1][0] if found else None, world_size)
@@ -110,6 +123,8 @@ def run_training(
             next(stream)
     if found:
         marker = checkpointing.load_latest(engine, ckpt_dir, rank, world_size, settings)
+        if marker is None:
+            raise CheckpointError(f"{ckpt_dir} changed while resuming (its checkpoints are gone); run again")
         if marker["step"] != start:
             raise CheckpointError(f"{ckpt_dir} changed while resuming (step {start}, then {marker['step']}); run again")
 
@@ -120,37 +135,64 @@ def run_training(
     def save(step: int) -> str:
         def write_model(tag: str) -> None:  # rank 0, after every rank saved, before the checkpoint counts
             final[:] = [checkpointing.consolidated_model(engine, model, ckpt_dir, tag)]
-            if getattr(final[0], "temp", None) is not None:
+            temp = getattr(final[0], "temp", None)
+            if temp is not None:
                 with torch.no_grad():
-                    final[0].temp.clamp_(*TEMP_RANGE)
+                    temp.clamp_(*TEMP_RANGE)
             save_model_dir(final[0], ckpt_dir / tag / "model")
 
-        return checkpointing.save_checkpoint(engine, ckpt_dir, step, rank, world_size,
-                                             {**settings, "micro_batches_consumed": step * accumulation},
-                                             cfg.keep_checkpoints, write_model)
+        began = time.monotonic()
+        saved = checkpointing.save_checkpoint(engine, ckpt_dir, step, rank, world_size,
+                                              {**settings, "micro_batches_consumed": step * accumulation},
+                                              cfg.keep_checkpoints, write_model, mirror.collect if mirror else None)
+        if mirror is not None:
+            mirror.upload(saved)
+        save_seconds[:] = [time.monotonic() - began]
+        return saved
 
+    def where(tag: str) -> str:
+        if mirror and checkpoint_uri is not None:
+            return f"{checkpoint_uri.rstrip('/')}/{tag}"
+        return str(ckpt_dir / tag)
+
+    save_seconds: list[float] = []
     tag = None
-    for step in range(start, cfg.steps):
-        step_objective = objective(step)
-        for _ in range(accumulation):
-            batch = next(stream)
-            samples, tokens = _batch_size_and_tokens(batch)
-            batch = tuple(to_device(part, dist_info.device, float_dtype) for part in batch)
-            clamp_temperature(engine, model)  # before the forward, as the official loop does
-            terms = engine(step_objective, *batch)
-            total = terms.pop("loss") if "loss" in terms else sum(terms.values())
-            engine.backward(total)
-            engine.step()
-            progress.add({**terms, "loss": total}, samples, tokens)
-        done = step + 1
-        progress.step_done(done, engine.get_lr(), last=done == cfg.steps)
-        if done == cfg.steps or (cfg.save_every and done % cfg.save_every == 0):
-            tag = save(done)
-    if tag is None:  # nothing left to train (already complete, or zero steps): save what there is
-        tag = save(start)
+    with StopOnSigterm(cfg.sigterm_grace_s, dist_info.device, world_size) as sigterm:
+        for step in range(start, cfg.steps):
+            step_objective = objective(step)
+            for _ in range(accumulation):
+                batch = next(stream)
+                samples, tokens = _batch_size_and_tokens(batch)
+                batch = tuple(to_device(part, dist_info.device, float_dtype) for part in batch)
+                clamp_temperature(engine, model)  # before the forward, as the official loop does
+                terms = engine(step_objective, *batch)
+                total = terms.pop("loss") if "loss" in terms else sum(terms.values())
+                engine.backward(total)
+                engine.step()
+                progress.add({**terms, "loss": total}, samples, tokens)
+            done = step + 1
+            progress.step_done(done, engine.get_lr(), last=done == cfg.steps)
+            due = done == cfg.steps or (cfg.save_every and done % cfg.save_every == 0)
+            seconds_left = sigterm.seconds_left()
+            if seconds_left is not None:
+                fits = from_main(sigterm.save_fits(seconds_left, save_seconds[0] if save_seconds else None),
+                                 world_size)
+                if due or fits:
+                    tag = save(done)
+                    kept = f"saved {where(tag)}"
+                else:
+                    last = tag or (found[-1][1] if found else None)
+                    kept = f"no time to save, {where(last)} is kept" if last else "no time to save, no checkpoint yet"
+                progress.close()
+                raise TrainingStopped(f"stopped by SIGTERM after step {done}: {kept}; run again with the same "
+                                      "checkpoint location to resume")
+            if due:
+                tag = save(done)
+        if tag is None:  # nothing left to train (already complete, or zero steps): save what there is
+            tag = save(start)
 
     summary = {"steps": cfg.steps, "resumed_from_step": start, "world_size": world_size,
-               "checkpoint": str(ckpt_dir / tag), **progress.close(), "train_config": to_dict(cfg)}
+               "checkpoint": where(tag), **progress.close(), "train_config": to_dict(cfg)}
     if dist_info.is_main:
         save_model_dir(final[0], output_dir, extra=summary)
         log.info("%s: model written to %s", description, output_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from x2vlm_core.errors import ConfigError
 from x2vlm_core.train.config import OptimConfig
 
 
@@ -31,7 +32,10 @@ def param_groups(model: nn.Module, cfg: OptimConfig, new_prefixes: tuple[str, ..
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, new_prefixes: tuple[str, ...] = ()) -> torch.optim.AdamW:
     fused = torch.cuda.is_available()
-    return torch.optim.AdamW(param_groups(model, cfg, new_prefixes), lr=cfg.lr, betas=tuple(cfg.betas),
+    if len(cfg.betas) != 2:
+        raise ConfigError(f"optim.betas must be two numbers (beta1, beta2), got {cfg.betas}")
+    beta1, beta2 = cfg.betas
+    return torch.optim.AdamW(param_groups(model, cfg, new_prefixes), lr=cfg.lr, betas=(beta1, beta2),
                              fused=fused or None)
 
 

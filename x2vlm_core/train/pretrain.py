@@ -10,7 +10,7 @@ on, their default datasets and their objectives are the family's (``ModelFamily.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from x2vlm_core.train.engine import micro_batch_size
 from x2vlm_core.train.loop import run_training
 from x2vlm_core.train.streams import active_streams, resolve_streams
 from x2vlm_core.train.pretrain_objective import mixed_stream_losses
-from x2vlm_core.utils.seed import seed_everything
+from x2vlm_core.train.seed import seed_everything
 
 
 def check_pretrain_config(model_cfg: ModelConfig, cfg: TrainConfig, world_size: int) -> dict[str, int]:
@@ -37,6 +37,7 @@ def check_pretrain_config(model_cfg: ModelConfig, cfg: TrainConfig, world_size: 
                           "train.data.region_text, train.data.video_text, train.data.parallel_text or train.data.text")
     for name in streams:
         stream: StreamConfig = getattr(cfg.data, name)
+        assert stream.datasets is not None  # resolve_streams filled it
         if stream.ratios and len(stream.ratios) != len(stream.datasets):
             raise ConfigError(f"train.data.{name}: {len(stream.datasets)} datasets but {len(stream.ratios)} ratios; "
                               "give one ratio per dataset (or none for equal ratios)")
@@ -80,9 +81,10 @@ def _samples(start: int, worker: tuple[int, int], shards: list[list[Shard]], nam
 
 
 def _stream_batches(name: str, shards_root: str, collate, micro_batch: int, cfg: TrainConfig,
-                    info: DistInfo) -> functools.partial:
+                    info: DistInfo) -> Callable[[int], Iterator[Any]]:
     """A function of the batches already consumed → this rank's endless batch iterator for the stream."""
     stream: StreamConfig = getattr(cfg.data, name)
+    assert stream.datasets is not None  # resolve_streams filled it
     shards = [dataset_shards(stream.shards or shards_root, dataset, stream.split) for dataset in stream.datasets]
     ratios = stream.ratios or [1.0] * len(stream.datasets)
     make_samples = functools.partial(_samples, shards=shards, names=list(stream.datasets), ratios=ratios, name=name,
@@ -95,7 +97,8 @@ def _stream_batches(name: str, shards_root: str, collate, micro_batch: int, cfg:
 
 
 def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Path | None, output_dir: str | Path,
-                 checkpoint_dir: str | Path, init: str | None = None) -> dict[str, Any]:
+                 checkpoint_dir: str | Path, init: str | None = None,
+                 checkpoint_uri: str | None = None) -> dict[str, Any]:
     shards_root = str(shards_root or cfg.data.shards or "")
     if not shards_root:
         raise ConfigError("no shards given: pass --shards (a prepare-data output folder or gs:// prefix) "
@@ -109,7 +112,9 @@ def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Pa
     recipe.start(model, cfg, init)  # (VLMo: freezes what the stage keeps) before the optimizer sees it
     collates = recipe.collates(model_cfg, cfg, micro.get("region_text", 0))
     streams = active_streams(cfg)
-    samples_per_batch = {**micro, "region_text": micro.get("region_images")}
+    samples_per_batch = dict(micro)
+    if "region_images" in micro:  # region_text is on: its batches are drawn as this many images
+        samples_per_batch["region_text"] = micro["region_images"]
     per_stream = [_stream_batches(name, shards_root, collates[name], samples_per_batch[name], cfg, info)
                   for name in streams]
 
@@ -130,4 +135,4 @@ def run_pretrain(model_cfg: ModelConfig, cfg: TrainConfig, shards_root: str | Pa
                                  "micro_batch": samples_per_batch[name]} for name in streams}}
     return run_training(model, objective, batches, cfg, info, output_dir, checkpoint_dir,
                         micro_batch=micro.get("image_text") or max(micro.values()), description="pretrain",
-                        resume_settings=layout)
+                        resume_settings=layout, checkpoint_uri=checkpoint_uri)

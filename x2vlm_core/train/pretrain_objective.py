@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import cast
 
 import torch
 
 from x2vlm_core.models import losses
 from x2vlm_core.families.spec import VisionLanguageModel
+from x2vlm_core.models.protocols import FusionModel
 
 
-def _alignment_losses(model: VisionLanguageModel, image_embeds: torch.Tensor, image_atts: torch.Tensor,
+def _alignment_losses(model: FusionModel, image_embeds: torch.Tensor, image_atts: torch.Tensor,
                       text_embeds: torch.Tensor, batch: dict[str, torch.Tensor], with_itm: bool,
                       prefix: str) -> dict[str, torch.Tensor]:
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
@@ -25,13 +27,13 @@ def _alignment_losses(model: VisionLanguageModel, image_embeds: torch.Tensor, im
     return out
 
 
-def image_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+def image_text_losses(model: FusionModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
     return _alignment_losses(model, image_embeds, image_atts, text_embeds, batch, with_itm, prefix="")
 
 
-def region_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+def region_text_losses(model: FusionModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
     """Texts align with their region's pooled patches; boxes are predicted from the whole image."""
     region_embeds, full_embeds = model.get_region_embeds(batch["image"], batch["image_atts"],
                                                          batch["idx_to_group_img"])
@@ -43,7 +45,7 @@ def region_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor
     return out
 
 
-def video_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
+def video_text_losses(model: FusionModel, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
     """Clips ``image`` [B, F, 3, H, W]: frames encoded one by one, averaged per patch, then as image-text."""
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
     text_embeds = model.get_text_embeds(batch["text_ids"], batch["text_atts"])
@@ -53,7 +55,7 @@ def video_text_losses(model: VisionLanguageModel, batch: dict[str, torch.Tensor]
 STREAM_LOSSES = {"image_text": image_text_losses, "region_text": region_text_losses, "video_text": video_text_losses}
 
 
-def pretraining_losses(model: VisionLanguageModel, image_batch: dict[str, torch.Tensor], region_batch: dict[str, torch.Tensor],
+def pretraining_losses(model: FusionModel, image_batch: dict[str, torch.Tensor], region_batch: dict[str, torch.Tensor],
                        with_itm: bool = True) -> dict[str, torch.Tensor]:
     """The official pre-training loss is the unweighted sum of these terms."""
     return {**image_text_losses(model, image_batch, with_itm), **region_text_losses(model, region_batch, with_itm)}
@@ -71,11 +73,13 @@ def mixed_stream_losses(model: VisionLanguageModel, *batches: dict[str, torch.Te
     family's objectives (X²-VLM's by default).
     """
     out: dict[str, torch.Tensor] = {}
-    total = None
+    total: torch.Tensor | None = None
     for stream, weight, batch in zip(streams, weights, batches, strict=True):
         terms = stream_losses[stream](model, batch, with_itm)
         out.update(terms)
-        part = weight * sum(terms.values())
+        part = weight * cast(torch.Tensor, sum(terms.values()))  # a stream has terms: never sum()'s start 0
         total = part if total is None else total + part
+    if total is None:
+        raise ValueError("mixed_stream_losses needs at least one stream")
     out["loss"] = total
     return out

@@ -33,7 +33,7 @@ def read(source: Source) -> Iterator[dict]:
                 caption, image = columns[0].strip(), columns[1].strip()
                 remote = "://" in image
                 record = base_record(
-                    source, record_key("tsv", f"{stem}-{line_number:09d}", path), KIND, source.split, [image if remote else images / image]
+                    source, record_key("tsv", f"{stem}-{line_number:09d}", path), KIND, source.given_split, [image if remote else images / image]
                 )
                 record.update(image_id=f"{stem}-{line_number}", captions=[caption])
                 if remote:

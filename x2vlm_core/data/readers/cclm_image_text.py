@@ -40,7 +40,7 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
             for language in set(languages):
                 check_language(language, f"{path}: {where}")
             image = image_input(source, entry, path, (line_number, offset, size))
-            record = base_record(source, line_key("cclm", source, path, line_number), KIND, source.split, [image])
+            record = base_record(source, line_key("cclm", source, path, line_number), KIND, source.given_split, [image])
             record.update(captions=captions, caption_languages=languages)
             if isinstance(entry.get("image_id"), (str, int)) and not isinstance(entry.get("image_id"), bool):
                 record["image_id"] = entry["image_id"]

@@ -10,6 +10,7 @@ from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
+NO_CAPTION = "no_caption"
 FORMAT = SourceFormat(("annotations",), ("images",), default_split="train")
 
 
@@ -29,9 +30,10 @@ def read(source: Source) -> Iterator[dict]:
 
     for i, image in enumerate(images):
         image_id = image["id"]
-        if image_id not in captions:
-            continue  # an image list without captions (e.g. test2014 info) has nothing to train on
         file_name = field(image, "file_name", path, f"images[{i}]", str)
-        record = base_record(source, record_key("coco", image_id, path), KIND, source.split, [source.path("images") / file_name])
-        record.update(image_id=image_id, captions=captions[image_id])
+        record = base_record(source, record_key("coco", image_id, path), KIND, source.given_split, [source.path("images") / file_name])
+        record.update(image_id=image_id, captions=captions.get(image_id, []))
+        if not record["captions"]:
+            # Listed but never captioned: nothing to train on, yet it must show up in the counts and rejects.
+            record["reader_reject"] = NO_CAPTION
         yield record

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from x2vlm_core.data.images import input_file
 from x2vlm_core.errors import DataError
 
 if TYPE_CHECKING:
     from x2vlm_core.data.sources import Source
 
 _KEY_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+# Reject reason: an annotation names an image outside the source's folders (see allow_images_outside).
+OUTSIDE_SOURCE = "outside_source_folders"
 
 
 def load_json(path: Path) -> Any:
@@ -82,9 +86,10 @@ def _type_names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in _as_tuple(kind))
 
 
-def base_record(source: "Source", key: str, kind: str, split: str, image_paths: list[Path]) -> dict[str, Any]:
+def base_record(source: "Source", key: str, kind: str, split: str,
+                image_paths: Sequence[str | Path]) -> dict[str, Any]:
     """The fields every record has, whatever its kind."""
-    return {
+    record = {
         "key": key,
         "dataset": source.dataset,
         "source": source.format,
@@ -92,6 +97,21 @@ def base_record(source: "Source", key: str, kind: str, split: str, image_paths: 
         "split": split,
         "image_paths": [str(path) for path in image_paths],
     }
+    if not source.options.get("allow_images_outside") and not all(_inside(source, p) for p in image_paths):
+        record["reader_reject"] = OUTSIDE_SOURCE
+    return record
+
+
+def _inside(source: "Source", image: str | Path) -> bool:
+    """Whether an image input lies, as written (``..`` resolved, links not followed), in a folder or file of ``source``."""
+    target = os.path.normpath(input_file(image))
+    for root in map(os.path.normpath, source.paths.values()):
+        try:
+            if os.path.commonpath([target, root]) == root:
+                return True
+        except ValueError:  # a relative path against absolute roots
+            return False
+    return False
 
 
 def iter_json_lines_at(path: Path) -> Iterator[tuple[int, int, int, dict[str, Any]]]:

@@ -46,12 +46,18 @@ def _read_parquet(source: Source, path: Path) -> Iterator[dict]:
         raise DataError(f"{path}: no column(s) {missing}; is this an img2dataset parquet (columns {table.column_names})?")
     images = path.with_suffix("")  # 00000.parquet describes the images in 00000/
     extension = source.options["image_extension"]
+    if not images.is_dir():
+        # One line instead of a missing_file reject per row: the whole folder was never downloaded or was moved.
+        raise DataError(
+            f"{path}: no image folder {images.name}/ beside it; img2dataset's files layout is "
+            f"{path.name} + {images.name}/<key>.{extension}, so download the images (output_format=files) or move the folder back"
+        )
     columns = table.select(list(REQUIRED_COLUMNS) + (["error_message"] if "error_message" in table.column_names else [])).to_pylist()
     for row_number, row in enumerate(columns):
         key = row["key"]
         if not isinstance(key, str) or not key:
             raise DataError(f"{path}: row {row_number} has key {key!r}; expected img2dataset's string key")
-        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('folder').name}-{key}"), path), KIND, source.split, [images / f"{key}.{extension}"])
+        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('folder').name}-{key}"), path), KIND, source.given_split, [images / f"{key}.{extension}"])
         caption = row["caption"]
         record.update(image_id=key, captions=[caption.strip() if isinstance(caption, str) else ""])
         if row["status"] != "success":

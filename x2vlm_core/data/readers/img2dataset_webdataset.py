@@ -56,18 +56,24 @@ def _read_tar(source: Source, path: Path) -> Iterator[dict]:
             reference = input_reference(path, missing=f"{key}.jpg")
         else:
             reference = input_reference(path, member=image.name, offset=image.offset_data, size=image.size)
-        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('shards').name}-{key}"), path), KIND, source.split, [reference])
+        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('shards').name}-{key}"), path), KIND, source.given_split, [reference])
         record.update(image_id=key, captions=[texts[key]])
         yield record
+
+
+def _read(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    file = archive.extractfile(member)
+    assert file is not None  # None only for members that are not regular files, which are never collected
+    return file.read()
 
 
 def _text(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> str:
     """The caption: the .txt member, else the 'caption' of the .json member, else empty (rejected later)."""
     if "txt" in members:
-        return archive.extractfile(members["txt"]).read().decode("utf-8", errors="replace").strip()
+        return _read(archive, members["txt"]).decode("utf-8", errors="replace").strip()
     if "json" in members:
         try:
-            caption = json.loads(archive.extractfile(members["json"]).read()).get("caption")
+            caption = json.loads(_read(archive, members["json"])).get("caption")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             caption = None
         if isinstance(caption, str):

@@ -78,7 +78,7 @@ def _read_nlvr2_style(source: Source, path: Path) -> Iterator[dict]:
 
 def _record(source: Source, path: Path, language: str, ident: str, images: list[Path], sentence: str, label: bool,
             concept: str) -> dict:
-    record = base_record(source, record_key(f"marvl-{language}-{source.split}", ident, path), KIND, source.split, images)
+    record = base_record(source, record_key(f"marvl-{language}-{source.given_split}", ident, path), KIND, source.given_split, images)
     record.update(identifier=f"{language}-{ident}", sentence=sentence.strip(), label=label, language=language)
     if concept:
         record["concept"] = concept

@@ -38,7 +38,7 @@ def read(source: Source) -> Iterator[dict]:
             raise DataError(f"{path}: {where}.video_id is {raw_video!r}; expected a number or a name like video7010")
         question_id = field(entry, "id", path, where, int) if "id" in entry else position
         record = base_record(
-            source, record_key("msrvttqa", f"{source.split}-{question_id:09d}", path), KIND, source.split, [videos / f"{video_id}.{extension}"]
+            source, record_key("msrvttqa", f"{source.given_split}-{question_id:09d}", path), KIND, source.given_split, [videos / f"{video_id}.{extension}"]
         )
         record.update(
             video_id=video_id,

@@ -50,7 +50,7 @@ def text_files(texts: Path, split: str, languages: list[str]) -> dict[str, Path]
 
 
 def read(source: Source) -> Iterator[dict]:
-    split = source.split
+    split = source.given_split
     languages = [check_language(str(code), "multi30k languages") for code in source.options["languages"]]
     split_file = source.path("image_splits") / f"{split}.txt"
     if not split_file.is_file():

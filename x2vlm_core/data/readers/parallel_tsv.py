@@ -63,7 +63,7 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
                     score = float(columns[0])
                 except ValueError:
                     raise DataError(f"{path}: line {line_number} starts with {columns[0]!r}, expected the pair's score") from None
-            record = base_record(source, record_key("para", f"{stem}-{line_number:09d}", path), KIND, source.split, [])
+            record = base_record(source, record_key("para", f"{stem}-{line_number:09d}", path), KIND, source.given_split, [])
             record.update(source_text=columns[-2].strip(), target_text=columns[-1].strip(),
                           source_language=source_language, target_language=target_language)
             if score is not None:

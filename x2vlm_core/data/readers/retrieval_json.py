@@ -38,7 +38,7 @@ def read(source: Source) -> Iterator[dict]:
         image_id = merged["image_id"]
         if not isinstance(image_id, (str, int)) or isinstance(image_id, bool):
             raise DataError(f"{path}: image {image!r} has image_id {image_id!r}; expected a string or an integer")
-        record = base_record(source, record_key(f"retrieval-{language}-{source.split}", key_part(str(image_id)), path),
-                             KIND, source.split, [source.path("images") / image])
+        record = base_record(source, record_key(f"retrieval-{language}-{source.given_split}", key_part(str(image_id)), path),
+                             KIND, source.given_split, [source.path("images") / image])
         record.update(image_id=image_id, captions=merged["captions"], caption_languages=[language] * len(merged["captions"]))
         yield record

@@ -25,12 +25,10 @@ def read(source: Source) -> Iterator[dict]:
         for j, region in enumerate(field_list(entry, "regions", path, f"[{i}]")):
             where = f"[{i}].regions[{j}]"
             x, y, width, height = (field(region, name, path, where, (int, float)) for name in ("x", "y", "width", "height"))
-            if width <= 0 or height <= 0:
-                continue  # the real file has a few degenerate boxes; they describe nothing
+            # Degenerate and out-of-image boxes are kept here: the image step fits them to the image and counts them.
             regions.append({"bbox": [float(x), float(y), float(width), float(height)], "caption": field(region, "phrase", path, where, str).strip()})
-        if not regions:
-            continue
-        record = base_record(source, record_key("vg", image_id, path), KIND, source.split, [files[image_id]])
+        # An image without regions is still a record: it ends up in rejects.jsonl, not nowhere.
+        record = base_record(source, record_key("vg", image_id, path), KIND, source.given_split, [files[image_id]])
         record.update(image_id=image_id, regions=regions, captions=[])
         yield record
 

@@ -24,16 +24,15 @@ def read(source: Source) -> Iterator[dict]:
             where = f"[{i}].objects[{j}]"
             x, y, width, height = (field(obj, name, path, where, (int, float)) for name in ("x", "y", "w", "h"))
             names = field_list(obj, "names", path, where)
-            if width <= 0 or height <= 0 or not names:
-                continue  # degenerate or unnamed objects describe nothing
-            region = {"bbox": [float(x), float(y), float(width), float(height)], "caption": field(obj, "names", path, where, list)[0].strip()}
+            if names and not isinstance(names[0], str):
+                raise DataError(f"{path}: {where}.names[0] is {names[0]!r}, expected a string; fix the file")
+            # An unnamed object is an empty phrase (dropped and counted); its box is fitted and counted by the image step.
+            region = {"bbox": [float(x), float(y), float(width), float(height)], "caption": names[0].strip() if names else ""}
             attributes = [a.strip() for a in obj.get("attributes", []) if isinstance(a, str) and a.strip()]
             if attributes:
                 region["attributes"] = attributes
             regions.append(region)
-        if not regions:
-            continue
         # Objects and region descriptions of one image may share a dataset: the prefix keeps their keys apart.
-        record = base_record(source, record_key("vgobj", image_id, path), KIND, source.split, [files[image_id]])
+        record = base_record(source, record_key("vgobj", image_id, path), KIND, source.given_split, [files[image_id]])
         record.update(image_id=image_id, regions=regions, captions=[])
         yield record

@@ -14,7 +14,8 @@ from x2vlm_core.errors import DataError
 
 KIND = "video_text"
 REQUIRED_COLUMNS = ("videoid", "name", "page_dir")
-FORMAT = SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"})
+# A partial download is normal: every video not (yet) on disk is a missing_file reject, even with no videos folder.
+FORMAT = SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"}, may_be_missing=("videos",))
 
 
 def read(source: Source) -> Iterator[dict]:
@@ -30,7 +31,7 @@ def read(source: Source) -> Iterator[dict]:
                 if not video_id or not page_dir or "/" in video_id or ".." in page_dir:
                     raise DataError(f"{path}: line {row_number} has videoid {video_id!r} / page_dir {page_dir!r}; both must be plain names")
                 record = base_record(
-                    source, record_key("webvid", key_part(video_id), path), KIND, source.split, [videos / page_dir / f"{video_id}.{extension}"]
+                    source, record_key("webvid", key_part(video_id), path), KIND, source.given_split, [videos / page_dir / f"{video_id}.{extension}"]
                 )
                 record.update(video_id=video_id, captions=[(row["name"] or "").strip()])
                 yield record

@@ -30,7 +30,7 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
                 raise DataError(f"{path}: line {line_number} has no '{caption_key}' field; set caption_key to the field holding the caption")
             captions, languages = texts_of(entry[caption_key], path, f"line {line_number}.{caption_key}")
             image = image_input(source, entry, path, (line_number, offset, size))
-            record = base_record(source, line_key("x2vlm", source, path, line_number), KIND, source.split, [image])
+            record = base_record(source, line_key("x2vlm", source, path, line_number), KIND, source.given_split, [image])
             record["captions"] = captions
             if languages:
                 record["caption_languages"] = languages

@@ -39,6 +39,6 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
                     regions.append(region)
             captions = texts_of(entry["caption"], path, f"{where}.caption")[0] if "caption" in entry else []
             image = image_input(source, entry, path, (line_number, offset, size))
-            record = base_record(source, line_key("x2vlmregion", source, path, line_number), KIND, source.split, [image])
+            record = base_record(source, line_key("x2vlmregion", source, path, line_number), KIND, source.given_split, [image])
             record.update(regions=regions, captions=captions)
             yield record

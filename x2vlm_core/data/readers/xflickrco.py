@@ -31,8 +31,8 @@ def read(source: Source) -> Iterator[dict]:
         captions = field_list(entry, "sentences", path, where)
         if not all(isinstance(caption, str) for caption in captions):
             raise DataError(f"{path}: {where}.sentences holds a non-string; expected a list of captions")
-        record = base_record(source, record_key(f"xflickrco-{language}-{source.split}", key_part(image_id), path), KIND,
-                             source.split, [folder / image_path])
+        record = base_record(source, record_key(f"xflickrco-{language}-{source.given_split}", key_part(image_id), path), KIND,
+                             source.given_split, [folder / image_path])
         record.update(image_id=image_id, captions=[c.strip() for c in captions],
                       caption_languages=[language] * len(captions))
         yield record

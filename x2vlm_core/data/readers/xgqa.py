@@ -13,6 +13,7 @@ One ``vqa`` record per question: ``image_id``, ``question_id`` (both strings, as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,6 +31,7 @@ def read(source: Source) -> Iterator[dict]:
     path = source.path("annotations")
     language = language_of(source.options["language"], path)
     data = load_json(path)
+    entries: Iterator[tuple[str | None, Any, str, _Fields]]
     if isinstance(data, dict):
         entries = ((str(qid), entry, f"[{qid!r}]", _gqa_fields) for qid, entry in data.items())
     elif isinstance(data, list):
@@ -39,11 +41,15 @@ def read(source: Source) -> Iterator[dict]:
                         "or a list of {img_id, sent, label} questions")
     for question_id, entry, where, fields in entries:
         image_id, question_id, question, scores, answer_type = fields(entry, question_id, path, where)
-        record = base_record(source, record_key(f"xgqa-{language}-{source.split}", key_part(question_id), path), KIND,
-                             source.split, [source.path("images") / f"{image_id}.jpg"])
+        record = base_record(source, record_key(f"xgqa-{language}-{source.given_split}", key_part(question_id), path), KIND,
+                             source.given_split, [source.path("images") / f"{image_id}.jpg"])
         record.update(image_id=image_id, question_id=question_id, question=question.strip(), answers=list(scores),
                       answer_scores=scores, answer_type=answer_type, language=language)
         yield record
+
+
+# (entry, its question id or None, file, where) -> image id, question id, question, answer scores, answer type
+_Fields = Callable[[Any, Any, Path, str], tuple[str, str, str, dict[str, float], str]]
 
 
 def _gqa_fields(entry: Any, question_id: str, path: Path, where: str) -> tuple[str, str, str, dict[str, float], str]:

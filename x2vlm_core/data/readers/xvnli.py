@@ -29,7 +29,7 @@ def read(source: Source) -> Iterator[dict]:
         image_id = str(field(entry, "Flikr30kID", path, where, (str, int))).removesuffix(".jpg")
         pair = entry.get("pairID")
         ident = key_part(str(pair)) if isinstance(pair, (str, int)) and str(pair) else f"{line_number:09d}"
-        record = base_record(source, record_key(f"xvnli-{language}-{source.split}", ident, path), KIND, source.split,
+        record = base_record(source, record_key(f"xvnli-{language}-{source.given_split}", ident, path), KIND, source.given_split,
                              [source.path("images") / f"{image_id}.jpg"])
         label = field(entry, "gold_label", path, where, str)
         record.update(image_id=image_id, sentence=field(entry, "sentence2", path, where, str).strip(),

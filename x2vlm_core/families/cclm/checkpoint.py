@@ -14,6 +14,9 @@ mapped as the official ``XVLMPlusBase.load_pretrained_xvlm`` does:
 - without it, the text layers and embeddings fill a BERT text encoder of the same shape, and the
   whole MLM head moves to ``mlm_head``;
 - vision, projections, temperature, ITM and box heads are carried over as they are.
+
+The original CCLM (``swin`` set) has X-VLM's layout, so its official files (and X-VLM's) go
+through the X-VLM family's adapter: Swin names and window, nothing else renamed.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ def is_xvlm_layout(state: dict[str, torch.Tensor]) -> bool:
 def adapt_cclm_state(model: CCLM, state: dict[str, torch.Tensor],
                      replace_text_encoder: bool = True) -> dict[str, torch.Tensor]:
     """Any supported checkpoint's state dict → this model's names (shapes are checked by the caller)."""
+    if model.one_stack:
+        from x2vlm_core.families.xvlm.checkpoint import adapt_checkpoint as adapt_xvlm_layout
+
+        return adapt_xvlm_layout(model, state)
     if is_xvlm_layout(state):
         state = from_xvlm(model, state, replace_text_encoder)
         if replace_text_encoder and model.config.text_encoder.weights:

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 
 from x2vlm_core.data.augment import AugmentConfig, augment_image
-from x2vlm_core.data.collate import TextEncoder, sample_rng
+from x2vlm_core.data.collate import sample_rng
 from x2vlm_core.data.masking import MaskingConfig, mask_whole_words
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.errors import ConfigError, DataError

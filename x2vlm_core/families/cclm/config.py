@@ -5,6 +5,12 @@ in a saved ``config.yaml`` by ``family: cclm``. Its layout is the official ``XVL
 ``vision_encoder`` (BEiT-2), ``text_encoder`` (any BERT / RoBERTa / XLM-R model of transformers,
 no pooler), ``cross_encoder`` (BERT layers that all cross-attend to the image) and the heads.
 
+With ``swin`` set, the model is the original CCLM (the official ``CrossViewLM``, X-VLM-shaped):
+the X-VLM family's Swin image encoder and ONE BERT-style stack (``text_encoder.bert.*``, MLM
+decoder tied to the word embeddings) of the text encoder's layers followed by ``cross.num_layers``
+fusion layers of the same shape; ``vision`` is then unused. The official builder runs XLM-R
+weights in BERT code, so positions count from 0 (no RoBERTa padding offset).
+
 The text encoder is given as ``{arch, config}`` (a transformers ``model_type`` and its config
 fields over that class's defaults), or as the path of a transformers model folder, whose
 ``config.json`` is read once here, so that a saved ``config.yaml`` needs no folder to load.
@@ -19,6 +25,7 @@ from typing import Any
 
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.errors import ConfigError
+from x2vlm_core.families.xvlm.config import XVLMVisionConfig
 from x2vlm_core.models.config import TextConfig, VisionConfig
 
 FAMILY = "cclm"
@@ -78,26 +85,58 @@ class CCLMConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     cross: CrossEncoderConfig = field(default_factory=CrossEncoderConfig)
+    # The original CCLM's Swin image encoder (see the module docstring); None: BEiT-2 (``vision``).
+    swin: XVLMVisionConfig | None = None
 
     def __post_init__(self) -> None:
         if self.family != FAMILY:
             raise ConfigError(f"family {self.family!r} is not {FAMILY!r}; a CCLM config must say family: {FAMILY}")
-        if self.image_res % self.vision.patch_size:
-            raise ConfigError(f"image_res {self.image_res} must be a multiple of vision.patch_size {self.vision.patch_size}")
-        for part, width, heads in (("vision", self.vision.width, self.vision.num_heads),
-                                   ("cross", self.text_width, self.cross.num_heads)):
-            if width % heads:
-                raise ConfigError(f"{part} width {width} is not divisible by its {heads} heads")
+        if self.image_res % self.patch_stride:
+            raise ConfigError(f"image_res {self.image_res} must be a multiple of {self.patch_stride} "
+                              "(the image encoder's output stride)")
+        if self.swin is None and self.vision.width % self.vision.num_heads:
+            raise ConfigError(f"vision width {self.vision.width} is not divisible by its {self.vision.num_heads} heads")
+        if self.text_width % self.cross.num_heads:
+            raise ConfigError(f"cross width {self.text_width} is not divisible by its {self.cross.num_heads} heads")
+        if self.one_stack:
+            self._check_one_stack()
         positions = self.text_encoder.transformers_config().max_position_embeddings
-        # RoBERTa-style encoders number positions from pad_token_id + 1 (XLM-R: 514 rows for 512 tokens).
-        usable = positions - (self.text_pad_id + 1 if self.text_encoder.arch != "bert" else 0)
+        # RoBERTa-style encoders number positions from pad_token_id + 1 (XLM-R: 514 rows for 512 tokens);
+        # the original CCLM runs XLM-R in BERT code, from 0.
+        roberta_offset = self.text_encoder.arch != "bert" and not self.one_stack
+        usable = positions - (self.text_pad_id + 1 if roberta_offset else 0)
         if self.max_tokens > usable:
             raise ConfigError(f"max_tokens {self.max_tokens} exceeds the {usable} positions of the text encoder; "
                               "lower max_tokens or raise text_encoder.config.max_position_embeddings")
 
+    def _check_one_stack(self) -> None:
+        # One stack: the fusion layers are the text layers' shape, so cross.* must say the same.
+        text = self.text_encoder.transformers_config()
+        if (self.cross.num_heads, self.cross.intermediate_size) != (text.num_attention_heads, text.intermediate_size):
+            raise ConfigError(f"with swin set, the fusion layers continue the text encoder's stack: cross.num_heads "
+                              f"{self.cross.num_heads} / cross.intermediate_size {self.cross.intermediate_size} must "
+                              f"equal the text encoder's {text.num_attention_heads} / {text.intermediate_size}")
+        if self.cross.num_layers < 1 or text.num_hidden_layers < 1:
+            raise ConfigError("with swin set, the stack needs at least one text layer and one fusion layer "
+                              "(text_encoder num_hidden_layers, cross.num_layers)")
+
+    @property
+    def one_stack(self) -> bool:
+        """The original CCLM: Swin + one BERT-style stack of text then fusion layers."""
+        return self.swin is not None
+
+    @property
+    def patch_stride(self) -> int:
+        return self.swin.stride if self.swin is not None else self.vision.patch_size
+
+    @property
+    def vision_width(self) -> int:
+        """The width of the image tokens the fusion layers attend to (the official ``vision_width``)."""
+        return self.swin.out_width if self.swin is not None else self.vision.width
+
     @property
     def num_patches_side(self) -> int:
-        return self.image_res // self.vision.patch_size
+        return self.image_res // self.patch_stride
 
     @property
     def text_width(self) -> int:
@@ -113,10 +152,21 @@ class CCLMConfig:
 
     @property
     def text(self) -> TextConfig:
-        """The cross encoder as a BERT stack (fusion from layer 0), with the text encoder's vocabulary.
+        """The cross encoder as a BERT stack (fusion from layer 0), with the text encoder's vocabulary;
+        with ``swin``, the whole stack (text layers, then fusion layers).
 
         It is what the BERT layers are built from, and the shape task heads size themselves by.
         """
+        if self.one_stack:
+            text = self.text_encoder.transformers_config()
+            return TextConfig(vocab_size=text.vocab_size, hidden_size=text.hidden_size,
+                              num_layers=text.num_hidden_layers + self.cross.num_layers,
+                              fusion_start_at=text.num_hidden_layers, num_heads=text.num_attention_heads,
+                              intermediate_size=text.intermediate_size,
+                              max_position_embeddings=text.max_position_embeddings,
+                              type_vocab_size=text.type_vocab_size, pad_token_id=text.pad_token_id,
+                              layer_norm_eps=text.layer_norm_eps, hidden_dropout=text.hidden_dropout_prob,
+                              attention_dropout=text.attention_probs_dropout_prob)
         return TextConfig(vocab_size=self.vocab_size, hidden_size=self.text_width, num_layers=self.cross.num_layers,
                           fusion_start_at=0, num_heads=self.cross.num_heads,
                           intermediate_size=self.cross.intermediate_size, pad_token_id=self.text_pad_id,
@@ -164,6 +214,16 @@ _XLMR_LARGE = {**_XLMR_COMMON, "hidden_size": 1024, "num_hidden_layers": 24, "nu
                "intermediate_size": 4096}
 
 CCLM_PRESETS: dict[str, dict[str, Any]] = {
+    # The original CCLM base (official configs/Pretrain_3m.yaml and Pretrain_4m.yaml): Swin-B 224
+    # (config_swinB_224.json) and 12 layers of XLM-R large width, 6 text + 6 fusion
+    # (text_num_hidden_layers 12, fusion_layer 6): 525,677,393 parameters, as the official code builds.
+    "cclm_base_swin": {
+        "max_tokens": 40,
+        "swin": {"encoder": "swin", "embed_dim": 128, "depths": [2, 2, 18, 2], "stage_heads": [4, 8, 16, 32],
+                 "window_size": 7},
+        "text_encoder": {"arch": "xlm-roberta", "config": {**_XLMR_LARGE, "num_hidden_layers": 6}},
+        "cross": {"num_layers": 6, "num_heads": 16, "intermediate_size": 4096},
+    },
     # BEiT-2 base + XLM-R base (12 layers) + 6 cross layers: 615.54M parameters, 192M of them the MLM
     # head's own decoder over XLM-R's 250k pieces (the official head is not tied to the embeddings).
     "cclm_x2vlm_base": {

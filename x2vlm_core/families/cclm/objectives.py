@@ -41,9 +41,9 @@ def image_caption_losses(model: CCLM, batch: dict[str, torch.Tensor], with_itm: 
 
 
 def parallel_text_losses(model: CCLM, batch: dict[str, torch.Tensor], with_ttm: bool = True) -> dict[str, torch.Tensor]:
-    if model.config.text_width != model.config.vision.width:
+    if model.config.text_width != model.config.vision_width:
         raise ConfigError(f"parallel-text objectives fuse a text with another text through the cross encoder, whose "
-                          f"keys take {model.config.vision.width}-wide inputs (the vision width); this text encoder is "
+                          f"keys take {model.config.vision_width}-wide inputs (the vision width); this text encoder is "
                           f"{model.config.text_width} wide. Use a text encoder as wide as the vision encoder")
     atts, atts_2 = batch["text_atts"], batch["text_atts_2"]
     embeds, embeds_2 = model.get_text_embeds(batch["text_ids"], atts), model.get_text_embeds(batch["text_ids_2"], atts_2)

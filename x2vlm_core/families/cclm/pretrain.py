@@ -10,12 +10,12 @@ from x2vlm_core.families.cclm import objectives
 from x2vlm_core.families.cclm.collate import (
     CAPTION_MASKING, PARALLEL_MAX_TOKENS, parallel_text_batch, pretrain_multilingual_batch, xlmr_text_encoder,
 )
-from x2vlm_core.families.spec import PretrainRecipe
+from x2vlm_core.families.spec import Collate, PretrainRecipe
 from x2vlm_core.families.x2vlm.pretrain import init_weights, region_collate, single_stage
 from x2vlm_core.train.pretrain_objective import STREAM_LOSSES
 
 
-def collates(model_cfg: Any, cfg: Any, region_batch_size: int) -> dict[str, functools.partial]:
+def collates(model_cfg: Any, cfg: Any, region_batch_size: int) -> dict[str, Collate]:
     text = xlmr_text_encoder(model_cfg)
     return {
         # CCLM's recipe: token spans masked at 0.4 (train.masking is X²-VLM's whole-word setting).

@@ -8,12 +8,14 @@ from typing import Any
 
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.collate import TextEncoder
-from x2vlm_core.families.spec import ModelFamily
+from x2vlm_core.families.spec import ModelFamily, OfficialFormat
+from x2vlm_core.families.vlmo import official
 from x2vlm_core.families.vlmo.checkpoint import adapt_official_state
 from x2vlm_core.families.vlmo.config import FAMILY as NAME
 from x2vlm_core.families.vlmo.config import VLMO_PRESETS, VLMoConfig
 from x2vlm_core.families.vlmo.model import VLMo
 from x2vlm_core.families.vlmo.pretrain import RECIPE
+from x2vlm_core.families.vlmo.reference_outputs import reference_outputs
 from x2vlm_core.families.vlmo.tasks import REFUSALS, TASKS
 from x2vlm_core.text.wordpiece import save_wordpiece_vocab
 
@@ -45,4 +47,5 @@ FAMILY = ModelFamily(
     build_config=lambda data, where: from_dict(VLMoConfig, data, where=where),
     adapt_checkpoint=adapt_official_state,
     finetune_head_prefixes=lambda model: VLMo.new_head_prefixes,  # its VQA / NLVR2 classifiers
+    official=OfficialFormat(official.recognises, official.to_config, reference_outputs),
 )

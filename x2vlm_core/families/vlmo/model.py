@@ -47,6 +47,8 @@ class TextEmbeddings(nn.Module):
     but is not added: positions come from the shared bias table instead.
     """
 
+    position_ids: torch.Tensor  # a buffer
+
     def __init__(self, cfg: VLMoConfig) -> None:
         super().__init__()
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.width, padding_idx=0)
@@ -126,9 +128,12 @@ def _init_bert_style(module: nn.Module) -> None:
 
 class VLMo(nn.Module):
     # Task heads get the larger learning rate (the official lr_mult heads).
-    new_head_prefixes = ("vqa_classifier", "nlvr2_classifier")
+    new_head_prefixes: tuple[str, ...] = ("vqa_classifier", "nlvr2_classifier")
     # 2-D, yet not decayed: the official optimizer exempts every name holding "bias".
     no_weight_decay_keys = ("relative_position_bias_table",)
+    # Buffers, with relative positions only.
+    relative_position_index: torch.Tensor
+    text_relative_position_index: torch.Tensor
 
     def __init__(self, config: VLMoConfig) -> None:
         super().__init__()
@@ -242,9 +247,9 @@ class VLMo(nn.Module):
         """Fusion encoder over ``[text; image]``: ``[B, T + 1 + P, D]`` after the final norm."""
         length = text_tokens.shape[1]
         index = None
-        if self.config.relative_position:
-            index = text_image_index(self._text_index(length), self.relative_position_index,
-                                     self.config.num_patches_side)
+        text_index = self._text_index(length)  # None without relative positions
+        if text_index is not None:
+            index = text_image_index(text_index, self.relative_position_index, self.config.num_patches_side)
         x = torch.cat([text_tokens, image_tokens], dim=1)
         keep = torch.cat([text_atts, image_atts.to(text_atts.dtype)], dim=1)
         hidden = self.transformer.run(x, keep, "vl", self._bias(index), text_len=length)
@@ -287,6 +292,8 @@ class VLMo(nn.Module):
             hidden = self.transformer.norm(self.transformer.run(
                 text_tokens, keep, "text", self._bias(self._text_index(text_tokens.shape[1]))))
         else:
+            if image_atts is None:
+                raise ValueError("mlm_logits with image_tokens needs their image_atts")
             hidden = self.fuse(image_tokens, image_atts, text_tokens, text_atts)[:, : text_tokens.shape[1]]
         picked = torch.gather(hidden, 1, masked_pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         return self.mlm_score(picked)

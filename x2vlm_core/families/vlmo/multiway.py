@@ -57,8 +57,8 @@ class MultiwayBlock(nn.Module):
             self.mlp_vl = Mlp(dim, hidden)
             self.norm2_vl = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         if cfg.layer_scale_init is not None:
-            self.gamma_1 = nn.Parameter(torch.full((dim,), cfg.layer_scale_init))
-            self.gamma_2 = nn.Parameter(torch.full((dim,), cfg.layer_scale_init))
+            self.gamma_1: nn.Parameter | None = nn.Parameter(torch.full((dim,), cfg.layer_scale_init))
+            self.gamma_2: nn.Parameter | None = nn.Parameter(torch.full((dim,), cfg.layer_scale_init))
         else:
             self.gamma_1 = self.gamma_2 = None
 

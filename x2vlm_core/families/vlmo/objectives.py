@@ -33,6 +33,7 @@ def image_text_losses(model: VLMo, batch: dict[str, torch.Tensor], with_itm: boo
     text_tokens = model.embed_text(batch["text_ids"])
     image_feat, image_vl_feat = model.image_features(image_tokens, with_vl=True)
     text_feat, text_vl_feat = model.text_features(text_tokens, batch["text_atts"], with_vl=True)
+    assert image_vl_feat is not None and text_vl_feat is not None  # with_vl=True
     out = {"itc": (losses.contrastive_loss(image_feat, text_feat, model.temperature)
                    + losses.contrastive_loss(image_vl_feat, text_vl_feat, model.vl_temperature)) / 2}
     if with_itm:

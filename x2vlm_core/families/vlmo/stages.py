@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from x2vlm_core.release.model_folder import check_shapes, load_state_file
 from x2vlm_core.errors import CheckpointError, ConfigError
@@ -57,17 +58,18 @@ def stage_trainable(model: VLMo, stage: str) -> list[str]:
         raise ConfigError(f"unknown VLMo pre-training stage {stage!r}; stages: {', '.join(STAGES)}")
     for handle in getattr(model, "_stage_hooks", []):
         handle.remove()
-    model._stage_hooks = []
+    hooks: list[RemovableHandle] = []
+    setattr(model, "_stage_hooks", hooks)  # not a Tensor or Module, the only values nn.Module's __setattr__ stub takes
     partial = {} if stage == "vl" else _partial_rows(model, stage)
     parts = {"image": _IMAGE_PARTS, "text": _TEXT_PARTS}.get(stage)
     trainable = []
     for name, param in model.named_parameters():
-        train = stage == "vl" or name in partial or bool(parts.match(name))
+        train = stage == "vl" or name in partial or bool(parts is not None and parts.match(name))
         param.requires_grad_(train)
         if train:
             trainable.append(name)
         if name in partial:
-            model._stage_hooks.append(param.register_hook(_keep_rows(param, partial[name])))
+            hooks.append(param.register_hook(_keep_rows(param, partial[name])))
     log.info("VLMo %s stage: %d of %d parameter tensors train", stage, len(trainable),
              len(list(model.parameters())))
     return trainable

@@ -7,10 +7,12 @@ from typing import Any
 
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.collate import TextEncoder
-from x2vlm_core.families.spec import ModelFamily
+from x2vlm_core.families.spec import ModelFamily, OfficialFormat
+from x2vlm_core.families.x2vlm import official
 from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.families.x2vlm.presets import PRESETS
 from x2vlm_core.families.x2vlm.pretrain import RECIPE
+from x2vlm_core.families.x2vlm.reference_outputs import reference_outputs
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.release.model_folder import fit_image_resolution
 from x2vlm_core.tasks import TASKS
@@ -44,4 +46,5 @@ FAMILY = ModelFamily(
     languages="English",
     build_config=lambda data, where: from_dict(ModelConfig, data, where=where),
     adapt_checkpoint=fit_image_resolution,
+    official=OfficialFormat(official.recognises, official.to_config, reference_outputs),
 )

@@ -43,7 +43,7 @@ class XVLM(nn.Module):
                     nn.init.zeros_(module.bias)
 
     # Heads that do not exist in the pre-trained encoders; they get the larger learning rate.
-    new_head_prefixes = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp", "absolute_frame_pos_embed")
+    new_head_prefixes: tuple[str, ...] = ("vision_proj", "text_proj", "itm_head", "bbox_head", "temp", "absolute_frame_pos_embed")
 
     def forward(self, objective, *batches):
         """Run a training objective ``objective(model, *batches) -> {name: loss}``.

@@ -13,7 +13,7 @@ from x2vlm_core.data.collate import (
     TextEncoder, pretrain_image_text_batch, pretrain_region_batch, pretrain_text_batch, pretrain_video_text_batch,
 )
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.families.spec import PretrainRecipe
+from x2vlm_core.families.spec import Collate, PretrainRecipe
 from x2vlm_core.train.pretrain_objective import STREAM_LOSSES
 
 
@@ -37,7 +37,7 @@ def region_collate(model_cfg: Any, cfg: Any, text: Any, region_batch_size: int) 
                              batch_size=region_batch_size, masking=cfg.masking, augment=cfg.augment)
 
 
-def text_collates(model_cfg: Any, cfg: Any, region_batch_size: int) -> dict[str, functools.partial]:
+def text_collates(model_cfg: Any, cfg: Any, region_batch_size: int) -> dict[str, Collate]:
     text = TextEncoder(model_cfg.tokenizer, model_cfg.max_tokens)
     return {
         "image_text": functools.partial(pretrain_image_text_batch, text=text, image_res=model_cfg.image_res,

@@ -1,3 +1,5 @@
+"""One seed for Python, NumPy and torch, so a rank's run repeats exactly."""
+
 import random
 
 import numpy as np

@@ -1,9 +1,13 @@
 """Multi-node training as a Kubeflow Trainer v2 TrainJob: build it, submit it, follow it to its end.
 
 The pretrain component uses this when ``num_nodes > 1``: its own pod only submits the TrainJob
-(``trainer.kubeflow.org/v1alpha1``, runtime ``torch-distributed`` or ours) through the
-``kubernetes`` client, streams the job's status and its leader pod's log, and ends with the
-job's outcome. Cancelling the pipeline run (SIGTERM to the pod) deletes the TrainJob.
+(``trainer.kubeflow.org/v1alpha1``, by default on our runtime ``x2vlm-torch-distributed``, whose pods
+Pod Security "restricted" admits) through the ``kubernetes`` client, streams the job's status and its
+leader pod's log, and ends with the job's outcome. Cancelling the pipeline run (SIGTERM to the pod)
+deletes the TrainJob; the TrainJob is also owned by the run's Argo Workflow, so deleting the run
+(or a killed step) leaves no orphan. The TrainJob has a deadline (``activeDeadlineSeconds``). A
+retried step that finds its TrainJob Failed deletes it and creates it again: training resumes from
+the checkpoints in the Model artifact.
 
 The trainer pods see the artifacts at the paths the KFP launcher uses (``/gcs/<bucket>/...``
 for ``gs://<bucket>/...``): each bucket is mounted there through the GKE Cloud Storage FUSE
@@ -28,11 +32,11 @@ from kubernetes.client.exceptions import ApiException
 from components.images import TRAIN_IMAGE
 from x2vlm_core import storage
 from x2vlm_core.config_io import from_dict
-from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.errors import ConfigError, X2VLMError, shown
 from x2vlm_core.release.lineage import CODE_VERSION_ENV, code_version
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
-DEFAULT_RUNTIME = "torch-distributed"
+DEFAULT_RUNTIME = "x2vlm-torch-distributed"  # manifests/base/cluster/runtime
 # The torch runtimes name their replicated job and its container "node".
 TRAINER_JOB = "node"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -44,7 +48,13 @@ LEADER_LABELS = {"jobset.sigs.k8s.io/replicatedjob-name": TRAINER_JOB,
                  "batch.kubernetes.io/job-completion-index": "0"}
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 POLL_SECONDS_ENV = "X2VLM_TRAINJOB_POLL_SECONDS"
+POD_NAME_ENV = "KFP_POD_NAME"  # the KFP compiler sets it on every step pod (downward API)
+WORKFLOW_KIND, WORKFLOW_API = "Workflow", "argoproj.io/v1alpha1"
+DELETE_WAIT_SECONDS = 300
 _NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# The accounts trainer pods may run as. They parse downloaded data, so never an account with API
+# rights (x2vlm-pipeline may create TrainJobs); "" keeps the training runtime's own (x2vlm-trainer).
+TRAINER_SERVICE_ACCOUNTS = ("", "x2vlm-trainer")
 
 
 class TrainJobError(X2VLMError):
@@ -70,6 +80,14 @@ class TrainJobSpec:
     shm_size: str = ""  # memory-backed /dev/shm for NCCL and data-loader workers
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    # Per-node CPU and memory: resourcesPerNode replaces the runtime's container resources whole
+    # (Trainer v2.2 pkg/runtime/core/trainingruntime.go), so they are given with the GPUs.
+    cpu: str = ""
+    memory: str = ""
+    cpu_limit: str = ""
+    memory_limit: str = ""
+    active_deadline_seconds: int = 0  # 0: none
+    owner: dict[str, Any] = field(default_factory=dict)  # ownerReference (the run's Argo Workflow)
 
 
 def trainjob_name(prefix: str, unique: str) -> str:
@@ -91,7 +109,15 @@ def trainer_command(cli_args: list[str], output_dir: str, overrides: list[str]) 
     return command
 
 
+def check_trainer_account(name: str) -> None:
+    if name not in TRAINER_SERVICE_ACCOUNTS:
+        raise ConfigError(f"trainer service account {shown(name)} is not one of {list(TRAINER_SERVICE_ACCOUNTS)}: the "
+                          "trainer pods read untrusted data and must not hold an account with API rights; to use "
+                          "another, check its Role and add it to TRAINER_SERVICE_ACCOUNTS in components/runtime/trainjob.py")
+
+
 def _check(spec: TrainJobSpec) -> None:
+    check_trainer_account(spec.service_account)
     if not _NAME_RULE.match(spec.name) or len(spec.name) > 63:
         raise ConfigError(f"TrainJob name {spec.name!r} is not an RFC 1035 label of at most 63 characters")
     if spec.num_nodes < 1:
@@ -99,7 +125,9 @@ def _check(spec: TrainJobSpec) -> None:
     if spec.gpus_per_node < 0:
         raise ConfigError(f"gpus_per_node must be 0 or more, got {spec.gpus_per_node}")
     if not spec.runtime:
-        raise ConfigError("the TrainJob runtime name is empty; use torch-distributed or our ClusterTrainingRuntime")
+        raise ConfigError("the TrainJob runtime name is empty; use our ClusterTrainingRuntime x2vlm-torch-distributed")
+    if spec.active_deadline_seconds < 0:
+        raise ConfigError(f"the TrainJob deadline must be ≥ 1 second (or 0: none), got {spec.active_deadline_seconds}")
 
 
 def build_trainjob(spec: TrainJobSpec) -> dict[str, Any]:
@@ -116,9 +144,9 @@ def build_trainjob(spec: TrainJobSpec) -> dict[str, Any]:
     }
     if spec.env:
         trainer["env"] = [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
-    if spec.gpus_per_node:
-        gpus = str(spec.gpus_per_node)
-        trainer["resourcesPerNode"] = {"limits": {"nvidia.com/gpu": gpus}, "requests": {"nvidia.com/gpu": gpus}}
+    resources = _resources_per_node(spec)
+    if resources:
+        trainer["resourcesPerNode"] = resources
     body: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainJob",
@@ -126,11 +154,34 @@ def build_trainjob(spec: TrainJobSpec) -> dict[str, Any]:
         "spec": {"runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": spec.runtime},
                  "trainer": trainer},
     }
+    if spec.owner:
+        body["metadata"]["ownerReferences"] = [dict(spec.owner)]
+    if spec.active_deadline_seconds:
+        body["spec"]["activeDeadlineSeconds"] = spec.active_deadline_seconds
     pod_patch = _pod_patch(spec)
     if pod_patch:
         body["spec"]["runtimePatches"] = [{"manager": PATCH_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {
             "replicatedJobs": [{"name": TRAINER_JOB, "template": {"spec": {"template": pod_patch}}}]}}}}]
     return body
+
+
+def _resources_per_node(spec: TrainJobSpec) -> dict[str, Any]:
+    """GPUs (request = limit), CPU and memory of each node's trainer container."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if spec.gpus_per_node:
+        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(spec.gpus_per_node)
+    for name, request, limit in (("cpu", spec.cpu, spec.cpu_limit), ("memory", spec.memory, spec.memory_limit)):
+        if request:
+            requests[name] = request
+        if limit or request:
+            limits[name] = limit or request
+    out = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
 
 
 def _pod_patch(spec: TrainJobSpec) -> dict[str, Any]:
@@ -238,6 +289,46 @@ def delete_trainjob(apis: KubeApis, namespace: str, name: str) -> None:
     except ApiException as error:
         if error.status != 404:  # already gone is what we want
             raise _api_error(f"deleting TrainJob {namespace}/{name}", error) from None
+
+
+def workflow_owner(apis: KubeApis, pod_name: Optional[str] = None) -> dict[str, Any]:
+    """An ownerReference to the Argo Workflow that owns this step's pod, so that deleting the run (or
+    Argo's garbage collection) deletes the TrainJob too; {} when not in such a pod. Not blocking the
+    owner's deletion: that would need `update` on workflows/finalizers, which the runner lacks."""
+    pod_name = pod_name or os.environ.get(POD_NAME_ENV) or os.environ.get("HOSTNAME", "")
+    if not pod_name:
+        return {}
+    try:
+        pod = apis.core.read_namespaced_pod(pod_name, apis.namespace)
+    except ApiException as error:
+        if error.status in (403, 404):  # not a pod of this cluster (a local run), or no `get pods`
+            return {}
+        raise _api_error(f"reading this step's pod {apis.namespace}/{pod_name}", error) from None
+    except Exception as error:
+        raise _api_error(f"reading this step's pod {apis.namespace}/{pod_name}", error) from None
+    for ref in pod.metadata.owner_references or []:
+        if ref.kind == WORKFLOW_KIND and ref.api_version == WORKFLOW_API:
+            return {"apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "uid": ref.uid}
+    return {}
+
+
+def wait_until_deleted(apis: KubeApis, namespace: str, name: str, timeout: float = DELETE_WAIT_SECONDS,
+                       poll_seconds: float = 2.0) -> None:
+    """Wait for a foreground deletion to finish (its JobSet and pods go first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            apis.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise _api_error(f"reading TrainJob {namespace}/{name}", error) from None
+        except Exception as error:
+            raise _api_error(f"reading TrainJob {namespace}/{name}", error) from None
+        if time.monotonic() > deadline:
+            raise TrainJobError(f"TrainJob {namespace}/{name} was deleted but is still there after {timeout:.0f} s; "
+                                f"check its finalizers: kubectl -n {namespace} get trainjob {name} -o yaml")
+        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)
@@ -357,12 +448,26 @@ def run_trainjob(apis: KubeApis, body: dict[str, Any], poll_seconds: float = 10.
                  out: Callable[[str], None] = _print) -> dict[str, Any]:
     """Create the TrainJob and follow it to its end; on cancel (SIGTERM, Ctrl-C) delete it and re-raise."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    created = (f"created TrainJob {namespace}/{name} (runtime {body['spec']['runtimeRef']['name']}, "
+               f"{body['spec']['trainer']['numNodes']} nodes)")
     with sigterm_as_interrupt():
         if create_trainjob(apis, body):
-            out(f"created TrainJob {namespace}/{name} (runtime {body['spec']['runtimeRef']['name']}, "
-                f"{body['spec']['trainer']['numNodes']} nodes)")
+            out(created)
         else:
-            out(f"TrainJob {namespace}/{name} exists already (this step was restarted): following it")
+            state = trainjob_state(get_trainjob(apis, namespace, name))
+            if state.phase == "Failed":
+                # A retry of this step: the job failed before (a node lost, the deadline, a crash). Start it
+                # again under the same name; training resumes from the checkpoints in the Model artifact.
+                out(f"TrainJob {namespace}/{name} failed before this attempt ({state.describe()}): "
+                    "deleting it and creating it again")
+                delete_trainjob(apis, namespace, name)
+                wait_until_deleted(apis, namespace, name, poll_seconds=min(poll_seconds, 2.0))
+                if not create_trainjob(apis, body):
+                    raise TrainJobError(f"TrainJob {namespace}/{name} reappeared while it was being created again; "
+                                        "another attempt of this step may be running")
+                out(created)
+            else:
+                out(f"TrainJob {namespace}/{name} exists already (this step was restarted): following it")
         try:
             return follow_trainjob(apis, namespace, name, poll_seconds, out)
         except (KeyboardInterrupt, SystemExit):
@@ -384,6 +489,11 @@ class TrainerPods:
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     shm_size: str = ""
+    cpu: str = ""
+    memory: str = ""
+    cpu_limit: str = ""
+    memory_limit: str = ""
+    active_deadline_seconds: int = 0
 
 
 def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, overrides: list[str], *,
@@ -392,6 +502,7 @@ def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, over
     """Run ``x2vlm <cli_args>`` on ``num_nodes`` nodes as a TrainJob that writes the model folder to the Model
     artifact (``model_path`` in the trainer pods is ``model_uri``). Returns (training.json, where it ran)."""
     settings = from_dict(TrainerPods, pods or {}, where="trainer pod settings")
+    check_trainer_account(settings.service_account)  # before anything reaches the cluster
     apis = connect()
     # One name per Model artifact: a restarted step finds its TrainJob again instead of starting another.
     unique = hashlib.sha1(model_uri.encode()).hexdigest()[:10]
@@ -400,7 +511,9 @@ def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, over
         command=trainer_command(cli_args, model_path, overrides), num_nodes=num_nodes,
         gpus_per_node=gpus_per_node, runtime=runtime, queue=queue, service_account=settings.service_account,
         node_selector=settings.node_selector, tolerations=settings.tolerations, shm_size=settings.shm_size,
-        gcs_buckets=gcs_buckets(model_uri, *input_uris), env={CODE_VERSION_ENV: code_version()})
+        gcs_buckets=gcs_buckets(model_uri, *input_uris), env={CODE_VERSION_ENV: code_version()},
+        cpu=settings.cpu, memory=settings.memory, cpu_limit=settings.cpu_limit, memory_limit=settings.memory_limit,
+        active_deadline_seconds=settings.active_deadline_seconds, owner=workflow_owner(apis))
     run_trainjob(apis, build_trainjob(spec), float(os.environ.get(POLL_SECONDS_ENV, "10")))
     # The trainers wrote the files at model_uri; the KFP launcher uploads this pod's (empty) folder,
     # which must exist, and leaves the files in place.
@@ -410,5 +523,5 @@ def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, over
         raise TrainJobError(f"TrainJob {spec.namespace}/{spec.name} completed but {summary_uri} is missing; "
                             "check that its pods mount the artifact bucket (GCS FUSE CSI driver enabled?)")
     ran_on = {"trainjob": spec.name, "namespace": spec.namespace, "runtime": runtime, "num_nodes": num_nodes,
-              "gpus_per_node": gpus_per_node, "queue": queue}
+              "gpus_per_node": gpus_per_node, "queue": queue, "owner": spec.owner.get("name", "")}
     return json.loads(storage.read_bytes(summary_uri)), ran_on

@@ -1,0 +1,44 @@
+"""Finding the files an official config names: a tokenizer folder, an encoder's config.
+
+Official configs name them by paths inside the official repository (``data/bert-base-uncased``,
+``configs/config_beit2_base.json``) or beside the checkpoint. A path given with the matching
+``import-official`` flag wins; otherwise the name is tried as written, then in each search folder
+(the checkpoint's, the ``--config`` YAML's). A family's mapping decides what a name it cannot find
+means (a well-known name has built-in values) and otherwise refuses it with ``missing``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from x2vlm_core.errors import ConfigError
+
+# The official config keys that name files, and the import-official flag that supplies each.
+FLAGS = {
+    "text_encoder": "--text-encoder",
+    "vision_config": "--vision-config",
+    "tokenizer": "--tokenizer",
+}
+
+
+@dataclass(frozen=True)
+class OfficialFiles:
+    search_dirs: tuple[Path, ...] = ()
+    supplied: dict[str, Path] = field(default_factory=dict)  # official key -> path given by its flag
+
+    def find(self, key: str, name: str) -> Path | None:
+        """The file or folder that ``key: name`` stands for, or None when it is not here."""
+        if key in self.supplied:
+            path = self.supplied[key]
+            if not path.exists():
+                raise ConfigError(f"{FLAGS[key]} {path} does not exist")
+            return path
+        written = Path(name)
+        candidates = [written] if written.is_absolute() else [written, *(folder / written for folder in self.search_dirs)]
+        return next((path for path in candidates if path.exists()), None)
+
+    def missing(self, key: str, name: str, what: str) -> ConfigError:
+        """The one-line refusal for a named file that is not here."""
+        return ConfigError(f"the official config names {key} {name!r} ({what}), which is not here; "
+                           f"pass it with {FLAGS[key]} PATH")
