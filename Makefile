@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: venv bench-venv run test test-fast compile images lint clean
+.PHONY: venv bench-venv run test test-fast compile images images-local run-containers test-containers lint clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,11 @@ bench-venv: $(BENCH_STAMP)  ## .venv-bench, for benchmarks/compare_official.py (
 run: venv  ## the whole KFP pipeline, locally (kfp.local), on a synthetic dataset
 	$(PY) -m pipelines.run_local
 
-test: venv  ## the full suite, end-to-end tests included
-	$(PY) -m pytest
+test: venv  ## the full suite, end-to-end tests included (not the containers tests: make test-containers)
+	$(PY) -m pytest -m "not containers"
 
 test-fast: venv  ## the unit tiers: no slow end-to-end tests, no real Beam, DeepSpeed or kfp.local runs
-	$(PY) -m pytest -m "not (slow or beam or deepspeed or pipeline)"
+	$(PY) -m pytest -m "not (slow or beam or deepspeed or pipeline or containers)"
 
 lint: venv  ## ruff (lint + format check) over the code, mypy over the library
 	$(VENV)/bin/ruff check .
@@ -63,6 +63,17 @@ images:  ## build the train, beam and publish images with docker buildx (needs a
 	  docker buildx build --platform linux/amd64 -f images/$$image/Dockerfile \
 	    --build-arg GIT_COMMIT=$$commit --build-arg VERSION=$${ref##*:} -t $$ref $(if $(PUSH),--push,--load) . ; \
 	done
+
+# Machines without registry access: a container engine (scripts/container-engine.sh), a Debian
+# base made with debootstrap, Debian's Python and the CPU torch wheel; the same image names.
+images-local: venv  ## build the three images on a local Debian base with CPU torch (no registry needed)
+	PYTHON=$(abspath $(PY)) scripts/build-images-local.sh
+
+run-containers: venv  ## make run with every step inside its image, as uid 10001, read-only (after images-local)
+	$(PY) -m pipelines.run_containers
+
+test-containers: venv  ## the containers-marked tests (need the engine and make images-local)
+	$(PY) -m pytest -m containers tests/test_containers.py
 
 clean:
 	rm -rf runs .pytest_cache build *.egg-info

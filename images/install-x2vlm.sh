@@ -6,6 +6,8 @@
 #
 # EXTRAS  comma-separated setup.cfg extras, e.g. gcp,kfp
 # TORCH   the torch build to install first, from the PyTorch wheel index: cu130 (CUDA 13.0), cpu;
+#         or the path of a torch wheel in the build context (images/wheels/, `make images-local`,
+#         for machines that reach PyPI but not the PyTorch index);
 #         or none: no torch and none of the packages that need it (data preparation imports none).
 # --vocab the offline bert-base-uncased vocabulary, needed to build a model from a preset.
 set -eu
@@ -24,6 +26,11 @@ pip_install setuptools wheel
 case "$torch" in
     cpu | cu*)
         pip_install --index-url "https://download.pytorch.org/whl/$torch" "$(grep '^torch==' "$constraints")"
+        pip_install --no-build-isolation ".[$extras]"
+        ;;
+    *.whl)
+        # The constraint (torch==X) still applies: a wheel of another version is refused.
+        pip_install "$torch"
         pip_install --no-build-isolation ".[$extras]"
         ;;
     none)
@@ -47,7 +54,7 @@ PY
         rm /tmp/x2vlm-requirements.txt
         ;;
     *)
-        echo "install-x2vlm.sh: TORCH must be cu130, cpu or none, not '$torch'" >&2
+        echo "install-x2vlm.sh: TORCH must be cu130, cpu, a .whl path or none, not '$torch'" >&2
         exit 2
         ;;
 esac

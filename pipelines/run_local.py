@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import kfp.local
@@ -91,8 +92,13 @@ def pages_to_open(run_dir: Path, summary: dict) -> list[str]:
             *[f"  release: {path}" for path in summary["published"]], f"  all results: {run_dir / 'summary.json'}"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def subprocess_runner(run_dir: Path) -> kfp.local.SubprocessRunner:
+    return kfp.local.SubprocessRunner(use_venv=False)
+
+
+def main(description: str = __doc__.splitlines()[0], runner_for: Callable[[Path], object] = subprocess_runner) -> int:
+    """The run; ``runner_for(run_dir)`` gives the kfp.local runner (make run-containers passes its own)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--num-images", type=int, default=320)
     parser.add_argument("--pretrain-steps", type=int, default=120)
@@ -119,7 +125,7 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     pipeline_root = run_dir / "pipeline_root"
     pipeline_root.mkdir()
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
+    kfp.local.init(runner=runner_for(run_dir), pipeline_root=str(pipeline_root))
     print(f"running the pipeline (full log: {run_dir / 'pipeline.log'})", flush=True)
     stop = threading.Event()
     watcher = threading.Thread(target=report_progress, args=(pipeline_root, started, stop, sys.stdout), daemon=True)

@@ -36,15 +36,23 @@ def image_pin_problem(ref: str) -> str | None:
 
 
 def stages(dockerfile: Path) -> list[dict]:
-    """Each build stage: its FROM reference and the instructions after it."""
+    """Each build stage: its FROM reference and the instructions after it.
+
+    A FROM ${ARG} is read with the default of the ARG before the first FROM: the cluster build's
+    base (make images-local passes a local one)."""
     result: list[dict] = []
+    defaults: dict[str, str] = {}
     text = re.sub(r"\\\n", " ", dockerfile.read_text())  # join continued lines
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "ARG" and not result:
+            name, _, default = rest.strip().partition("=")
+            defaults[name] = default
         if keyword.upper() == "FROM":
+            rest = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m[1], m[0]), rest)
             words = [w for w in rest.split() if not w.startswith("--platform")]
             alias = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             result.append({"from": words[0], "alias": alias, "lines": []})
