@@ -25,6 +25,7 @@ from typing import Any
 
 from record import append_entry, command_line
 from shapes_pretrain import prepare
+
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.shards import read_index
 from x2vlm_core.evaluation.run import run_evaluation
@@ -37,14 +38,15 @@ from x2vlm_core.train.tokenizer import train_tokenizer
 # As benchmarks/shapes_finetune.py: lr 1e-3, far above the official recipes, because the tiny model
 # starts from scratch. Regions are left out of pre-training: the transfer under test is between
 # caption languages, and the region stream would double the CPU time.
-PRETRAIN = {"batch_size": 32, "optim": {"lr": 1e-3, "warmup_steps": 40},
-            "data": {"region_text": {"datasets": []}}}
+PRETRAIN = {"batch_size": 32, "optim": {"lr": 1e-3, "warmup_steps": 40}, "data": {"region_text": {"datasets": []}}}
 FINETUNE = {"batch_size": 32, "optim": {"lr": 1e-3, "warmup_steps": 30}}
 FEW_SHOT = {"batch_size": 8, "optim": {"lr": 2e-4, "warmup_steps": 5}}
 COMMON = {"log_every": 50, "shuffle_buffer": 256, "tensorboard": False}
 # The task, the dataset it reads, the metrics printed, and the evaluation options.
-TASKS = {"retrieval": ("xflickrco", ["img_r1", "txt_r1", "r_mean"], ["k_test=32"]),
-         "xvnli": ("xvnli", ["accuracy"], [])}
+TASKS = {
+    "retrieval": ("xflickrco", ["img_r1", "txt_r1", "r_mean"], ["k_test=32"]),
+    "xvnli": ("xvnli", ["accuracy"], []),
+}
 
 
 def chance(task: str, dataset: str, shards: Path) -> dict[str, float]:
@@ -105,33 +107,67 @@ def main() -> int:
 
     t = time.time()
     few = workdir / "few_shot" / "xvnli"
-    cfg = from_dict(TrainConfig, {**FEW_SHOT, **COMMON, "steps": args.few_shot_steps,
-                                  "batch_size": min(FEW_SHOT["batch_size"], args.shots)})
-    run_finetune("xvnli", workdir / "finetuned" / "xvnli", cfg, shards, few, f"{few}.checkpoints",
-                 few_shot=args.shots, languages=["xx"])
+    cfg = from_dict(
+        TrainConfig,
+        {**FEW_SHOT, **COMMON, "steps": args.few_shot_steps, "batch_size": min(FEW_SHOT["batch_size"], args.shots)},
+    )
+    run_finetune(
+        "xvnli",
+        workdir / "finetuned" / "xvnli",
+        cfg,
+        shards,
+        few,
+        f"{few}.checkpoints",
+        few_shot=args.shots,
+        languages=["xx"],
+    )
     results["xvnli"]["few_shot"] = run_evaluation("xvnli", few, shards, workdir / "eval" / "xvnli-few-shot")
     timings["few_shot_s"] = round(time.time() - t, 1)
     timings["total_s"] = round(time.time() - started, 1)
     (workdir / "summary.json").write_text(json.dumps({"timings": timings, "results": results}, indent=2))
 
     index = read_index(shards)["datasets"]
-    lines = [f"test sets: xflickrco {index['xflickrco']['test']['count'] // 2} images x 2 captions per language, "
-             f"xvnli {index['xvnli']['test']['count'] // 2} hypotheses per language (3 classes)"]
+    lines = [
+        f"test sets: xflickrco {index['xflickrco']['test']['count'] // 2} images x 2 captions per language, "
+        f"xvnli {index['xvnli']['test']['count'] // 2} hypotheses per language (3 classes)"
+    ]
     for task, (_, names, _) in TASKS.items():
         header = " | ".join(f"{name} {language}" for name in names for language in ("en", "xx"))
         lines += ["", f"| {task} | {header} |", "| --- |" + " --- |" * (2 * len(names))]
-        lines.append(row("chance", {f"test_{language}_{name}": value for name, value in results[task]["chance"].items()
-                                    for language in ("en", "xx")}, names, ("en", "xx")))
-        lines.append(row(f"zero-shot ({args.finetune_steps} en steps)", results[task]["zero_shot"], names, ("en", "xx")))
+        lines.append(
+            row(
+                "chance",
+                {
+                    f"test_{language}_{name}": value
+                    for name, value in results[task]["chance"].items()
+                    for language in ("en", "xx")
+                },
+                names,
+                ("en", "xx"),
+            )
+        )
+        lines.append(
+            row(f"zero-shot ({args.finetune_steps} en steps)", results[task]["zero_shot"], names, ("en", "xx"))
+        )
         if "few_shot" in results[task]:
-            lines.append(row(f"+ {args.shots}-shot xx ({args.few_shot_steps} steps)", results[task]["few_shot"],
-                             names, ("en", "xx")))
+            lines.append(
+                row(
+                    f"+ {args.shots}-shot xx ({args.few_shot_steps} steps)",
+                    results[task]["few_shot"],
+                    names,
+                    ("en", "xx"),
+                )
+            )
     lines.append(json.dumps(timings))
     printed = "\n".join(lines)
     print("\n" + printed)
     if not args.no_record:
-        append_entry(f"CCLM zero-shot and few-shot through the stages: {args.pretrain_steps}-step CPU pre-train of "
-                     "cclm_tiny, XVNLI and xFlickr&CO (shapes world)", command_line(), printed)
+        append_entry(
+            f"CCLM zero-shot and few-shot through the stages: {args.pretrain_steps}-step CPU pre-train of "
+            "cclm_tiny, XVNLI and xFlickr&CO (shapes world)",
+            command_line(),
+            printed,
+        )
     return 0
 
 

@@ -26,18 +26,21 @@ import tempfile
 import time
 
 import torch
-
 from record import append_entry, command_line
+
 from x2vlm_core.data.augment import AugmentConfig
-from x2vlm_core.families import text_encoder_for
-from x2vlm_core.families.cclm.collate import (
-    CAPTION_MASKING, PARALLEL_MAX_TOKENS, parallel_text_batch, pretrain_multilingual_batch, )
 from x2vlm_core.data.synthetic import CAPTION_TEMPLATES, SceneSampler, render, translate
 from x2vlm_core.data.transforms import decode_image, image_to_tensor
 from x2vlm_core.evaluation.metrics import retrieval_recall
-from x2vlm_core.families.cclm.objectives import image_caption_losses, parallel_text_losses
-from x2vlm_core.families import create_model
 from x2vlm_core.evaluation.multilingual import language_report
+from x2vlm_core.families import create_model, text_encoder_for
+from x2vlm_core.families.cclm.collate import (
+    CAPTION_MASKING,
+    PARALLEL_MAX_TOKENS,
+    parallel_text_batch,
+    pretrain_multilingual_batch,
+)
+from x2vlm_core.families.cclm.objectives import image_caption_losses, parallel_text_losses
 from x2vlm_core.text.xlmr import train_sentencepiece
 
 LANGUAGES = {"en": lambda text: text, "xx": translate}
@@ -70,16 +73,26 @@ def make_world(num_train: int, num_test: int, num_pairs: int, seed: int):
         for i in range(count):
             scene = sampler.sample(IMAGE_RES, IMAGE_RES)
             captions = scene_captions(scene, rng)
-            out.append({"key": f"{prefix}{i}", "seed": f"{prefix}{i}", "images": [jpeg(scene)],
-                        "meta": {"captions": [make(c) for c in captions for make in LANGUAGES.values()],
-                                 "caption_languages": [lang for _ in captions for lang in LANGUAGES]}})
+            out.append(
+                {
+                    "key": f"{prefix}{i}",
+                    "seed": f"{prefix}{i}",
+                    "images": [jpeg(scene)],
+                    "meta": {
+                        "captions": [make(c) for c in captions for make in LANGUAGES.values()],
+                        "caption_languages": [lang for _ in captions for lang in LANGUAGES],
+                    },
+                }
+            )
         return out
+
     train, test = samples(num_train, "train"), samples(num_test, "test")
     pairs = []
     for i in range(num_pairs):  # captions of scenes that are never shown as images
         caption = rng.choice(scene_captions(sampler.sample(IMAGE_RES, IMAGE_RES), rng))
-        pairs.append({"key": f"pair{i}", "seed": f"pair{i}", "meta": {"source_text": translate(caption),
-                                                                       "target_text": caption}})
+        pairs.append(
+            {"key": f"pair{i}", "seed": f"pair{i}", "meta": {"source_text": translate(caption), "target_text": caption}}
+        )
     return train, test, pairs
 
 
@@ -91,8 +104,10 @@ def retrieval_by_language(model, test, text) -> dict[str, dict[str, float]]:
     results = {}
     for language in LANGUAGES:
         # One caption per image (the first template), in this language.
-        captions = [next(c for c, tag in zip(s["meta"]["captions"], s["meta"]["caption_languages"]) if tag == language)
-                    for s in test]
+        captions = [
+            next(c for c, tag in zip(s["meta"]["captions"], s["meta"]["caption_languages"]) if tag == language)
+            for s in test
+        ]
         ids, atts, _ = text(captions)
         text_feat = model.get_text_feat(model.get_text_embeds(ids, atts))
         scores = (image_feat @ text_feat.t()).numpy()
@@ -116,7 +131,9 @@ def train(train_set, pairs, tokenizer: str, steps: int, batch_size: int, with_pa
         chosen = rng.sample(train_set, batch_size)
         # A new seed per step: a sample's caption choice, crop and masks change each time it is drawn.
         chosen = [{**s, "seed": f"{s['key']}:{step}"} for s in chosen]
-        batch = pretrain_multilingual_batch(chosen, captions_text, IMAGE_RES, CAPTION_MASKING, AUGMENT, languages=("en",))
+        batch = pretrain_multilingual_batch(
+            chosen, captions_text, IMAGE_RES, CAPTION_MASKING, AUGMENT, languages=("en",)
+        )
         losses = image_caption_losses(model, batch)
         if with_parallel:
             pair_batch = [{**p, "seed": f"{p['key']}:{step}"} for p in rng.sample(pairs, batch_size)]
@@ -153,8 +170,9 @@ def main() -> None:
         lines = [f"chance: R@1 {chance:.1f}, R@5 {5 * chance:.1f}, r_mean (R@1/5/10 both ways) {16 / 3 * chance:.1f}"]
         for with_parallel in (False, True):
             start = time.time()
-            model, text, first, last = train(train_set, pairs, tokenizer, args.steps, args.batch_size, with_parallel,
-                                             args.seed)
+            model, text, first, last = train(
+                train_set, pairs, tokenizer, args.steps, args.batch_size, with_parallel, args.seed
+            )
             report = language_report(retrieval_by_language(model, test, text), average_over=["xx"])
             name = "+ parallel text" if with_parallel else "captions only"
             lines.append(f"{name} ({time.time() - start:.0f} s): losses first {first}")
@@ -163,10 +181,15 @@ def main() -> None:
     printed = "\n".join(lines)
     print(printed)
     if not args.no_record:
-        append_entry("CCLM zero-shot cross-lingual transfer on the shapes world, CPU", command_line(), printed, notes=[
-            "Image-caption batches hold English captions only; xx (shapes-speak, no token shared with English) "
-            "is seen only in sentence pairs. Retrieval: one caption per held-out image, ITC similarity alone.",
-        ])
+        append_entry(
+            "CCLM zero-shot cross-lingual transfer on the shapes world, CPU",
+            command_line(),
+            printed,
+            notes=[
+                "Image-caption batches hold English captions only; xx (shapes-speak, no token shared with English) "
+                "is seen only in sentence pairs. Retrieval: one caption per held-out image, ITC similarity alone.",
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -65,15 +65,15 @@ from unittest import mock
 import torch
 import torch.distributed as dist
 import transformers
-
 from record import append_entry, command_line
 from train_step import random_batches
+
 from x2vlm_core.errors import ConfigError, X2VLMError
+from x2vlm_core.families import create_model, model_config
+from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.models import losses
 from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.families import create_model, model_config
-from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.text.wordpiece import tokenizer_dir
 from x2vlm_core.train.pretrain_objective import pretraining_losses
 
@@ -83,9 +83,18 @@ OFFICIAL_VISION = {"base": (768, 12, 16), "large": (1024, 16, 16)}  # width, hea
 # official_tiny: the shape of the official parity fixture (BEiT-2 base width, 1 block, 48 px;
 # a 3-layer BERT of width 32), the smallest model the official builder makes.
 OFFICIAL_TINY = dict(
-    image_res=48, embed_dim=16, vision={"depth": 1},
-    text={"vocab_size": 64, "hidden_size": 32, "num_layers": 3, "fusion_start_at": 2, "num_heads": 2,
-          "intermediate_size": 64, "max_position_embeddings": 64},
+    image_res=48,
+    embed_dim=16,
+    vision={"depth": 1},
+    text={
+        "vocab_size": 64,
+        "hidden_size": 32,
+        "num_layers": 3,
+        "fusion_start_at": 2,
+        "num_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+    },
 )
 EXTRA_PRESETS = {"official_tiny": ("x2vlm_base", OFFICIAL_TINY)}
 TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
@@ -93,6 +102,7 @@ _KEEP_ALIVE: list[object] = []  # torch.library definitions live as long as thei
 
 
 # --------------------------------------------------------------------------- compatibility shims
+
 
 def _let_torchvision_import_without_its_extension() -> None:
     spec = importlib.util.find_spec("torchvision")
@@ -113,6 +123,7 @@ def _let_torchvision_import_without_its_extension() -> None:
 def _unavailable(name: str):
     def fail(*args, **kwargs):
         raise NotImplementedError(f"{name} was removed from transformers; the benchmark does not need it")
+
     return fail
 
 
@@ -130,15 +141,22 @@ def _map_transformers_4_names() -> None:
     from transformers.utils import ModelOutput
 
     if TRANSFORMERS_5:
-        decorators = ("add_code_sample_docstrings", "add_start_docstrings", "add_start_docstrings_to_model_forward",
-                      "replace_return_docstrings")
-        _package_with("transformers.file_utils", None, ModelOutput=ModelOutput,
-                      **{name: _keep_docstring for name in decorators})
+        decorators = (
+            "add_code_sample_docstrings",
+            "add_start_docstrings",
+            "add_start_docstrings_to_model_forward",
+            "replace_return_docstrings",
+        )
+        _package_with(
+            "transformers.file_utils", None, ModelOutput=ModelOutput, **{name: _keep_docstring for name in decorators}
+        )
 
-    shims = {"apply_chunking_to_forward": pytorch_utils.apply_chunking_to_forward,
-             "prune_linear_layer": pytorch_utils.prune_linear_layer,
-             "get_parameter_dtype": _first_float_dtype,
-             "find_pruneable_heads_and_indices": _unavailable("find_pruneable_heads_and_indices")}
+    shims = {
+        "apply_chunking_to_forward": pytorch_utils.apply_chunking_to_forward,
+        "prune_linear_layer": pytorch_utils.prune_linear_layer,
+        "get_parameter_dtype": _first_float_dtype,
+        "find_pruneable_heads_and_indices": _unavailable("find_pruneable_heads_and_indices"),
+    }
     for name, value in shims.items():
         if not hasattr(modeling_utils, name):
             setattr(modeling_utils, name, value)
@@ -178,8 +196,10 @@ def _package_with(name: str, path: Path | None, **names) -> types.ModuleType:
 def import_official_xvlm(checkout: Path):
     """``models.model_pretrain.XVLM`` from ``checkout``, with the shims above installed."""
     if not (checkout / "models" / "model_pretrain.py").is_file():
-        raise ConfigError(f"{checkout} is not an X2-VLM checkout (no models/model_pretrain.py); "
-                          "pass --official PATH to a clone of github.com/zengyan-97/X2-VLM")
+        raise ConfigError(
+            f"{checkout} is not an X2-VLM checkout (no models/model_pretrain.py); "
+            "pass --official PATH to a clone of github.com/zengyan-97/X2-VLM"
+        )
     _let_torchvision_import_without_its_extension()
     _map_transformers_4_names()
     sys.path.insert(0, str(checkout))
@@ -197,8 +217,10 @@ def import_official_xvlm(checkout: Path):
         from models import xbert
         from models.model_pretrain import XVLM as OfficialXVLM
     except ImportError as error:
-        raise ConfigError(f"the official code needs a package that is missing ({error}); "
-                          'run this script from the bench venv: make bench-venv, then .venv-bench/bin/python') from None
+        raise ConfigError(
+            f"the official code needs a package that is missing ({error}); "
+            "run this script from the bench venv: make bench-venv, then .venv-bench/bin/python"
+        ) from None
     for name, method in (("invert_attention_mask", _invert_attention_mask), ("get_head_mask", _get_head_mask)):
         if not hasattr(xbert.BertPreTrainedModel, name):
             setattr(xbert.BertPreTrainedModel, name, method)
@@ -209,8 +231,10 @@ def import_official_xvlm(checkout: Path):
 
 # --------------------------------------------------------------------------- the two models
 
-def preset_config(name: str, vision_depth: int | None, text_layers: int | None,
-                  fusion_start_at: int | None) -> ModelConfig:
+
+def preset_config(
+    name: str, vision_depth: int | None, text_layers: int | None, fusion_start_at: int | None
+) -> ModelConfig:
     base, overrides = EXTRA_PRESETS.get(name, (name, {}))
     overrides = {**overrides, "vision": dict(overrides.get("vision", {})), "text": dict(overrides.get("text", {}))}
     if vision_depth:
@@ -227,9 +251,11 @@ def official_vision_size(cfg: ModelConfig) -> str:
     for size, official in OFFICIAL_VISION.items():
         if shape == official and cfg.vision.mlp_ratio == 4.0:
             return size
-    raise ConfigError(f"preset {cfg.name}: vision width {shape[0]}, {shape[1]} heads, patch {shape[2]} has no "
-                      "official counterpart (the official code builds BEiT-2 base or large only); "
-                      f"use x2vlm_base, x2vlm_large or {', '.join(EXTRA_PRESETS)}")
+    raise ConfigError(
+        f"preset {cfg.name}: vision width {shape[0]}, {shape[1]} heads, patch {shape[2]} has no "
+        "official counterpart (the official code builds BEiT-2 base or large only); "
+        f"use x2vlm_base, x2vlm_large or {', '.join(EXTRA_PRESETS)}"
+    )
 
 
 def official_config(cfg: ModelConfig, folder: Path) -> dict:
@@ -240,30 +266,55 @@ def official_config(cfg: ModelConfig, folder: Path) -> dict:
     bert = folder / "bert-base-uncased"  # the tokenizer builder picks BertTokenizer by this name
     bert.mkdir()
     t = cfg.text
-    (bert / "config.json").write_text(json.dumps({
-        "model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": t.vocab_size,
-        "hidden_size": t.hidden_size, "num_hidden_layers": t.num_layers, "num_attention_heads": t.num_heads,
-        "intermediate_size": t.intermediate_size, "hidden_act": "gelu", "hidden_dropout_prob": t.hidden_dropout,
-        "attention_probs_dropout_prob": t.attention_dropout, "max_position_embeddings": t.max_position_embeddings,
-        "type_vocab_size": t.type_vocab_size, "initializer_range": 0.02, "layer_norm_eps": t.layer_norm_eps,
-        "pad_token_id": t.pad_token_id}))
+    (bert / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "bert",
+                "architectures": ["BertForMaskedLM"],
+                "vocab_size": t.vocab_size,
+                "hidden_size": t.hidden_size,
+                "num_hidden_layers": t.num_layers,
+                "num_attention_heads": t.num_heads,
+                "intermediate_size": t.intermediate_size,
+                "hidden_act": "gelu",
+                "hidden_dropout_prob": t.hidden_dropout,
+                "attention_probs_dropout_prob": t.attention_dropout,
+                "max_position_embeddings": t.max_position_embeddings,
+                "type_vocab_size": t.type_vocab_size,
+                "initializer_range": 0.02,
+                "layer_norm_eps": t.layer_norm_eps,
+                "pad_token_id": t.pad_token_id,
+            }
+        )
+    )
     (bert / "vocab.txt").write_bytes((tokenizer_dir(cfg.tokenizer) / "vocab.txt").read_bytes())
-    return {"use_beit_v2": True, "vision_config": str(vision_json), "image_res": cfg.image_res,
-            "patch_size": cfg.vision.patch_size, "vision_num_hidden_layers": cfg.vision.depth,
-            "local_attn_depth": -1, "text_encoder": str(bert), "text_num_hidden_layers": t.num_layers,
-            "text_fusion_start_at": t.fusion_start_at, "embed_dim": cfg.embed_dim, "temp": cfg.temp}
+    return {
+        "use_beit_v2": True,
+        "vision_config": str(vision_json),
+        "image_res": cfg.image_res,
+        "patch_size": cfg.vision.patch_size,
+        "vision_num_hidden_layers": cfg.vision.depth,
+        "local_attn_depth": -1,
+        "text_encoder": str(bert),
+        "text_num_hidden_layers": t.num_layers,
+        "text_fusion_start_at": t.fusion_start_at,
+        "embed_dim": cfg.embed_dim,
+        "temp": cfg.temp,
+    }
 
 
 def build_official(OfficialXVLM, cfg: ModelConfig, ours: XVLM):
     with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(sys.stderr):
-        official = OfficialXVLM(official_config(cfg, Path(folder)), load_vision_params=False,
-                                load_text_params=False, pretraining=False)
+        official = OfficialXVLM(
+            official_config(cfg, Path(folder)), load_vision_params=False, load_text_params=False, pretraining=False
+        )
     state = ours.state_dict()
     state["temp"] = state["temp"].reshape(())
     result = official.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise RuntimeError(f"state dicts differ: official lacks {result.unexpected_keys[:5]}, "
-                           f"ours lacks {result.missing_keys[:5]}")
+        raise RuntimeError(
+            f"state dicts differ: official lacks {result.unexpected_keys[:5]}, ours lacks {result.missing_keys[:5]}"
+        )
     mlm = official.text_encoder
     if mlm.cls.predictions.decoder.weight is not mlm.bert.embeddings.word_embeddings.weight:
         raise RuntimeError("the official MLM decoder is not tied to the word embeddings, as it is in training")
@@ -272,14 +323,26 @@ def build_official(OfficialXVLM, cfg: ModelConfig, ours: XVLM):
 
 # --------------------------------------------------------------------------- losses and timing
 
+
 def official_losses(official, image_batch, region_batch) -> dict[str, torch.Tensor]:
     """The official pre-training forward on both batches, under our loss names."""
     texts = {k: image_batch[k] for k in ("text_ids_masked", "masked_pos", "masked_ids")}
     image = official(image_batch["image"], image_batch["text_ids"], image_batch["text_atts"], **texts)
-    region_texts = {k: region_batch[k] for k in ("text_ids_masked", "masked_pos", "masked_ids", "image_atts",
-                                                 "idx_to_group_img", "target_bbox", "is_image")}
-    region = official(region_batch["image"], region_batch["text_ids"], region_batch["text_atts"],
-                      ret_bbox_loss=True, **region_texts)
+    region_texts = {
+        k: region_batch[k]
+        for k in (
+            "text_ids_masked",
+            "masked_pos",
+            "masked_ids",
+            "image_atts",
+            "idx_to_group_img",
+            "target_bbox",
+            "is_image",
+        )
+    }
+    region = official(
+        region_batch["image"], region_batch["text_ids"], region_batch["text_atts"], ret_bbox_loss=True, **region_texts
+    )
     out = {name: image[f"loss_{name}"] for name in ("itc", "itm", "mlm")}
     out.update({f"region_{name}": region[f"loss_{name}"] for name in ("itc", "itm", "mlm", "bbox", "giou")})
     return out
@@ -288,6 +351,7 @@ def official_losses(official, image_batch, region_batch) -> dict[str, torch.Tens
 @contextlib.contextmanager
 def fixed_negatives(official):
     """Both models take sample i-1 as the hard negative of sample i (no sampling, same ITM)."""
+
     def ours(image_feat, text_feat, temp, idx=None):
         neg = torch.roll(torch.arange(image_feat.shape[0], device=image_feat.device), 1)
         return neg, neg
@@ -296,8 +360,10 @@ def fixed_negatives(official):
         neg = torch.roll(torch.arange(image_feat.shape[0]), 1).tolist()
         return neg, neg
 
-    with (mock.patch.object(losses, "sample_hard_negatives", ours),
-          mock.patch.object(official, "get_hard_negatives", theirs, create=True)):
+    with (
+        mock.patch.object(losses, "sample_hard_negatives", ours),
+        mock.patch.object(official, "get_hard_negatives", theirs, create=True),
+    ):
         yield
 
 
@@ -349,8 +415,9 @@ def start_one_process_group(device: torch.device) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
+    )
 
 
 def main() -> None:
@@ -359,13 +426,20 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--batch", type=int, default=2, help="image-text pairs; the region batch has as many texts")
-    parser.add_argument("--preset", default="x2vlm_base", choices=["x2vlm_base", "x2vlm_large", *EXTRA_PRESETS],
-                        help="official_tiny: the parity fixture's shape, the smallest the official code builds")
+    parser.add_argument(
+        "--preset",
+        default="x2vlm_base",
+        choices=["x2vlm_base", "x2vlm_large", *EXTRA_PRESETS],
+        help="official_tiny: the parity fixture's shape, the smallest the official code builds",
+    )
     parser.add_argument("--vision-depth", type=int, help="fewer BEiT-2 blocks than the preset (both models)")
     parser.add_argument("--text-layers", type=int, help="fewer BERT layers than the preset (both models)")
     parser.add_argument("--fusion-start-at", type=int, help="first fusion layer, with --text-layers")
-    parser.add_argument("--compile", action="store_true",
-                        help="time our model with its blocks compiled (x2vlm_core.models.compile); warm-up includes it")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="time our model with its blocks compiled (x2vlm_core.models.compile); warm-up includes it",
+    )
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md")
@@ -386,14 +460,17 @@ def main() -> None:
     ours = create_model(cfg).to(device)
     official = build_official(OfficialXVLM, cfg, ours).to(device)
     batches = random_batches(args.batch, cfg, device)
-    shape = (f"{args.preset}: vision {cfg.vision.width}x{cfg.vision.depth} blocks, text {cfg.text.hidden_size}x"
-             f"{cfg.text.num_layers} layers (fusion from {cfg.text.fusion_start_at}), {cfg.image_res} px; "
-             f"{sum(p.numel() for p in ours.parameters()) / 1e6:.2f}M parameters")
+    shape = (
+        f"{args.preset}: vision {cfg.vision.width}x{cfg.vision.depth} blocks, text {cfg.text.hidden_size}x"
+        f"{cfg.text.num_layers} layers (fusion from {cfg.text.fusion_start_at}), {cfg.image_res} px; "
+        f"{sum(p.numel() for p in ours.parameters()) / 1e6:.2f}M parameters"
+    )
     emit(shape)
 
     diffs = loss_differences(ours, official, batches)
-    emit(f"same weights, fp32, eval mode, fixed ITM negatives, batch {args.batch}: "
-         "loss terms (ours / official / |diff|)")
+    emit(
+        f"same weights, fp32, eval mode, fixed ITM negatives, batch {args.batch}: loss terms (ours / official / |diff|)"
+    )
     for name, (a, b) in diffs.items():
         emit(f"  {name:<12} {a:.6f}  {b:.6f}  {abs(a - b):.2e}")
     worst = max(abs(a - b) for a, b in diffs.values())
@@ -403,30 +480,44 @@ def main() -> None:
 
     if args.compile:
         compile_encoders(ours)
-    times = time_both({"official": (official, official_losses), "ours": (ours, pretraining_losses)},
-                      batches, device, args.precision, args.steps, args.warmup)
+    times = time_both(
+        {"official": (official, official_losses), "ours": (ours, pretraining_losses)},
+        batches,
+        device,
+        args.precision,
+        args.steps,
+        args.warmup,
+    )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    emit(f"forward+backward of the pre-training loss (ITC+ITM+MLM, plus box losses on the region batch); "
-         f"{args.warmup} warm-up + {args.steps} timed steps each, alternating; {name}")
+    emit(
+        f"forward+backward of the pre-training loss (ITC+ITM+MLM, plus box losses on the region batch); "
+        f"{args.warmup} warm-up + {args.steps} timed steps each, alternating; {name}"
+    )
     off, our = times["official"], times["ours"]
     header = "| preset | device | precision | batch | official s/step (best) | ours s/step (best) | official / ours |"
     precision = args.precision + (", ours compiled" if args.compile else "")
-    row = (f"| {args.preset} | {device.type} | {precision} | {args.batch} "
-           f"| {_mean(off['wall']):.3f} ({min(off['wall']):.3f}) | {_mean(our['wall']):.3f} ({min(our['wall']):.3f}) "
-           f"| {_mean(off['wall']) / _mean(our['wall']):.2f}x |")
+    row = (
+        f"| {args.preset} | {device.type} | {precision} | {args.batch} "
+        f"| {_mean(off['wall']):.3f} ({min(off['wall']):.3f}) | {_mean(our['wall']):.3f} ({min(our['wall']):.3f}) "
+        f"| {_mean(off['wall']) / _mean(our['wall']):.2f}x |"
+    )
     if device.type == "cpu":
         header += " official CPU s/step | ours CPU s/step | official / ours, CPU time |"
-        row += (f" {_mean(off['cpu']):.3f} | {_mean(our['cpu']):.3f} "
-                f"| {_mean(off['cpu']) / _mean(our['cpu']):.2f}x |")
+        row += f" {_mean(off['cpu']):.3f} | {_mean(our['cpu']):.3f} | {_mean(off['cpu']) / _mean(our['cpu']):.2f}x |"
     emit(header)
     emit("|" + " --- |" * (header.count("|") - 1))
     emit(row)
     dist.destroy_process_group()
     if not args.no_record:
-        append_entry(f"our model vs the official X²-VLM code, {args.preset}, {args.precision}, {device.type}",
-                     command_line(), "\n".join(lines),
-                     notes=["Same weights in both (our state dict loaded into the official model); one step = "
-                            "image-text batch + region batch of as many texts over batch/4 images, 40 tokens."])
+        append_entry(
+            f"our model vs the official X²-VLM code, {args.preset}, {args.precision}, {device.type}",
+            command_line(),
+            "\n".join(lines),
+            notes=[
+                "Same weights in both (our state dict loaded into the official model); one step = "
+                "image-text batch + region batch of as many texts over batch/4 images, 40 tokens."
+            ],
+        )
 
 
 if __name__ == "__main__":

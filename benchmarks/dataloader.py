@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 from PIL import Image
-
 from record import append_entry, command_line
+
 from x2vlm_core.data.augment import crop_corners, rand_augment, should_flip
 from x2vlm_core.data.collate import TextEncoder, pretrain_image_text_batch, pretrain_region_batch, sample_rng
 from x2vlm_core.data.streaming import BatchStream, MixedStream, ShardStream, batch_loader, dataset_shards
@@ -64,19 +64,25 @@ def add_photo_texture(world: Path, seed: int = 0) -> None:
 
 
 def prepare(workdir: Path, num_images: int, image_size: int) -> Path:
-    from x2vlm_core.dataprep.beam_job import run_prepare_data
     from x2vlm_core.data.synthetic import generate_shapes_world
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     generate_shapes_world(workdir / "world", num_images=num_images, seed=0, image_size=image_size)
     add_photo_texture(workdir / "world")
-    run_prepare_data(str(workdir / "world" / "sources.yaml"), str(workdir / "shards"), shard_size=64,
-                     max_image_side=image_size, overwrite=True)
+    run_prepare_data(
+        str(workdir / "world" / "sources.yaml"),
+        str(workdir / "shards"),
+        shard_size=64,
+        max_image_side=image_size,
+        overwrite=True,
+    )
     return workdir / "shards"
 
 
 def _samples(start, worker, shards, dataset, cfg):
-    stream = ShardStream(shards, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer, loop=True, name=dataset,
-                         worker=worker)
+    stream = ShardStream(
+        shards, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer, loop=True, name=dataset, worker=worker
+    )
     return MixedStream([stream], [1.0], seed=cfg.seed, name=dataset, start=start)
 
 
@@ -85,11 +91,25 @@ def collates(image_res: int, batch: int, cfg: TrainConfig) -> dict[str, tuple[in
     text = TextEncoder("builtin:bert-base-uncased", 40)
     region_images = batch * cfg.region_batch_images // cfg.batch_size
     return {
-        IMAGE_TEXT: (batch, functools.partial(pretrain_image_text_batch, text=text, image_res=image_res,
-                                              masking=cfg.masking, augment=cfg.augment)),
-        REGION_TEXT: (region_images, functools.partial(
-            pretrain_region_batch, text=text, image_res=image_res, grid=image_res // 16, max_regions=cfg.max_regions,
-            batch_size=batch * cfg.region_batch_size // cfg.batch_size, masking=cfg.masking, augment=cfg.augment)),
+        IMAGE_TEXT: (
+            batch,
+            functools.partial(
+                pretrain_image_text_batch, text=text, image_res=image_res, masking=cfg.masking, augment=cfg.augment
+            ),
+        ),
+        REGION_TEXT: (
+            region_images,
+            functools.partial(
+                pretrain_region_batch,
+                text=text,
+                image_res=image_res,
+                grid=image_res // 16,
+                max_regions=cfg.max_regions,
+                batch_size=batch * cfg.region_batch_size // cfg.batch_size,
+                masking=cfg.masking,
+                augment=cfg.augment,
+            ),
+        ),
     }
 
 
@@ -109,8 +129,9 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
-def measure(shards_root: Path, dataset: str, workers: int, batch: int, collate: Callable, batches: int,
-            cfg: TrainConfig) -> Rate:
+def measure(
+    shards_root: Path, dataset: str, workers: int, batch: int, collate: Callable, batches: int, cfg: TrainConfig
+) -> Rate:
     shards = dataset_shards(str(shards_root), dataset, "train")
     make_samples = functools.partial(_samples, shards=shards, dataset=dataset, cfg=cfg)
     main = psutil.Process()
@@ -132,11 +153,29 @@ def measure(shards_root: Path, dataset: str, workers: int, batch: int, collate: 
 def stage_breakdown(shards_root: Path, image_res: int, cfg: TrainConfig, count: int = 256) -> dict[str, float]:
     """CPU ms per image-text sample in each step of its collate, in this process (texts in batches of 32)."""
     text = TextEncoder("builtin:bert-base-uncased", 40)
-    stream = iter(ShardStream(dataset_shards(str(shards_root), IMAGE_TEXT, "train"), seed=cfg.seed,
-                              shuffle_buffer=cfg.shuffle_buffer, loop=True, name=IMAGE_TEXT))
+    stream = iter(
+        ShardStream(
+            dataset_shards(str(shards_root), IMAGE_TEXT, "train"),
+            seed=cfg.seed,
+            shuffle_buffer=cfg.shuffle_buffer,
+            loop=True,
+            name=IMAGE_TEXT,
+        )
+    )
     clock = time.process_time
-    spent = dict.fromkeys(["shard read", "open + crop box", "decode", "crop + resize", "flip", "RandAugment",
-                           "to uint8 tensor", "tokenise + mask"], 0.0)
+    spent = dict.fromkeys(
+        [
+            "shard read",
+            "open + crop box",
+            "decode",
+            "crop + resize",
+            "flip",
+            "RandAugment",
+            "to uint8 tensor",
+            "tokenise + mask",
+        ],
+        0.0,
+    )
 
     def timed(stage: str, started: float) -> float:
         now = clock()
@@ -168,7 +207,7 @@ def stage_breakdown(shards_root: Path, image_res: int, cfg: TrainConfig, count: 
         rngs.append(rng)  # masking draws after the image's choices, as in the collate
     t = clock()
     for first in range(0, count, 32):
-        text.masked(captions[first:first + 32], cfg.masking, rngs[first:first + 32])
+        text.masked(captions[first : first + 32], cfg.masking, rngs[first : first + 32])
     timed("tokenise + mask", t)
     return {stage: seconds / count * 1e3 for stage, seconds in spent.items()}
 
@@ -202,14 +241,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         shards = Path(args.shards) if args.shards else prepare(Path(tmp), args.num_images, args.image_size)
-        lines = [f"{stored_image_stats(shards)}; batches at {args.image_res} px; {load}",
-                 f"demand per GPU: {args.demand} image-text pairs/s ({GPU_STEP_SOURCE}) + {region_per_pair:g} "
-                 f"region images per pair (train.region_batch_images / train.batch_size) = "
-                 f"{sum(demand.values()):.1f} images/s", "",
-                 "CPU ms per image-text sample, 0 workers: " + ", ".join(
-                     f"{stage} {ms:.2f}" for stage, ms in stage_breakdown(shards, args.image_res, cfg).items()),
-                 "", "| stream | workers | images/s (wall) | worker CPU ms / image | main-process CPU ms / image "
-                     "| images/s per busy worker |", "| --- | --- | --- | --- | --- | --- |"]
+        lines = [
+            f"{stored_image_stats(shards)}; batches at {args.image_res} px; {load}",
+            f"demand per GPU: {args.demand} image-text pairs/s ({GPU_STEP_SOURCE}) + {region_per_pair:g} "
+            f"region images per pair (train.region_batch_images / train.batch_size) = "
+            f"{sum(demand.values()):.1f} images/s",
+            "",
+            "CPU ms per image-text sample, 0 workers: "
+            + ", ".join(f"{stage} {ms:.2f}" for stage, ms in stage_breakdown(shards, args.image_res, cfg).items()),
+            "",
+            "| stream | workers | images/s (wall) | worker CPU ms / image | main-process CPU ms / image "
+            "| images/s per busy worker |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         print("\n".join(lines), flush=True)
         per_worker = {}
         for dataset, (batch, collate) in collates(args.image_res, args.batch, cfg).items():
@@ -217,14 +261,19 @@ def main() -> None:
                 rate = measure(shards, dataset, workers, batch, collate, args.batches, cfg)
                 if workers == 1:
                     per_worker[dataset] = rate.per_busy_worker
-                lines.append(f"| {dataset} | {workers} | {rate.images_per_s:.1f} | {rate.worker_cpu_ms:.2f} | "
-                             f"{rate.main_cpu_ms:.2f} | {rate.per_busy_worker:.1f} |")
+                lines.append(
+                    f"| {dataset} | {workers} | {rate.images_per_s:.1f} | {rate.worker_cpu_ms:.2f} | "
+                    f"{rate.main_cpu_ms:.2f} | {rate.per_busy_worker:.1f} |"
+                )
                 print(lines[-1], flush=True)
     # Worker-seconds per second of training, for twice the demand of each stream.
     needed = 2 * sum(demand[d] / per_worker[d] for d in demand)
-    lines += ["", f"workers per GPU for 2x demand: {needed:.2f} -> {math.ceil(needed)} "
-                  f"(of ~{WORKERS_PER_GPU} on a 16-core 1-GPU node); supply / demand with {WORKERS_PER_GPU} workers: "
-                  f"{2 * WORKERS_PER_GPU / needed:.1f}x"]
+    lines += [
+        "",
+        f"workers per GPU for 2x demand: {needed:.2f} -> {math.ceil(needed)} "
+        f"(of ~{WORKERS_PER_GPU} on a 16-core 1-GPU node); supply / demand with {WORKERS_PER_GPU} workers: "
+        f"{2 * WORKERS_PER_GPU / needed:.1f}x",
+    ]
     print(lines[-1])
     printed = "\n".join(lines)
     if not args.no_record:

@@ -37,7 +37,9 @@ def plain_loop(paths: list[Path], max_side: int) -> float:
 
 def beam_job(source: dict, out: Path, max_side: int, args: list[str]) -> tuple[float, int]:
     start = time.perf_counter()
-    summary = run_prepare_data([source], out, shard_size=256, max_image_side=max_side, pipeline_args=args, overwrite=True)
+    summary = run_prepare_data(
+        [source], out, shard_size=256, max_image_side=max_side, pipeline_args=args, overwrite=True
+    )
     return time.perf_counter() - start, summary["total"]
 
 
@@ -46,7 +48,9 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=2000)
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--max-image-side", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="multi_processing workers (default: all cores)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="multi_processing workers (default: all cores)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind; the fastest counts")
     options = parser.parse_args()
 
@@ -55,17 +59,26 @@ def main() -> None:
         generate_shapes_world(world, num_images=options.num_images, image_size=options.image_size)
         # Every COCO image once: the captions of both folders, as two sources would give.
         images = sorted((world / "coco/train2014").glob("*.jpg")) + sorted((world / "coco/val2014").glob("*.jpg"))
-        source = {"format": "karpathy", "dataset": "bench", "annotations": str(world / "coco/dataset_coco.json"), "images": str(world / "coco")}
+        source = {
+            "format": "karpathy",
+            "dataset": "bench",
+            "annotations": str(world / "coco/dataset_coco.json"),
+            "images": str(world / "coco"),
+        }
 
         plain_loop(images[:50], options.max_image_side)  # warm the page cache and imports alike
         runs = {
             "Beam DirectRunner in_memory": ["--direct_running_mode=in_memory"],
             f"Beam DirectRunner multi_processing x{options.workers}": [
-                "--direct_running_mode=multi_processing", f"--direct_num_workers={options.workers}"],
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={options.workers}",
+            ],
         }
         best = {"plain loop, 1 process": float("inf"), **{label: float("inf") for label in runs}}
         for _ in range(options.repeats):  # interleaved, so a busy spell hurts every kind alike
-            best["plain loop, 1 process"] = min(best["plain loop, 1 process"], plain_loop(images, options.max_image_side))
+            best["plain loop, 1 process"] = min(
+                best["plain loop, 1 process"], plain_loop(images, options.max_image_side)
+            )
             for label, args in runs.items():
                 seconds, written = beam_job(source, Path(folder) / label.split()[-1], options.max_image_side, args)
                 assert written == len(images), (label, written, len(images))
@@ -73,8 +86,10 @@ def main() -> None:
         rows = [(label, seconds, len(images)) for label, seconds in best.items()]
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{len(images)} JPEGs of {options.image_size}x{options.image_size} px -> longer side {options.max_image_side}, "
-          f"fastest of {options.repeats} runs each, 1-minute load average at the end: {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(images)} JPEGs of {options.image_size}x{options.image_size} px -> longer side {options.max_image_side}, "
+        f"fastest of {options.repeats} runs each, 1-minute load average at the end: {os.getloadavg()[0]:.1f}"
+    )
     print("| run | seconds | images/s | ratio to plain loop |")
     print("| --- | --- | --- | --- |")
     loop_rate = rows[0][2] / rows[0][1]

@@ -23,8 +23,10 @@ from record import append_entry, command_line
 REPO = Path(__file__).resolve().parents[1]
 GOAL_SECONDS = 300
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_TASK = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - \w+ - "
-                   r"(?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))")
+_TASK = re.compile(
+    r"^(\d\d:\d\d:\d\d\.\d+) - \w+ - "
+    r"(?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))"
+)
 
 
 def task_times(log: str) -> list[tuple[str, float, str]]:
@@ -60,19 +62,27 @@ def main() -> int:
     code = process.wait()
     wall = time.perf_counter() - started
     if code != 0:
-        print(f"pipelines.run_local failed with exit code {code} after {wall:.1f} s; nothing recorded",
-              file=sys.stderr)
+        print(f"pipelines.run_local failed with exit code {code} after {wall:.1f} s; nothing recorded", file=sys.stderr)
         return code
 
     run = " ".join(["python -m pipelines.run_local", *args.run_local_args])
-    lines = ["| command | wall s | goal | within goal |", "| --- | --- | --- | --- |",
-             f"| {run} | {wall:.1f} | <= {GOAL_SECONDS} s | {'yes' if wall <= GOAL_SECONDS else 'no'} |",
-             "", "| task | seconds | status |", "| --- | --- | --- |"]
+    lines = [
+        "| command | wall s | goal | within goal |",
+        "| --- | --- | --- | --- |",
+        f"| {run} | {wall:.1f} | <= {GOAL_SECONDS} s | {'yes' if wall <= GOAL_SECONDS else 'no'} |",
+        "",
+        "| task | seconds | status |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {task} | {seconds:.1f} | {status} |" for task, seconds, status in task_times("".join(log))]
     print("\n".join(lines))
     if not args.no_record:
-        append_entry("local pipeline wall time (`make run`)", command_line(), "\n".join(lines),
-                     notes=["Tasks of the ParallelFor branches run side by side, so task times overlap."])
+        append_entry(
+            "local pipeline wall time (`make run`)",
+            command_line(),
+            "\n".join(lines),
+            notes=["Tasks of the ParallelFor branches run side by side, so task times overlap."],
+        )
     return 0
 
 

@@ -81,8 +81,9 @@ def command_line() -> str:
     return " ".join(threads + [shlex.join(["python", *sys.argv])])
 
 
-def append_entry(title: str, command: str, printed: str, notes: list[str] | tuple[str, ...] = (),
-                 path: Path = DOCS) -> None:
+def append_entry(
+    title: str, command: str, printed: str, notes: list[str] | tuple[str, ...] = (), path: Path = DOCS
+) -> None:
     """Append one dated entry to ``path`` (docs/benchmarks.md unless given)."""
     lines = [
         "",

@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 from PIL import Image
-
 from record import append_entry, command_line
+
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.families import create_model
 from x2vlm_core.tasks import retrieval
@@ -39,8 +39,12 @@ def synthetic_samples(images: int, texts_per_image: int, side: int, seed: int) -
     for i in range(images):
         buffer = io.BytesIO()
         Image.fromarray(pixels.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(buffer, format="JPEG")
-        captions = [" and ".join(f"a {rng.choice(COLOURS)} {rng.choice(SHAPES)} {rng.choice(PLACES)}"
-                                 for _ in range(rng.randint(1, 3))) for _ in range(texts_per_image)]
+        captions = [
+            " and ".join(
+                f"a {rng.choice(COLOURS)} {rng.choice(SHAPES)} {rng.choice(PLACES)}" for _ in range(rng.randint(1, 3))
+            )
+            for _ in range(texts_per_image)
+        ]
         samples.append({"key": f"image-{i:05d}", "meta": {"captions": captions}, "images": [buffer.getvalue()]})
     return samples
 
@@ -78,9 +82,21 @@ def main() -> int:
 
     model.itm_logits = timed_itm
     texts = args.images * args.texts_per_image
-    emit(json.dumps({"preset": args.preset, "images": args.images, "texts": texts, "k_test": args.k,
-                     "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}))
-    emit("| ITM batch (pairs) | total s | encoding, ITC, ranks s | ITM re-rank s | pairs re-ranked | pairs/s | R@1 t2i (random weights) |")
+    emit(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "images": args.images,
+                "texts": texts,
+                "k_test": args.k,
+                "torch_threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(),
+            }
+        )
+    )
+    emit(
+        "| ITM batch (pairs) | total s | encoding, ITC, ranks s | ITM re-rank s | pairs re-ranked | pairs/s | R@1 t2i (random weights) |"
+    )
     emit("| --- | --- | --- | --- | --- | --- | --- |")
     for batch in args.itm_batch_sizes:
         itm_seconds, itm_pairs = 0.0, 0
@@ -88,11 +104,17 @@ def main() -> int:
         started = time.perf_counter()
         result = retrieval.evaluate(model, samples, text, cfg)
         total = time.perf_counter() - started
-        emit(f"| {batch} | {total:.1f} | {total - itm_seconds:.1f} | {itm_seconds:.1f} | {itm_pairs} | "
-             f"{itm_pairs / itm_seconds:.0f} | {result.metrics['img_r1']:.4f} |")
+        emit(
+            f"| {batch} | {total:.1f} | {total - itm_seconds:.1f} | {itm_seconds:.1f} | {itm_pairs} | "
+            f"{itm_pairs / itm_seconds:.0f} | {result.metrics['img_r1']:.4f} |"
+        )
     if not args.no_record:
-        append_entry(f"retrieval evaluation (ITC top-{args.k} → batched ITM re-rank), {args.images} images x "
-                     f"{texts} texts, {args.preset}", command_line(), "\n".join(printed))
+        append_entry(
+            f"retrieval evaluation (ITC top-{args.k} → batched ITM re-rank), {args.images} images x "
+            f"{texts} texts, {args.preset}",
+            command_line(),
+            "\n".join(printed),
+        )
     return 0
 
 

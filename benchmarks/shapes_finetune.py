@@ -21,6 +21,7 @@ from typing import Any
 
 from record import append_entry, command_line
 from shapes_pretrain import prepare
+
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.shards import read_index
 from x2vlm_core.evaluation.run import run_evaluation
@@ -43,8 +44,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "video_retrieval": {"steps": 200, "batch_size": 16, "optim": {"lr": 1e-3, "warmup_steps": 20}},
     "video_qa": {"steps": 200, "batch_size": 16, "optim": {"lr": 1e-3, "warmup_steps": 20}},
 }
-PRETRAIN = {"batch_size": 32, "region_batch_images": 16, "region_batch_size": 32,
-            "optim": {"lr": 1e-3, "warmup_steps": 80}}
+PRETRAIN = {
+    "batch_size": 32,
+    "region_batch_images": 16,
+    "region_batch_size": 32,
+    "optim": {"lr": 1e-3, "warmup_steps": 80},
+}
 COMMON = {"log_every": 50, "shuffle_buffer": 256, "tensorboard": False}
 EVAL_OPTIONS = {"captioning": ["max_length=30"]}
 
@@ -55,21 +60,39 @@ def headline(task: str, metrics: dict[str, float], shards: Path) -> dict[str, An
         dataset = "retrieval" if task == "retrieval" else "video_retrieval"
         test_items = read_index(shards)["datasets"][dataset]["test"]["count"]
         key, other = ("test_img_r1", "test_txt_r1") if task == "retrieval" else ("test_t2v_r1", "test_v2t_r1")
-        return {"metric": f"{key} (text→{'image' if task == 'retrieval' else 'video'} R@1)", "value": metrics[key],
-                "chance": 1 / test_items, "x_chance": metrics[key] * test_items,
-                "also": {other: metrics.get(other), "test_r_mean": metrics.get("test_r_mean")}}
+        return {
+            "metric": f"{key} (text→{'image' if task == 'retrieval' else 'video'} R@1)",
+            "value": metrics[key],
+            "chance": 1 / test_items,
+            "x_chance": metrics[key] * test_items,
+            "also": {other: metrics.get(other), "test_r_mean": metrics.get("test_r_mean")},
+        }
     if task == "grounding":
-        return {"metric": "acc@IoU0.5 val / testA / testB", "value": metrics["val_acc_iou50"],
-                "also": {s: metrics.get(f"{s}_acc_iou50") for s in ("testA", "testB")}}
+        return {
+            "metric": "acc@IoU0.5 val / testA / testB",
+            "value": metrics["val_acc_iou50"],
+            "also": {s: metrics.get(f"{s}_acc_iou50") for s in ("testA", "testB")},
+        }
     if task == "vqa":
         majority = metrics["val_majority_answer_accuracy"]
-        return {"metric": "val VQA accuracy", "value": metrics["val_accuracy"], "majority_answer": majority,
-                "x_majority": metrics["val_accuracy"] / majority if majority else None}
+        return {
+            "metric": "val VQA accuracy",
+            "value": metrics["val_accuracy"],
+            "majority_answer": majority,
+            "x_majority": metrics["val_accuracy"] / majority if majority else None,
+        }
     if task == "nlvr2":
-        return {"metric": "dev accuracy", "value": metrics["dev_accuracy"], "also": {"test1": metrics.get("test1_accuracy")}}
+        return {
+            "metric": "dev accuracy",
+            "value": metrics["dev_accuracy"],
+            "also": {"test1": metrics.get("test1_accuracy")},
+        }
     if task == "captioning":
-        return {"metric": "test CIDEr", "value": metrics["test_cider"],
-                "also": {k: metrics.get(f"test_{k}") for k in ("bleu4", "meteor", "rouge_l")}}
+        return {
+            "metric": "test CIDEr",
+            "value": metrics["test_cider"],
+            "also": {k: metrics.get(f"test_{k}") for k in ("bleu4", "meteor", "rouge_l")},
+        }
     return {"metric": "test accuracy", "value": metrics["test_accuracy"]}
 
 
@@ -106,25 +129,42 @@ def main() -> int:
         summary = run_finetune(task, pretrained, from_dict(TrainConfig, recipe), shards, out, f"{out}.checkpoints")
         tuned = time.time()
         metrics = run_evaluation(task, out, shards, workdir / "eval" / task, EVAL_OPTIONS.get(task))
-        results[task] = {**headline(task, metrics, shards), "steps": recipe["steps"],
-                         "final_loss": summary["final"].get("loss"), "finetune_s": round(tuned - t, 1),
-                         "evaluate_s": round(time.time() - tuned, 1)}
+        results[task] = {
+            **headline(task, metrics, shards),
+            "steps": recipe["steps"],
+            "final_loss": summary["final"].get("loss"),
+            "finetune_s": round(tuned - t, 1),
+            "evaluate_s": round(time.time() - tuned, 1),
+        }
         print(json.dumps({task: results[task]}), flush=True)
     timings["total_s"] = round(time.time() - started, 1)
-    report = {"num_images": args.num_images, "pretrain_steps": args.pretrain_steps, "timings": timings, "tasks": results}
+    report = {
+        "num_images": args.num_images,
+        "pretrain_steps": args.pretrain_steps,
+        "timings": timings,
+        "tasks": results,
+    }
     (workdir / "summary.json").write_text(json.dumps(report, indent=2))
     lines = ["| task | steps | metric | value | reference | also |", "| --- | --- | --- | --- | --- | --- |"]
     for task, r in results.items():
-        reference = (f"chance {r['chance']:.3f} ({r['x_chance']:.1f}x)" if "chance" in r else
-                     f"majority answer {r['majority_answer']:.3f} ({r['x_majority']:.2f}x)" if "majority_answer" in r else "")
+        reference = (
+            f"chance {r['chance']:.3f} ({r['x_chance']:.1f}x)"
+            if "chance" in r
+            else f"majority answer {r['majority_answer']:.3f} ({r['x_majority']:.2f}x)"
+            if "majority_answer" in r
+            else ""
+        )
         also = ", ".join(f"{k} {v:.3f}" for k, v in r.get("also", {}).items() if v is not None)
         lines.append(f"| {task} | {r['steps']} | {r['metric']} | {r['value']:.3f} | {reference} | {also} |")
     lines.append(json.dumps(timings))
     printed = "\n".join(lines)
     print("\n" + printed)
     if not args.no_record:
-        append_entry(f"shapes-world quality: {args.pretrain_steps}-step CPU pre-train of x2vlm_tiny, then each task",
-                     command_line(), printed)
+        append_entry(
+            f"shapes-world quality: {args.pretrain_steps}-step CPU pre-train of x2vlm_tiny, then each task",
+            command_line(),
+            printed,
+        )
     return 0
 
 

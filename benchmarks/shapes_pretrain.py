@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from record import append_entry, command_line
-from x2vlm_core.release.model_folder import load_model_dir
+
 from x2vlm_core.config_io import apply_overrides, from_dict
-from x2vlm_core.data.collate import TextEncoder, sample_images
+from x2vlm_core.data.collate import sample_images
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.families import create_model, model_config, text_encoder_for
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.pretrain import run_pretrain
 
@@ -42,15 +42,21 @@ from x2vlm_core.train.pretrain import run_pretrain
 # (220, 40, 40) into (175, 0, 110), so the augmented picture no longer shows what its text says (with it,
 # 800 steps moved the box losses by -3% / -1%; without it, -11% / -1%; 1600 steps, -20% / -12%).
 RECIPE: dict[str, Any] = {
-    "steps": 1600, "batch_size": 16, "region_batch_images": 8, "region_batch_size": 16, "log_every": 10,
-    "shuffle_buffer": 256, "tensorboard": False, "optim": {"lr": 1e-3, "warmup_steps": 60},
+    "steps": 1600,
+    "batch_size": 16,
+    "region_batch_images": 8,
+    "region_batch_size": 16,
+    "log_every": 10,
+    "shuffle_buffer": 256,
+    "tensorboard": False,
+    "optim": {"lr": 1e-3, "warmup_steps": 60},
     "augment": {"crop_scale": [0.5, 1.0], "randaug_ops": 0},
 }
 
 
 def prepare(workdir: Path, num_images: int, seed: int) -> Path:
-    from x2vlm_core.dataprep.beam_job import run_prepare_data
     from x2vlm_core.data.synthetic import generate_shapes_world
+    from x2vlm_core.dataprep.beam_job import run_prepare_data
 
     shards = workdir / "shards"
     if not (shards / "index.json").is_file():
@@ -69,16 +75,23 @@ def zero_shot_itc(model: Any, samples: list[dict[str, Any]]) -> dict[str, float]
         img2txt.append(list(range(len(texts), len(texts) + len(sample["meta"]["captions"]))))
         texts.extend(sample["meta"]["captions"])
         txt2img.extend([i] * len(sample["meta"]["captions"]))
-    image_feat = torch.cat([model.get_image_feat(model.get_vision_embeds(
-        sample_images(samples[i:i + 64], model.config.image_res))[0]) for i in range(0, len(samples), 64)])
+    image_feat = torch.cat(
+        [
+            model.get_image_feat(model.get_vision_embeds(sample_images(samples[i : i + 64], model.config.image_res))[0])
+            for i in range(0, len(samples), 64)
+        ]
+    )
     ids, atts, _ = text(texts)
     text_feat = model.get_text_feat(model.get_text_embeds(ids, atts))
     sims = (image_feat @ text_feat.t()).numpy()
     recall = retrieval_recall(sims, sims.T, txt2img, img2txt)
     return {
-        "txt_r1": recall["txt_r1"], "txt_r5": recall["txt_r5"],
+        "txt_r1": recall["txt_r1"],
+        "txt_r5": recall["txt_r5"],
         "txt_r1_chance": float(np.mean([len(t) / len(texts) for t in img2txt])),
-        "img_r1": recall["img_r1"], "img_r5": recall["img_r5"], "img_r1_chance": 1 / len(samples),
+        "img_r1": recall["img_r1"],
+        "img_r5": recall["img_r5"],
+        "img_r1_chance": 1 / len(samples),
     }
 
 
@@ -86,8 +99,7 @@ def loss_change(history: list[dict[str, float]], window: int) -> dict[str, tuple
     """Each loss term: mean over the first and the last ``window`` logged steps."""
     first, last = history[:window], history[-window:]
     names = [k for k in history[0] if k not in ("step", "lr", "lr_new_heads", "samples_per_s", "tokens_per_s")]
-    return {name: (float(np.mean([r[name] for r in first])), float(np.mean([r[name] for r in last])))
-            for name in names}
+    return {name: (float(np.mean([r[name] for r in first])), float(np.mean([r[name] for r in last]))) for name in names}
 
 
 def main() -> None:
@@ -96,8 +108,14 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=640)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="x2vlm_tiny", help="the preset to pre-train (x2vlm_tiny, xvlm_tiny, ...)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override the recipe, e.g. --set steps=600 --set augment.crop_scale=[0.5,1.0]")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the recipe, e.g. --set steps=600 --set augment.crop_scale=[0.5,1.0]",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append the result to docs/benchmarks.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -108,8 +126,9 @@ def main() -> None:
     shards = prepare(workdir, args.num_images, args.seed)
     prepared = time.time() - started
     test = list(iter_shard_samples(list_shards(str(shards), "retrieval", "test")))
-    train_keys = {s["meta"].get("image_id") for s in iter_shard_samples(list_shards(str(shards), "pretrain_image_text",
-                                                                                         "train"))}
+    train_keys = {
+        s["meta"].get("image_id") for s in iter_shard_samples(list_shards(str(shards), "pretrain_image_text", "train"))
+    }
     held_out = sum(s["meta"].get("cocoid", s["meta"].get("image_id")) not in train_keys for s in test)
 
     recipe = from_dict(TrainConfig, apply_overrides(RECIPE, args.overrides), where="recipe")
@@ -123,24 +142,35 @@ def main() -> None:
     after = zero_shot_itc(load_model_dir(workdir / "model"), test)
 
     window = max(1, len(summary["history"]) // 10)
-    lines = [f"shapes world: {args.num_images} images; {len(test)} retrieval test images "
-             f"({held_out} never in the image-text training split), {sum(len(s['meta']['captions']) for s in test)} "
-             f"captions; data prepared in {prepared:.0f} s",
-             f"pre-training {args.model}: {recipe.steps} steps, batch {recipe.batch_size} image-text pairs + "
-             f"{recipe.region_batch_size} region texts, lr {recipe.optim.lr}, {train_seconds:.0f} s on CPU",
-             "", "| loss | first 10% of steps | last 10% | change |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"shapes world: {args.num_images} images; {len(test)} retrieval test images "
+        f"({held_out} never in the image-text training split), {sum(len(s['meta']['captions']) for s in test)} "
+        f"captions; data prepared in {prepared:.0f} s",
+        f"pre-training {args.model}: {recipe.steps} steps, batch {recipe.batch_size} image-text pairs + "
+        f"{recipe.region_batch_size} region texts, lr {recipe.optim.lr}, {train_seconds:.0f} s on CPU",
+        "",
+        "| loss | first 10% of steps | last 10% | change |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, (start, end) in loss_change(summary["history"], window).items():
         lines.append(f"| {name} | {start:.3f} | {end:.3f} | {100 * (end - start) / start:+.0f}% |")
-    lines += ["", "| zero-shot ITC retrieval (test split) | chance | untrained | pre-trained | pre-trained / chance |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| zero-shot ITC retrieval (test split) | chance | untrained | pre-trained | pre-trained / chance |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for way, label in (("txt", "image → text R@1"), ("img", "text → image R@1")):
         chance = after[f"{way}_r1_chance"]
-        lines.append(f"| {label} | {chance:.3f} | {before[f'{way}_r1']:.3f} | {after[f'{way}_r1']:.3f} | "
-                     f"{after[f'{way}_r1'] / chance:.1f}x |")
+        lines.append(
+            f"| {label} | {chance:.3f} | {before[f'{way}_r1']:.3f} | {after[f'{way}_r1']:.3f} | "
+            f"{after[f'{way}_r1'] / chance:.1f}x |"
+        )
     for way, label in (("txt", "image → text R@5"), ("img", "text → image R@5")):
         chance = 5 * after[f"{way}_r1_chance"]  # nearly: five draws instead of one
-        lines.append(f"| {label} | ~{chance:.3f} | {before[f'{way}_r5']:.3f} | {after[f'{way}_r5']:.3f} | "
-                     f"~{after[f'{way}_r5'] / chance:.1f}x |")
+        lines.append(
+            f"| {label} | ~{chance:.3f} | {before[f'{way}_r5']:.3f} | {after[f'{way}_r5']:.3f} | "
+            f"~{after[f'{way}_r5'] / chance:.1f}x |"
+        )
     printed = "\n".join(lines)
     print(printed)
     print(json.dumps({"before": before, "after": after, "train_seconds": round(train_seconds, 1)}))

@@ -22,11 +22,11 @@ import argparse
 import time
 
 import torch
-
 from record import append_entry, command_line
+
+from x2vlm_core.families import create_model
 from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.models.flops import StepShapes, image_tokens, pretraining_step_flops
-from x2vlm_core.families import create_model
 from x2vlm_core.train.pretrain_objective import pretraining_losses
 
 TOKENS, MASKS = 40, 12
@@ -38,26 +38,36 @@ def random_batches(batch: int, cfg, device):
     grid = cfg.num_patches_side
     vocab = cfg.text.vocab_size
     first = 1000 if vocab > 2000 else 1  # past BERT's special and unused tokens, in a full vocabulary
-    text = {"text_ids": torch.randint(first, vocab, (batch, TOKENS), device=device),
-            "text_atts": torch.ones(batch, TOKENS, dtype=torch.long, device=device),
-            "text_ids_masked": torch.randint(first, vocab, (batch, TOKENS), device=device),
-            "masked_pos": torch.randint(1, TOKENS, (batch, MASKS), device=device),
-            "masked_ids": torch.randint(first, vocab, (batch, MASKS), device=device)}
+    text = {
+        "text_ids": torch.randint(first, vocab, (batch, TOKENS), device=device),
+        "text_atts": torch.ones(batch, TOKENS, dtype=torch.long, device=device),
+        "text_ids_masked": torch.randint(first, vocab, (batch, TOKENS), device=device),
+        "masked_pos": torch.randint(1, TOKENS, (batch, MASKS), device=device),
+        "masked_ids": torch.randint(first, vocab, (batch, MASKS), device=device),
+    }
     image_batch = {"image": torch.randn(batch, 3, cfg.image_res, cfg.image_res, device=device), **text}
     atts = torch.zeros(batch, 1 + grid * grid, dtype=torch.long, device=device)
     atts[:, : 1 + grid * grid // 4] = 1
     images = max(batch // 4, 1)
-    region_batch = {"image": torch.randn(images, 3, cfg.image_res, cfg.image_res, device=device),
-                    "image_atts": atts, "idx_to_group_img": torch.arange(batch, device=device) * images // batch,
-                    "target_bbox": torch.full((batch, 4), 0.4, device=device),
-                    "is_image": torch.zeros(batch, dtype=torch.long, device=device), **text}
+    region_batch = {
+        "image": torch.randn(images, 3, cfg.image_res, cfg.image_res, device=device),
+        "image_atts": atts,
+        "idx_to_group_img": torch.arange(batch, device=device) * images // batch,
+        "target_bbox": torch.full((batch, 4), 0.4, device=device),
+        "is_image": torch.zeros(batch, dtype=torch.long, device=device),
+        **text,
+    }
     return image_batch, region_batch
 
 
 def step_shapes(image_batch, region_batch) -> StepShapes:
-    return StepShapes(batch=image_batch["text_ids"].shape[0], text_len=image_batch["text_ids"].shape[1],
-                      masked_tokens=image_batch["masked_pos"].shape[1],
-                      region_texts=region_batch["text_ids"].shape[0], region_images=region_batch["image"].shape[0])
+    return StepShapes(
+        batch=image_batch["text_ids"].shape[0],
+        text_len=image_batch["text_ids"].shape[1],
+        masked_tokens=image_batch["masked_pos"].shape[1],
+        region_texts=region_batch["text_ids"].shape[0],
+        region_images=region_batch["image"].shape[0],
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -102,11 +112,17 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--peak-tflops", type=float,
-                        help="the device's peak TFLOP/s at this precision, for MFU "
-                             "(default: 989 on an H100 SXM / H200 in bf16, none elsewhere)")
-    parser.add_argument("--compile", action="store_true",
-                        help="compile the encoders' blocks (x2vlm_core.models.compile); warm-up steps include it")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's peak TFLOP/s at this precision, for MFU "
+        "(default: 989 on an H100 SXM / H200 in bf16, none elsewhere)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the encoders' blocks (x2vlm_core.models.compile); warm-up steps include it",
+    )
     parser.add_argument("--fixture", help="x2vlm_official_tiny folder: also report parity per output")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md")
     args = parser.parse_args()
@@ -126,10 +142,14 @@ def main() -> None:
 
         diffs = max_abs_diffs(args.fixture, device)
         worst = max(diffs, key=diffs.get)
-        emit(f"parity vs official reference (fp32 on {device}): {len(diffs)} outputs, "
-             f"max abs diff {diffs[worst]:.2e} ({worst})")
-    emit("| preset | precision | compiled | batch | forward+backward s | optimizer s | image-text pairs/s "
-         "| tokens/s | TFLOP/step | TFLOP/s | MFU |")
+        emit(
+            f"parity vs official reference (fp32 on {device}): {len(diffs)} outputs, "
+            f"max abs diff {diffs[worst]:.2e} ({worst})"
+        )
+    emit(
+        "| preset | precision | compiled | batch | forward+backward s | optimizer s | image-text pairs/s "
+        "| tokens/s | TFLOP/step | TFLOP/s | MFU |"
+    )
     emit("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for batch in args.batch_sizes:
         torch.manual_seed(0)
@@ -139,20 +159,28 @@ def main() -> None:
         batches = random_batches(batch, model.config, device)
         shapes = step_shapes(*batches)
         flops = pretraining_step_flops(model.config, shapes)
-        tokens = ((shapes.batch + shapes.region_images) * image_tokens(model.config)
-                  + (shapes.batch + shapes.region_texts) * shapes.text_len)
+        tokens = (shapes.batch + shapes.region_images) * image_tokens(model.config) + (
+            shapes.batch + shapes.region_texts
+        ) * shapes.text_len
         fb, op = time_steps(model, batches, device, args.precision, args.steps, args.warmup)
         step = fb + op
         mfu = f"{100 * flops.mfu(step, peak):.1f}%" if peak else "n/a"
-        emit(f"| {args.preset} | {args.precision} | {'yes' if args.compile else 'no'} | {batch} | {fb:.3f} | {op:.3f} "
-             f"| {batch / step:.1f} | {tokens / step:,.0f} | {flops.total / 1e12:.3g} "
-             f"| {flops.total / step / 1e12:.3g} | {mfu} |")
+        emit(
+            f"| {args.preset} | {args.precision} | {'yes' if args.compile else 'no'} | {batch} | {fb:.3f} | {op:.3f} "
+            f"| {batch / step:.1f} | {tokens / step:,.0f} | {flops.total / 1e12:.3g} "
+            f"| {flops.total / step / 1e12:.3g} | {mfu} |"
+        )
         del model, batches
     if not args.no_record:
-        append_entry(f"pre-training step throughput and MFU, {args.preset}, {args.precision}, {device.type}",
-                     command_line(), "\n".join(lines),
-                     notes=[f"{args.warmup} warm-up and {args.steps} timed steps per batch size; one step = the "
-                            "image-text batch + a region batch of as many texts over batch/4 images, 40 tokens."])
+        append_entry(
+            f"pre-training step throughput and MFU, {args.preset}, {args.precision}, {device.type}",
+            command_line(),
+            "\n".join(lines),
+            notes=[
+                f"{args.warmup} warm-up and {args.steps} timed steps per batch size; one step = the "
+                "image-text batch + a region batch of as many texts over batch/4 images, 40 tokens."
+            ],
+        )
 
 
 if __name__ == "__main__":

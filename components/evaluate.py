@@ -39,8 +39,15 @@ def evaluate(
 
     details = metrics.path + ".details"  # predictions.jsonl, results files, report.html
     # Empty values mean "not given", exactly as the CLI's absent --dataset / --split.
-    values = run_evaluation(task, model.path, shards.path, details, options, dataset=dataset or None,
-                            splits=[str(split) for split in splits] or None)
+    values = run_evaluation(
+        task,
+        model.path,
+        shards.path,
+        details,
+        options,
+        dataset=dataset or None,
+        splits=[str(split) for split in splits] or None,
+    )
     with open(os.path.join(details, METRICS_FILE)) as f:
         written = json.load(f)
     for name, value in values.items():

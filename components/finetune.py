@@ -40,12 +40,21 @@ def finetune(
     if languages:
         command += ["--languages", *[str(language) for language in languages]]
     summary = run_under_torchrun(command, model.path, nproc_per_node, overrides)
-    model.metadata.update({
-        "task": task, "dataset": dataset or get_task(task).DATASET, "few_shot": few_shot,
-        "languages": list(languages), "steps": summary["steps"], "final_loss": summary["final"].get("loss"),
-        "pretrained": pretrained.uri, "parent_model": pretrained.uri, "train_seconds": summary["seconds"],
-        "world_size": summary["world_size"], "config_overrides": overrides,
-        "parent_preset": pretrained.metadata.get("preset", "not recorded"),
-        "training": {k: v for k, v in summary.items() if k != "history"},
-        **lineage_metadata({"shards": shards.uri, "pretrained": pretrained.uri}, shards_root=shards.path),
-    })
+    model.metadata.update(
+        {
+            "task": task,
+            "dataset": dataset or get_task(task).DATASET,
+            "few_shot": few_shot,
+            "languages": list(languages),
+            "steps": summary["steps"],
+            "final_loss": summary["final"].get("loss"),
+            "pretrained": pretrained.uri,
+            "parent_model": pretrained.uri,
+            "train_seconds": summary["seconds"],
+            "world_size": summary["world_size"],
+            "config_overrides": overrides,
+            "parent_preset": pretrained.metadata.get("preset", "not recorded"),
+            "training": {k: v for k, v in summary.items() if k != "history"},
+            **lineage_metadata({"shards": shards.uri, "pretrained": pretrained.uri}, shards_root=shards.path),
+        }
+    )

@@ -33,11 +33,14 @@ def release_gate(
         with open(artifact.path) as f:
             data = json.load(f)
         candidate[data["task"]] = data["metrics"]
-    verdict = gate_release(candidate, destination, release_name, dict(min_metrics), compare_to_latest,
-                           max_regression)
+    verdict = gate_release(candidate, destination, release_name, dict(min_metrics), compare_to_latest, max_regression)
     print(verdict.summary(), flush=True)
-    record = {"publish": verdict.passed, "reasons": verdict.reasons, "compared_to": verdict.compared_to,
-              "checks": verdict.checked}
+    record = {
+        "publish": verdict.passed,
+        "reasons": verdict.reasons,
+        "compared_to": verdict.compared_to,
+        "checks": verdict.checked,
+    }
     with open(decision.path, "w") as f:
         json.dump(record, f, indent=2)
     decision.metadata.update({**record, "inputs": {"metrics": [a.uri for a in task_metrics]}})  # lineage
@@ -61,11 +64,16 @@ def task_release_gate(
 
     with open(metrics.path) as f:
         data = json.load(f)
-    verdict = gate_release({data["task"]: data["metrics"]}, destination, release_name, dict(min_metrics),
-                           compare_to_latest, max_regression)
+    verdict = gate_release(
+        {data["task"]: data["metrics"]}, destination, release_name, dict(min_metrics), compare_to_latest, max_regression
+    )
     print(verdict.summary(), flush=True)
-    record = {"publish": verdict.passed, "reasons": verdict.reasons, "compared_to": verdict.compared_to,
-              "checks": verdict.checked}
+    record = {
+        "publish": verdict.passed,
+        "reasons": verdict.reasons,
+        "compared_to": verdict.compared_to,
+        "checks": verdict.checked,
+    }
     with open(decision.path, "w") as f:
         json.dump(record, f, indent=2)
     decision.metadata.update({**record, "inputs": {"metrics": metrics.uri}})  # lineage

@@ -36,13 +36,30 @@ def pretrain(
         ran_on = {"launcher": "torchrun", "num_nodes": 1, "gpus_per_node": gpus_per_node}
     else:
         summary, ran_on = train_as_trainjob(
-            cli_args, model.uri, model.path, overrides, input_uris=[shards.uri], num_nodes=num_nodes,
-            gpus_per_node=gpus_per_node, runtime=trainjob_runtime, queue=kueue_queue, pods=trainer_pods)
-    model.metadata.update({
-        "preset": model_preset, "steps": summary["steps"], "world_size": summary["world_size"],
-        "final_loss": summary["final"].get("loss"), "train_seconds": summary["seconds"], "shards": shards.uri,
-        "parent_model": "", "config_overrides": overrides, "ran_on": ran_on,
-        # The whole training summary but its per-step history (that stays in training.json).
-        "training": {k: v for k, v in summary.items() if k != "history"},
-        **lineage_metadata({"shards": shards.uri}, shards_root=shards.path),
-    })
+            cli_args,
+            model.uri,
+            model.path,
+            overrides,
+            input_uris=[shards.uri],
+            num_nodes=num_nodes,
+            gpus_per_node=gpus_per_node,
+            runtime=trainjob_runtime,
+            queue=kueue_queue,
+            pods=trainer_pods,
+        )
+    model.metadata.update(
+        {
+            "preset": model_preset,
+            "steps": summary["steps"],
+            "world_size": summary["world_size"],
+            "final_loss": summary["final"].get("loss"),
+            "train_seconds": summary["seconds"],
+            "shards": shards.uri,
+            "parent_model": "",
+            "config_overrides": overrides,
+            "ran_on": ran_on,
+            # The whole training summary but its per-step history (that stays in training.json).
+            "training": {k: v for k, v in summary.items() if k != "history"},
+            **lineage_metadata({"shards": shards.uri}, shards_root=shards.path),
+        }
+    )

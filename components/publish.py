@@ -29,8 +29,8 @@ def publish(
     from collections import namedtuple
 
     from x2vlm_core import storage
-    from x2vlm_core.release.publish import publish_release
     from x2vlm_core.release.fetch import read_manifest
+    from x2vlm_core.release.publish import publish_release
 
     metrics, metric_inputs = {}, []
     for artifact in task_metrics:
@@ -38,23 +38,42 @@ def publish(
             raw = f.read()
         data = json.loads(raw)
         metrics[data["task"]] = data["metrics"]
-        metric_inputs.append({"task": data["task"], "uri": artifact.uri, "sha256": hashlib.sha256(raw).hexdigest(),
-                              "model": data.get("model")})
+        metric_inputs.append(
+            {
+                "task": data["task"],
+                "uri": artifact.uri,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "model": data.get("model"),
+            }
+        )
     lineage = {
         "pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
         "inputs": {"model": {"uri": model.uri, "metadata": dict(model.metadata)}, "metrics": metric_inputs},
         # The data fingerprint the training stage recorded (index sha256 and counts), if it did.
         "training_data": model.metadata.get("data") or {"uri": model.metadata.get("shards", "not recorded")},
     }
-    where = publish_release(model.path, destination, model_name, metrics=metrics, lineage=lineage,
-                            version=version or None, max_shard_bytes=max_shard_mb * 1024**2)
+    where = publish_release(
+        model.path,
+        destination,
+        model_name,
+        metrics=metrics,
+        lineage=lineage,
+        version=version or None,
+        max_shard_bytes=max_shard_mb * 1024**2,
+    )
     manifest = read_manifest(where)
     with open(release.path, "w") as f:
         json.dump({"release": where, **manifest}, f, indent=2)
-    release.metadata.update({"release_uri": where, "version": manifest["version"], "files": len(manifest["files"]),
-                             "bytes": sum(entry["size"] for entry in manifest["files"]),
-                             "manifest": storage.join(where, "manifest.json"),
-                             "inputs": {"model": model.uri, "metrics": [a.uri for a in task_metrics]}})
+    release.metadata.update(
+        {
+            "release_uri": where,
+            "version": manifest["version"],
+            "files": len(manifest["files"]),
+            "bytes": sum(entry["size"] for entry in manifest["files"]),
+            "manifest": storage.join(where, "manifest.json"),
+            "inputs": {"model": model.uri, "metrics": [a.uri for a in task_metrics]},
+        }
+    )
     return namedtuple("Published", ["release_uri", "version"])(where, manifest["version"])
 
 
@@ -88,22 +107,42 @@ def publish_task_models(
     for model in models:
         metrics_uri, data = scored.get(model.uri, (None, None))
         if data is None:
-            raise ReleaseError(f"no evaluation names the model {model.uri}; every task model is evaluated before "
-                             "it is published")
+            raise ReleaseError(
+                f"no evaluation names the model {model.uri}; every task model is evaluated before it is published"
+            )
         task = data["task"]
-        lineage = {"pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
-                   "inputs": {"model": {"uri": model.uri, "metadata": dict(model.metadata)},
-                              "metrics": [{"task": task, "uri": metrics_uri}]},
-                   "training_data": model.metadata.get("data") or {"uri": "not recorded"}}
+        lineage = {
+            "pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
+            "inputs": {
+                "model": {"uri": model.uri, "metadata": dict(model.metadata)},
+                "metrics": [{"task": task, "uri": metrics_uri}],
+            },
+            "training_data": model.metadata.get("data") or {"uri": "not recorded"},
+        }
         published[task] = publish_task_release(
-            model.path, destination, model_name, task, data["metrics"], lineage,
-            parent_model=model.metadata.get("parent_model", ""), parent_release=parent_release,
-            version=version or None, max_shard_bytes=max_shard_mb * 1024**2)
+            model.path,
+            destination,
+            model_name,
+            task,
+            data["metrics"],
+            lineage,
+            parent_model=model.metadata.get("parent_model", ""),
+            parent_release=parent_release,
+            version=version or None,
+            max_shard_bytes=max_shard_mb * 1024**2,
+        )
     with open(releases.path, "w") as f:
         json.dump(published, f, indent=2)
-    releases.metadata.update({"releases": published, "parent_release": parent_release,
-                              "inputs": {"models": [m.uri for m in models],  # lineage
-                                         "metrics": [a.uri for a in task_metrics]}})
+    releases.metadata.update(
+        {
+            "releases": published,
+            "parent_release": parent_release,
+            "inputs": {
+                "models": [m.uri for m in models],  # lineage
+                "metrics": [a.uri for a in task_metrics],
+            },
+        }
+    )
 
 
 @dsl.component(base_image=PUBLISH_IMAGE, install_kfp_package=False)
@@ -127,13 +166,26 @@ def publish_task_model(
 
     with open(metrics.path) as f:
         data = json.load(f)
-    lineage = {"pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
-               "inputs": {"model": {"uri": model.uri, "metadata": dict(model.metadata)},
-                          "metrics": [{"task": data["task"], "uri": metrics.uri}]},
-               "training_data": model.metadata.get("data") or {"uri": "not recorded"}}
-    where = publish_task_release(model.path, destination, model_name, data["task"], data["metrics"], lineage,
-                                 parent_model=base_model_uri, parent_release=parent_release_of(base_model_uri),
-                                 version=version or None, max_shard_bytes=max_shard_mb * 1024**2)
+    lineage = {
+        "pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
+        "inputs": {
+            "model": {"uri": model.uri, "metadata": dict(model.metadata)},
+            "metrics": [{"task": data["task"], "uri": metrics.uri}],
+        },
+        "training_data": model.metadata.get("data") or {"uri": "not recorded"},
+    }
+    where = publish_task_release(
+        model.path,
+        destination,
+        model_name,
+        data["task"],
+        data["metrics"],
+        lineage,
+        parent_model=base_model_uri,
+        parent_release=parent_release_of(base_model_uri),
+        version=version or None,
+        max_shard_bytes=max_shard_mb * 1024**2,
+    )
     with open(release.path, "w") as f:
         json.dump({"release": where}, f)
     release.metadata.update({"release_uri": where, "task": data["task"], "parent_model": base_model_uri})

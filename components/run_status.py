@@ -37,8 +37,10 @@ def record_run_status(
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if status.state not in ("SUCCEEDED", "COMPLETE") and not status.error_message:
-        record["error_note"] = ("KFP 2.17 does not tell exit handlers which step failed or why: see the run's graph in the KFP UI "
-                                 f"(run {status.pipeline_job_resource_name})")
+        record["error_note"] = (
+            "KFP 2.17 does not tell exit handlers which step failed or why: see the run's graph in the KFP UI "
+            f"(run {status.pipeline_job_resource_name})"
+        )
     text = json.dumps(record, indent=2)
     print(text, flush=True)
     with open(run_status.path, "w") as f:

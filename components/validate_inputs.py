@@ -24,17 +24,30 @@ def validate_full_run(
     finetune_overrides: list,
     gpu_node_selector: dict,
     gpu_tolerations: list,
-) -> NamedTuple("FullRunPlan", [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict),
-                                ("pretrain_pod_tolerations", list)]):
+) -> NamedTuple(
+    "FullRunPlan",
+    [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict), ("pretrain_pod_tolerations", list)],
+):
     """Checks the full pipeline's parameters (``validate_run``: every problem at once), and places the pretrain pod: on one node it trains itself
     (GPUs, GPU node pool); with num_nodes > 1 it only submits and follows a TrainJob (no GPU, any node)."""
     from collections import namedtuple
 
     from x2vlm_core.run_checks import check_full_run
 
-    check_full_run(sources, list(tasks), model_preset, pretrain_steps, finetune_steps, pretrain_batch_size,
-                   finetune_batch_size, num_nodes, gpus_per_node, list(pretrain_overrides),
-                   list(finetune_overrides), output_root)
+    check_full_run(
+        sources,
+        list(tasks),
+        model_preset,
+        pretrain_steps,
+        finetune_steps,
+        pretrain_batch_size,
+        finetune_batch_size,
+        num_nodes,
+        gpus_per_node,
+        list(pretrain_overrides),
+        list(finetune_overrides),
+        output_root,
+    )
     plan = namedtuple("FullRunPlan", ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"])
     if num_nodes == 1:
         return plan(gpus_per_node, dict(gpu_node_selector), list(gpu_tolerations))
@@ -60,6 +73,17 @@ def validate_finetune_request(
 
     from x2vlm_core.run_checks import check_finetune_request
 
-    overrides = check_finetune_request(task, base_model_uri, shards_uri, learning_rate, warmup_steps, steps,
-                                       batch_size, gpus_per_node, list(config_overrides), dataset, few_shot)
+    overrides = check_finetune_request(
+        task,
+        base_model_uri,
+        shards_uri,
+        learning_rate,
+        warmup_steps,
+        steps,
+        batch_size,
+        gpus_per_node,
+        list(config_overrides),
+        dataset,
+        few_shot,
+    )
     return namedtuple("FinetunePlan", ["config_overrides"])(overrides)

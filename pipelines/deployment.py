@@ -59,8 +59,18 @@ def _default_timeouts() -> dict[str, int]:
 
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T|m)?$")
-_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_FACTORS = {
+    None: 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def quantity(value: str, where: str) -> float:
@@ -79,9 +89,11 @@ KFP_GCS_STAGING = "/gcs"
 class DeploymentSettings:
     # GKE labels its GPU nodes with the accelerator type; tolerate the taint GPU pools carry.
     gpu_node_selector: dict[str, str] = field(
-        default_factory=lambda: {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"})
+        default_factory=lambda: {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
+    )
     gpu_tolerations: list[dict[str, Any]] = field(
-        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    )
     accelerator: str = "nvidia.com/gpu"
     # DataLoader workers and NCCL exchange tensors through /dev/shm; the container default is 64 MiB.
     shm_size: str = "16Gi"
@@ -115,13 +127,16 @@ class DeploymentSettings:
         resources = dict(self.resources)
         unknown = sorted(set(resources) - set(STEP_KINDS))
         if unknown:
-            raise ConfigError(f"unknown step kind(s) {unknown} in deployment settings resources; "
-                              f"valid kinds are: {', '.join(STEP_KINDS)}")
+            raise ConfigError(
+                f"unknown step kind(s) {unknown} in deployment settings resources; "
+                f"valid kinds are: {', '.join(STEP_KINDS)}"
+            )
         self.resources = {**_default_resources(), **{k: _resources(v, k) for k, v in resources.items()}}
         unknown = sorted(set(self.timeouts) - set(GPU_STEPS))
         if unknown:
-            raise ConfigError(f"unknown step(s) {unknown} in deployment settings timeouts; "
-                              f"valid steps are: {', '.join(GPU_STEPS)}")
+            raise ConfigError(
+                f"unknown step(s) {unknown} in deployment settings timeouts; valid steps are: {', '.join(GPU_STEPS)}"
+            )
         self.timeouts = {**_default_timeouts(), **self.timeouts}
         for kind, res in self.resources.items():
             where = f"deployment settings resources.{kind}"
@@ -129,21 +144,28 @@ class DeploymentSettings:
                 request = quantity(getattr(res, f"{what}_request"), f"{where}.{what}_request")
                 limit = quantity(getattr(res, f"{what}_limit"), f"{where}.{what}_limit")
                 if request <= 0 or limit < request:
-                    raise ConfigError(f"{where}: {what} request must be > 0 and at most the limit, got "
-                                      f"{getattr(res, f'{what}_request')} / {getattr(res, f'{what}_limit')}")
+                    raise ConfigError(
+                        f"{where}: {what} request must be > 0 and at most the limit, got "
+                        f"{getattr(res, f'{what}_request')} / {getattr(res, f'{what}_limit')}"
+                    )
         shm = quantity(self.shm_size, "deployment settings shm_size")
         for kind in GPU_STEPS:
             if quantity(self.resources[kind].memory_limit, kind) <= shm:
-                raise ConfigError(f"deployment settings resources.{kind}.memory_limit "
-                                  f"{self.resources[kind].memory_limit} must exceed shm_size {self.shm_size}: "
-                                  "the memory-backed /dev/shm counts against it")
+                raise ConfigError(
+                    f"deployment settings resources.{kind}.memory_limit "
+                    f"{self.resources[kind].memory_limit} must exceed shm_size {self.shm_size}: "
+                    "the memory-backed /dev/shm counts against it"
+                )
         for step, seconds in self.timeouts.items():
             if not isinstance(seconds, int) or seconds < 1:
-                raise ConfigError(f"deployment settings timeouts.{step} must be a whole number of seconds ≥ 1, "
-                                  f"got {seconds!r}")
+                raise ConfigError(
+                    f"deployment settings timeouts.{step} must be a whole number of seconds ≥ 1, got {seconds!r}"
+                )
         if self.trainjob_deadline_seconds < 1 or self.trainjob_deadline_seconds >= self.timeouts["pretrain"]:
-            raise ConfigError(f"deployment settings trainjob_deadline_seconds ({self.trainjob_deadline_seconds}) "
-                              f"must be ≥ 1 and below timeouts.pretrain ({self.timeouts['pretrain']})")
+            raise ConfigError(
+                f"deployment settings trainjob_deadline_seconds ({self.trainjob_deadline_seconds}) "
+                f"must be ≥ 1 and below timeouts.pretrain ({self.timeouts['pretrain']})"
+            )
 
 
 def _resources(value: Any, kind: str) -> PodResources:
@@ -162,16 +184,24 @@ def load_settings(path: Optional[str]) -> DeploymentSettings:
 def trainer_pods(settings: DeploymentSettings) -> dict[str, Any]:
     """The pretrain component's `trainer_pods` input: placement and identity of the TrainJob's pods."""
     train = settings.resources["pretrain"]
-    return {"service_account": settings.trainer_service_account, "node_selector": dict(settings.gpu_node_selector),
-            "tolerations": [dict(t) for t in settings.gpu_tolerations], "shm_size": settings.shm_size,
-            "cpu": train.cpu_request, "memory": train.memory_request, "cpu_limit": train.cpu_limit,
-            "memory_limit": train.memory_limit, "active_deadline_seconds": settings.trainjob_deadline_seconds}
+    return {
+        "service_account": settings.trainer_service_account,
+        "node_selector": dict(settings.gpu_node_selector),
+        "tolerations": [dict(t) for t in settings.gpu_tolerations],
+        "shm_size": settings.shm_size,
+        "cpu": train.cpu_request,
+        "memory": train.memory_request,
+        "cpu_limit": train.cpu_limit,
+        "memory_limit": train.memory_limit,
+        "active_deadline_seconds": settings.trainjob_deadline_seconds,
+    }
 
 
 def _admit(task, settings: DeploymentSettings, kind: str):
     """Non-root identity, CPU and memory: what every step's pod needs to be admitted and scheduled."""
-    kubernetes.set_security_context(task, run_as_user=settings.run_as_user, run_as_group=settings.run_as_group,
-                                    run_as_non_root=True)
+    kubernetes.set_security_context(
+        task, run_as_user=settings.run_as_user, run_as_group=settings.run_as_group, run_as_non_root=True
+    )
     res = settings.resources[kind]
     task.set_cpu_request(res.cpu_request).set_cpu_limit(res.cpu_limit)
     task.set_memory_request(res.memory_request).set_memory_limit(res.memory_limit)
@@ -193,8 +223,9 @@ def on_gpu(task, settings: DeploymentSettings, kind: str, gpus, placement=None, 
     / `pretrain_pod_tolerations` decide the node pool at run time."""
     on_cpu(task, settings, kind, shard_cache)
     kubernetes.set_timeout(task, settings.timeouts[kind])
-    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
-                               size_limit=settings.shm_size)
+    kubernetes.empty_dir_mount(
+        task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=settings.shm_size
+    )
     if not settings.use_gpus:  # no GPU, no GPU node pool: DeepSpeed and torch on CPU
         task.set_env_variable("DS_ACCELERATOR", "cpu")
         return task

@@ -32,24 +32,40 @@ def build_pipeline(settings: DeploymentSettings):
     # The fan-out is a pipeline of its own that returns the collected models and metrics: KFP 2.17's
     # compiler cannot hand a dsl.Collected artifact list into a dsl.If group, a pipeline output it can.
     @dsl.pipeline(name="finetune-and-evaluate")
-    def finetune_and_evaluate(tasks: list, shards: Dataset, pretrained: Model, steps: int, batch_size: int,
-                              gpus_per_node: int, config_overrides: list) -> TaskModels:
+    def finetune_and_evaluate(
+        tasks: list,
+        shards: Dataset,
+        pretrained: Model,
+        steps: int,
+        batch_size: int,
+        gpus_per_node: int,
+        config_overrides: list,
+    ) -> TaskModels:
         with dsl.ParallelFor(items=tasks, parallelism=settings.max_parallel_tasks, name="per-task") as task:
-            tuned = finetune(task=task, shards=shards, pretrained=pretrained, steps=steps, batch_size=batch_size,
-                             nproc_per_node=gpus_per_node, config_overrides=config_overrides)
+            tuned = finetune(
+                task=task,
+                shards=shards,
+                pretrained=pretrained,
+                steps=steps,
+                batch_size=batch_size,
+                nproc_per_node=gpus_per_node,
+                config_overrides=config_overrides,
+            )
             # Retried after a lost node or preemption; it trains again from the pre-trained model.
             tuned.set_display_name("finetune").set_retry(settings.retries, backoff_duration="120s")
             on_gpu(tuned, settings, "finetune", gpus_per_node)
             scored = evaluate(task=task, shards=shards, model=tuned.outputs["model"])
             scored.set_display_name("evaluate").set_retry(settings.retries, backoff_duration="30s")
             on_gpu(scored, settings, "evaluate", 1)
-        return TaskModels(models=dsl.Collected(tuned.outputs["model"]), metrics=dsl.Collected(scored.outputs["metrics"]))
+        return TaskModels(
+            models=dsl.Collected(tuned.outputs["model"]), metrics=dsl.Collected(scored.outputs["metrics"])
+        )
 
     @dsl.pipeline(
         name=NAME,
         description="Prepare shards with Beam, pre-train X²-VLM with DeepSpeed (multi-node as a Kubeflow "
-                    "Trainer TrainJob), fine-tune and evaluate each task; when the metrics pass the gate, "
-                    "publish the pre-trained model and each task model.",
+        "Trainer TrainJob), fine-tune and evaluate each task; when the metrics pass the gate, "
+        "publish the pre-trained model and each task model.",
     )
     def full_pretrain_finetune(
         sources: str,
@@ -109,67 +125,112 @@ def build_pipeline(settings: DeploymentSettings):
 
         with dsl.ExitHandler(status, name="x2vlm-run"):
             checked = validate_full_run(
-                sources=sources, output_root=output_root, tasks=tasks, model_preset=model_preset, pretrain_steps=pretrain_steps,
-                pretrain_batch_size=pretrain_batch_size, finetune_steps=finetune_steps,
-                finetune_batch_size=finetune_batch_size, num_nodes=num_nodes, gpus_per_node=gpus_per_node,
-                pretrain_overrides=pretrain_overrides, finetune_overrides=finetune_overrides,
-                gpu_node_selector=dict(settings.gpu_node_selector), gpu_tolerations=list(settings.gpu_tolerations))
+                sources=sources,
+                output_root=output_root,
+                tasks=tasks,
+                model_preset=model_preset,
+                pretrain_steps=pretrain_steps,
+                pretrain_batch_size=pretrain_batch_size,
+                finetune_steps=finetune_steps,
+                finetune_batch_size=finetune_batch_size,
+                num_nodes=num_nodes,
+                gpus_per_node=gpus_per_node,
+                pretrain_overrides=pretrain_overrides,
+                finetune_overrides=finetune_overrides,
+                gpu_node_selector=dict(settings.gpu_node_selector),
+                gpu_tolerations=list(settings.gpu_tolerations),
+            )
             # Inputs may have changed since the last run (a source file deleted); always check again.
             checked.set_display_name("validate-inputs").set_caching_options(False)
             on_cpu(checked, settings, "light")
 
-            data = prepare_data(sources=sources, shard_size=shard_size, max_image_side=max_image_side,
-                                num_frames=num_frames, beam_options=beam_options, snapshot=data_snapshot)
+            data = prepare_data(
+                sources=sources,
+                shard_size=shard_size,
+                max_image_side=max_image_side,
+                num_frames=num_frames,
+                beam_options=beam_options,
+                snapshot=data_snapshot,
+            )
             # Cached on its inputs: the same sources, snapshot, shard size and image side reuse the shards
             # (and so everything downstream); a new data_snapshot runs it all again.
             data.set_display_name("prepare-data").set_caching_options(True).set_retry(
-                settings.retries, backoff_duration="60s", backoff_factor=2)
+                settings.retries, backoff_duration="60s", backoff_factor=2
+            )
             data.after(checked)
             on_cpu(data, settings, "prepare-data", shard_cache=True)
 
-            trained = pretrain(shards=data.outputs["shards"], model_preset=model_preset, steps=pretrain_steps,
-                               batch_size=pretrain_batch_size, num_nodes=num_nodes, gpus_per_node=gpus_per_node,
-                               config_overrides=pretrain_overrides, trainjob_runtime=trainjob_runtime,
-                               kueue_queue=kueue_queue, trainer_pods=trainer_pods(settings))
+            trained = pretrain(
+                shards=data.outputs["shards"],
+                model_preset=model_preset,
+                steps=pretrain_steps,
+                batch_size=pretrain_batch_size,
+                num_nodes=num_nodes,
+                gpus_per_node=gpus_per_node,
+                config_overrides=pretrain_overrides,
+                trainjob_runtime=trainjob_runtime,
+                kueue_queue=kueue_queue,
+                trainer_pods=trainer_pods(settings),
+            )
             # A retry keeps the Model artifact's URI: a TrainJob resumes from the checkpoints written there
             # (a Failed one is deleted and created again); one-node training starts over.
             trained.set_display_name("pretrain").set_retry(settings.retries, backoff_duration="300s")
-            on_gpu(trained, settings, "pretrain", checked.outputs["pretrain_pod_gpus"], placement=checked,
-                   shard_cache=True)
+            on_gpu(
+                trained, settings, "pretrain", checked.outputs["pretrain_pod_gpus"], placement=checked, shard_cache=True
+            )
 
-            tasks_done = finetune_and_evaluate(tasks=tasks, shards=data.outputs["shards"],
-                                               pretrained=trained.outputs["model"], steps=finetune_steps,
-                                               batch_size=finetune_batch_size, gpus_per_node=gpus_per_node,
-                                               config_overrides=finetune_overrides)
+            tasks_done = finetune_and_evaluate(
+                tasks=tasks,
+                shards=data.outputs["shards"],
+                pretrained=trained.outputs["model"],
+                steps=finetune_steps,
+                batch_size=finetune_batch_size,
+                gpus_per_node=gpus_per_node,
+                config_overrides=finetune_overrides,
+            )
             tasks_done.set_display_name("per-task")
 
-            gate = release_gate(task_metrics=tasks_done.outputs["metrics"], destination=output_root,
-                                release_name=model_name, min_metrics=min_metrics,
-                                compare_to_latest=compare_to_latest, max_regression=max_regression)
+            gate = release_gate(
+                task_metrics=tasks_done.outputs["metrics"],
+                destination=output_root,
+                release_name=model_name,
+                min_metrics=min_metrics,
+                compare_to_latest=compare_to_latest,
+                max_regression=max_regression,
+            )
             # Decided against the releases as they are now, never from a cache.
             gate.set_display_name("release-gate").set_caching_options(False).set_retry(
-                settings.retries, backoff_duration="30s")
+                settings.retries, backoff_duration="30s"
+            )
             on_cpu(gate, settings, "light")
 
             with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # noqa: E712  (a KFP condition)
-                released = publish(model=trained.outputs["model"],
-                                   task_metrics=tasks_done.outputs["metrics"],
-                                   destination=output_root, model_name=model_name)
+                released = publish(
+                    model=trained.outputs["model"],
+                    task_metrics=tasks_done.outputs["metrics"],
+                    destination=output_root,
+                    model_name=model_name,
+                )
                 # Every run publishes a new immutable version; a cached one would silently skip that.
                 released.set_display_name("publish").set_caching_options(False).set_retry(
-                    settings.retries, backoff_duration="30s")
+                    settings.retries, backoff_duration="30s"
+                )
                 on_cpu(released, settings, "publish")
 
                 task_releases = publish_task_models(
-                    models=tasks_done.outputs["models"], task_metrics=tasks_done.outputs["metrics"],
-                    destination=output_root, model_name=model_name, parent_release=released.outputs["release_uri"],
-                    version=released.outputs["version"])
+                    models=tasks_done.outputs["models"],
+                    task_metrics=tasks_done.outputs["metrics"],
+                    destination=output_root,
+                    model_name=model_name,
+                    parent_release=released.outputs["release_uri"],
+                    version=released.outputs["version"],
+                )
                 task_releases.set_display_name("publish-task-models").set_caching_options(False).set_retry(
-                    settings.retries, backoff_duration="30s")
+                    settings.retries, backoff_duration="30s"
+                )
                 on_cpu(task_releases, settings, "publish")
 
     return full_pretrain_finetune
 
 
 full_pretrain_finetune = build_pipeline(DeploymentSettings())
-

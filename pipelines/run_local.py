@@ -28,8 +28,12 @@ from x2vlm_core.evaluation.headline import headline_table
 from x2vlm_core.text.xlmr import train_sentencepiece
 
 # Each family's tiny model and the tasks its local run fine-tunes by default.
-MODEL_TASKS = {"x2vlm_tiny": DEFAULT_TASKS, "vlmo_tiny": ["retrieval", "nlvr2"], "cclm_tiny": ["retrieval", "xvnli"],
-               "xvlm_tiny": ["retrieval", "grounding", "vqa", "nlvr2", "captioning"]}
+MODEL_TASKS = {
+    "x2vlm_tiny": DEFAULT_TASKS,
+    "vlmo_tiny": ["retrieval", "nlvr2"],
+    "cclm_tiny": ["retrieval", "xvnli"],
+    "xvlm_tiny": ["retrieval", "grounding", "vqa", "nlvr2", "captioning"],
+}
 
 
 def _write_lineage_page(run_dir: Path) -> Path | None:
@@ -62,10 +66,16 @@ def summarize(run_dir: Path) -> dict:
         "finetuned_models": [str(p) for p in _find(root, "*/for-loop-*/finetune/model")],
         "metrics": metrics,
         # The pre-trained model's release, and each task model's (its lineage names a parent).
-        "published": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")
-                      if "parent" not in json.loads((p.parent / "lineage.json").read_text())],
-        "task_releases": [str(p.parent) for p in _find(run_dir / "releases", "*/*/manifest.json")
-                          if "parent" in json.loads((p.parent / "lineage.json").read_text())],
+        "published": [
+            str(p.parent)
+            for p in _find(run_dir / "releases", "*/*/manifest.json")
+            if "parent" not in json.loads((p.parent / "lineage.json").read_text())
+        ],
+        "task_releases": [
+            str(p.parent)
+            for p in _find(run_dir / "releases", "*/*/manifest.json")
+            if "parent" in json.loads((p.parent / "lineage.json").read_text())
+        ],
         "run_status": [json.loads(p.read_text())["state"] for p in _find(run_dir / "releases", "run-status/*.json")],
     }
 
@@ -86,10 +96,17 @@ def report_progress(pipeline_root: Path, started: float, stop: threading.Event, 
 
 def pages_to_open(run_dir: Path, summary: dict) -> list[str]:
     # evaluate writes its report.html beside the metrics it logs (metrics.details/).
-    reports = [f"  {task}: {Path(values['file']).parent / 'metrics.details' / 'report.html'}"
-               for task, values in sorted(summary["metrics"].items())]
-    return ["open:", *reports, f"  lineage: {run_dir / 'lineage.html'}",
-            *[f"  release: {path}" for path in summary["published"]], f"  all results: {run_dir / 'summary.json'}"]
+    reports = [
+        f"  {task}: {Path(values['file']).parent / 'metrics.details' / 'report.html'}"
+        for task, values in sorted(summary["metrics"].items())
+    ]
+    return [
+        "open:",
+        *reports,
+        f"  lineage: {run_dir / 'lineage.html'}",
+        *[f"  release: {path}" for path in summary["published"]],
+        f"  all results: {run_dir / 'summary.json'}",
+    ]
 
 
 def subprocess_runner(run_dir: Path) -> kfp.local.SubprocessRunner:
@@ -151,15 +168,20 @@ def main(description: str = __doc__.splitlines()[0], runner_for: Callable[[Path]
                 output_root=str(run_dir / "releases"),
                 model_name=f"{args.model.replace('_', '-')}-shapes",
                 pretrain_overrides=[
-                    *model_overrides, f"train.seed={args.seed}",
+                    *model_overrides,
+                    f"train.seed={args.seed}",
                     # lr 1e-3: from scratch, the tiny model needs it (at 3e-4 ITM stayed at its prior and the
                     # ITM re-ranking left retrieval at exactly chance).
-                    "train.optim.lr=0.001", "train.optim.warmup_steps=20",
+                    "train.optim.lr=0.001",
+                    "train.optim.warmup_steps=20",
                     # Shapes are named by their flat colour: RandAugment's colour operations make the picture
                     # contradict its text; a caption names every shape, so crops keep at least half the image.
-                    "train.augment.randaug_ops=0", "train.augment.crop_scale=[0.5, 1.0]",
+                    "train.augment.randaug_ops=0",
+                    "train.augment.crop_scale=[0.5, 1.0]",
                     # 8 shapes-world images hold ~20 region texts: no repeats
-                    "train.region_batch_images=8", "train.region_batch_size=16"],
+                    "train.region_batch_images=8",
+                    "train.region_batch_size=16",
+                ],
                 finetune_overrides=[f"train.seed={args.seed}", "train.optim.lr=0.001", "train.optim.warmup_steps=40"],
             )
     except Exception:
@@ -175,7 +197,9 @@ def main(description: str = __doc__.splitlines()[0], runner_for: Callable[[Path]
     summary["seconds"] = round(time.time() - started, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     lineage_page = _write_lineage_page(run_dir)
-    print(f"\n=== X²-VLM local pipeline finished in {summary['seconds']:.0f} s: {', '.join(summary['run_status'])} ===\n")
+    print(
+        f"\n=== X²-VLM local pipeline finished in {summary['seconds']:.0f} s: {', '.join(summary['run_status'])} ===\n"
+    )
     print(headline_table({task: values for task, values in summary["metrics"].items()}))
     print()
     print("\n".join(pages_to_open(run_dir, summary)))

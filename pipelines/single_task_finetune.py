@@ -22,8 +22,11 @@ NAME = "x2vlm-single-task-finetune"
 def build_pipeline(settings: DeploymentSettings):
     """The pipeline, with the cluster placement of ``settings`` compiled into it."""
 
-    @dsl.pipeline(name=NAME, description="Fine-tune an X²-VLM model on one task and evaluate it; optionally "
-                                          "publish it when its metrics pass the release gate.")
+    @dsl.pipeline(
+        name=NAME,
+        description="Fine-tune an X²-VLM model on one task and evaluate it; optionally "
+        "publish it when its metrics pass the release gate.",
+    )
     def single_task_finetune(
         task: str,
         base_model_uri: str,
@@ -63,9 +66,18 @@ def build_pipeline(settings: DeploymentSettings):
             max_regression: Absolute drop allowed per metric against that LATEST release (0: none).
         """
         checked = validate_finetune_request(
-            task=task, base_model_uri=base_model_uri, shards_uri=shards_uri, learning_rate=learning_rate,
-            warmup_steps=warmup_steps, steps=steps, batch_size=batch_size, gpus_per_node=gpus_per_node,
-            config_overrides=config_overrides, dataset=dataset, few_shot=few_shot)
+            task=task,
+            base_model_uri=base_model_uri,
+            shards_uri=shards_uri,
+            learning_rate=learning_rate,
+            warmup_steps=warmup_steps,
+            steps=steps,
+            batch_size=batch_size,
+            gpus_per_node=gpus_per_node,
+            config_overrides=config_overrides,
+            dataset=dataset,
+            few_shot=few_shot,
+        )
         checked.set_display_name("validate-inputs").set_caching_options(False)
         on_cpu(checked, settings, "light")
 
@@ -74,9 +86,17 @@ def build_pipeline(settings: DeploymentSettings):
         shards = dsl.importer(artifact_uri=shards_uri, artifact_class=Dataset, reimport=False)
         shards.set_display_name("shards").after(checked)
 
-        tuned = finetune(task=task, shards=shards.output, pretrained=base.output, steps=steps,
-                         batch_size=batch_size, nproc_per_node=gpus_per_node,
-                         config_overrides=checked.outputs["config_overrides"], dataset=dataset, few_shot=few_shot)
+        tuned = finetune(
+            task=task,
+            shards=shards.output,
+            pretrained=base.output,
+            steps=steps,
+            batch_size=batch_size,
+            nproc_per_node=gpus_per_node,
+            config_overrides=checked.outputs["config_overrides"],
+            dataset=dataset,
+            few_shot=few_shot,
+        )
         tuned.set_display_name("finetune").set_retry(settings.retries, backoff_duration="120s")
         on_gpu(tuned, settings, "finetune", gpus_per_node)
         scored = evaluate(task=task, shards=shards.output, model=tuned.outputs["model"], dataset=dataset)
@@ -84,18 +104,29 @@ def build_pipeline(settings: DeploymentSettings):
         on_gpu(scored, settings, "evaluate", 1)
 
         with dsl.If(publish_to != "", name="publish-requested"):
-            gate = task_release_gate(metrics=scored.outputs["metrics"], destination=publish_to,
-                                     release_name=f"{model_name}-{task}", min_metrics=min_metrics,
-                                     compare_to_latest=compare_to_latest, max_regression=max_regression)
+            gate = task_release_gate(
+                metrics=scored.outputs["metrics"],
+                destination=publish_to,
+                release_name=f"{model_name}-{task}",
+                min_metrics=min_metrics,
+                compare_to_latest=compare_to_latest,
+                max_regression=max_regression,
+            )
             gate.set_display_name("release-gate").set_caching_options(False).set_retry(
-                settings.retries, backoff_duration="30s")
+                settings.retries, backoff_duration="30s"
+            )
             on_cpu(gate, settings, "light")
             with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # noqa: E712  (a KFP condition)
-                released = publish_task_model(model=tuned.outputs["model"], metrics=scored.outputs["metrics"],
-                                              destination=publish_to, model_name=model_name,
-                                              base_model_uri=base_model_uri)
+                released = publish_task_model(
+                    model=tuned.outputs["model"],
+                    metrics=scored.outputs["metrics"],
+                    destination=publish_to,
+                    model_name=model_name,
+                    base_model_uri=base_model_uri,
+                )
                 released.set_display_name("publish").set_caching_options(False).set_retry(
-                    settings.retries, backoff_duration="30s")
+                    settings.retries, backoff_duration="30s"
+                )
                 on_cpu(released, settings, "publish")
 
     return single_task_finetune

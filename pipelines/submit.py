@@ -1,10 +1,10 @@
 """`python -m pipelines`: compile, upload, run and schedule the pipelines on a Kubeflow Pipelines API.
 
-    python -m pipelines compile --pipeline all --output-dir pipelines/compiled
-    python -m pipelines upload --host http://localhost:8080 --pipeline full --version v3
-    python -m pipelines run --host http://localhost:8080 --param sources=gs://b/sources.yaml --param num_nodes=4
-    python -m pipelines schedule --host http://localhost:8080 --cron "0 0 3 * * 0" --version v3 --param sources=gs://b/s.yaml
-    python -m pipelines runs list --host http://localhost:8080
+python -m pipelines compile --pipeline all --output-dir pipelines/compiled
+python -m pipelines upload --host http://localhost:8080 --pipeline full --version v3
+python -m pipelines run --host http://localhost:8080 --param sources=gs://b/sources.yaml --param num_nodes=4
+python -m pipelines schedule --host http://localhost:8080 --cron "0 0 3 * * 0" --version v3 --param sources=gs://b/s.yaml
+python -m pipelines runs list --host http://localhost:8080
 """
 
 import argparse
@@ -54,8 +54,10 @@ def _package(args: argparse.Namespace, workdir: str) -> str:
     """A precompiled ``--package``, or the chosen pipeline compiled now; caching off with ``--no-cache``."""
     if args.package:
         if not Path(args.package).is_file():
-            raise ConfigError(f"pipeline package {args.package} not found; compile it with "
-                              "`python -m pipelines compile` or leave out --package")
+            raise ConfigError(
+                f"pipeline package {args.package} not found; compile it with "
+                "`python -m pipelines compile` or leave out --package"
+            )
         package = args.package
     else:
         package = compile_package(args.pipeline, str(Path(workdir) / f"{args.pipeline}.yaml"), args.settings)
@@ -95,10 +97,12 @@ def parse_params(items: list[str], params_file: Optional[str], package: str) -> 
     known = _pipeline_parameters(package)
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ConfigError(f"unknown pipeline parameter(s) {shown(unknown)}; this pipeline takes: "
-                          f"{', '.join(sorted(known))}")
-    missing = sorted(n for n, d in known.items() if "defaultValue" not in d and not d.get("isOptional")
-                     and n not in params)
+        raise ConfigError(
+            f"unknown pipeline parameter(s) {shown(unknown)}; this pipeline takes: {', '.join(sorted(known))}"
+        )
+    missing = sorted(
+        n for n, d in known.items() if "defaultValue" not in d and not d.get("isOptional") and n not in params
+    )
     if missing:
         raise ConfigError(f"missing required pipeline parameter(s) {missing}; pass --param NAME=VALUE")
     return params
@@ -116,9 +120,11 @@ def _probe(host: str, timeout: float = 10.0) -> None:
         pass
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        raise SubmitError(f"cannot reach the Kubeflow Pipelines API at {host} ({reason}); check --host, e.g. "
-                          "`kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80` and --host "
-                          "http://localhost:8080") from None
+        raise SubmitError(
+            f"cannot reach the Kubeflow Pipelines API at {host} ({reason}); check --host, e.g. "
+            "`kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80` and --host "
+            "http://localhost:8080"
+        ) from None
 
 
 def _token(args: argparse.Namespace) -> Optional[str]:
@@ -129,8 +135,9 @@ def _token(args: argparse.Namespace) -> Optional[str]:
         try:
             return Path(path).read_text().strip()
         except OSError as error:
-            raise SubmitError(f"cannot read the token file {path} ({error.strerror}); pass --token-file or "
-                              "--existing-token") from None
+            raise SubmitError(
+                f"cannot read the token file {path} ({error.strerror}); pass --token-file or --existing-token"
+            ) from None
     return None
 
 
@@ -152,13 +159,17 @@ def token_warnings(host: str, token: Optional[str], on_command_line: bool) -> li
     """What is unsafe about how the bearer token travels: in the process list, or unencrypted off this machine."""
     warnings = []
     if on_command_line:
-        warnings.append("--existing-token shows the token to every user of this machine (process list) and in "
-                        "shell history; put it in a file readable only by you and pass --token-file")
+        warnings.append(
+            "--existing-token shows the token to every user of this machine (process list) and in "
+            "shell history; put it in a file readable only by you and pass --token-file"
+        )
     name = urllib.parse.urlsplit(host).hostname or ""
     loopback = name in ("localhost", "::1") or name.startswith("127.")  # a port-forward: never on the network
     if token and host.lower().startswith("http://") and not loopback:
-        warnings.append(f"the token goes to {host} over plain http://, readable by anyone on the network path; "
-                        "use https://, or a port-forward to localhost")
+        warnings.append(
+            f"the token goes to {host} over plain http://, readable by anyone on the network path; "
+            "use https://, or a port-forward to localhost"
+        )
     return warnings
 
 
@@ -171,13 +182,16 @@ def _call(host: str, action: Callable[[], Any]) -> Any:
         return action()
     except ApiException as error:
         if error.status in (401, 403):
-            raise SubmitError(f"the KFP API at {host} refused the request (HTTP {error.status}); pass a valid "
-                              "--existing-token or --token-file, and a --namespace you may use") from None
+            raise SubmitError(
+                f"the KFP API at {host} refused the request (HTTP {error.status}); pass a valid "
+                "--existing-token or --token-file, and a --namespace you may use"
+            ) from None
         detail = (str(error.body or error.reason or "").strip().splitlines() or [""])[0]
         raise SubmitError(f"the KFP API at {host} answered HTTP {error.status}: {detail[:300]}") from None
     except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as error:
-        raise SubmitError(f"cannot reach the Kubeflow Pipelines API at {host} ({type(error).__name__}); "
-                          "check --host and the network") from None
+        raise SubmitError(
+            f"cannot reach the Kubeflow Pipelines API at {host} ({type(error).__name__}); check --host and the network"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,32 +215,52 @@ def cmd_upload(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     name = args.name or PIPELINES[args.pipeline].NAME
     pipeline_id = _call(args.host, lambda: client.get_pipeline_id(name))
     if pipeline_id is None:
-        pipeline = _call(args.host, lambda: client.upload_pipeline(package, pipeline_name=name,
-                                                                   description=args.description,
-                                                                   namespace=args.namespace))
+        pipeline = _call(
+            args.host,
+            lambda: client.upload_pipeline(
+                package, pipeline_name=name, description=args.description, namespace=args.namespace
+            ),
+        )
         return {"pipeline": name, "pipeline_id": pipeline.pipeline_id, "created": True}
     if not args.version:
         raise ConfigError(f"pipeline {name!r} exists already; pass --version NAME to add a version to it")
-    version = _call(args.host, lambda: client.upload_pipeline_version(
-        package, pipeline_version_name=args.version, pipeline_id=pipeline_id, description=args.description))
-    return {"pipeline": name, "pipeline_id": pipeline_id, "version": args.version,
-            "version_id": version.pipeline_version_id}
+    version = _call(
+        args.host,
+        lambda: client.upload_pipeline_version(
+            package, pipeline_version_name=args.version, pipeline_id=pipeline_id, description=args.description
+        ),
+    )
+    return {
+        "pipeline": name,
+        "pipeline_id": pipeline_id,
+        "version": args.version,
+        "version_id": version.pipeline_version_id,
+    }
 
 
 def cmd_run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     package = _package(args, workdir)
     params = parse_params(args.param, args.params_file, package)
     client = connect(args)
-    result = _call(args.host, lambda: client.create_run_from_pipeline_package(
-        package, arguments=params, run_name=args.run_name, experiment_name=args.experiment,
-        namespace=args.namespace, pipeline_root=args.pipeline_root, service_account=args.service_account))
+    result = _call(
+        args.host,
+        lambda: client.create_run_from_pipeline_package(
+            package,
+            arguments=params,
+            run_name=args.run_name,
+            experiment_name=args.experiment,
+            namespace=args.namespace,
+            pipeline_root=args.pipeline_root,
+            service_account=args.service_account,
+        ),
+    )
     return {"run_id": result.run_id, "experiment": args.experiment, "parameters": params}
 
 
 def cmd_schedule(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     """A recurring run of an uploaded pipeline version (never a package embedded in the schedule)."""
     if len(args.cron.split()) != 6:
-        raise ConfigError(f"--cron {args.cron!r} needs 6 fields (seconds first), e.g. \"0 0 3 * * *\" for 03:00 daily")
+        raise ConfigError(f'--cron {args.cron!r} needs 6 fields (seconds first), e.g. "0 0 3 * * *" for 03:00 daily')
     if args.max_concurrency < 1:
         raise ConfigError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
     package = _package(args, workdir)  # the parameter names to check against
@@ -237,26 +271,47 @@ def cmd_schedule(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     pipeline_name = PIPELINES[args.pipeline].NAME
     pipeline_id = _call(args.host, lambda: client.get_pipeline_id(pipeline_name))
     if pipeline_id is None:
-        raise SubmitError(f"pipeline {pipeline_name!r} is not uploaded; schedules run an uploaded version: "
-                          f"python -m pipelines upload --pipeline {args.pipeline}")
+        raise SubmitError(
+            f"pipeline {pipeline_name!r} is not uploaded; schedules run an uploaded version: "
+            f"python -m pipelines upload --pipeline {args.pipeline}"
+        )
     version_id, version = _pipeline_version(client, args.host, pipeline_id, pipeline_name, args.version)
     experiment = _call(args.host, lambda: client.create_experiment(args.experiment, namespace=args.namespace))
     name = args.name or f"{PIPELINES[args.pipeline].NAME}-schedule"
     # no_catchup: after a pause, start only the latest missed run, never a backlog of them.
-    recurring = _call(args.host, lambda: client.create_recurring_run(
-        experiment_id=experiment.experiment_id, job_name=name, cron_expression=args.cron,
-        max_concurrency=args.max_concurrency, no_catchup=True, params=params, pipeline_id=pipeline_id,
-        version_id=version_id, pipeline_root=args.pipeline_root, service_account=args.service_account))
-    return {"recurring_run_id": recurring.recurring_run_id, "name": name, "cron": args.cron,
-            "max_concurrency": args.max_concurrency, "catch_up": False, "pipeline_id": pipeline_id,
-            "version": version, "version_id": version_id, "parameters": params}
+    recurring = _call(
+        args.host,
+        lambda: client.create_recurring_run(
+            experiment_id=experiment.experiment_id,
+            job_name=name,
+            cron_expression=args.cron,
+            max_concurrency=args.max_concurrency,
+            no_catchup=True,
+            params=params,
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+            pipeline_root=args.pipeline_root,
+            service_account=args.service_account,
+        ),
+    )
+    return {
+        "recurring_run_id": recurring.recurring_run_id,
+        "name": name,
+        "cron": args.cron,
+        "max_concurrency": args.max_concurrency,
+        "catch_up": False,
+        "pipeline_id": pipeline_id,
+        "version": version,
+        "version_id": version_id,
+        "parameters": params,
+    }
 
 
-def _pipeline_version(client, host: str, pipeline_id: str, pipeline_name: str,
-                      wanted: Optional[str]) -> tuple[str, str]:
+def _pipeline_version(
+    client, host: str, pipeline_id: str, pipeline_name: str, wanted: Optional[str]
+) -> tuple[str, str]:
     """(id, name) of the version named ``wanted``, or of the newest version."""
-    response = _call(host, lambda: client.list_pipeline_versions(pipeline_id, page_size=200,
-                                                                 sort_by="created_at desc"))
+    response = _call(host, lambda: client.list_pipeline_versions(pipeline_id, page_size=200, sort_by="created_at desc"))
     versions = list(response.pipeline_versions or [])
     if not versions:
         raise SubmitError(f"pipeline {pipeline_name!r} has no version; upload one with --version NAME")
@@ -265,21 +320,33 @@ def _pipeline_version(client, host: str, pipeline_id: str, pipeline_name: str,
     for version in versions:
         if version.display_name == wanted:
             return version.pipeline_version_id, version.display_name
-    raise ConfigError(f"pipeline {pipeline_name!r} has no version {wanted!r}; it has: "
-                      f"{', '.join(v.display_name for v in versions)}")
+    raise ConfigError(
+        f"pipeline {pipeline_name!r} has no version {wanted!r}; it has: {', '.join(v.display_name for v in versions)}"
+    )
 
 
 def cmd_runs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
     client = connect(args)
     experiment_id = None
     if args.experiment:
-        experiment_id = _call(args.host, lambda: client.get_experiment(experiment_name=args.experiment,
-                                                                       namespace=args.namespace)).experiment_id
-    response = _call(args.host, lambda: client.list_runs(page_size=args.page_size, sort_by="created_at desc",
-                                                         experiment_id=experiment_id, namespace=args.namespace))
-    return [{"run_id": r.run_id, "name": r.display_name, "state": r.state,
-             "created_at": r.created_at.isoformat() if hasattr(r.created_at, "isoformat") else r.created_at}
-            for r in response.runs or []]
+        experiment_id = _call(
+            args.host, lambda: client.get_experiment(experiment_name=args.experiment, namespace=args.namespace)
+        ).experiment_id
+    response = _call(
+        args.host,
+        lambda: client.list_runs(
+            page_size=args.page_size, sort_by="created_at desc", experiment_id=experiment_id, namespace=args.namespace
+        ),
+    )
+    return [
+        {
+            "run_id": r.run_id,
+            "name": r.display_name,
+            "state": r.state,
+            "created_at": r.created_at.isoformat() if hasattr(r.created_at, "isoformat") else r.created_at,
+        }
+        for r in response.runs or []
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,12 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     api = argparse.ArgumentParser(add_help=False)
-    api.add_argument("--host", default=os.environ.get(HOST_ENV),
-                     help=f"KFP API endpoint, e.g. http://localhost:8080 (default: ${HOST_ENV})")
+    api.add_argument(
+        "--host",
+        default=os.environ.get(HOST_ENV),
+        help=f"KFP API endpoint, e.g. http://localhost:8080 (default: ${HOST_ENV})",
+    )
     api.add_argument("--namespace", help="KFP profile namespace, in multi-user mode")
     auth = api.add_mutually_exclusive_group()
-    auth.add_argument("--existing-token", help="bearer token (e.g. `gcloud auth print-access-token`); other users "
-                      "can read it in the process list: prefer --token-file")
+    auth.add_argument(
+        "--existing-token",
+        help="bearer token (e.g. `gcloud auth print-access-token`); other users "
+        "can read it in the process list: prefer --token-file",
+    )
     auth.add_argument("--token-file", help=f"file holding a bearer token (default: ${TOKEN_PATH_ENV})")
 
     choose = argparse.ArgumentParser(add_help=False)
@@ -305,12 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
     choose.add_argument("--settings", help="deployment settings YAML used when compiling")
 
     launch = argparse.ArgumentParser(add_help=False)
-    launch.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="pipeline parameter, value read as YAML (e.g. tasks=[retrieval,grounding])")
+    launch.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter, value read as YAML (e.g. tasks=[retrieval,grounding])",
+    )
     launch.add_argument("--params-file", help="YAML mapping of pipeline parameters")
     launch.add_argument("--experiment", default="x2vlm")
-    launch.add_argument("--service-account", default=DEFAULT_SERVICE_ACCOUNT,
-                        help="Kubernetes service account of the run's pods")
+    launch.add_argument(
+        "--service-account", default=DEFAULT_SERVICE_ACCOUNT, help="Kubernetes service account of the run's pods"
+    )
     launch.add_argument("--pipeline-root", help="where artifacts go, e.g. gs://bucket/pipeline-root")
     launch.add_argument("--no-cache", action="store_true", help="run every step again, ignoring cached results")
 

@@ -110,9 +110,21 @@ def local_pipeline_run(tmp_path_factory):
     import sys
 
     runs = tmp_path_factory.mktemp("local_runs")
-    command = [sys.executable, "-m", "pipelines.run_local", "--runs-dir", str(runs), "--num-images", "96",
-               "--pretrain-steps", "6", "--finetune-steps", "3"]
-    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                          timeout=1200)
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.run_local",
+        "--runs-dir",
+        str(runs),
+        "--num-images",
+        "96",
+        "--pretrain-steps",
+        "6",
+        "--finetune-steps",
+        "3",
+    ]
+    done = subprocess.run(
+        command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=1200
+    )
     folders = [p for p in runs.iterdir() if p.is_dir()]
     return (folders[0] if len(folders) == 1 else runs), done

@@ -9,11 +9,22 @@ import torch
 from PIL import Image, ImageDraw
 
 from x2vlm_core.data.augment import (
-    COLOUR_OPERATIONS, IMAGE_OPERATIONS, OPERATIONS, AugmentConfig, augment_image, rand_augment,
-    random_resized_crop_box, should_flip,
+    COLOUR_OPERATIONS,
+    IMAGE_OPERATIONS,
+    OPERATIONS,
+    AugmentConfig,
+    augment_image,
+    rand_augment,
+    random_resized_crop_box,
+    should_flip,
 )
 from x2vlm_core.data.collate import (
-    TextEncoder, augmented_pixels, pretrain_image_text_batch, pretrain_region_batch, sample_frame_indices, sample_rng,
+    TextEncoder,
+    augmented_pixels,
+    pretrain_image_text_batch,
+    pretrain_region_batch,
+    sample_frame_indices,
+    sample_rng,
 )
 from x2vlm_core.data.masking import MaskingConfig
 from x2vlm_core.data.region_sampler import exact_size_selection, sample_regions, visible_part
@@ -34,9 +45,15 @@ def _scene(size=(120, 80)) -> tuple[Image.Image, dict]:
     draw = ImageDraw.Draw(image)
     draw.rectangle((10, 20, 39, 49), fill=RED)  # x, y, w, h = 10, 20, 30, 30
     draw.rectangle((80, 30, 99, 49), fill=BLUE)  # 80, 30, 20, 20
-    meta = {"width": size[0], "height": size[1], "captions": [],
-            "regions": [{"bbox": [10, 20, 30, 30], "caption": "red square"},
-                        {"bbox": [80, 30, 20, 20], "caption": "blue square", "attributes": ["small"]}]}
+    meta = {
+        "width": size[0],
+        "height": size[1],
+        "captions": [],
+        "regions": [
+            {"bbox": [10, 20, 30, 30], "caption": "red square"},
+            {"bbox": [80, 30, 20, 20], "caption": "blue square", "attributes": ["small"]},
+        ],
+    }
     return image, meta
 
 
@@ -46,8 +63,9 @@ def test_random_resized_crop_stays_inside_and_within_the_area_range():
         left, top, w, h = random_resized_crop_box(100, 60, rng, (0.2, 1.0))
         assert 0 <= left and left + w <= 100 and 0 <= top and top + h <= 60
         assert 0.2 * 6000 * 0.9 <= w * h <= 6000
-    assert random_resized_crop_box(100, 60, random.Random(7), (0.2, 1.0)) == \
-        random_resized_crop_box(100, 60, random.Random(7), (0.2, 1.0))
+    assert random_resized_crop_box(100, 60, random.Random(7), (0.2, 1.0)) == random_resized_crop_box(
+        100, 60, random.Random(7), (0.2, 1.0)
+    )
 
 
 def test_flips_never_happen_when_a_text_says_left_or_right():
@@ -144,8 +162,15 @@ def text():
 def test_a_sample_is_processed_the_same_in_any_batch(text):
     """Augmentation and masking follow the sample's seed, not the batch or rank it lands in."""
     image, _ = _scene()
-    samples = [{"key": f"k{i}", "seed": f"s{i}", "images": [_jpeg(image)],
-                "meta": {"captions": [f"caption number {i}", f"another caption {i}"]}} for i in range(3)]
+    samples = [
+        {
+            "key": f"k{i}",
+            "seed": f"s{i}",
+            "images": [_jpeg(image)],
+            "meta": {"captions": [f"caption number {i}", f"another caption {i}"]},
+        }
+        for i in range(3)
+    ]
     together = pretrain_image_text_batch(samples, text, 32, MaskingConfig(), AugmentConfig())
     alone = pretrain_image_text_batch(samples[2:], text, 32, MaskingConfig(), AugmentConfig())
     torch.testing.assert_close(together["image"][2], alone["image"][0])
@@ -157,8 +182,9 @@ def test_region_batch_has_exactly_the_asked_number_of_texts(text):
     image, meta = _scene()
     samples = [{"key": f"k{i}", "seed": f"s{i}", "images": [_jpeg(image)], "meta": meta} for i in range(3)]
     for size in (2, 5, 9):
-        batch = pretrain_region_batch(samples, text, 32, 4, max_regions=5, batch_size=size,
-                                      masking=MaskingConfig(), augment=AugmentConfig())
+        batch = pretrain_region_batch(
+            samples, text, 32, 4, max_regions=5, batch_size=size, masking=MaskingConfig(), augment=AugmentConfig()
+        )
         assert batch["text_ids"].shape[0] == batch["image_atts"].shape[0] == batch["target_bbox"].shape[0] == size
         assert batch["image"].shape == (3, 3, 32, 32) and batch["image_atts"].shape[1] == 17
         assert batch["idx_to_group_img"].max() < 3 and (batch["is_image"] == 0).all()
@@ -169,8 +195,10 @@ def test_video_batch_stacks_sampled_frames(text):
     from x2vlm_core.data.collate import pretrain_video_text_batch
 
     frames = [_jpeg(Image.new("RGB", (40, 30), (10 * i, 0, 0))) for i in range(5)]
-    samples = [{"key": f"v{i}", "seed": f"s{i}", "images": frames, "meta": {"captions": ["a clip"], "num_frames": 5}}
-               for i in range(2)]
+    samples = [
+        {"key": f"v{i}", "seed": f"s{i}", "images": frames, "meta": {"captions": ["a clip"], "num_frames": 5}}
+        for i in range(2)
+    ]
     batch = pretrain_video_text_batch(samples, text, 32, 3, MaskingConfig(), AugmentConfig())
     assert batch["image"].shape == (2, 3, 3, 32, 32) and batch["text_ids"].shape[0] == 2
 
@@ -209,15 +237,17 @@ def test_draft_decoded_crops_show_the_same_content_as_full_decodes():
 
 
 def test_batches_hold_exactly_augment_images_uint8_pixels_when_no_draft_applies(text):
-    samples = [{"key": f"k{i}", "seed": f"s{i}", "images": [data], "meta": {"captions": ["a", "b"]}}
-               for i, data in enumerate([_jpeg(_scene()[0]), _photo_jpeg((120, 90)), _photo_jpeg((127, 100), 2)])]
+    samples = [
+        {"key": f"k{i}", "seed": f"s{i}", "images": [data], "meta": {"captions": ["a", "b"]}}
+        for i, data in enumerate([_jpeg(_scene()[0]), _photo_jpeg((120, 90)), _photo_jpeg((127, 100), 2)])
+    ]
     # Under 2 x 64 px: no crop can be decoded at half scale.
     batch = pretrain_image_text_batch(samples, text, 64, MaskingConfig(), AugmentConfig())
     expected = []
     for sample in samples:
         rng = sample_rng(sample)
         caption = rng.choice(sample["meta"]["captions"])
-        expected.append(image_to_uint8(augment_image(decode_image(sample["images"][0]), [caption], 64, rng,
-                                                     AugmentConfig())))
+        expected.append(
+            image_to_uint8(augment_image(decode_image(sample["images"][0]), [caption], 64, rng, AugmentConfig()))
+        )
     assert batch["image"].dtype == torch.uint8 and torch.equal(batch["image"], torch.stack(expected))
-

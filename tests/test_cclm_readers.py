@@ -14,17 +14,34 @@ import pytest
 
 from x2vlm_core.data import sources
 from x2vlm_core.data.readers import (
-    cclm_image_text, languages, marvl, multi30k, parallel_tsv, retrieval_json, xflickrco, xgqa, xvnli,
+    cclm_image_text,
+    languages,
+    marvl,
+    multi30k,
+    parallel_tsv,
+    retrieval_json,
+    xflickrco,
+    xgqa,
+    xvnli,
 )
 from x2vlm_core.errors import DataError
 
-READERS = {"cclm_image_text": cclm_image_text, "parallel_tsv": parallel_tsv, "xvnli": xvnli, "xgqa": xgqa,
-           "marvl": marvl, "xflickrco": xflickrco, "multi30k": multi30k, "retrieval_json": retrieval_json}
+READERS = {
+    "cclm_image_text": cclm_image_text,
+    "parallel_tsv": parallel_tsv,
+    "xvnli": xvnli,
+    "xgqa": xgqa,
+    "marvl": marvl,
+    "xflickrco": xflickrco,
+    "multi30k": multi30k,
+    "retrieval_json": retrieval_json,
+}
 
 
 @pytest.fixture
 def read(monkeypatch, tmp_path):
     """``read(format, **entry)`` → the records of one source entry (paths relative to tmp_path)."""
+
     def run(format_name, **entry):
         monkeypatch.setitem(sources.SOURCE_FORMATS, format_name, READERS[format_name].FORMAT)
         source = sources.parse_source({"format": format_name, "dataset": "d", **entry}, "test", tmp_path)
@@ -32,6 +49,7 @@ def read(monkeypatch, tmp_path):
         if hasattr(reader, "parts"):
             return [record for part in reader.parts(source) for record in reader.read(source, part)]
         return list(reader.read(source))
+
     return run
 
 
@@ -64,16 +82,32 @@ def test_language_comes_from_the_option_the_folder_or_the_file_name(tmp_path):
 
 def test_cclm_image_text_keeps_each_caption_with_its_language(read, tmp_path):
     image = base64.b64encode(b"not decoded by the reader").decode()
-    write(tmp_path / "cc3m-uc2/part-00000", lines(
-        {"binary": image, "caption": {"en": "A red circle.", "de": "Ein roter Kreis."}, "image_id": 7},
-        {"binary": image, "caption": [{"en": "two squares", "zh": "两个正方形"}, {"en": "squares", "zh": "正方形"}]}))
+    write(
+        tmp_path / "cc3m-uc2/part-00000",
+        lines(
+            {"binary": image, "caption": {"en": "A red circle.", "de": "Ein roter Kreis."}, "image_id": 7},
+            {
+                "binary": image,
+                "caption": [{"en": "two squares", "zh": "两个正方形"}, {"en": "squares", "zh": "正方形"}],
+            },
+        ),
+    )
     first, second = read("cclm_image_text", data="cc3m-uc2")
     assert first["kind"] == "image_text" and first["split"] == "train" and first["image_id"] == 7
     assert first["captions"] == ["Ein roter Kreis.", "A red circle."] and first["caption_languages"] == ["de", "en"]
     assert second["captions"] == ["two squares", "两个正方形", "squares", "正方形"]
     assert second["caption_languages"] == ["en", "zh", "en", "zh"]
-    assert first["image_paths"][0].endswith("part-00000#line=1&offset=0&size=" + str(len(lines(
-        {"binary": image, "caption": {"en": "A red circle.", "de": "Ein roter Kreis."}, "image_id": 7}).encode())) + "&base64=binary")
+    assert first["image_paths"][0].endswith(
+        "part-00000#line=1&offset=0&size="
+        + str(
+            len(
+                lines(
+                    {"binary": image, "caption": {"en": "A red circle.", "de": "Ein roter Kreis."}, "image_id": 7}
+                ).encode()
+            )
+        )
+        + "&base64=binary"
+    )
     assert first["key"] != second["key"]
 
     write(tmp_path / "untagged.jsonl", lines({"binary": image, "caption": "a caption without a language"}))
@@ -100,43 +134,92 @@ def test_parallel_tsv_reads_wikimatrix_files_with_scores_and_plain_pairs(read, t
 
 
 def test_xvnli_reads_iglue_jsonl(read, tmp_path):
-    write(tmp_path / "XVNLI/annotations/fr/test.jsonl", lines(
-        {"Flikr30kID": "1000092795", "gold_label": "entailment", "pairID": "1000092795.jpg#0r1e",
-         "sentence1": "Two young guys.", "sentence2": "Deux hommes sont dehors."},
-        {"Flikr30kID": "1000092795", "gold_label": "-", "sentence1": "x", "sentence2": "Pas de label."}))
+    write(
+        tmp_path / "XVNLI/annotations/fr/test.jsonl",
+        lines(
+            {
+                "Flikr30kID": "1000092795",
+                "gold_label": "entailment",
+                "pairID": "1000092795.jpg#0r1e",
+                "sentence1": "Two young guys.",
+                "sentence2": "Deux hommes sont dehors.",
+            },
+            {"Flikr30kID": "1000092795", "gold_label": "-", "sentence1": "x", "sentence2": "Pas de label."},
+        ),
+    )
     (tmp_path / "flickr30k-images").mkdir()
     good, unlabelled = read("xvnli", annotations="XVNLI/annotations/fr/test.jsonl", images="flickr30k-images")
     assert good["kind"] == "visual_entailment" and good["split"] == "test" and good["language"] == "fr"
     assert (good["image_id"], good["sentence"], good["premise"], good["label"]) == (
-        "1000092795", "Deux hommes sont dehors.", "Two young guys.", "entailment")
+        "1000092795",
+        "Deux hommes sont dehors.",
+        "Two young guys.",
+        "entailment",
+    )
     assert good["image_paths"] == [str(tmp_path / "flickr30k-images/1000092795.jpg")]
     assert good["key"] == "xvnli-fr-test-1000092795_jpg_0r1e"
     assert unlabelled["reader_reject"] == "no_gold_label"
 
 
 def test_xgqa_reads_gqa_dicts_and_lxmert_lists(read, tmp_path):
-    write(tmp_path / "xGQA/few_shot/de/test.json", json.dumps({
-        "201307251": {"imageId": "n15136", "question": "Ist der Himmel blau?", "answer": "Ja",
-                      "fullAnswer": "Ja, ist er.", "types": {"structural": "verify"}}}))
-    write(tmp_path / "gqa/train.json", json.dumps([
-        {"img_id": "2354786", "sent": "Is the sky dark?", "question_id": "02930152", "label": {"yes": 1.0}}]))
+    write(
+        tmp_path / "xGQA/few_shot/de/test.json",
+        json.dumps(
+            {
+                "201307251": {
+                    "imageId": "n15136",
+                    "question": "Ist der Himmel blau?",
+                    "answer": "Ja",
+                    "fullAnswer": "Ja, ist er.",
+                    "types": {"structural": "verify"},
+                }
+            }
+        ),
+    )
+    write(
+        tmp_path / "gqa/train.json",
+        json.dumps(
+            [{"img_id": "2354786", "sent": "Is the sky dark?", "question_id": "02930152", "label": {"yes": 1.0}}]
+        ),
+    )
     (tmp_path / "images").mkdir()
     (de,) = read("xgqa", annotations="xGQA/few_shot/de/test.json", images="images")
     assert de["kind"] == "vqa" and de["language"] == "de" and de["question_id"] == "201307251"
     assert (de["image_id"], de["question"], de["answers"], de["answer_scores"], de["answer_type"]) == (
-        "n15136", "Ist der Himmel blau?", ["ja"], {"ja": 1.0}, "verify")
+        "n15136",
+        "Ist der Himmel blau?",
+        ["ja"],
+        {"ja": 1.0},
+        "verify",
+    )
     assert de["image_paths"] == [str(tmp_path / "images/n15136.jpg")]
     (en,) = read("xgqa", annotations="gqa/train.json", images="images", language="en", split="train")
-    assert (en["image_id"], en["question_id"], en["answer_scores"], en["split"]) == ("2354786", "02930152", {"yes": 1.0}, "train")
+    assert (en["image_id"], en["question_id"], en["answer_scores"], en["split"]) == (
+        "2354786",
+        "02930152",
+        {"yes": 1.0},
+        "train",
+    )
     write(tmp_path / "bad/en/test.json", json.dumps({"1": {"imageId": "a", "question": "q?"}}))
     with pytest.raises(DataError, match="has no 'answer' field"):
         read("xgqa", annotations="bad/en/test.json", images="images")
 
 
 def test_marvl_reads_iglue_jsonl_and_nlvr2_style_json(read, tmp_path):
-    write(tmp_path / "marvl/zero_shot/annotations/marvl-id.jsonl", lines(
-        {"concept": "1-Bebek", "language": "id", "caption": "Gambar kiri berisi dua bebek.", "left_img": "1-1.jpg",
-         "right_img": "1-2.jpg", "label": True, "id": "id-0"}))
+    write(
+        tmp_path / "marvl/zero_shot/annotations/marvl-id.jsonl",
+        lines(
+            {
+                "concept": "1-Bebek",
+                "language": "id",
+                "caption": "Gambar kiri berisi dua bebek.",
+                "left_img": "1-1.jpg",
+                "right_img": "1-2.jpg",
+                "label": True,
+                "id": "id-0",
+            }
+        ),
+    )
     image = tmp_path / "marvl-images/id/images/1-Bebek/1-1.jpg"
     image.parent.mkdir(parents=True)
     image.write_bytes(b"x")
@@ -144,8 +227,10 @@ def test_marvl_reads_iglue_jsonl_and_nlvr2_style_json(read, tmp_path):
     assert iglue["kind"] == "nlvr2" and iglue["label"] is True and iglue["language"] == "id"
     assert iglue["concept"] == "1-Bebek" and iglue["sentence"] == "Gambar kiri berisi dua bebek."
     assert iglue["image_paths"] == [str(image), str(tmp_path / "marvl-images/id/images/1-Bebek/1-2.jpg")]
-    write(tmp_path / "data/marvl/marvl-zh.json", json.dumps([
-        {"sentence": "左图有两只狗。", "label": "False", "images": ["zh/a.jpg", "zh/b.jpg"]}]))
+    write(
+        tmp_path / "data/marvl/marvl-zh.json",
+        json.dumps([{"sentence": "左图有两只狗。", "label": "False", "images": ["zh/a.jpg", "zh/b.jpg"]}]),
+    )
     (style,) = read("marvl", annotations="data/marvl/marvl-zh.json", images="marvl-images")
     assert style["label"] is False and style["language"] == "zh" and style["identifier"] == "zh-000000000"
     assert style["image_paths"] == [str(tmp_path / "marvl-images/zh/a.jpg"), str(tmp_path / "marvl-images/zh/b.jpg")]
@@ -155,16 +240,24 @@ def test_marvl_reads_iglue_jsonl_and_nlvr2_style_json(read, tmp_path):
 
 
 def test_xflickrco_picks_the_image_folder_by_name(read, tmp_path):
-    write(tmp_path / "xFlickrCO/annotations/ja/test.jsonl", lines(
-        {"sentences": ["赤い丸。", "丸い形。"], "id": "1007129816", "img_path": "1007129816.jpg"},
-        {"sentences": ["青い四角。"], "id": 391895, "img_path": "COCO_val2014_000000391895.jpg"}))
+    write(
+        tmp_path / "xFlickrCO/annotations/ja/test.jsonl",
+        lines(
+            {"sentences": ["赤い丸。", "丸い形。"], "id": "1007129816", "img_path": "1007129816.jpg"},
+            {"sentences": ["青い四角。"], "id": 391895, "img_path": "COCO_val2014_000000391895.jpg"},
+        ),
+    )
     (tmp_path / "flickr").mkdir()
     (tmp_path / "val2014").mkdir()
-    flickr, coco = read("xflickrco", annotations="xFlickrCO/annotations/ja/test.jsonl", flickr30k_images="flickr",
-                        coco_images="val2014")
+    flickr, coco = read(
+        "xflickrco", annotations="xFlickrCO/annotations/ja/test.jsonl", flickr30k_images="flickr", coco_images="val2014"
+    )
     assert flickr["captions"] == ["赤い丸。", "丸い形。"] and flickr["caption_languages"] == ["ja", "ja"]
     assert flickr["image_paths"] == [str(tmp_path / "flickr/1007129816.jpg")]
-    assert coco["image_paths"] == [str(tmp_path / "val2014/COCO_val2014_000000391895.jpg")] and coco["image_id"] == "391895"
+    assert (
+        coco["image_paths"] == [str(tmp_path / "val2014/COCO_val2014_000000391895.jpg")]
+        and coco["image_id"] == "391895"
+    )
 
 
 def test_multi30k_aligns_each_language_file_with_the_image_split(read, tmp_path):
@@ -189,12 +282,23 @@ def test_multi30k_aligns_each_language_file_with_the_image_split(read, tmp_path)
 
 
 def test_retrieval_json_merges_one_image_per_record(read, tmp_path):
-    write(tmp_path / "mscoco/zh.train.json", json.dumps([
-        {"image": "train2014/COCO_train2014_000000000009.jpg", "caption": "一个红色的圆。", "image_id": 9},
-        {"image": "train2014/COCO_train2014_000000000009.jpg", "caption": "圆。", "image_id": 9},
-        {"image": "train2014/COCO_train2014_000000000025.jpg", "caption": ["两个正方形。"]}], ensure_ascii=False))
+    write(
+        tmp_path / "mscoco/zh.train.json",
+        json.dumps(
+            [
+                {"image": "train2014/COCO_train2014_000000000009.jpg", "caption": "一个红色的圆。", "image_id": 9},
+                {"image": "train2014/COCO_train2014_000000000009.jpg", "caption": "圆。", "image_id": 9},
+                {"image": "train2014/COCO_train2014_000000000025.jpg", "caption": ["两个正方形。"]},
+            ],
+            ensure_ascii=False,
+        ),
+    )
     (tmp_path / "coco").mkdir()
     nine, twenty_five = read("retrieval_json", annotations="mscoco/zh.train.json", images="coco", split="train")
-    assert nine["image_id"] == 9 and nine["captions"] == ["一个红色的圆。", "圆。"] and nine["caption_languages"] == ["zh", "zh"]
+    assert (
+        nine["image_id"] == 9
+        and nine["captions"] == ["一个红色的圆。", "圆。"]
+        and nine["caption_languages"] == ["zh", "zh"]
+    )
     assert twenty_five["image_id"] == "COCO_train2014_000000000025"
     assert nine["image_paths"] == [str(tmp_path / "coco/train2014/COCO_train2014_000000000009.jpg")]

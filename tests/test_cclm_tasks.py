@@ -5,19 +5,29 @@ import json
 import pytest
 import torch
 
-from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.cli import main
 from x2vlm_core.errors import DataError
-from x2vlm_core.evaluation.run import _split_metrics
-from x2vlm_core.families.cclm.model import CCLM
-from x2vlm_core.families import create_model
-from x2vlm_core.models.task_heads import TaskHeads, attach_task_heads
 from x2vlm_core.evaluation.multilingual import samples_by_language
+from x2vlm_core.evaluation.run import _split_metrics
+from x2vlm_core.families import create_model
+from x2vlm_core.families.cclm.model import CCLM
+from x2vlm_core.models.task_heads import TaskHeads, attach_task_heads
+from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.train.finetune import few_shot_batches
 
-FINETUNE_ARGS = ["--set", "train.steps=3", "--set", "train.batch_size=6", "--set", "train.log_every=3",
-                 "--set", "train.shuffle_buffer=16", "--set", "train.optim.warmup_steps=1"]
+FINETUNE_ARGS = [
+    "--set",
+    "train.steps=3",
+    "--set",
+    "train.batch_size=6",
+    "--set",
+    "train.log_every=3",
+    "--set",
+    "train.shuffle_buffer=16",
+    "--set",
+    "train.optim.warmup_steps=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +48,43 @@ def cclm_folder(tokenizer, tmp_path_factory):
 def _finetune_and_evaluate(task, pretrained, shards, tmp_path, dataset=None, splits=(), options=()):
     picked = ["--dataset", dataset] if dataset else []
     model_dir, eval_dir = tmp_path / f"{task}-model", tmp_path / f"{task}-eval"
-    assert main(["finetune", "--task", task, "--pretrained", str(pretrained), "--shards", str(shards),
-                 "--output", str(model_dir), *picked, *FINETUNE_ARGS]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                task,
+                "--pretrained",
+                str(pretrained),
+                "--shards",
+                str(shards),
+                "--output",
+                str(model_dir),
+                *picked,
+                *FINETUNE_ARGS,
+            ]
+        )
+        == 0
+    )
     chosen = [arg for split in splits for arg in ("--split", split)] + [a for o in options for a in ("--set", o)]
-    assert main(["evaluate", "--task", task, "--model", str(model_dir), "--shards", str(shards),
-                 "--output", str(eval_dir), *picked, *chosen]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                task,
+                "--model",
+                str(model_dir),
+                "--shards",
+                str(shards),
+                "--output",
+                str(eval_dir),
+                *picked,
+                *chosen,
+            ]
+        )
+        == 0
+    )
     return model_dir, eval_dir, json.loads((eval_dir / "metrics.json").read_text())["metrics"]
 
 
@@ -59,39 +101,65 @@ def _sample(key, **meta):
 
 
 def test_retrieval_records_join_each_of_their_languages_with_only_those_captions():
-    samples = [_sample("a", captions=["red", "rot", "a red one"], caption_languages=["en", "de", "en"]),
-               _sample("b", captions=["blau"], caption_languages=["de"])]
+    samples = [
+        _sample("a", captions=["red", "rot", "a red one"], caption_languages=["en", "de", "en"]),
+        _sample("b", captions=["blau"], caption_languages=["de"]),
+    ]
     groups = samples_by_language(samples)
     assert list(groups) == ["de", "en"]
     assert [(s["key"], s["meta"]["captions"]) for s in groups["de"]] == [("a", ["rot"]), ("b", ["blau"])]
     assert [(s["key"], s["meta"]["captions"], s["meta"]["caption_languages"]) for s in groups["en"]] == [
-        ("a", ["red", "a red one"], ["en", "en"])]
+        ("a", ["red", "a red one"], ["en", "en"])
+    ]
     assert samples[0]["meta"]["captions"] == ["red", "rot", "a red one"]  # the records themselves are untouched
 
 
 def test_classification_records_group_by_language_and_untagged_data_is_not_split():
-    samples = [_sample("1", language="xx", label="entailment"), _sample("2", language="en", label="neutral"),
-               _sample("3", language="xx", label="neutral")]
+    samples = [
+        _sample("1", language="xx", label="entailment"),
+        _sample("2", language="en", label="neutral"),
+        _sample("3", language="xx", label="neutral"),
+    ]
     assert {language: [s["key"] for s in group] for language, group in samples_by_language(samples).items()} == {
-        "en": ["2"], "xx": ["1", "3"]}
+        "en": ["2"],
+        "xx": ["1", "3"],
+    }
     assert samples_by_language([_sample("k", captions=["a red circle"])]) is None
     with pytest.raises(DataError, match="carries no language"):
         samples_by_language(samples + [_sample("4", label="neutral")])
 
 
 def test_split_metrics_per_language_with_the_average_over_the_non_english_ones():
-    results = {"de": SplitResult({"accuracy": 0.25, "r_mean": 0.5}, []), "en": SplitResult({"accuracy": 0.75}, []),
-               "xx": SplitResult({"accuracy": 0.5, "r_mean": 0.25}, [])}
+    results = {
+        "de": SplitResult({"accuracy": 0.25, "r_mean": 0.5}, []),
+        "en": SplitResult({"accuracy": 0.75}, []),
+        "xx": SplitResult({"accuracy": 0.5, "r_mean": 0.25}, []),
+    }
     metrics = _split_metrics("test", results, {"de": 4, "en": 8, "xx": 4}, records=12)
-    assert metrics == {"test_de_accuracy": 0.25, "test_de_r_mean": 0.5, "test_en_accuracy": 0.75,
-                       "test_xx_accuracy": 0.5, "test_xx_r_mean": 0.25, "test_avg_accuracy": 0.375,
-                       "test_avg_r_mean": 0.375, "test_de_count": 4, "test_en_count": 8, "test_xx_count": 4,
-                       "test_count": 12}
+    assert metrics == {
+        "test_de_accuracy": 0.25,
+        "test_de_r_mean": 0.5,
+        "test_en_accuracy": 0.75,
+        "test_xx_accuracy": 0.5,
+        "test_xx_r_mean": 0.25,
+        "test_avg_accuracy": 0.375,
+        "test_avg_r_mean": 0.375,
+        "test_de_count": 4,
+        "test_en_count": 8,
+        "test_xx_count": 4,
+        "test_count": 12,
+    }
     # One language: its keys, and the split's plain keys as for data without languages.
     assert _split_metrics("dev", {"en": SplitResult({"accuracy": 0.5}, [])}, {"en": 3}, records=3) == {
-        "dev_en_accuracy": 0.5, "dev_en_count": 3, "dev_accuracy": 0.5, "dev_count": 3}
+        "dev_en_accuracy": 0.5,
+        "dev_en_count": 3,
+        "dev_accuracy": 0.5,
+        "dev_count": 3,
+    }
     assert _split_metrics("val", {None: SplitResult({"accuracy": 0.5}, [])}, {None: 3}, records=3) == {
-        "val_accuracy": 0.5, "val_count": 3}
+        "val_accuracy": 0.5,
+        "val_count": 3,
+    }
 
 
 def test_few_shot_batches_cycle_through_every_example_in_seeded_order():
@@ -120,7 +188,9 @@ def test_cclm_vqa_decoder_starts_from_the_cross_encoder_and_text_embeddings(toke
     assert torch.equal(decoder.bert.embeddings.word_embeddings.weight, text.word_embeddings.weight)
     first = model.config.text_pad_id + 1  # XLM-R numbers positions after the padding id
     assert torch.equal(decoder.bert.embeddings.position_embeddings.weight[0], text.position_embeddings.weight[first])
-    assert torch.equal(decoder.cls.predictions.transform.dense.weight, model.mlm_head.predictions.transform.dense.weight)
+    assert torch.equal(
+        decoder.cls.predictions.transform.dense.weight, model.mlm_head.predictions.transform.dense.weight
+    )
     assert decoder.cls.predictions.decoder.weight is decoder.bert.embeddings.word_embeddings.weight
 
 
@@ -130,8 +200,9 @@ def test_cclm_vqa_decoder_starts_from_the_cross_encoder_and_text_embeddings(toke
 @pytest.mark.deepspeed
 @pytest.mark.slow
 def test_cclm_retrieval_zero_shot_scores_each_language_with_its_own_captions(cclm_folder, tiny_shards, tmp_path):
-    model_dir, eval_dir, metrics = _finetune_and_evaluate("retrieval", cclm_folder, tiny_shards, tmp_path,
-                                                          dataset="xflickrco", options=["k_test=8"])
+    model_dir, eval_dir, metrics = _finetune_and_evaluate(
+        "retrieval", cclm_folder, tiny_shards, tmp_path, dataset="xflickrco", options=["k_test=8"]
+    )
     assert isinstance(load_model_dir(model_dir), CCLM)
     recalls = ["txt_r1", "txt_r5", "img_r1", "img_r10", "r_mean"]
     _in_range(metrics, [f"test_{part}_{name}" for part in ("en", "xx", "avg") for name in recalls])
@@ -144,8 +215,26 @@ def test_cclm_retrieval_zero_shot_scores_each_language_with_its_own_captions(ccl
 
     # Records captioned in both languages at once (CCLM's multilingual COCO layout) split the same way.
     out = tmp_path / "multilingual"
-    assert main(["evaluate", "--task", "retrieval", "--dataset", "multilingual_retrieval", "--model", str(model_dir),
-                 "--shards", str(tiny_shards), "--output", str(out), "--set", "k_test=8"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                "retrieval",
+                "--dataset",
+                "multilingual_retrieval",
+                "--model",
+                str(model_dir),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(out),
+                "--set",
+                "k_test=8",
+            ]
+        )
+        == 0
+    )
     both = json.loads((out / "metrics.json").read_text())["metrics"]
     _in_range(both, ["test_en_r_mean", "test_xx_r_mean", "test_avg_r_mean"])
     assert both["test_en_count"] == both["test_xx_count"] == both["test_count"]
@@ -155,29 +244,74 @@ def test_cclm_retrieval_zero_shot_scores_each_language_with_its_own_captions(ccl
 @pytest.mark.slow
 def test_cclm_xvnli_zero_shot_then_few_shot(cclm_folder, tiny_shards, tmp_path):
     model_dir, _, metrics = _finetune_and_evaluate("xvnli", cclm_folder, tiny_shards, tmp_path)
-    _in_range(metrics, ["dev_accuracy", "dev_en_accuracy", "test_en_accuracy", "test_xx_accuracy",
-                        "test_avg_accuracy"])
+    _in_range(metrics, ["dev_accuracy", "dev_en_accuracy", "test_en_accuracy", "test_xx_accuracy", "test_avg_accuracy"])
     assert load_model_dir(model_dir).task_heads.labels == ["contradiction", "entailment", "neutral"]
 
     few = tmp_path / "few-shot"
-    assert main(["finetune", "--task", "xvnli", "--pretrained", str(model_dir), "--shards", str(tiny_shards),
-                 "--output", str(few), "--few-shot", "2", "--languages", "xx", "--set", "train.steps=2",
-                 "--set", "train.batch_size=2", "--set", "train.optim.warmup_steps=1"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "xvnli",
+                "--pretrained",
+                str(model_dir),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(few),
+                "--few-shot",
+                "2",
+                "--languages",
+                "xx",
+                "--set",
+                "train.steps=2",
+                "--set",
+                "train.batch_size=2",
+                "--set",
+                "train.optim.warmup_steps=1",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((few / "training.json").read_text())
     assert summary["steps"] == 2 and summary["final"]["loss"] == summary["final"]["loss"]
     # Few-shot continues from an English task model, never from a pre-trained one.
-    assert main(["finetune", "--task", "xvnli", "--pretrained", str(cclm_folder), "--shards", str(tiny_shards),
-                 "--output", str(tmp_path / "wrong"), "--few-shot", "2", "--set", "train.batch_size=2"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "xvnli",
+                "--pretrained",
+                str(cclm_folder),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(tmp_path / "wrong"),
+                "--few-shot",
+                "2",
+                "--set",
+                "train.batch_size=2",
+            ]
+        )
+        == 2
+    )
 
 
 @pytest.mark.deepspeed
 @pytest.mark.slow
-@pytest.mark.parametrize("task, dataset, splits, options, metric", [
-    ("vqa", "xgqa", [], ["k_test=4"], "accuracy"),
-    ("nlvr2", "marvl", ["test"], [], "accuracy"),
-])
-def test_cclm_xgqa_and_marvl_through_the_vqa_and_nlvr2_tasks(task, dataset, splits, options, metric, cclm_folder,
-                                                              tiny_shards, tmp_path):
-    _, _, metrics = _finetune_and_evaluate(task, cclm_folder, tiny_shards, tmp_path, dataset=dataset,
-                                           splits=splits, options=options)
+@pytest.mark.parametrize(
+    "task, dataset, splits, options, metric",
+    [
+        ("vqa", "xgqa", [], ["k_test=4"], "accuracy"),
+        ("nlvr2", "marvl", ["test"], [], "accuracy"),
+    ],
+)
+def test_cclm_xgqa_and_marvl_through_the_vqa_and_nlvr2_tasks(
+    task, dataset, splits, options, metric, cclm_folder, tiny_shards, tmp_path
+):
+    _, _, metrics = _finetune_and_evaluate(
+        task, cclm_folder, tiny_shards, tmp_path, dataset=dataset, splits=splits, options=options
+    )
     _in_range(metrics, [f"test_{language}_{metric}" for language in ("en", "xx", "avg")])

@@ -14,7 +14,9 @@ def _sample(meta, split="train"):
 
 def test_vqa_teaches_the_answer_most_annotators_gave_and_video_qa_its_answer():
     # red 4, blue 3: both score 1.0, but red was given more often.
-    vqa = _sample({"kind": "vqa", "answers": ["Red", "red", "red ", "red", "blue", "blue", "blue", "green", "pink", "grey"]})
+    vqa = _sample(
+        {"kind": "vqa", "answers": ["Red", "red", "red ", "red", "blue", "blue", "blue", "green", "pink", "grey"]}
+    )
     assert list(answer_keys(vqa)) == [(("vqa", "train", "red"), 1)]
     tie = _sample({"kind": "vqa", "answers": ["red"] * 5 + ["blue"] * 5})
     assert sorted(answer_keys(tie)) == [(("vqa", "train", "blue"), 1), (("vqa", "train", "red"), 1)]
@@ -29,7 +31,9 @@ def test_answer_lists_sort_by_count_then_answer_per_split():
     files = answer_lists(entries)
     path, data = files["vqa"]
     assert path == "vqa/answers.json" and data.endswith(b"\n")
-    assert json.loads(data) == {"train": [{"answer": "c", "count": 5}, {"answer": "a", "count": 2}, {"answer": "b", "count": 2}]}
+    assert json.loads(data) == {
+        "train": [{"answer": "c", "count": 5}, {"answer": "a", "count": 2}, {"answer": "b", "count": 2}]
+    }
     assert json.loads(files["video_qa"][1]) == {"test": [{"answer": "dog", "count": 1}]}
 
 
@@ -42,15 +46,35 @@ def test_majority_answer_baseline_of_a_vqa_split_where_every_question_has_a_clea
 
     header = {"info": {}, "license": {}, "data_type": "mscoco", "data_subtype": "val2014"}
     questions = [{"image_id": 1, "question": f"is there a shape {i}?", "question_id": 1000 + i} for i in range(10)]
-    annotations = [{"question_id": 1000 + i, "image_id": 1, "question_type": "is there", "answer_type": "yes/no",
-                    "multiple_choice_answer": "yes",
-                    "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
-                                for k, a in enumerate(["yes"] * 7 + ["no"] * 3)]} for i in range(10)]
+    annotations = [
+        {
+            "question_id": 1000 + i,
+            "image_id": 1,
+            "question_type": "is there",
+            "answer_type": "yes/no",
+            "multiple_choice_answer": "yes",
+            "answers": [
+                {"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
+                for k, a in enumerate(["yes"] * 7 + ["no"] * 3)
+            ],
+        }
+        for i in range(10)
+    ]
     (tmp_path / "q.json").write_text(json.dumps({**header, "task_type": "Open-Ended", "questions": questions}))
     (tmp_path / "a.json").write_text(json.dumps({**header, "annotations": annotations}))
     (tmp_path / "val2014").mkdir()
-    source = load_sources([{"format": "vqa_v2", "dataset": "vqa", "split": "val", "questions": str(tmp_path / "q.json"),
-                            "annotations": str(tmp_path / "a.json"), "images": str(tmp_path / "val2014")}])[0]
+    source = load_sources(
+        [
+            {
+                "format": "vqa_v2",
+                "dataset": "vqa",
+                "split": "val",
+                "questions": str(tmp_path / "q.json"),
+                "annotations": str(tmp_path / "a.json"),
+                "images": str(tmp_path / "val2014"),
+            }
+        ]
+    )[0]
     samples = [{"dataset": r["dataset"], "split": r["split"], "meta": r} for r in read_source(source)]
     counts = Counter()
     for sample in samples:

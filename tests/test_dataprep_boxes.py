@@ -19,15 +19,22 @@ def test_a_box_inside_is_kept_one_over_the_edge_clipped_and_the_rest_dropped():
 
 
 def test_a_region_record_keeps_its_fitted_regions_and_a_grounding_record_is_rejected_without_its_box():
-    record = {"kind": "region_text", "captions": [], "regions": [
-        {"bbox": [0, 0, 500, 500], "caption": "the whole scene"},
-        {"bbox": [110, 0, 20, 10], "caption": "a corner"},
-        {"bbox": [5, 5, 10, 10], "caption": "a dot"},
-        {"bbox": [5, 5, 0, 10], "caption": "nothing"},
-    ]}
+    record = {
+        "kind": "region_text",
+        "captions": [],
+        "regions": [
+            {"bbox": [0, 0, 500, 500], "caption": "the whole scene"},
+            {"bbox": [110, 0, 20, 10], "caption": "a corner"},
+            {"bbox": [5, 5, 10, 10], "caption": "a dot"},
+            {"bbox": [5, 5, 0, 10], "caption": "nothing"},
+        ],
+    }
     fitted, outcomes, reason = fit_record_boxes(record, (120, 90))
     assert reason is None and outcomes == {MOSTLY_OUTSIDE: 1, CLIPPED: 1, DEGENERATE: 1}
-    assert fitted["regions"] == [{"bbox": [110.0, 0.0, 10.0, 10.0], "caption": "a corner"}, {"bbox": [5.0, 5.0, 10.0, 10.0], "caption": "a dot"}]
+    assert fitted["regions"] == [
+        {"bbox": [110.0, 0.0, 10.0, 10.0], "caption": "a corner"},
+        {"bbox": [5.0, 5.0, 10.0, 10.0], "caption": "a dot"},
+    ]
     all_bad = {**record, "regions": [record["regions"][0], record["regions"][3]]}
     assert fit_record_boxes(all_bad, (120, 90))[1:] == ({MOSTLY_OUTSIDE: 1, DEGENERATE: 1}, NO_USABLE_BOX)
     grounding = {"kind": "grounding", "sentences": ["left"], "bbox": [100, 0, 100, 10]}

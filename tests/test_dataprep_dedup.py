@@ -26,17 +26,28 @@ def test_text_only_records_are_keyed_by_their_texts_not_by_where_they_came_from(
 
 
 def test_the_file_with_the_smallest_key_wins_whatever_the_order():
-    samples = [_sample("b-question", ["/img/1.jpg"]), _sample("a-question", ["/img/1.jpg"]),
-               _sample("c", ["/img/2.jpg"]), _sample("0", ["/img/3.jpg"])]
+    samples = [
+        _sample("b-question", ["/img/1.jpg"]),
+        _sample("a-question", ["/img/1.jpg"]),
+        _sample("c", ["/img/2.jpg"]),
+        _sample("0", ["/img/3.jpg"]),
+    ]
     for seed in range(5):
         random.Random(seed).shuffle(samples)
         outcomes = sorted((tag, s["key"], s.get("reason")) for tag, s in drop_duplicates(samples))
         # Several records of one file are not duplicates of each other; other files are.
-        assert outcomes == [(REJECTED, "a-question", "duplicate_of:0"), (REJECTED, "b-question", "duplicate_of:0"),
-                            (REJECTED, "c", "duplicate_of:0"), (SAMPLES, "0", None)]
+        assert outcomes == [
+            (REJECTED, "a-question", "duplicate_of:0"),
+            (REJECTED, "b-question", "duplicate_of:0"),
+            (REJECTED, "c", "duplicate_of:0"),
+            (SAMPLES, "0", None),
+        ]
 
 
 def test_text_only_duplicates_keep_one_record():
     outcomes = drop_duplicates([_sample("7", []), _sample("3", []), _sample("5", [])])
     assert sorted((tag, s["key"], s.get("reason")) for tag, s in outcomes) == [
-        (REJECTED, "5", "duplicate_of:3"), (REJECTED, "7", "duplicate_of:3"), (SAMPLES, "3", None)]
+        (REJECTED, "5", "duplicate_of:3"),
+        (REJECTED, "7", "duplicate_of:3"),
+        (SAMPLES, "3", None),
+    ]

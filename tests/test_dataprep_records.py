@@ -18,14 +18,24 @@ def _image(path, size=(80, 40), color=(200, 30, 30)):
 
 
 def _record(paths, kind="image_text", **fields):
-    base = {"key": "k1", "dataset": "d", "source": "coco_captions", "split": "train", "kind": kind,
-            "image_paths": list(paths), "captions": ["a red box"]}
+    base = {
+        "key": "k1",
+        "dataset": "d",
+        "source": "coco_captions",
+        "split": "train",
+        "kind": kind,
+        "image_paths": list(paths),
+        "captions": ["a red box"],
+    }
     return {**base, **fields}
 
 
 def test_an_image_record_becomes_a_sample_resized_to_the_max_side(tmp_path):
-    record = _record([_image(tmp_path / "a.png")], kind="region_text",
-                     regions=[{"bbox": [8, 4, 40, 20], "caption": "the box"}, {"bbox": [0, 0, 4, 4], "caption": " "}])
+    record = _record(
+        [_image(tmp_path / "a.png")],
+        kind="region_text",
+        regions=[{"bbox": [8, 4, 40, 20], "caption": "the box"}, {"bbox": [0, 0, 4, 4], "caption": " "}],
+    )
     tag, sample = process_record(record, max_image_side=40)
     assert tag == SAMPLES
     assert sample["original_sizes"] == [(80, 40)] and sample["texts_dropped"] == 1
@@ -37,18 +47,29 @@ def test_an_image_record_becomes_a_sample_resized_to_the_max_side(tmp_path):
     assert len(sample["content_sha256"]) == 64
 
 
-@pytest.mark.parametrize("damage,reason", [
-    (lambda p: p.unlink(), "missing_file"),
-    (lambda p: p.write_bytes(b""), "empty_file"),
-    (lambda p: p.write_bytes(b"\x89PNG not really"), "undecodable"),
-])
+@pytest.mark.parametrize(
+    "damage,reason",
+    [
+        (lambda p: p.unlink(), "missing_file"),
+        (lambda p: p.write_bytes(b""), "empty_file"),
+        (lambda p: p.write_bytes(b"\x89PNG not really"), "undecodable"),
+    ],
+)
 def test_unusable_images_are_rejects_with_their_reason(tmp_path, damage, reason):
     path = tmp_path / "a.png"
     record = _record([_image(path)])
     damage(path)
-    assert process_record(record, max_image_side=64) == (REJECTED, {
-        "key": "k1", "dataset": "d", "source": "coco_captions", "split": "train", "image_paths": [str(path)],
-        "reason": reason})
+    assert process_record(record, max_image_side=64) == (
+        REJECTED,
+        {
+            "key": "k1",
+            "dataset": "d",
+            "source": "coco_captions",
+            "split": "train",
+            "image_paths": [str(path)],
+            "reason": reason,
+        },
+    )
 
 
 def test_reader_rejects_and_records_without_text_are_rejected_before_any_image_is_opened(tmp_path):
@@ -77,12 +98,23 @@ def test_same_pixels_give_the_same_content_key_and_other_pixels_another(tmp_path
 
 def test_boxes_are_fitted_to_the_original_image_before_the_resize_and_counted(tmp_path):
     image = _image(tmp_path / "a.png")  # 80x40
-    record = _record([image], kind="region_text", captions=[],
-                     regions=[{"bbox": [60, 20, 40, 20], "caption": "over the edge"}, {"bbox": [0, 0, 500, 500], "caption": "the scene"}])
+    record = _record(
+        [image],
+        kind="region_text",
+        captions=[],
+        regions=[
+            {"bbox": [60, 20, 40, 20], "caption": "over the edge"},
+            {"bbox": [0, 0, 500, 500], "caption": "the scene"},
+        ],
+    )
     tag, sample = process_record(record, max_image_side=40)
     assert tag == SAMPLES and sample["boxes"] == {"clipped": 1, "mostly_outside": 1}
-    assert sample["meta"]["regions"] == [{"bbox": [30.0, 10.0, 10.0, 10.0], "caption": "over the edge"}]  # 20x20 kept, halved
-    tag, rejected = process_record(_record([image], kind="grounding", captions=[], sentences=["left"], bbox=[70, 0, 50, 10]), 40)
+    assert sample["meta"]["regions"] == [
+        {"bbox": [30.0, 10.0, 10.0, 10.0], "caption": "over the edge"}
+    ]  # 20x20 kept, halved
+    tag, rejected = process_record(
+        _record([image], kind="grounding", captions=[], sentences=["left"], bbox=[70, 0, 50, 10]), 40
+    )
     assert tag == REJECTED and rejected["reason"] == "box_mostly_outside" and rejected["boxes"] == {"mostly_outside": 1}
     tag, rejected = process_record({**record, "regions": [{"bbox": [3, 3, 0, 0], "caption": "nothing"}]}, 40)
     assert tag == REJECTED and rejected["reason"] == "no_usable_box" and rejected["boxes"] == {"degenerate": 1}

@@ -13,8 +13,13 @@ from x2vlm_core.errors import DataError
 
 def test_keys_fill_shards_in_sorted_order_whatever_the_arrival_order():
     shards = dict(assign_shards(("d", "train"), ["e", "a", "d", "b", "c"], shard_size=2))
-    assert shards == {("d", "train", "a"): 0, ("d", "train", "b"): 0, ("d", "train", "c"): 1,
-                      ("d", "train", "d"): 1, ("d", "train", "e"): 2}
+    assert shards == {
+        ("d", "train", "a"): 0,
+        ("d", "train", "b"): 0,
+        ("d", "train", "c"): 1,
+        ("d", "train", "d"): 1,
+        ("d", "train", "e"): 2,
+    }
 
 
 def test_a_key_seen_twice_in_one_split_names_the_fix():
@@ -29,9 +34,14 @@ def test_a_sample_goes_to_its_shard_and_a_deduplicated_one_nowhere():
 
 
 def _sample(key, source, caption, size):
-    return {"key": key, "source": source, "texts_dropped": 1 if key == "b" else 0, "original_sizes": [size],
-            "meta": {"key": key, "kind": "image_text", "captions": [caption], "width": 8, "height": 8},
-            "images": [key.encode() * 10]}
+    return {
+        "key": key,
+        "source": source,
+        "texts_dropped": 1 if key == "b" else 0,
+        "original_sizes": [size],
+        "meta": {"key": key, "kind": "image_text", "captions": [caption], "width": 8, "height": 8},
+        "images": [key.encode() * 10],
+    }
 
 
 def test_one_shard_is_written_in_key_order_with_its_index_entry_and_statistics(tmp_path):

@@ -13,8 +13,15 @@ def test_buckets_have_sortable_labels_and_open_ends():
 
 
 def _shard(dataset, split, by_source, **extra):
-    return {"dataset": dataset, "split": split, "by_source": by_source, "texts_dropped_empty": 0,
-            "caption_length_words": {}, "image_max_side": {}, **extra}
+    return {
+        "dataset": dataset,
+        "split": split,
+        "by_source": by_source,
+        "texts_dropped_empty": 0,
+        "caption_length_words": {},
+        "image_max_side": {},
+        **extra,
+    }
 
 
 def _reject(dataset, source, split, reason):
@@ -22,12 +29,19 @@ def _reject(dataset, source, split, reason):
 
 
 def test_stats_add_up_shards_and_rejects_per_dataset_source_and_split():
-    read = [{"dataset": "d", "source": "coco", "split": "train", "count": 5},
-            {"dataset": "d", "source": "tsv", "split": "train", "count": 2}]
-    shards = [_shard("d", "train", {"coco": 2, "tsv": 1}, caption_length_words={"00-04": 3}, texts_dropped_empty=2),
-              _shard("d", "train", {"coco": 1}, caption_length_words={"00-04": 1, "05-09": 1}, image_max_side={"<=0064": 1})]
-    rejects = [_reject("d", "coco", "train", "duplicate_of:abc"), _reject("d", "coco", "train", "duplicate_of:xyz"),
-               _reject("d", "tsv", "train", "missing_file")]
+    read = [
+        {"dataset": "d", "source": "coco", "split": "train", "count": 5},
+        {"dataset": "d", "source": "tsv", "split": "train", "count": 2},
+    ]
+    shards = [
+        _shard("d", "train", {"coco": 2, "tsv": 1}, caption_length_words={"00-04": 3}, texts_dropped_empty=2),
+        _shard("d", "train", {"coco": 1}, caption_length_words={"00-04": 1, "05-09": 1}, image_max_side={"<=0064": 1}),
+    ]
+    rejects = [
+        _reject("d", "coco", "train", "duplicate_of:abc"),
+        _reject("d", "coco", "train", "duplicate_of:xyz"),
+        _reject("d", "tsv", "train", "missing_file"),
+    ]
     stats = job_stats(read, shards, rejects)
     assert stats["records"] == {"read": 7, "written": 4, "rejected": 3}
     assert stats["written"] == {"d": {"coco": {"train": 3}, "tsv": {"train": 1}}}

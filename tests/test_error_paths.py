@@ -11,9 +11,9 @@ import textwrap
 import pytest
 import yaml
 from PIL import Image
+from test_publish import save_tiny_model
 
 from pipelines.submit import parse_params
-from test_publish import save_tiny_model
 from x2vlm_core.cli import main
 from x2vlm_core.config_io import apply_overrides
 from x2vlm_core.data.readers import read_source
@@ -25,8 +25,11 @@ from x2vlm_core.release.model_folder import init_from, load_model_dir
 from x2vlm_core.release.publish import publish_release
 
 # Nine levels of nine: parsed, a few objects sharing references; printed, about 3 GB.
-BILLION_LAUGHS = "[" + ", ".join(
-    [f"&a0 [{', '.join(['lol'] * 9)}]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]) + "]"
+BILLION_LAUGHS = (
+    "["
+    + ", ".join([f"&a0 [{', '.join(['lol'] * 9)}]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)])
+    + "]"
+)
 
 
 class Payload:
@@ -66,8 +69,19 @@ def test_invalid_yaml_on_the_command_line_is_one_line(value, tmp_path, capsys):
         yaml.safe_load(value)
     with pytest.raises(ConfigError, match="is not valid YAML"):
         apply_overrides({}, [f"train.steps={value}"])
-    code = main(["pretrain", "--shards", str(tmp_path), "--output", str(tmp_path / "o"), "--model", "x2vlm_tiny",
-                 "--set", f"train.steps={value}"])
+    code = main(
+        [
+            "pretrain",
+            "--shards",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "o"),
+            "--model",
+            "x2vlm_tiny",
+            "--set",
+            f"train.steps={value}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--set train.steps" in err
 
@@ -109,8 +123,17 @@ def _coco(root, file_names, **options):
     images = [{"id": i, "file_name": name} for i, name in enumerate(file_names)]
     annotations = [{"id": i, "image_id": i, "caption": "a black square"} for i in range(len(file_names))]
     (root / "captions.json").write_text(json.dumps({"images": images, "annotations": annotations}))
-    (source,) = load_sources([{"format": "coco_captions", "dataset": "d", "annotations": str(root / "captions.json"),
-                               "images": str(root / "images"), **options}])
+    (source,) = load_sources(
+        [
+            {
+                "format": "coco_captions",
+                "dataset": "d",
+                "annotations": str(root / "captions.json"),
+                "images": str(root / "images"),
+                **options,
+            }
+        ]
+    )
     return list(read_source(source))
 
 

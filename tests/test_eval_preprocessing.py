@@ -10,8 +10,9 @@ from x2vlm_core.data.transforms import image_to_tensor
 def test_a_flat_colour_maps_to_clip_normalised_values():
     image = Image.new("RGB", (40, 30), (255, 0, 51))
     tensor = image_to_tensor(image, 16)
-    expected = torch.tensor([(1.0 - 0.48145466) / 0.26862954, (0.0 - 0.4578275) / 0.26130258,
-                             (0.2 - 0.40821073) / 0.27577711])
+    expected = torch.tensor(
+        [(1.0 - 0.48145466) / 0.26862954, (0.0 - 0.4578275) / 0.26130258, (0.2 - 0.40821073) / 0.27577711]
+    )
     assert tensor.shape == (3, 16, 16)
     torch.testing.assert_close(tensor, expected.view(3, 1, 1).expand(3, 16, 16), atol=1e-6, rtol=0)
 

@@ -4,20 +4,29 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_submit_cli import TOKEN, _cli, kfp_api  # noqa: F401  (fixture)
 
 from components.runtime import trainjob
 from components.runtime.trainjob import TrainJobSpec, build_trainjob, train_as_trainjob
 from pipelines.deployment import load_settings
 from pipelines.submit import token_warnings
-from test_submit_cli import TOKEN, _cli, kfp_api  # noqa: F401  (fixture)
 from x2vlm_core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _spec(**kw):
-    return TrainJobSpec(**{"name": "x2vlm-pretrain-abc", "namespace": "x2vlm", "image": "img", "command": ["true"],
-                           "num_nodes": 1, "gpus_per_node": 0, **kw})
+    return TrainJobSpec(
+        **{
+            "name": "x2vlm-pretrain-abc",
+            "namespace": "x2vlm",
+            "image": "img",
+            "command": ["true"],
+            "num_nodes": 1,
+            "gpus_per_node": 0,
+            **kw,
+        }
+    )
 
 
 def test_trainer_pods_cannot_run_as_an_account_with_api_rights(tmp_path, monkeypatch):
@@ -38,8 +47,16 @@ def test_trainer_pods_cannot_run_as_an_account_with_api_rights(tmp_path, monkeyp
 
     monkeypatch.setattr(trainjob, "connect", no_cluster)
     with pytest.raises(ConfigError, match="is not one of"):
-        train_as_trainjob(["pretrain"], "gs://b/m", "/tmp/m", [], input_uris=[], num_nodes=1, gpus_per_node=0,
-                          pods={"service_account": "default"})
+        train_as_trainjob(
+            ["pretrain"],
+            "gs://b/m",
+            "/tmp/m",
+            [],
+            input_uris=[],
+            num_nodes=1,
+            gpus_per_node=0,
+            pods={"service_account": "default"},
+        )
 
     (tmp_path / "settings.yaml").write_text("trainer_service_account: x2vlm-pipeline\n")
     with pytest.raises(ConfigError, match="is not one of"):  # at compile time already
@@ -62,4 +79,3 @@ def test_the_cli_warns_on_existing_token_and_not_on_a_token_file(kfp_api, capsys
     (tmp_path / "token").write_text(TOKEN)
     code, _, err = _cli(capsys, "runs", "list", "--host", kfp_api.url, "--token-file", str(tmp_path / "token"))
     assert code == 0 and "warning" not in err
-

@@ -9,11 +9,11 @@ import zlib
 import pytest
 from PIL import Image
 
-from x2vlm_core.dataprep import records
-from x2vlm_core.dataprep.outcomes import REJECTED, SAMPLES
 from x2vlm_core.data import images
 from x2vlm_core.data.images import MAX_PIXELS, TOO_LARGE, load_and_validate
 from x2vlm_core.data.transforms import decode_image
+from x2vlm_core.dataprep import records
+from x2vlm_core.dataprep.outcomes import REJECTED, SAMPLES
 from x2vlm_core.errors import DataError
 
 PILLOW_DEFAULT_LIMIT = 89_478_485  # Pillow's own MAX_IMAGE_PIXELS: it warns above it and refuses above twice it
@@ -30,8 +30,12 @@ def bomb(tmp_path_factory):
     row, packer = bytes(1 + 2 * width), zlib.compressobj(9)  # filter byte + LA pixels per row
     idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
     path = tmp_path_factory.mktemp("bomb") / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 4, 0, 0, 0))
-                     + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 4, 0, 0, 0))
+        + _chunk(b"IDAT", idat)
+        + _chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -83,8 +87,15 @@ def test_pillows_warning_is_a_reject_not_a_decode(tmp_path, monkeypatch):
 
 def test_memory_error_on_one_record_is_a_counted_reject(tmp_path, monkeypatch):
     Image.new("RGB", (40, 40), "red").save(tmp_path / "a.png")
-    record = {"kind": "image_text", "key": "k1", "dataset": "d", "source": "s", "split": "train",
-              "image_paths": [str(tmp_path / "a.png")], "captions": ["a red square"]}
+    record = {
+        "kind": "image_text",
+        "key": "k1",
+        "dataset": "d",
+        "source": "s",
+        "split": "train",
+        "image_paths": [str(tmp_path / "a.png")],
+        "captions": ["a red square"],
+    }
     assert records.process_record(record, 64)[0] == SAMPLES
 
     def out_of_memory(*args, **kwargs):

@@ -11,10 +11,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from x2vlm_core.data.images import encode_jpeg, input_reference, load_and_validate, read_input, resize_max_side, scale_box
+from x2vlm_core.data.images import (
+    encode_jpeg,
+    input_reference,
+    load_and_validate,
+    read_input,
+    resize_max_side,
+    scale_box,
+)
 
 
-def _save(path: Path, size: tuple[int, int], mode: str = "RGB", colour: object = (200, 30, 30), fmt: str = "JPEG") -> Path:
+def _save(
+    path: Path, size: tuple[int, int], mode: str = "RGB", colour: object = (200, 30, 30), fmt: str = "JPEG"
+) -> Path:
     Image.new(mode, size, colour).save(path, format=fmt)
     return path
 
@@ -53,9 +62,15 @@ def test_references_read_bytes_inside_tars_and_json_lines(tmp_path: Path) -> Non
     image, reason = load_and_validate(reference)
     assert reason is None and image.size == (24, 16)
     assert load_and_validate(input_reference(archive, missing="000000002.jpg")) == (None, "missing_file")
-    assert load_and_validate(input_reference(tmp_path / "gone.tar", member="x.jpg", offset=0, size=3)) == (None, "missing_file")
+    assert load_and_validate(input_reference(tmp_path / "gone.tar", member="x.jpg", offset=0, size=3)) == (
+        None,
+        "missing_file",
+    )
     # An index that no longer fits the file (the tar was cut short) is a reject, not a crash.
-    assert read_input(input_reference(archive, member="x.jpg", offset=archive.stat().st_size - 2, size=10)) == (None, "undecodable")
+    assert read_input(input_reference(archive, member="x.jpg", offset=archive.stat().st_size - 2, size=10)) == (
+        None,
+        "undecodable",
+    )
 
     good = json.dumps({"binary": base64.b64encode(jpeg).decode(), "desc": "a"}) + "\n"
     bad = json.dumps({"binary": "not base64!", "desc": "b"}) + "\n"
@@ -63,7 +78,10 @@ def test_references_read_bytes_inside_tars_and_json_lines(tmp_path: Path) -> Non
     lines = tmp_path / "part.jsonl"
     lines.write_text(good + bad + empty)
     offsets = [0, len(good), len(good) + len(bad)]
-    refs = [input_reference(lines, line=n + 1, offset=o, size=len(t), base64="binary") for n, (o, t) in enumerate(zip(offsets, (good, bad, empty)))]
+    refs = [
+        input_reference(lines, line=n + 1, offset=o, size=len(t), base64="binary")
+        for n, (o, t) in enumerate(zip(offsets, (good, bad, empty)))
+    ]
     assert load_and_validate(refs[0])[0].size == (24, 16)
     assert load_and_validate(refs[1]) == (None, "undecodable")
     assert load_and_validate(refs[2]) == (None, "empty_file")
@@ -83,7 +101,9 @@ def test_tiny_and_extreme_aspect_images_are_rejected(tmp_path: Path) -> None:
 
 
 def test_transparent_pixels_become_white(tmp_path: Path) -> None:
-    image, reason = load_and_validate(_save(tmp_path / "clear.png", (16, 16), mode="RGBA", colour=(255, 0, 0, 0), fmt="PNG"))
+    image, reason = load_and_validate(
+        _save(tmp_path / "clear.png", (16, 16), mode="RGBA", colour=(255, 0, 0, 0), fmt="PNG")
+    )
     assert reason is None and image.getpixel((3, 3)) == (255, 255, 255)
 
 

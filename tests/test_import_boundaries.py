@@ -41,8 +41,14 @@ print(json.dumps({"modules": len(names), "forbidden": found}))
 
 def _probe(package: str, path: Path, skip: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "PYTHONPATH": str(path)}
-    done = subprocess.run([sys.executable, "-c", _PROBE, package, json.dumps(skip), json.dumps(FORBIDDEN)],
-                          cwd=path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, package, json.dumps(skip), json.dumps(FORBIDDEN)],
+        cwd=path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -21,12 +21,22 @@ def test_code_version_prefers_the_baked_in_commit(monkeypatch):
 
 
 def test_data_fingerprint_follows_the_index(tmp_path):
-    index = {"total": 5, "datasets": {"retrieval": {"train": {"count": 3, "shards": [{"path": "a.tar"}]},
-                                                    "test": {"count": 2, "shards": [{"path": "b.tar"}]}}}}
+    index = {
+        "total": 5,
+        "datasets": {
+            "retrieval": {
+                "train": {"count": 3, "shards": [{"path": "a.tar"}]},
+                "test": {"count": 2, "shards": [{"path": "b.tar"}]},
+            }
+        },
+    }
     (tmp_path / "index.json").write_text(json.dumps(index))
     first = data_fingerprint(str(tmp_path))
     assert first["samples"] == 5 and first["shards"] == 2
-    assert first["splits"] == {"retrieval/test": {"samples": 2, "shards": 1}, "retrieval/train": {"samples": 3, "shards": 1}}
+    assert first["splits"] == {
+        "retrieval/test": {"samples": 2, "shards": 1},
+        "retrieval/train": {"samples": 3, "shards": 1},
+    }
     index["datasets"]["retrieval"]["test"]["shards"][0]["path"] = "c.tar"
     (tmp_path / "index.json").write_text(json.dumps(index))
     assert data_fingerprint(str(tmp_path))["index_sha256"] != first["index_sha256"]
@@ -46,8 +56,9 @@ def test_lineage_of_a_real_local_run(local_pipeline_run, tmp_path, capsys):
     graph = read_run_lineage(run_dir)
     assert re.fullmatch(r"x2vlm-full-pretrain-finetune-[-\d]+", Path(graph.root).name)  # the pipeline run's folder
     by_label = {n.label: n for n in graph.artifacts.values()}
-    assert sum(re.fullmatch(r"for-loop-\d+-iteration-\d+/finetune/model", label) is not None
-               for label in by_label) == 2, sorted(by_label)
+    assert (
+        sum(re.fullmatch(r"for-loop-\d+-iteration-\d+/finetune/model", label) is not None for label in by_label) == 2
+    ), sorted(by_label)
     shards, pretrained = by_label["prepare-data/shards"], by_label["pretrain/model"]
 
     # Every stage's output names what it was made from, the code, and the data it saw.
@@ -76,9 +87,12 @@ def test_lineage_of_a_real_local_run(local_pipeline_run, tmp_path, capsys):
     assert out.index("prepare-data/shards") < out.index("pretrain/model") < out.index("finetune/model")
     assert f"from: {shards.label}" in out
     page = picture.read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "http" not in page.split("<svg", 1)[1].replace(
-        "http://www.w3.org/2000/svg", "")  # nothing fetched from elsewhere
-    svg = ElementTree.fromstring(page[page.index("<svg"):page.index("</svg>") + len("</svg>")])  # well-formed
+    assert (
+        page.startswith("<!DOCTYPE html>")
+        and "<svg" in page
+        and "http" not in page.split("<svg", 1)[1].replace("http://www.w3.org/2000/svg", "")
+    )  # nothing fetched from elsewhere
+    svg = ElementTree.fromstring(page[page.index("<svg") : page.index("</svg>") + len("</svg>")])  # well-formed
     assert len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) == len(graph.artifacts)
     assert page.count('marker-end="url(#arrow)"') == len(graph.links)
     assert render_text(graph).splitlines()[0].endswith(f"{len(graph.artifacts)} artifacts, {len(graph.links)} links")
@@ -121,8 +135,20 @@ def test_the_lineage_page_renders_in_a_browser(local_pipeline_run, tmp_path):
     page = tmp_path / "lineage.html"
     page.write_text(render_html(read_run_lineage(local_pipeline_run[0])))
     shot = tmp_path / "lineage.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                    "--window-size=1400,900", page.as_uri()], capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1400,900",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     from PIL import Image
 
     with Image.open(shot) as image:

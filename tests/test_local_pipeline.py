@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.data.shards import read_index
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.release.publish import verify_release
 
 
@@ -38,8 +38,14 @@ def test_local_pipeline_end_to_end(local_pipeline_run):
     (release,) = summary["published"]
     manifest = verify_release(release)
     names = {f["path"] for f in manifest["files"]}
-    assert {"model.safetensors", "config.yaml", "tokenizer/vocab.txt", "metrics.json", "lineage.json",
-            "MODEL_CARD.md"} <= names
+    assert {
+        "model.safetensors",
+        "config.yaml",
+        "tokenizer/vocab.txt",
+        "metrics.json",
+        "lineage.json",
+        "MODEL_CARD.md",
+    } <= names
     published_metrics = json.loads((Path(release) / "metrics.json").read_text())
     assert set(published_metrics) == {"retrieval", "grounding"}
     # Each task model is a release of its own, <model_name>-<task>, whose lineage names the pre-trained one.
@@ -59,8 +65,9 @@ def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
 
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     with pytest.raises(RuntimeError, match="validate-full-run"):
-        full_pretrain_finetune(sources=str(tmp_path / "no-such-sources.yaml"), output_root=str(tmp_path / "out"),
-                               model_preset="x2vlm_tiny")
+        full_pretrain_finetune(
+            sources=str(tmp_path / "no-such-sources.yaml"), output_root=str(tmp_path / "out"), model_preset="x2vlm_tiny"
+        )
     assert f"sources file {tmp_path / 'no-such-sources.yaml'} does not exist" in "".join(capfd.readouterr())
     (record,) = (tmp_path / "out" / "run-status").glob("*.json")
     status = json.loads(record.read_text())
@@ -72,19 +79,38 @@ def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path, capfd):
 @pytest.mark.beam
 @pytest.mark.deepspeed
 @pytest.mark.slow
-@pytest.mark.parametrize("model, family, tasks", [
-    ("vlmo_tiny", "vlmo", {"retrieval", "nlvr2"}),
-    ("cclm_tiny", "cclm", {"retrieval", "xvnli"}),
-    ("xvlm_tiny", "xvlm", {"retrieval", "grounding"}),
-])
+@pytest.mark.parametrize(
+    "model, family, tasks",
+    [
+        ("vlmo_tiny", "vlmo", {"retrieval", "nlvr2"}),
+        ("cclm_tiny", "cclm", {"retrieval", "xvnli"}),
+        ("xvlm_tiny", "xvlm", {"retrieval", "grounding"}),
+    ],
+)
 def test_the_other_model_families_run_the_same_pipeline(model, family, tasks, tmp_path):
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "pipelines.run_local", "--model", model, "--runs-dir", str(tmp_path),
-               "--num-images", "96", "--pretrain-steps", "4", "--finetune-steps", "2", "--tasks", *sorted(tasks)]
-    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                          timeout=1200)
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.run_local",
+        "--model",
+        model,
+        "--runs-dir",
+        str(tmp_path),
+        "--num-images",
+        "96",
+        "--pretrain-steps",
+        "4",
+        "--finetune-steps",
+        "2",
+        "--tasks",
+        *sorted(tasks),
+    ]
+    done = subprocess.run(
+        command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=1200
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -105,12 +131,14 @@ def test_the_run_reports_progress_and_ends_with_a_summary_in_words(local_pipelin
     out = done.stdout
     steps = [line.split()[1] for line in out.splitlines() if line.startswith("  done  ")]
     assert steps.index("prepare-data") < steps.index("pretrain") < steps.index("publish")
-    table = out[out.index("=== X²-VLM local pipeline finished"):]
+    table = out[out.index("=== X²-VLM local pipeline finished") :]
     assert "task" in table and "× baseline" in table
     assert any(line.startswith("retrieval") and "chance (1 / images)" in line for line in table.splitlines())
     assert any(line.startswith("grounding") and "one mean box" in line for line in table.splitlines())
     assert f"lineage: {run_dir / 'lineage.html'}" in table and (run_dir / "lineage.html").is_file()
-    reports = [line.split(": ", 1)[1] for line in table.splitlines() if line.startswith(("  retrieval:", "  grounding:"))]
+    reports = [
+        line.split(": ", 1)[1] for line in table.splitlines() if line.startswith(("  retrieval:", "  grounding:"))
+    ]
     assert len(reports) == 2 and all(Path(report).is_file() for report in reports)
     assert "Traceback" not in out and len(out.splitlines()) < 60  # the full log is in pipeline.log
     assert (run_dir / "pipeline.log").stat().st_size > 0

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_dockerfiles import image_pin_problem
 
 from components import images
-from test_dockerfiles import image_pin_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -46,10 +46,16 @@ def rendered() -> dict[str, list[dict]]:
 def with_kueue(tmp_path_factory) -> list[dict]:
     """The gke overlay plus the optional Kueue component, as a user would combine them."""
     folder = tmp_path_factory.mktemp("kueue")
-    (folder / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(MANIFESTS / "overlays" / "gke", folder)],
-        "components": [os.path.relpath(MANIFESTS / "components" / "kueue", folder)]}))
+    (folder / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(MANIFESTS / "overlays" / "gke", folder)],
+                "components": [os.path.relpath(MANIFESTS / "components" / "kueue", folder)],
+            }
+        )
+    )
     return render(folder)
 
 
@@ -69,8 +75,12 @@ def strict(schema):
     if not isinstance(schema, dict):
         return schema
     out = {key: strict(value) for key, value in schema.items()}
-    if (out.get("type") == "object" and isinstance(out.get("properties"), dict)
-            and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        out.get("type") == "object"
+        and isinstance(out.get("properties"), dict)
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -99,7 +109,8 @@ def pod_specs(obj: dict) -> list[dict]:
 def image_refs(obj) -> list[str]:
     if isinstance(obj, dict):
         return [v for k, v in obj.items() if k == "image" and isinstance(v, str)] + [
-            ref for v in obj.values() for ref in image_refs(v)]
+            ref for v in obj.values() for ref in image_refs(v)
+        ]
     if isinstance(obj, list):
         return [ref for v in obj for ref in image_refs(v)]
     return []
@@ -113,10 +124,14 @@ def by_kind(docs: list[dict], kind: str) -> list[dict]:
 def test_built_in_kinds_validate_against_kubernetes_schemas(rendered, overlay):
     import kubernetes_validate
 
-    built_in = [d for d in rendered[overlay] if "." not in d["apiVersion"].split("/")[0] or
-                d["apiVersion"].split("/")[0].endswith(".k8s.io")]
-    assert {"ServiceAccount", "Role", "RoleBinding", "ResourceQuota", "PersistentVolumeClaim",
-            "PriorityClass"} <= {d["kind"] for d in built_in}
+    built_in = [
+        d
+        for d in rendered[overlay]
+        if "." not in d["apiVersion"].split("/")[0] or d["apiVersion"].split("/")[0].endswith(".k8s.io")
+    ]
+    assert {"ServiceAccount", "Role", "RoleBinding", "ResourceQuota", "PersistentVolumeClaim", "PriorityClass"} <= {
+        d["kind"] for d in built_in
+    }
     for doc in built_in:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
@@ -168,8 +183,10 @@ def test_runtime_image_is_the_train_image_with_the_one_tag(rendered):
 def test_overlays_adapt_what_they_should(rendered, with_kueue):
     gke, local = rendered["overlays/gke"], rendered["overlays/local"]
     accounts = {d["metadata"]["name"]: d["metadata"].get("annotations", {}) for d in by_kind(gke, "ServiceAccount")}
-    assert accounts == {name: {"iam.gke.io/gcp-service-account": f"{name}@PROJECT_ID.iam.gserviceaccount.com"}
-                        for name in ("x2vlm-pipeline", "x2vlm-trainer")}
+    assert accounts == {
+        name: {"iam.gke.io/gcp-service-account": f"{name}@PROJECT_ID.iam.gserviceaccount.com"}
+        for name in ("x2vlm-pipeline", "x2vlm-trainer")
+    }
     assert all(not d["metadata"].get("annotations") for d in by_kind(local, "ServiceAccount"))
     (gke_pvc,), (local_pvc,) = by_kind(gke, "PersistentVolumeClaim"), by_kind(local, "PersistentVolumeClaim")
     assert gke_pvc["spec"]["storageClassName"] == "standard-rwx" and gke_pvc["spec"]["accessModes"] == ["ReadWriteMany"]
@@ -195,7 +212,11 @@ def test_the_profile_owns_the_namespace(rendered, overlay):
     namespaced = [d for d in rendered[overlay] if d["kind"] not in ("PriorityClass", "ClusterTrainingRuntime")]
     assert {d["metadata"].get("namespace") for d in namespaced} == {"x2vlm"}
     (profile,) = render(MANIFESTS / "profile")
-    assert (profile["apiVersion"], profile["kind"], profile["metadata"]["name"]) == ("kubeflow.org/v1", "Profile", "x2vlm")
+    assert (profile["apiVersion"], profile["kind"], profile["metadata"]["name"]) == (
+        "kubeflow.org/v1",
+        "Profile",
+        "x2vlm",
+    )
     assert profile["spec"]["owner"]["kind"] == "User"
 
 
@@ -232,17 +253,25 @@ KFP_RUNTIME_NEEDS = {
 }
 # What our own steps do: the pretrain step's TrainJob (components/runtime/trainjob.py).
 X2VLM_STEP_NEEDS = {
-    ("trainer.kubeflow.org", "trainjobs", "create", None), ("trainer.kubeflow.org", "trainjobs", "get", None),
-    ("trainer.kubeflow.org", "trainjobs", "delete", None), ("", "pods", "list", None), ("", "pods/log", "get", None),
+    ("trainer.kubeflow.org", "trainjobs", "create", None),
+    ("trainer.kubeflow.org", "trainjobs", "get", None),
+    ("trainer.kubeflow.org", "trainjobs", "delete", None),
+    ("", "pods", "list", None),
+    ("", "pods/log", "get", None),
 }
 # Where KFP's artifact store is its MinIO, the launcher reads the store's credentials (backend/src/v2/objectstore).
 MINIO_SECRET = ("", "secrets", "get", "mlpipeline-minio-artifact")
 
 
 def grants(role: dict) -> set[tuple]:
-    return {(group, resource, verb, name) for rule in role["rules"] for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"]
-            for name in (rule.get("resourceNames") or [None])}
+    return {
+        (group, resource, verb, name)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        for name in (rule.get("resourceNames") or [None])
+    }
 
 
 def allows(granted: set[tuple], need: tuple) -> bool:
@@ -262,8 +291,16 @@ def test_the_role_covers_the_kfp_runtime_and_nothing_more(rendered, overlay):
 
 def restricted_problems(pod: dict) -> list[str]:
     """What the Pod Security "restricted" profile (v1.33) would refuse in a pod spec."""
-    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                       "projected", "secret"}
+    allowed_volumes = {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
     problems = []
     for volume in pod.get("volumes", []):
         kinds = set(volume) - {"name"}
@@ -280,7 +317,9 @@ def restricted_problems(pod: dict) -> list[str]:
             problems.append(f"{name}: may run as root")
         if context.get("allowPrivilegeEscalation") is not False or context.get("privileged"):
             problems.append(f"{name}: privilege escalation")
-        if context.get("capabilities", {}).get("drop") != ["ALL"] or set(context.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+        if context.get("capabilities", {}).get("drop") != ["ALL"] or set(
+            context.get("capabilities", {}).get("add", [])
+        ) - {"NET_BIND_SERVICE"}:
             problems.append(f"{name}: capabilities")
         if context.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
             problems.append(f"{name}: seccomp profile")
@@ -290,7 +329,10 @@ def restricted_problems(pod: dict) -> list[str]:
 
 
 def test_the_restricted_check_catches_a_root_pod():
-    pod = {"containers": [{"name": "c", "securityContext": {"runAsUser": 0}}], "volumes": [{"name": "h", "hostPath": {}}]}
+    pod = {
+        "containers": [{"name": "c", "securityContext": {"runAsUser": 0}}],
+        "volumes": [{"name": "h", "hostPath": {}}],
+    }
     assert len(restricted_problems(pod)) == 5
 
 
@@ -327,24 +369,40 @@ def test_no_latest_or_untagged_images(rendered, overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_rbac_grants_no_cluster_wide_write(rendered, overlay):
-    docs = rendered[overlay] + [d for p in sorted((MANIFESTS / "examples").glob("*.yaml"))
-                                for d in yaml.safe_load_all(p.read_text()) if d]
+    docs = rendered[overlay] + [
+        d for p in sorted((MANIFESTS / "examples").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d
+    ]
     cluster_roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole")}
     for binding in by_kind(docs, "ClusterRoleBinding"):
         role = cluster_roles.get(binding["roleRef"]["name"])
         verbs = {v for rule in (role or {}).get("rules", []) for v in rule.get("verbs", [])}
-        assert role is not None and not verbs & WRITE_VERBS, f"{binding['metadata']['name']} binds write verbs cluster-wide"
+        assert role is not None and not verbs & WRITE_VERBS, (
+            f"{binding['metadata']['name']} binds write verbs cluster-wide"
+        )
     for role in by_kind(docs, "Role") + list(cluster_roles.values()):
         for rule in role.get("rules", []):
             assert "*" not in rule.get("verbs", []) and "*" not in rule.get("resources", []), role["metadata"]["name"]
             if "secrets" in rule.get("resources", []):  # one named secret, read only
                 assert rule["verbs"] == ["get"] and rule.get("resourceNames"), role["metadata"]["name"]
     (role,) = by_kind(docs, "Role")
-    writes = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-              for resource in rule["resources"] for verb in rule["verbs"] if verb in WRITE_VERBS}
-    assert writes == {("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "delete"),
-                      ("argoproj.io", "workflowtaskresults", "create"), ("argoproj.io", "workflowtaskresults", "patch")}
+    writes = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        if verb in WRITE_VERBS
+    }
+    assert writes == {
+        ("trainer.kubeflow.org", "trainjobs", "create"),
+        ("trainer.kubeflow.org", "trainjobs", "delete"),
+        ("argoproj.io", "workflowtaskresults", "create"),
+        ("argoproj.io", "workflowtaskresults", "patch"),
+    }
     (binding,) = by_kind(docs, "RoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "x2vlm-pipeline", "namespace": "x2vlm"}]

@@ -6,8 +6,13 @@ import torch
 
 from x2vlm_core.evaluation import caption_metrics
 from x2vlm_core.evaluation.metrics import accuracy, grounding_accuracy, retrieval_recall
-from x2vlm_core.evaluation.vqa_accuracy import (evalai_results, mean_vqa_accuracy, normalize_answer, process_punctuation,
-                                     vqa_accuracy)
+from x2vlm_core.evaluation.vqa_accuracy import (
+    evalai_results,
+    mean_vqa_accuracy,
+    normalize_answer,
+    process_punctuation,
+    vqa_accuracy,
+)
 
 
 def _scores_with_ranks(rank_of: list[list[int]]) -> np.ndarray:
@@ -20,18 +25,20 @@ def test_retrieval_recall_on_a_constructed_score_matrix():
     img2txt = [[0, 1], [2, 3], [4, 5], [6, 7]]
     txt2img = [0, 0, 1, 1, 2, 2, 3, 3]
     # Image queries: the best-ranked own caption sits at 0, 6, 2 and 1.
-    scores_i2t = _scores_with_ranks([
-        [0, 1, 2, 3, 4, 5, 6, 7],
-        [0, 1, 6, 7, 2, 3, 4, 5],
-        [0, 1, 3, 4, 2, 5, 6, 7],
-        [0, 2, 3, 4, 5, 6, 7, 1],
-    ])
+    scores_i2t = _scores_with_ranks(
+        [
+            [0, 1, 2, 3, 4, 5, 6, 7],
+            [0, 1, 6, 7, 2, 3, 4, 5],
+            [0, 1, 3, 4, 2, 5, 6, 7],
+            [0, 2, 3, 4, 5, 6, 7, 1],
+        ]
+    )
     # Text queries: their image sits at 0, 1, 3, 0, 2, 0, 1, 3.
     true_rank = [0, 1, 3, 0, 2, 0, 1, 3]
     rank_of = []
     for t, image in enumerate(txt2img):
         others = [i for i in range(4) if i != image]
-        order = others[:true_rank[t]] + [image] + others[true_rank[t]:]
+        order = others[: true_rank[t]] + [image] + others[true_rank[t] :]
         rank_of.append([order.index(i) for i in range(4)])
     metrics = retrieval_recall(scores_i2t, _scores_with_ranks(rank_of), txt2img, img2txt)
 
@@ -92,8 +99,10 @@ def test_vqa_answer_normalisation_follows_the_official_rules():
 
 
 def test_evalai_results_format():
-    assert evalai_results([7, 8], ["yes", "2"]) == [{"question_id": 7, "answer": "yes"},
-                                                    {"question_id": 8, "answer": "2"}]
+    assert evalai_results([7, 8], ["yes", "2"]) == [
+        {"question_id": 7, "answer": "yes"},
+        {"question_id": 8, "answer": "2"},
+    ]
 
 
 REFERENCES = {1: ["A red circle on the left."], 2: ["two blue squares near green triangles"]}
@@ -105,14 +114,16 @@ def test_caption_scores_of_perfect_and_unrelated_captions():
     # Identical captions: BLEU-4, ROUGE-L and METEOR are 1; CIDEr-D is 10 (cosine 1 at every n-gram
     # order, no length penalty, times 10) since no n-gram appears in both images' references.
     perfect, unavailable = caption_metrics.caption_scores(
-        REFERENCES, {1: "a red circle on the left", 2: "two blue squares near green triangles"})
+        REFERENCES, {1: "a red circle on the left", 2: "two blue squares near green triangles"}
+    )
     assert unavailable == {}
     assert perfect["bleu4"] == pytest.approx(1.0, abs=1e-6)
     assert perfect["rouge_l"] == pytest.approx(1.0)
     assert perfect["cider"] == pytest.approx(10.0)
     assert perfect["meteor"] == pytest.approx(1.0)
-    unrelated, unavailable = caption_metrics.caption_scores(REFERENCES, {1: "zebra", 2: "purple elephants dancing"},
-                                                            meteor=False)
+    unrelated, unavailable = caption_metrics.caption_scores(
+        REFERENCES, {1: "zebra", 2: "purple elephants dancing"}, meteor=False
+    )
     assert unrelated["bleu4"] < 1e-6 and unrelated["rouge_l"] == 0.0 and unrelated["cider"] == 0.0
     assert "turned off" in unavailable["meteor"]
 
@@ -120,7 +131,8 @@ def test_caption_scores_of_perfect_and_unrelated_captions():
 def test_caption_scores_without_java_name_what_is_missing(monkeypatch):
     monkeypatch.setattr(caption_metrics, "java_available", lambda: False)
     scores, unavailable = caption_metrics.caption_scores(
-        REFERENCES, {1: "a red circle on the left", 2: "two blue squares near green triangles"}, spice=True)
+        REFERENCES, {1: "a red circle on the left", 2: "two blue squares near green triangles"}, spice=True
+    )
     assert scores["cider"] == pytest.approx(10.0) and scores["rouge_l"] == pytest.approx(1.0)
     assert "meteor" not in scores and "spice" not in scores
     assert set(unavailable) == {"tokenizer", "meteor", "spice"}

@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
-from x2vlm_core.release.model_folder import init_from, load_model_dir, load_state_file, save_model_dir
 from x2vlm_core.errors import CheckpointError
 from x2vlm_core.families import create_model
+from x2vlm_core.release.model_folder import init_from, load_model_dir, load_state_file, save_model_dir
 from x2vlm_core.text.wordpiece import build_tokenizer, pre_caption
 
 
@@ -69,6 +69,7 @@ def test_absolute_position_embedding_follows_a_new_image_size(tmp_path):
 class _Evil:
     def __reduce__(self):
         import os
+
         return (os.system, ("true",))
 
 
@@ -96,6 +97,12 @@ def test_unknown_and_missing_weights_are_named(tmp_path, caplog):
     torch.save({"model": state}, tmp_path / "partial.th")
     with caplog.at_level("WARNING"):
         left = init_from(create_model("x2vlm_tiny"), tmp_path / "partial.th")
-    assert sorted(left) == ["itm_head.0.bias", "itm_head.0.weight", "itm_head.1.bias", "itm_head.1.weight",
-                            "itm_head.3.bias", "itm_head.3.weight"]
+    assert sorted(left) == [
+        "itm_head.0.bias",
+        "itm_head.0.weight",
+        "itm_head.1.bias",
+        "itm_head.1.weight",
+        "itm_head.3.bias",
+        "itm_head.3.weight",
+    ]
     assert "itm_head.0.weight" in caplog.text

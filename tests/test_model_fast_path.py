@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from x2vlm_core.families import create_model
 from x2vlm_core.models import losses
 from x2vlm_core.models.compile import compile_encoders
 from x2vlm_core.models.flops import StepShapes, pretraining_step_flops
-from x2vlm_core.families import create_model
 from x2vlm_core.train.pretrain_objective import pretraining_losses
 
 
@@ -23,17 +23,25 @@ def _batches(cfg, batch: int, region_texts: int, region_images: int, length: int
         ids = torch.randint(1000, cfg.text.vocab_size, (rows, length), generator=g)
         atts = torch.ones(rows, length, dtype=torch.long)
         atts[0, -2:] = 0  # one padded text
-        return {"text_ids": ids, "text_atts": atts, "text_ids_masked": ids.clone(),
-                "masked_pos": torch.randint(1, length - 2, (rows, masked), generator=g),
-                "masked_ids": torch.randint(1000, cfg.text.vocab_size, (rows, masked), generator=g)}
+        return {
+            "text_ids": ids,
+            "text_atts": atts,
+            "text_ids_masked": ids.clone(),
+            "masked_pos": torch.randint(1, length - 2, (rows, masked), generator=g),
+            "masked_ids": torch.randint(1000, cfg.text.vocab_size, (rows, masked), generator=g),
+        }
 
     image_batch = {"image": torch.randn(batch, 3, cfg.image_res, cfg.image_res, generator=g), **text(batch)}
     atts = torch.zeros(region_texts, 1 + grid * grid, dtype=torch.long)
     atts[:, : 1 + grid * grid // 2] = 1
-    region_batch = {"image": torch.randn(region_images, 3, cfg.image_res, cfg.image_res, generator=g),
-                    "image_atts": atts, "idx_to_group_img": torch.arange(region_texts) % region_images,
-                    "target_bbox": torch.full((region_texts, 4), 0.4),
-                    "is_image": torch.zeros(region_texts, dtype=torch.long), **text(region_texts)}
+    region_batch = {
+        "image": torch.randn(region_images, 3, cfg.image_res, cfg.image_res, generator=g),
+        "image_atts": atts,
+        "idx_to_group_img": torch.arange(region_texts) % region_images,
+        "target_bbox": torch.full((region_texts, 4), 0.4),
+        "is_image": torch.zeros(region_texts, dtype=torch.long),
+        **text(region_texts),
+    }
     return image_batch, region_batch
 
 
@@ -176,8 +184,9 @@ def test_every_family_compiles_block_by_block_without_graph_breaks(preset, fresh
     atts = torch.ones(2, 10, dtype=torch.long)
     image_embeds, image_atts = model.get_vision_embeds(image)
     text_embeds = model.get_text_embeds(ids, atts)
-    text_feat = (model.get_text_feat(text_embeds, atts) if preset.startswith("vlmo")
-                 else model.get_text_feat(text_embeds))
+    text_feat = (
+        model.get_text_feat(text_embeds, atts) if preset.startswith("vlmo") else model.get_text_feat(text_embeds)
+    )
     logits = model.itm_logits(image_embeds, image_atts, text_embeds, atts)
     (model.get_image_feat(image_embeds).sum() + text_feat.sum() + logits.sum()).backward()
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2

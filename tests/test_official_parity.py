@@ -33,5 +33,7 @@ def test_official_checkpoint_loads_at_another_image_resolution(official_tiny):
     with torch.no_grad():
         embeds, _ = large.get_vision_embeds(torch.randn(2, 3, 80, 80))
     assert embeds.shape == (2, 26, 768) and torch.isfinite(embeds).all()
-    torch.testing.assert_close(large.text_encoder.bert.embeddings.word_embeddings.weight,
-                               small.text_encoder.bert.embeddings.word_embeddings.weight)
+    torch.testing.assert_close(
+        large.text_encoder.bert.embeddings.word_embeddings.weight,
+        small.text_encoder.bert.embeddings.word_embeddings.weight,
+    )

@@ -41,8 +41,14 @@ def test_full_dag_runs_every_stage_inside_an_exit_handler(full_ir):
     assert exit_task["inputs"]["parameters"]["output_root"]["componentInputParameter"] == "output_root"
 
     body = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    assert set(body) == {"validate-full-run", "prepare-data", "pretrain", "finetune-and-evaluate", "release-gate",
-                         "condition-2"}
+    assert set(body) == {
+        "validate-full-run",
+        "prepare-data",
+        "pretrain",
+        "finetune-and-evaluate",
+        "release-gate",
+        "condition-2",
+    }
     assert "dependentTasks" not in body["validate-full-run"]  # the checks run first
     assert body["prepare-data"]["dependentTasks"] == ["validate-full-run"]
     assert set(body["pretrain"]["dependentTasks"]) == {"prepare-data", "validate-full-run"}
@@ -57,10 +63,14 @@ def test_full_dag_runs_every_stage_inside_an_exit_handler(full_ir):
     assert loop["iteratorPolicy"]["parallelismLimit"] == DeploymentSettings().max_parallel_tasks
     assert {name: out["artifactSelectors"] for name, out in nested["outputs"]["artifacts"].items()} == {
         "models": [{"outputArtifactKey": "pipelinechannel--finetune-model", "producerSubtask": "for-loop-1"}],
-        "metrics": [{"outputArtifactKey": "pipelinechannel--evaluate-metrics", "producerSubtask": "for-loop-1"}]}
+        "metrics": [{"outputArtifactKey": "pipelinechannel--evaluate-metrics", "producerSubtask": "for-loop-1"}],
+    }
     inner = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
     assert set(inner) == {"finetune", "evaluate"}
-    assert inner["finetune"]["inputs"]["artifacts"]["pretrained"]["componentInputArtifact"] == "pipelinechannel--pretrained"
+    assert (
+        inner["finetune"]["inputs"]["artifacts"]["pretrained"]["componentInputArtifact"]
+        == "pipelinechannel--pretrained"
+    )
     assert inner["evaluate"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "finetune"
     # evaluate keeps its predictions as an artifact of their own.
     outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
@@ -72,7 +82,9 @@ def _gate_condition(spec, body, condition):
     trigger = body[condition]["triggerPolicy"]["condition"]
     assert trigger == "inputs.parameter_values['pipelinechannel--release-gate-Output'] == true", trigger
     assert body[condition]["inputs"]["parameters"]["pipelinechannel--release-gate-Output"]["taskOutputParameter"] == {
-        "producerTask": "release-gate", "outputParameterKey": "Output"}
+        "producerTask": "release-gate",
+        "outputParameterKey": "Output",
+    }
     return spec["components"][f"comp-{condition}"]["dag"]["tasks"]
 
 
@@ -81,25 +93,38 @@ def test_nothing_is_published_unless_the_metrics_pass_the_gate(full_ir):
     body = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     gate = body["release-gate"]
     assert gate["inputs"]["artifacts"]["task_metrics"]["taskOutputArtifact"] == {
-        "producerTask": "finetune-and-evaluate", "outputArtifactKey": "metrics"}
+        "producerTask": "finetune-and-evaluate",
+        "outputArtifactKey": "metrics",
+    }
     params = gate["inputs"]["parameters"]
-    assert {name: params[name]["componentInputParameter"] for name in
-            ("min_metrics", "compare_to_latest", "max_regression", "destination", "release_name")} == {
-        "min_metrics": "pipelinechannel--min_metrics", "compare_to_latest": "pipelinechannel--compare_to_latest",
-        "max_regression": "pipelinechannel--max_regression", "destination": "pipelinechannel--output_root",
-        "release_name": "pipelinechannel--model_name"}
+    assert {
+        name: params[name]["componentInputParameter"]
+        for name in ("min_metrics", "compare_to_latest", "max_regression", "destination", "release_name")
+    } == {
+        "min_metrics": "pipelinechannel--min_metrics",
+        "compare_to_latest": "pipelinechannel--compare_to_latest",
+        "max_regression": "pipelinechannel--max_regression",
+        "destination": "pipelinechannel--output_root",
+        "release_name": "pipelinechannel--model_name",
+    }
     assert not gate["cachingOptions"].get("enableCache")
     # Both publishing steps sit in the gate's condition, and only there.
     published = _gate_condition(spec, body, "condition-2")
     assert set(published) == {"publish", "publish-task-models"}
     assert not {"publish", "publish-task-models"} & set(body)
-    assert published["publish"]["inputs"]["artifacts"]["model"]["componentInputArtifact"] == "pipelinechannel--pretrain-model"
+    assert (
+        published["publish"]["inputs"]["artifacts"]["model"]["componentInputArtifact"]
+        == "pipelinechannel--pretrain-model"
+    )
     task_models = published["publish-task-models"]["inputs"]
-    assert task_models["artifacts"]["models"]["componentInputArtifact"] == "pipelinechannel--finetune-and-evaluate-models"
+    assert (
+        task_models["artifacts"]["models"]["componentInputArtifact"] == "pipelinechannel--finetune-and-evaluate-models"
+    )
     # Task releases name the pre-trained release as their parent, and share its version.
     assert {name: task_models["parameters"][name]["taskOutputParameter"] for name in ("parent_release", "version")} == {
         "parent_release": {"producerTask": "publish", "outputParameterKey": "release_uri"},
-        "version": {"producerTask": "publish", "outputParameterKey": "version"}}
+        "version": {"producerTask": "publish", "outputParameterKey": "version"},
+    }
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["min_metrics"]["defaultValue"] == {} and params["compare_to_latest"]["defaultValue"] is True
     assert params["max_regression"]["defaultValue"] == 0.0
@@ -118,7 +143,10 @@ def test_the_single_task_pipeline_publishes_only_when_asked_and_through_the_gate
     assert condition == "inputs.parameter_values['pipelinechannel--task-release-gate-Output'] == true"
     (publish,) = spec["components"]["comp-condition-2"]["dag"]["tasks"].values()
     assert publish["componentRef"]["name"] == "comp-publish-task-model"
-    assert publish["inputs"]["parameters"]["base_model_uri"]["componentInputParameter"] == "pipelinechannel--base_model_uri"
+    assert (
+        publish["inputs"]["parameters"]["base_model_uri"]["componentInputParameter"]
+        == "pipelinechannel--base_model_uri"
+    )
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["publish_to"]["defaultValue"] == "" and params["model_name"]["defaultValue"] == "x2vlm"
 
@@ -136,24 +164,48 @@ def test_caching_and_retries_only_where_safe(full_ir, single_ir):
     # prepare-data is cached, keyed on its inputs (sources, snapshot, shard size, image side).
     assert tasks["prepare-data"]["cachingOptions"] == {"enableCache": True}
     assert set(tasks["prepare-data"]["inputs"]["parameters"]) >= {"sources", "snapshot", "shard_size", "max_image_side"}
-    assert tasks["prepare-data"]["inputs"]["parameters"]["snapshot"]["componentInputParameter"] == "pipelinechannel--data_snapshot"
+    assert (
+        tasks["prepare-data"]["inputs"]["parameters"]["snapshot"]["componentInputParameter"]
+        == "pipelinechannel--data_snapshot"
+    )
     for never_cached in ("publish", "publish-task-models", "release-gate", "validate-full-run", "record-run-status"):
         assert not tasks[never_cached]["cachingOptions"].get("enableCache"), never_cached
     # Every container step but the checks and the exit task is retried: training resumes or restarts
     # on the same Model artifact, the rest is idempotent or publishes immutable versions.
     retried = {name for name, task in tasks.items() if task.get("retryPolicy")}
-    assert retried == {"prepare-data", "pretrain", "finetune", "evaluate", "release-gate", "publish",
-                       "publish-task-models"}
+    assert retried == {
+        "prepare-data",
+        "pretrain",
+        "finetune",
+        "evaluate",
+        "release-gate",
+        "publish",
+        "publish-task-models",
+    }
     assert {tasks[name]["retryPolicy"]["maxRetryCount"] for name in retried} == {DeploymentSettings().retries}
     single = _all_tasks(single_ir[0])
     assert {name for name, task in single.items() if task.get("retryPolicy")} == {
-        "finetune", "evaluate", "task-release-gate", "publish-task-model"}
+        "finetune",
+        "evaluate",
+        "task-release-gate",
+        "publish-task-model",
+    }
 
 
 def test_run_form_parameters_have_defaults_and_descriptions(full_ir, single_ir):
     params = full_ir[0]["root"]["inputDefinitions"]["parameters"]
-    assert {"sources", "output_root", "model_preset", "pretrain_steps", "finetune_steps", "tasks", "num_nodes",
-            "gpus_per_node", "trainjob_runtime", "kueue_queue"} <= set(params)
+    assert {
+        "sources",
+        "output_root",
+        "model_preset",
+        "pretrain_steps",
+        "finetune_steps",
+        "tasks",
+        "num_nodes",
+        "gpus_per_node",
+        "trainjob_runtime",
+        "kueue_queue",
+    } <= set(params)
     assert params["sources"]["parameterType"] == "STRING" and "defaultValue" not in params["sources"]
     assert params["model_preset"]["defaultValue"] == "x2vlm_base"
     assert params["tasks"]["defaultValue"] == full.DEFAULT_TASKS
@@ -162,7 +214,9 @@ def test_run_form_parameters_have_defaults_and_descriptions(full_ir, single_ir):
     assert "global" in params["pretrain_batch_size"]["description"] and "per process" not in str(params)
     assert params["output_root"]["defaultValue"].startswith("gs://")
     # The UI shows these descriptions in the run form; they come from the docstring's Args.
-    assert all(p.get("description") for p in params.values()), [n for n, p in params.items() if not p.get("description")]
+    assert all(p.get("description") for p in params.values()), [
+        n for n, p in params.items() if not p.get("description")
+    ]
     assert "TrainJob" in params["num_nodes"]["description"]
 
     params = single_ir[0]["root"]["inputDefinitions"]["parameters"]
@@ -179,7 +233,10 @@ def test_components_take_dataset_few_shot_and_splits_with_the_task_defaults(full
     comps = full_ir[0]["components"]
     finetune = comps["comp-finetune"]["inputDefinitions"]["parameters"]
     assert {n: finetune[n]["defaultValue"] for n in ("dataset", "few_shot", "languages")} == {
-        "dataset": "", "few_shot": 0, "languages": []}
+        "dataset": "",
+        "few_shot": 0,
+        "languages": [],
+    }
     evaluate = comps["comp-evaluate"]["inputDefinitions"]["parameters"]
     assert {n: evaluate[n]["defaultValue"] for n in ("dataset", "splits")} == {"dataset": "", "splits": []}
     # The full pipeline's tasks each train and score on their own dataset.
@@ -190,11 +247,23 @@ def test_components_take_dataset_few_shot_and_splits_with_the_task_defaults(full
 
 def test_artifacts_are_typed(full_ir):
     comps = full_ir[0]["components"]
-    assert comps["comp-prepare-data"]["outputDefinitions"]["artifacts"]["shards"]["artifactType"]["schemaTitle"] == "system.Dataset"
-    assert comps["comp-pretrain"]["outputDefinitions"]["artifacts"]["model"]["artifactType"]["schemaTitle"] == "system.Model"
-    assert comps["comp-evaluate"]["outputDefinitions"]["artifacts"]["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    assert (
+        comps["comp-prepare-data"]["outputDefinitions"]["artifacts"]["shards"]["artifactType"]["schemaTitle"]
+        == "system.Dataset"
+    )
+    assert (
+        comps["comp-pretrain"]["outputDefinitions"]["artifacts"]["model"]["artifactType"]["schemaTitle"]
+        == "system.Model"
+    )
+    assert (
+        comps["comp-evaluate"]["outputDefinitions"]["artifacts"]["metrics"]["artifactType"]["schemaTitle"]
+        == "system.Metrics"
+    )
     assert comps["comp-publish"]["inputDefinitions"]["artifacts"]["task_metrics"]["isArtifactList"] is True
-    assert comps["comp-record-run-status"]["inputDefinitions"]["parameters"]["status"]["parameterType"] == "TASK_FINAL_STATUS"
+    assert (
+        comps["comp-record-run-status"]["inputDefinitions"]["parameters"]["status"]["parameterType"]
+        == "TASK_FINAL_STATUS"
+    )
 
 
 def test_every_executor_runs_one_of_our_images(full_ir, single_ir):
@@ -211,8 +280,9 @@ def _gpu_pod(executors, spec, name, count):
     resources = spec["deploymentSpec"]["executors"][name]["container"]["resources"]["accelerator"]
     assert resources["resourceType"] == "nvidia.com/gpu" and resources["resourceCount"] == count
     k8s = executors[name]
-    assert k8s["emptyDirMounts"] == [{"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "16Gi",
-                                      "volumeName": "dshm"}]
+    assert k8s["emptyDirMounts"] == [
+        {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "16Gi", "volumeName": "dshm"}
+    ]
     assert k8s["imagePullPolicy"] == "IfNotPresent"
     return k8s
 
@@ -225,13 +295,21 @@ def test_kubernetes_settings_of_the_full_pipeline(full_ir):
         assert k8s["nodeSelector"] == {"labels": GPU_SELECTOR}
         assert k8s["tolerations"] == [GPU_TOLERATION]
     # The pretrain pod's GPUs and node pool come from the checks step: none when a TrainJob trains.
-    k8s = _gpu_pod(executors, spec, "exec-pretrain",
-                   "{{$.inputs.parameters['pipelinechannel--validate-full-run-pretrain_pod_gpus']}}")
+    k8s = _gpu_pod(
+        executors,
+        spec,
+        "exec-pretrain",
+        "{{$.inputs.parameters['pipelinechannel--validate-full-run-pretrain_pod_gpus']}}",
+    )
     placement = {"producerTask": "validate-full-run"}
     assert k8s["nodeSelector"]["nodeSelectorJson"]["taskOutputParameter"] == {
-        **placement, "outputParameterKey": "pretrain_pod_node_selector"}
+        **placement,
+        "outputParameterKey": "pretrain_pod_node_selector",
+    }
     assert k8s["tolerations"][0]["tolerationJson"]["taskOutputParameter"] == {
-        **placement, "outputParameterKey": "pretrain_pod_tolerations"}
+        **placement,
+        "outputParameterKey": "pretrain_pod_tolerations",
+    }
     for cpu in ("exec-prepare-data", "exec-publish", "exec-validate-full-run", "exec-record-run-status"):
         assert set(executors[cpu]) == {"imagePullPolicy", "securityContext"}, cpu
         assert "accelerator" not in spec["deploymentSpec"]["executors"][cpu]["container"]["resources"]
@@ -240,9 +318,16 @@ def test_kubernetes_settings_of_the_full_pipeline(full_ir):
     pods = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]["pretrain"]["inputs"]["parameters"]["trainer_pods"]
     train = DeploymentSettings().resources["pretrain"]
     assert pods["runtimeValue"]["constant"] == {
-        "service_account": "x2vlm-trainer", "node_selector": GPU_SELECTOR, "tolerations": [GPU_TOLERATION],
-        "shm_size": "16Gi", "cpu": train.cpu_request, "memory": train.memory_request, "cpu_limit": train.cpu_limit,
-        "memory_limit": train.memory_limit, "active_deadline_seconds": DeploymentSettings().trainjob_deadline_seconds}
+        "service_account": "x2vlm-trainer",
+        "node_selector": GPU_SELECTOR,
+        "tolerations": [GPU_TOLERATION],
+        "shm_size": "16Gi",
+        "cpu": train.cpu_request,
+        "memory": train.memory_request,
+        "cpu_limit": train.cpu_limit,
+        "memory_limit": train.memory_limit,
+        "active_deadline_seconds": DeploymentSettings().trainjob_deadline_seconds,
+    }
     # The step that follows the TrainJob outlives the TrainJob's own deadline, whose reason it reports.
     assert int(executors["exec-pretrain"]["activeDeadlineSeconds"]) > DeploymentSettings().trainjob_deadline_seconds
 
@@ -275,15 +360,21 @@ def test_bad_deployment_settings_fail_with_one_line(tmp_path):
 
     cases = {
         "resources.evaluate.memory_limit 8Gi must exceed shm_size 16Gi": {
-            "resources": {"evaluate": {"cpu_request": "1", "cpu_limit": "2", "memory_request": "4Gi",
-                                       "memory_limit": "8Gi"}}},
+            "resources": {
+                "evaluate": {"cpu_request": "1", "cpu_limit": "2", "memory_request": "4Gi", "memory_limit": "8Gi"}
+            }
+        },
         "unknown step kind\\(s\\) \\['train'\\]": {"resources": {"train": {}}},
         "cpu request must be > 0 and at most the limit": {
-            "resources": {"light": {"cpu_request": "2", "cpu_limit": "1", "memory_request": "1Gi",
-                                    "memory_limit": "1Gi"}}},
+            "resources": {
+                "light": {"cpu_request": "2", "cpu_limit": "1", "memory_request": "1Gi", "memory_limit": "1Gi"}
+            }
+        },
         "'lots' is not a Kubernetes quantity": {
-            "resources": {"light": {"cpu_request": "lots", "cpu_limit": "1", "memory_request": "1Gi",
-                                    "memory_limit": "1Gi"}}},
+            "resources": {
+                "light": {"cpu_request": "lots", "cpu_limit": "1", "memory_request": "1Gi", "memory_limit": "1Gi"}
+            }
+        },
         "trainjob_deadline_seconds .* below timeouts.pretrain": {"trainjob_deadline_seconds": 10**8},
         "unknown step\\(s\\) \\['publish'\\] in deployment settings timeouts": {"timeouts": {"publish": 60}},
     }
@@ -310,16 +401,25 @@ def test_the_local_settings_ask_for_no_gpu(tmp_path):
 
 def test_shard_cache_pvc_and_other_settings_from_a_file(tmp_path):
     settings_file = tmp_path / "deploy.yaml"
-    settings_file.write_text(yaml.safe_dump({
-        "shard_cache_pvc": "x2vlm-shard-cache", "image_pull_policy": "Always", "max_parallel_tasks": 2,
-        "gpu_node_selector": {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"}}))
+    settings_file.write_text(
+        yaml.safe_dump(
+            {
+                "shard_cache_pvc": "x2vlm-shard-cache",
+                "image_pull_policy": "Always",
+                "max_parallel_tasks": 2,
+                "gpu_node_selector": {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
+            }
+        )
+    )
     spec, executors = _compile(tmp_path, full, load_settings(str(settings_file)))
     mounted = {name for name, k8s in executors.items() if "pvcMount" in k8s}
     assert mounted == {"exec-prepare-data", "exec-pretrain"}
     (mount,) = executors["exec-pretrain"]["pvcMount"]
     assert mount["mountPath"] == "/gcs" and mount["pvcNameParameter"]["runtimeValue"]["constant"] == "x2vlm-shard-cache"
     assert {k8s["imagePullPolicy"] for k8s in executors.values()} == {"Always"}
-    assert executors["exec-finetune"]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"}
+    assert executors["exec-finetune"]["nodeSelector"]["labels"] == {
+        "cloud.google.com/gke-accelerator": "nvidia-a100-80gb"
+    }
     loop = spec["components"]["comp-finetune-and-evaluate"]["dag"]["tasks"]["for-loop-1"]
     assert loop["iteratorPolicy"]["parallelismLimit"] == 2
 
@@ -345,7 +445,9 @@ def test_single_task_pipeline_checks_inputs_before_anything_runs(single_ir):
     assert finetune["artifacts"]["pretrained"]["taskOutputArtifact"]["producerTask"] == "importer"
     # The hyper-parameters reach training only as the checks step's output.
     assert finetune["parameters"]["config_overrides"]["taskOutputParameter"] == {
-        "producerTask": "validate-finetune-request", "outputParameterKey": "config_overrides"}
+        "producerTask": "validate-finetune-request",
+        "outputParameterKey": "config_overrides",
+    }
     assert tasks["evaluate"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "finetune"
     # One dataset for both steps; the shots only for training.
     for name in ("dataset", "few_shot"):

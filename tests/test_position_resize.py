@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from x2vlm_core.models.position_resize import (
-    cubic_spline_weights, resize_relative_position_bias_table, source_positions,
+    cubic_spline_weights,
+    resize_relative_position_bias_table,
+    source_positions,
 )
 from x2vlm_core.parity import official_model
 
@@ -48,7 +50,7 @@ def test_near_offsets_and_cls_rows_keep_their_values_when_enlarging():
 
 def test_source_offsets_stretch_geometrically_to_the_target_reach():
     positions = source_positions(13, 23)  # 224 → 384 px
-    assert positions[13 - 1: 13 + 2] == [-1.0, 0.0, 1.0]
+    assert positions[13 - 1 : 13 + 2] == [-1.0, 0.0, 1.0]
     steps = [b - a for a, b in zip(positions[13:], positions[14:])]
     ratios = {round(b / a, 9) for a, b in zip(steps, steps[1:])}
     assert len(ratios) == 1 and 1.01 < ratios.pop() < 1.5
@@ -60,7 +62,7 @@ def test_source_offsets_stretch_geometrically_to_the_target_reach():
 def test_the_spline_reproduces_cubics_and_holds_its_edge_values():
     nodes = torch.tensor(source_positions(4, 7), dtype=torch.float64)
     inside = torch.linspace(float(nodes[0]), float(nodes[-1]), 11, dtype=torch.float64)
-    cubic = lambda t: 0.3 * t ** 3 - t ** 2 + 2 * t - 5  # noqa: E731
+    cubic = lambda t: 0.3 * t**3 - t**2 + 2 * t - 5  # noqa: E731
     torch.testing.assert_close(cubic_spline_weights(nodes, inside) @ cubic(nodes), cubic(inside))
     beyond = torch.tensor([nodes[-1] + 3.0, nodes[0] - 2.0], dtype=torch.float64)
     torch.testing.assert_close(cubic_spline_weights(nodes, beyond) @ cubic(nodes), cubic(nodes[[-1, 0]]))
@@ -83,4 +85,3 @@ def test_official_checkpoint_at_a_new_size_gives_the_official_tables_and_image_f
     with torch.no_grad():
         embeds, _ = model.get_vision_embeds(expected["image"])
     torch.testing.assert_close(embeds, expected["image_embeds"], rtol=0, atol=1e-4)
-

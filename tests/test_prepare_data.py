@@ -84,13 +84,23 @@ def _damage(world: Path) -> dict[str, str]:
     expected[str(gone)] = "missing_file"
 
     jpeg = train[0].read_bytes()
-    _tar(world / "cc3m/webdataset/00002.tar", [
-        ("000020000.txt", b"a caption without its image"),
-        ("000020001.jpg", b"\xff\xd8garbage"), ("000020001.txt", b"a garbage image"),
-        ("000020002.jpg", b""), ("000020002.txt", b"a zero-byte image"),
-    ])
-    expected.update({"img2dataset-webdataset-000020000": "missing_file", "img2dataset-webdataset-000020001": "undecodable",
-                     "img2dataset-webdataset-000020002": "empty_file"})
+    _tar(
+        world / "cc3m/webdataset/00002.tar",
+        [
+            ("000020000.txt", b"a caption without its image"),
+            ("000020001.jpg", b"\xff\xd8garbage"),
+            ("000020001.txt", b"a garbage image"),
+            ("000020002.jpg", b""),
+            ("000020002.txt", b"a zero-byte image"),
+        ],
+    )
+    expected.update(
+        {
+            "img2dataset-webdataset-000020000": "missing_file",
+            "img2dataset-webdataset-000020001": "undecodable",
+            "img2dataset-webdataset-000020002": "empty_file",
+        }
+    )
     parquet = world / "cc3m/files/00000.parquet"
     table = pq.read_table(parquet).to_pylist()
     table.append({**table[0], "key": "000009999", "status": "failed_to_download", "error_message": "HTTP 404"})
@@ -107,7 +117,10 @@ def _damage(world: Path) -> dict[str, str]:
     region_text = world / "x2vlm/region_text/part-00000.jsonl"
     count = len(region_text.read_text().splitlines())
     with open(region_text, "a") as handle:
-        handle.write(json.dumps({"binary": base64.b64encode(jpeg).decode(), "elems": [{"bb": [1, 1, 9, 9], "caption": ""}]}) + "\n")
+        handle.write(
+            json.dumps({"binary": base64.b64encode(jpeg).decode(), "elems": [{"bb": [1, 1, 9, 9], "caption": ""}]})
+            + "\n"
+        )
     expected[f"x2vlmregion-region_text-part-00000-{count + 1:09d}"] = "empty_caption"
 
     karpathy = world / "coco/dataset_coco.json"
@@ -140,7 +153,12 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict:
         seconds.append(time.perf_counter() - start)
         outputs.append((out, summary))
     print(f"prepare-data Beam runs took {seconds[0]:.1f} s and {seconds[1]:.1f} s")
-    records = [r for source in load_sources(world / "sources.yaml") for s, part in source_parts(source) for r in read_source(s, part)]
+    records = [
+        r
+        for source in load_sources(world / "sources.yaml")
+        for s, part in source_parts(source)
+        for r in read_source(s, part)
+    ]
     return {
         "world": world,
         "manifest": manifest,
@@ -173,17 +191,39 @@ def test_every_reject_is_listed_with_its_reason(prepared: dict) -> None:
             expected[(record["dataset"], record["key"])] = f"duplicate_of:{originals[record['dataset']]}"
     assert {key: r["reason"] for key, r in rejects.items()} == expected
     assert set(Counter(reason.split(":")[0] for reason in expected.values())) == {
-        "undecodable", "duplicate_of", "empty_file", "missing_file", "empty_caption", "download_failed"
+        "undecodable",
+        "duplicate_of",
+        "empty_file",
+        "missing_file",
+        "empty_caption",
+        "download_failed",
     }
     # Every schema lost something; both bad COCO images feed captions, Karpathy, VQA and RefCOCO+
     # (the CCLM file embeds its own copies of the images, written before the damage).
     assert {dataset for dataset, _ in expected} == {
-        "pretrain_image_text", "retrieval", "vqa", "grounding", "pretrain_region_text",
-        "nlvr2", "pretrain_video_text", "video_retrieval", "video_qa",
+        "pretrain_image_text",
+        "retrieval",
+        "vqa",
+        "grounding",
+        "pretrain_region_text",
+        "nlvr2",
+        "pretrain_video_text",
+        "video_retrieval",
+        "video_qa",
     }
     assert {r["source"] for r in rejects.values()} >= {
-        "coco_captions", "visual_genome", "visual_genome_objects", "nlvr2", "caption_tsv", "webvid", "msrvtt", "msrvtt_qa",
-        "img2dataset_webdataset", "img2dataset_files", "x2vlm_image_text", "x2vlm_region_text",
+        "coco_captions",
+        "visual_genome",
+        "visual_genome_objects",
+        "nlvr2",
+        "caption_tsv",
+        "webvid",
+        "msrvtt",
+        "msrvtt_qa",
+        "img2dataset_webdataset",
+        "img2dataset_files",
+        "x2vlm_image_text",
+        "x2vlm_region_text",
     }
     assert rejects[("pretrain_image_text", "coco-" + Path(prepared["duplicate"]).stem[-12:])]["reason"] == (
         "duplicate_of:coco-" + Path(prepared["original"]).stem[-12:]
@@ -201,10 +241,17 @@ def test_samples_in_equal_written_plus_rejected_per_source(prepared: dict) -> No
     assert groups == set(read)
     for dataset, source, split in groups:
         written = stats["written"].get(dataset, {}).get(source, {}).get(split, 0)
-        assert stats["read"][dataset][source][split] == read[(dataset, source, split)] == written + rejected[(dataset, source, split)]
+        assert (
+            stats["read"][dataset][source][split]
+            == read[(dataset, source, split)]
+            == written + rejected[(dataset, source, split)]
+        )
 
     index = read_index(out)
-    written = {dataset: {split: entry["count"] for split, entry in splits.items()} for dataset, splits in index["datasets"].items()}
+    written = {
+        dataset: {split: entry["count"] for split, entry in splits.items()}
+        for dataset, splits in index["datasets"].items()
+    }
     expected: dict[str, dict[str, int]] = {}
     for (dataset, _, split), count in read.items():
         left = count - rejected[(dataset, _, split)]
@@ -222,25 +269,40 @@ def test_samples_in_equal_written_plus_rejected_per_source(prepared: dict) -> No
     for splits in index["datasets"].values():
         for entry in splits.values():
             counts = [shard["count"] for shard in entry["shards"]]
-            assert sum(counts) == entry["count"] and all(c == SHARD_SIZE for c in counts[:-1]) and 0 < counts[-1] <= SHARD_SIZE
+            assert (
+                sum(counts) == entry["count"]
+                and all(c == SHARD_SIZE for c in counts[:-1])
+                and 0 < counts[-1] <= SHARD_SIZE
+            )
 
     # The Beam counters tell the same story as the files.
     counters = summary["counters"]
     assert counters["records_read"] == summary["read"] and counters["samples_written"] == summary["total"]
     assert counters["rejected"] == summary["rejected"] and counters["texts_dropped_empty"] == 1
-    assert {name[len("rejected_"):]: n for name, n in counters.items() if name.startswith("rejected_")} == dict(reasons)
+    assert {name[len("rejected_") :]: n for name, n in counters.items() if name.startswith("rejected_")} == dict(
+        reasons
+    )
 
 
 def test_histograms_and_answer_lists(prepared: dict) -> None:
     out = prepared["out"]
     stats = json.loads((out / "stats.json").read_text())
-    samples = {d: [s for split in splits for s in iter_shard_samples(list_shards(out, d, split))] for d, splits in read_index(out)["datasets"].items()}
+    samples = {
+        d: [s for split in splits for s in iter_shard_samples(list_shards(out, d, split))]
+        for d, splits in read_index(out)["datasets"].items()
+    }
     texts = sum(len(s["meta"]["captions"]) for s in samples["pretrain_image_text"])
     assert sum(stats["caption_length_words"]["pretrain_image_text"].values()) == texts
     vg = sum(1 for s in samples["pretrain_region_text"] if s["meta"]["source"].startswith("visual_genome"))
-    assert stats["image_max_side"]["pretrain_region_text"] == {"<=0064": len(samples["pretrain_region_text"]) - vg, "<=0128": vg}
-    assert stats["answer_lists"] == {"video_qa": "video_qa/answers.json", "vqa": "vqa/answers.json",
-                                     "xgqa": "xgqa/answers.json"}
+    assert stats["image_max_side"]["pretrain_region_text"] == {
+        "<=0064": len(samples["pretrain_region_text"]) - vg,
+        "<=0128": vg,
+    }
+    assert stats["answer_lists"] == {
+        "video_qa": "video_qa/answers.json",
+        "vqa": "vqa/answers.json",
+        "xgqa": "xgqa/answers.json",
+    }
     answers = json.loads((out / "video_qa/answers.json").read_text())
     for split, items in answers.items():
         in_split = [s for s in samples["video_qa"] if s["meta"]["split"] == split]
@@ -305,7 +367,11 @@ def test_shards_read_back_with_resized_images_and_rescaled_boxes(prepared: dict)
                 assert max(max(size) for size in sizes) == MAX_SIDE
                 assert len(sizes) == meta.get("num_frames", len(record["image_paths"]))
 
-    vg = next(s for s in iter_shard_samples(list_shards(out, "pretrain_region_text", "train")) if s["meta"]["source"] == "visual_genome")
+    vg = next(
+        s
+        for s in iter_shard_samples(list_shards(out, "pretrain_region_text", "train"))
+        if s["meta"]["source"] == "visual_genome"
+    )
     raw = {e["id"]: e["regions"] for e in json.loads((world / "vg/region_descriptions.json").read_text())}
     first = raw[vg["meta"]["image_id"]][0]
     assert (vg["meta"]["width"], vg["meta"]["height"]) == (48, 32)  # 96x64 shrunk by 0.5
@@ -332,7 +398,9 @@ def test_lookup_errors_and_refused_options(prepared: dict, tmp_path: Path) -> No
     with pytest.raises(DataError, match="index.json does not exist"):
         read_index(tmp_path)
     with pytest.raises(ConfigError, match="multi_threading silently drops elements"):
-        run_prepare_data(prepared["world"] / "sources.yaml", tmp_path, pipeline_args=["--direct_running_mode=multi_threading"])
+        run_prepare_data(
+            prepared["world"] / "sources.yaml", tmp_path, pipeline_args=["--direct_running_mode=multi_threading"]
+        )
     with pytest.raises(ConfigError, match="shard_size=0"):
         run_prepare_data(prepared["world"] / "sources.yaml", tmp_path, shard_size=0)
 
@@ -367,7 +435,9 @@ def _sources_of(world: Path, *formats: str) -> list[dict]:
 
 
 def test_frames_per_video_is_a_job_option(prepared: dict, tmp_path: Path) -> None:
-    summary = run_prepare_data(_sources_of(prepared["world"], "msrvtt_qa"), tmp_path, num_frames=5, max_image_side=MAX_SIDE)
+    summary = run_prepare_data(
+        _sources_of(prepared["world"], "msrvtt_qa"), tmp_path, num_frames=5, max_image_side=MAX_SIDE
+    )
     assert summary["settings"]["num_frames"] == 5 and summary["total"] > 0
     for split in summary["datasets"]["video_qa"]:
         for sample in iter_shard_samples(list_shards(tmp_path, "video_qa", split)):
@@ -385,13 +455,18 @@ def test_shards_written_to_gcs_match_a_local_run(prepared: dict, gcs_bucket: str
     assert read_index(target) == read_index(tmp_path) == {name: local[name] for name in read_index(tmp_path)}
     listed = storage.list_uris(target)
     assert not [uri for uri in listed if ".prepare-staging" in uri or uri.endswith(".partial")]
-    assert {uri[len(target) + 1:] for uri in listed} == {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    assert {uri[len(target) + 1 :] for uri in listed} == {
+        str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()
+    }
     for relative in ("index.json", "stats.json", "rejects.jsonl", "video_qa/answers.json"):
         assert storage.read_bytes(storage.join(target, relative)) == (tmp_path / relative).read_bytes()
     for dataset, splits in read_index(target)["datasets"].items():
         for split, entry in splits.items():
             for shard in entry["shards"]:
                 data = storage.read_bytes(storage.join(target, shard["path"]))
-                assert hashlib.sha256(data).hexdigest() == shard["sha256"] and data == (tmp_path / shard["path"]).read_bytes()
+                assert (
+                    hashlib.sha256(data).hexdigest() == shard["sha256"]
+                    and data == (tmp_path / shard["path"]).read_bytes()
+                )
             samples = list(iter_shard_samples(list_shards(target, dataset, split)))
             assert len(samples) == entry["count"]

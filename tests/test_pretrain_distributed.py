@@ -15,17 +15,26 @@ import time
 
 import psutil
 import pytest
-
 from test_pretrain_streaming import one_shard_copy
+
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.train.pretrain import run_pretrain
 
 pytestmark = [pytest.mark.slow, pytest.mark.deepspeed]
 
 STEPS = 6
-SETTINGS = [f"train.steps={STEPS}", "train.batch_size=8", "train.region_batch_images=4", "train.region_batch_size=8",
-            "train.log_every=1", "train.save_every=2", "train.shuffle_buffer=16", "train.tensorboard=false",
-            "model.text.hidden_dropout=0", "model.text.attention_dropout=0"]
+SETTINGS = [
+    f"train.steps={STEPS}",
+    "train.batch_size=8",
+    "train.region_batch_images=4",
+    "train.region_batch_size=8",
+    "train.log_every=1",
+    "train.save_every=2",
+    "train.shuffle_buffer=16",
+    "train.tensorboard=false",
+    "model.text.hidden_dropout=0",
+    "model.text.attention_dropout=0",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -58,9 +67,13 @@ def _free_port():
 @pytest.fixture(scope="module")
 def zero2_two_ranks(one_shard, tmp_path_factory):
     out = tmp_path_factory.mktemp("zero2") / "model"
-    done = subprocess.run(_torchrun("--standalone", "--nproc_per_node=2") +
-                          _pretrain_args(one_shard, out, "train.zero_stage=2"),
-                          env=ENV, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        _torchrun("--standalone", "--nproc_per_node=2") + _pretrain_args(one_shard, out, "train.zero_stage=2"),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -72,11 +85,22 @@ def test_zero1_on_two_nodes_and_zero2_on_two_ranks_match_one_rank(one_shard, zer
     # Two "nodes" of one process each, rendezvous on 127.0.0.1 as separate machines would.
     port, nodes = _free_port(), []
     for node_rank in (0, 1):
-        launcher = ["--nnodes=2", f"--node_rank={node_rank}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
-                    f"--master_port={port}"]
-        nodes.append(subprocess.Popen(_torchrun(*launcher) + _pretrain_args(
-            one_shard, tmp_path / "nodes", "train.zero_stage=1"), env=ENV,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        launcher = [
+            "--nnodes=2",
+            f"--node_rank={node_rank}",
+            "--nproc_per_node=1",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+        ]
+        nodes.append(
+            subprocess.Popen(
+                _torchrun(*launcher) + _pretrain_args(one_shard, tmp_path / "nodes", "train.zero_stage=1"),
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for node in nodes:
         _, err = node.communicate(timeout=600)
         assert node.returncode == 0, err[-3000:]
@@ -93,8 +117,9 @@ def test_zero1_on_two_nodes_and_zero2_on_two_ranks_match_one_rank(one_shard, zer
 
 
 def test_killed_run_resumes_with_identical_losses(one_shard, zero2_two_ranks, tmp_path):
-    command = _torchrun("--standalone", "--nproc_per_node=2") + _pretrain_args(one_shard, tmp_path / "m",
-                                                                               "train.zero_stage=2")
+    command = _torchrun("--standalone", "--nproc_per_node=2") + _pretrain_args(
+        one_shard, tmp_path / "m", "train.zero_stage=2"
+    )
     run = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = tmp_path / "m.checkpoints" / "step2" / "complete.json"
     deadline = time.time() + 300
@@ -127,8 +152,11 @@ def test_a_killed_run_retried_on_a_new_pod_resumes_from_gcs(one_shard, zero2_two
     root, remote = f"{gcs_bucket}/ckpt", f"{gcs_bucket}/ckpt/run-7/pretrain"
 
     def attempt(pod):
-        return _torchrun("--standalone", "--nproc_per_node=2") + _pretrain_args(
-            one_shard, tmp_path / pod / "m", "train.zero_stage=2") + ["--checkpoint-root", root, "--run-id", "run-7"]
+        return (
+            _torchrun("--standalone", "--nproc_per_node=2")
+            + _pretrain_args(one_shard, tmp_path / pod / "m", "train.zero_stage=2")
+            + ["--checkpoint-root", root, "--run-id", "run-7"]
+        )
 
     run = subprocess.Popen(attempt("pod1"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -159,8 +187,14 @@ def test_sigterm_saves_when_there_is_time_and_exits_143(one_shard, tmp_path):
     the grace period), leaves a complete, verified checkpoint and exits 143 with one line."""
     from x2vlm_core.train import checkpointing
 
-    command = [sys.executable, *_pretrain_args(one_shard, tmp_path / "m", "train.steps=200"),
-               "--checkpoint-root", str(tmp_path / "ckpt"), "--run-id", "run-1"]
+    command = [
+        sys.executable,
+        *_pretrain_args(one_shard, tmp_path / "m", "train.steps=200"),
+        "--checkpoint-root",
+        str(tmp_path / "ckpt"),
+        "--run-id",
+        "run-1",
+    ]
     run = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     folder = tmp_path / "ckpt" / "run-1" / "pretrain"
     deadline = time.time() + 300
@@ -188,13 +222,31 @@ def test_two_nodes_staging_apart_upload_one_whole_checkpoint(one_shard, gcs_buck
     remote = f"{gcs_bucket}/ckpt/run-2/pretrain"
     port, nodes = _free_port(), []
     for node_rank in (0, 1):
-        launcher = ["--nnodes=2", f"--node_rank={node_rank}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
-                    f"--master_port={port}"]
-        nodes.append(subprocess.Popen(_torchrun(*launcher) + _pretrain_args(
-            one_shard, tmp_path / f"node{node_rank}" / "m", "train.zero_stage=2", "train.steps=2") + [
-            "--checkpoint-root", f"{gcs_bucket}/ckpt", "--run-id", "run-2",
-            "--checkpoint-dir", str(tmp_path / f"node{node_rank}" / "staging")],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        launcher = [
+            "--nnodes=2",
+            f"--node_rank={node_rank}",
+            "--nproc_per_node=1",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+        ]
+        nodes.append(
+            subprocess.Popen(
+                _torchrun(*launcher)
+                + _pretrain_args(one_shard, tmp_path / f"node{node_rank}" / "m", "train.zero_stage=2", "train.steps=2")
+                + [
+                    "--checkpoint-root",
+                    f"{gcs_bucket}/ckpt",
+                    "--run-id",
+                    "run-2",
+                    "--checkpoint-dir",
+                    str(tmp_path / f"node{node_rank}" / "staging"),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for node in nodes:
         _, err = node.communicate(timeout=600)
         assert node.returncode == 0, err[-3000:]

@@ -13,7 +13,13 @@ from x2vlm_core import storage
 from x2vlm_core.data.shard_writer import write_shard
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.data.streaming import (
-    BatchStream, MixedStream, Shard, ShardStream, batch_loader, dataset_shards, to_device,
+    BatchStream,
+    MixedStream,
+    Shard,
+    ShardStream,
+    batch_loader,
+    dataset_shards,
+    to_device,
 )
 from x2vlm_core.data.transforms import image_to_tensor, image_to_uint8
 from x2vlm_core.errors import ConfigError, DataError
@@ -26,8 +32,12 @@ def one_shard_copy(src: Path, dst: Path) -> Path:
     index = {"datasets": {}}
     for dataset in DATASETS:
         info = write_shard(dst / dataset / "train-00000.tar", iter_shard_samples(list_shards(src, dataset, "train")))
-        index["datasets"][dataset] = {"train": {"count": info["count"], "shards": [
-            {"path": f"{dataset}/train-00000.tar", "count": info["count"], "sha256": info["sha256"]}]}}
+        index["datasets"][dataset] = {
+            "train": {
+                "count": info["count"],
+                "shards": [{"path": f"{dataset}/train-00000.tar", "count": info["count"], "sha256": info["sha256"]}],
+            }
+        }
     (dst / "index.json").write_text(json.dumps(index))
     return dst
 
@@ -41,11 +51,22 @@ def test_resuming_at_a_position_gives_the_same_samples_across_epochs(tiny_shards
     total = sum(s.count for s in shards)
     for world_size in (1, 2, 3):  # whole shards per rank (1, 2) and every n-th sample (3 > 2 shards)
         for rank in range(world_size):
-            make = lambda start: ShardStream(shards, rank=rank, world_size=world_size, seed=5,  # noqa: E731
-                                             shuffle_buffer=16, loop=True, start=start, name="s")
+
+            def make(start: int, rank: int = rank, world_size: int = world_size) -> ShardStream:
+                return ShardStream(
+                    shards,
+                    rank=rank,
+                    world_size=world_size,
+                    seed=5,
+                    shuffle_buffer=16,
+                    loop=True,
+                    start=start,
+                    name="s",
+                )
+
             run = _keys(make(0), total + 20)
             assert _keys(make(7), 30) == run[7:37]
-            assert _keys(make(total - 3), 10) == run[total - 3:total + 7]  # into the next epoch
+            assert _keys(make(total - 3), 10) == run[total - 3 : total + 7]  # into the next epoch
     one_epoch = _keys(ShardStream(shards, seed=5, shuffle_buffer=16), 10**6)
     assert sorted(one_epoch) == sorted(s["key"] for s in iter_shard_samples([s.path for s in shards]))
     second = _keys(ShardStream(shards, seed=5, shuffle_buffer=16, loop=True, start=total), total)
@@ -60,11 +81,19 @@ def test_ranks_split_the_data_and_their_batches_add_up_to_one_ranks(tiny_shards,
     # Fewer shards than ranks: rank r takes every other sample, so the global batch does not depend on ranks.
     one = dataset_shards(str(one_shard_copy(tiny_shards, tmp_path)), "pretrain_image_text")
     keys = lambda b: [s["key"] for s in b]  # noqa: E731
-    single = BatchStream(lambda start, worker: ShardStream(one, seed=1, shuffle_buffer=8, loop=True, start=start,
-                                                           worker=worker), 8, keys)
-    halves = [BatchStream(lambda start, worker, r=r: ShardStream(one, rank=r, world_size=2, seed=1, shuffle_buffer=8,
-                                                                 loop=True, start=start, worker=worker), 4, keys)
-              for r in (0, 1)]
+    single = BatchStream(
+        lambda start, worker: ShardStream(one, seed=1, shuffle_buffer=8, loop=True, start=start, worker=worker), 8, keys
+    )
+    halves = [
+        BatchStream(
+            lambda start, worker, r=r: ShardStream(
+                one, rank=r, world_size=2, seed=1, shuffle_buffer=8, loop=True, start=start, worker=worker
+            ),
+            4,
+            keys,
+        )
+        for r in (0, 1)
+    ]
     for whole, first, second in islice(zip(single, *halves), 20):
         assert sorted(whole) == sorted(first + second)
 
@@ -73,8 +102,9 @@ def test_dataloader_workers_take_turns_and_resume_at_a_batch(tiny_shards):
     shards = dataset_shards(str(tiny_shards), "pretrain_image_text")
 
     def loader(start, workers):
-        make = lambda first, worker: ShardStream(shards, seed=3, shuffle_buffer=8, loop=True,  # noqa: E731
-                                                 start=first, worker=worker)
+        def make(first, worker):
+            return ShardStream(shards, seed=3, shuffle_buffer=8, loop=True, start=first, worker=worker)
+
         return batch_loader(BatchStream(make, 4, lambda b: [s["seed"] for s in b], start=start), workers)
 
     run = list(islice(loader(0, 2), 9))
@@ -86,8 +116,10 @@ def test_dataloader_workers_take_turns_and_resume_at_a_batch(tiny_shards):
 
 def test_mixed_streams_follow_their_ratios_and_resume(tiny_shards):
     def mixed(start):
-        streams = [ShardStream(dataset_shards(str(tiny_shards), d), seed=2, shuffle_buffer=4, loop=True, name=d)
-                   for d in DATASETS]
+        streams = [
+            ShardStream(dataset_shards(str(tiny_shards), d), seed=2, shuffle_buffer=4, loop=True, name=d)
+            for d in DATASETS
+        ]
         return MixedStream(streams, [3, 1], seed=2, name="mix", start=start)
 
     run = [s["seed"] for s in islice(iter(mixed(0)), 400)]
@@ -107,15 +139,17 @@ def test_shards_stream_from_gcs(tiny_shards, gcs_bucket):
     assert remote[0].path.startswith("gs://")
     local = dataset_shards(str(tiny_shards), "pretrain_image_text")
     assert [s.count for s in remote] == [s.count for s in local]
-    assert _keys(ShardStream(remote, seed=4, shuffle_buffer=8, start=5), 20) == \
-        _keys(ShardStream(local, seed=4, shuffle_buffer=8, start=5), 20)
+    assert _keys(ShardStream(remote, seed=4, shuffle_buffer=8, start=5), 20) == _keys(
+        ShardStream(local, seed=4, shuffle_buffer=8, start=5), 20
+    )
 
 
 def test_a_shard_path_without_samples_is_refused(tmp_path):
     with pytest.raises(DataError, match="index.json does not exist; run prepare-data"):
         dataset_shards(str(tmp_path), "pretrain_image_text")
-    (tmp_path / "index.json").write_text(json.dumps({"datasets": {"pretrain_image_text": {"train": {
-        "count": 0, "shards": []}}}}))
+    (tmp_path / "index.json").write_text(
+        json.dumps({"datasets": {"pretrain_image_text": {"train": {"count": 0, "shards": []}}}})
+    )
     with pytest.raises(DataError, match="pretrain_image_text/train lists no samples"):
         dataset_shards(str(tmp_path), "pretrain_image_text")
     with pytest.raises(DataError, match="no dataset 'pretrain_region_text'.*available"):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from x2vlm_core.release.model_folder import save_model_dir
 from x2vlm_core.cli import main
 from x2vlm_core.errors import CheckpointError, ReleaseError
 from x2vlm_core.families import create_model
-from x2vlm_core.release.publish import publish_release
 from x2vlm_core.release.fetch import fetch_release, load_release, read_manifest, verify_release
+from x2vlm_core.release.model_folder import save_model_dir
+from x2vlm_core.release.publish import publish_release
 from x2vlm_core.release.sharded_weights import WEIGHTS_INDEX, load_weights, tensor_sizes, write_weights
 
 MB = 1024 * 1024
@@ -32,9 +32,12 @@ def model_outputs(model) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         image_embeds, image_atts = model.get_vision_embeds(image)
         text_embeds = model.get_text_embeds(ids, atts)
-        return {"image_feat": model.get_image_feat(image_embeds), "text_feat": model.get_text_feat(text_embeds),
-                "itm": model.itm_logits(image_embeds, image_atts, text_embeds, atts),
-                "bbox": model.predict_bbox(image_embeds, text_embeds, atts)}
+        return {
+            "image_feat": model.get_image_feat(image_embeds),
+            "text_feat": model.get_text_feat(text_embeds),
+            "itm": model.itm_logits(image_embeds, image_atts, text_embeds, atts),
+            "bbox": model.predict_bbox(image_embeds, text_embeds, atts),
+        }
 
 
 def assert_same_outputs(a, b) -> None:
@@ -47,8 +50,9 @@ def save_tiny_model(folder: Path):
     """A tiny model (about 9 MB of float32 weights) saved with a training summary; returns it."""
     torch.manual_seed(1)
     model = create_model("x2vlm_tiny").eval()
-    save_model_dir(model, folder, extra={"steps": 7, "world_size": 1, "final": {"loss": 2.5},
-                                         "train_config": {"batch_size": 4}})
+    save_model_dir(
+        model, folder, extra={"steps": 7, "world_size": 1, "final": {"loss": 2.5}, "train_config": {"batch_size": 4}}
+    )
     return model
 
 
@@ -102,13 +106,27 @@ def test_broken_shard_sets_are_refused(tiny_model, tmp_path):
 
 def test_local_release_holds_everything_and_round_trips(tiny_model, tmp_path):
     model, folder = tiny_model
-    where = publish_release(folder, str(tmp_path / "rel"), "x2vlm-tiny", metrics=METRICS,
-                            lineage={"pipeline_run": {"name": "run-1"}}, version="v1", max_shard_bytes=4 * MB)
+    where = publish_release(
+        folder,
+        str(tmp_path / "rel"),
+        "x2vlm-tiny",
+        metrics=METRICS,
+        lineage={"pipeline_run": {"name": "run-1"}},
+        version="v1",
+        max_shard_bytes=4 * MB,
+    )
     assert where == str(tmp_path / "rel" / "x2vlm-tiny" / "v1")
     manifest = verify_release(where)
     names = {entry["path"] for entry in manifest["files"]}
-    assert {"config.yaml", "tokenizer/vocab.txt", "metrics.json", "lineage.json", "MODEL_CARD.md",
-            "training.json", WEIGHTS_INDEX} <= names
+    assert {
+        "config.yaml",
+        "tokenizer/vocab.txt",
+        "metrics.json",
+        "lineage.json",
+        "MODEL_CARD.md",
+        "training.json",
+        WEIGHTS_INDEX,
+    } <= names
     assert any(re.fullmatch(r"model-00001-of-0000[2-9]\.safetensors", name) for name in names)
     assert manifest["weights"] == WEIGHTS_INDEX and "manifest.json" not in names
     assert (tmp_path / "rel" / "x2vlm-tiny" / "LATEST").read_text() == "v1\n"
@@ -116,11 +134,23 @@ def test_local_release_holds_everything_and_round_trips(tiny_model, tmp_path):
 
     lineage = json.loads(Path(where, "lineage.json").read_text())
     assert lineage["pipeline_run"] == {"name": "run-1"}
-    assert lineage["code"]["commit"] and set(lineage["model_files"]) == {"model.safetensors", "config.yaml",
-                                                                         "training.json"}
+    assert lineage["code"]["commit"] and set(lineage["model_files"]) == {
+        "model.safetensors",
+        "config.yaml",
+        "training.json",
+    }
     card = Path(where, "MODEL_CARD.md").read_text()
-    for needle in ("## What it is", "## Data it saw", "## Intended use", "## Limits", "### retrieval",
-                   "| txt_r1 | 0.5000 |", "### grounding", "| val_count | 12 |", "Training: 7 steps"):
+    for needle in (
+        "## What it is",
+        "## Data it saw",
+        "## Intended use",
+        "## Limits",
+        "### retrieval",
+        "| txt_r1 | 0.5000 |",
+        "### grounding",
+        "| val_count | 12 |",
+        "Training: 7 steps",
+    ):
         assert needle in card, needle
 
     fetched = fetch_release(tmp_path / "rel" / "x2vlm-tiny", tmp_path / "fetched")  # follows LATEST
@@ -130,8 +160,24 @@ def test_local_release_holds_everything_and_round_trips(tiny_model, tmp_path):
 
 def test_training_data_from_the_shards_index_reaches_lineage_and_card(tiny_model, tiny_shards, tmp_path, capsys):
     _, folder = tiny_model
-    assert main(["publish", "--model", str(folder), "--destination", str(tmp_path), "--name", "m", "--version", "v1",
-                 "--shards", str(tiny_shards)]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                "--model",
+                str(folder),
+                "--destination",
+                str(tmp_path),
+                "--name",
+                "m",
+                "--version",
+                "v1",
+                "--shards",
+                str(tiny_shards),
+            ]
+        )
+        == 0
+    )
     lineage = json.loads((tmp_path / "m" / "v1" / "lineage.json").read_text())
     data = lineage["training_data"]
     assert data["uri"] == str(tiny_shards) and len(data["index_sha256"]) == 64
@@ -211,13 +257,24 @@ def test_publish_component_records_run_inputs_and_release(tiny_model, tmp_path):
         path = tmp_path / f"{task}-metrics"
         path.write_text(json.dumps({"task": task, "metrics": values, "model": f"/runs/{task}/model"}))
         metric_files.append(dsl.Metrics(uri=str(path)))
-    data = {"uri": "/runs/shards", "index_sha256": "ab" * 32, "splits": {"pretrain_image_text/train": {
-        "samples": 96, "shards": 3}}}
+    data = {
+        "uri": "/runs/shards",
+        "index_sha256": "ab" * 32,
+        "splits": {"pretrain_image_text/train": {"samples": 96, "shards": 3}},
+    }
     model = dsl.Model(uri=str(folder), metadata={"preset": "x2vlm_tiny", "data": data})
     release = dsl.Artifact(uri=str(tmp_path / "release"))
-    publish.python_func(model=model, task_metrics=metric_files, destination=str(tmp_path / "rel"), model_name="m",
-                        release=release, version="v7", max_shard_mb=4, pipeline_run_name="run-a",
-                        pipeline_run_id="1234")
+    publish.python_func(
+        model=model,
+        task_metrics=metric_files,
+        destination=str(tmp_path / "rel"),
+        model_name="m",
+        release=release,
+        version="v7",
+        max_shard_mb=4,
+        pipeline_run_name="run-a",
+        pipeline_run_id="1234",
+    )
     where = str(tmp_path / "rel" / "m" / "v7")
     assert release.metadata["release_uri"] == where and release.metadata["version"] == "v7"
     assert json.loads((tmp_path / "release").read_text())["release"] == where

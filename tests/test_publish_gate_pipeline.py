@@ -21,11 +21,21 @@ def _run(shapes_world, root: Path, **gate):
 
     world, _ = shapes_world
     full_pretrain_finetune(
-        sources=str(world / "sources.yaml"), model_preset="x2vlm_tiny", pretrain_steps=2, pretrain_batch_size=8,
-        tasks=[TASK], finetune_steps=2, finetune_batch_size=8, shard_size=64, max_image_side=64,
-        output_root=str(root / "releases"), model_name=NAME,
+        sources=str(world / "sources.yaml"),
+        model_preset="x2vlm_tiny",
+        pretrain_steps=2,
+        pretrain_batch_size=8,
+        tasks=[TASK],
+        finetune_steps=2,
+        finetune_batch_size=8,
+        shard_size=64,
+        max_image_side=64,
+        output_root=str(root / "releases"),
+        model_name=NAME,
         pretrain_overrides=["train.optim.warmup_steps=1", "train.region_batch_images=8", "train.region_batch_size=16"],
-        finetune_overrides=["train.optim.warmup_steps=1"], **gate)
+        finetune_overrides=["train.optim.warmup_steps=1"],
+        **gate,
+    )
 
 
 def _outputs(root: Path, task: str) -> list[Path]:
@@ -43,8 +53,11 @@ def first_run(shapes_world, tmp_path_factory):
     import kfp.local
 
     root = tmp_path_factory.mktemp("gate")
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "pipeline_root"),
-                   enable_caching=True)
+    kfp.local.init(
+        runner=kfp.local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root / "pipeline_root"),
+        enable_caching=True,
+    )
     _run(shapes_world, root, min_metrics={f"{TASK}/test_img_r1": 0.0})
     return root
 

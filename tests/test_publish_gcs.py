@@ -17,13 +17,13 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from test_publish import METRICS, assert_same_outputs, save_tiny_model
+
 from x2vlm_core import storage
 from x2vlm_core.cli import main
 from x2vlm_core.errors import ReleaseError, StorageError
-from x2vlm_core.release.publish import publish_release
 from x2vlm_core.release.fetch import fetch_release, load_release, read_manifest
+from x2vlm_core.release.publish import publish_release
 
 MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +38,16 @@ class FaultyProxy:
     ``times`` such connections (None: all). Everything else passes untouched.
     """
 
-    def __init__(self, upstream_port: int, marker: bytes, fault: str = "cut", cut_after: int = 0,
-                 times: int | None = None):
+    def __init__(
+        self, upstream_port: int, marker: bytes, fault: str = "cut", cut_after: int = 0, times: int | None = None
+    ):
         self.upstream_port, self.marker, self.fault, self.cut_after, self.times = (
-            upstream_port, marker, fault, cut_after, times)
+            upstream_port,
+            marker,
+            fault,
+            cut_after,
+            times,
+        )
         self.broken = 0
         self.breaking = threading.Event()
         self._lock = threading.Lock()
@@ -80,7 +86,7 @@ class FaultyProxy:
         try:
             while data := src.recv(1 << 16):
                 if not armed:
-                    recent = (recent + data)[-(len(self.marker) + (1 << 16)):]
+                    recent = (recent + data)[-(len(self.marker) + (1 << 16)) :]
                     armed = self.marker in recent and self._claim()
                     if not armed or self.fault == "corrupt":
                         if armed:
@@ -92,7 +98,7 @@ class FaultyProxy:
                         while src.recv(1 << 16):
                             pass
                         return
-                dst.sendall(data[:max(self.cut_after - sent, 0)])
+                dst.sendall(data[: max(self.cut_after - sent, 0)])
                 sent += len(data)
                 if sent >= self.cut_after:
                     return
@@ -161,6 +167,7 @@ def fake_gcs_port():
 @pytest.fixture
 def use_emulator(monkeypatch):
     """Point the storage client at an emulator URL for one test; returns the function that does it."""
+
     def point(url: str) -> None:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
         storage.client.cache_clear()
@@ -192,8 +199,10 @@ def test_full_release_on_gcs_is_verified_and_fetched_to_identical_outputs(tiny_m
     manifest = read_manifest(where)
     objects = _objects(f"{destination}/")
     prefix = "releases/x2vlm-tiny/v1/"
-    assert set(objects) == {prefix + e["path"] for e in manifest["files"]} | {prefix + "manifest.json",
-                                                                               "releases/x2vlm-tiny/LATEST"}
+    assert set(objects) == {prefix + e["path"] for e in manifest["files"]} | {
+        prefix + "manifest.json",
+        "releases/x2vlm-tiny/LATEST",
+    }
     assert storage.read_bytes(f"{destination}/x2vlm-tiny/LATEST") == b"v1\n"
     # The manifest was created after every file it lists.
     assert objects[prefix + "manifest.json"] > max(objects[prefix + e["path"]] for e in manifest["files"])
@@ -206,8 +215,9 @@ def test_full_release_on_gcs_is_verified_and_fetched_to_identical_outputs(tiny_m
     assert_same_outputs(model, load_release(tmp_path / "fetched"))
 
 
-def test_unsharded_weights_go_up_resumable_and_survive_a_dropped_connection(tiny_model, fake_gcs_port, use_emulator,
-                                                                          tmp_path):
+def test_unsharded_weights_go_up_resumable_and_survive_a_dropped_connection(
+    tiny_model, fake_gcs_port, use_emulator, tmp_path
+):
     """The 9 MB weights exceed the one-request limit: a resumable upload whose first chunk loses its connection
     halfway is retried with backoff and completes, checksums intact."""
     model, folder = tiny_model
@@ -252,8 +262,9 @@ def test_existing_versions_are_never_overwritten(tiny_model, fake_bucket, tmp_pa
     assert _objects(where + "/") == before
 
 
-def test_a_publish_whose_upload_keeps_failing_leaves_no_manifest(tiny_model, fake_gcs_port, use_emulator,
-                                                                  monkeypatch, tmp_path, capsys):
+def test_a_publish_whose_upload_keeps_failing_leaves_no_manifest(
+    tiny_model, fake_gcs_port, use_emulator, monkeypatch, tmp_path, capsys
+):
     _, folder = tiny_model
     use_emulator(f"http://127.0.0.1:{fake_gcs_port}")
     storage.client().create_bucket("always-cut")
@@ -290,8 +301,13 @@ def test_a_killed_publish_leaves_no_manifest_and_no_pointer(tiny_model, fake_gcs
     storage.client().create_bucket("killed")
     proxy = FaultyProxy(fake_gcs_port, marker=b"PUT /upload/storage/v1/b/killed", fault="stall")
     env = {**os.environ, "STORAGE_EMULATOR_HOST": proxy.url, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-c", PUBLISH_SCRIPT, str(folder), "gs://killed"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", PUBLISH_SCRIPT, str(folder), "gs://killed"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         stalled = proxy.breaking.wait(timeout=120)
         process.send_signal(signal.SIGKILL)

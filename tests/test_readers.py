@@ -6,10 +6,10 @@ import base64
 import csv
 import json
 import os
-import tarfile
 import pickle
 import re
 import shutil
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -31,7 +31,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def _records(root: Path, fmt: str) -> list[dict]:
-    return [record for source in load_sources(root / "sources.yaml") if source.format == fmt for record in read_source(source)]
+    return [
+        record
+        for source in load_sources(root / "sources.yaml")
+        if source.format == fmt
+        for record in read_source(source)
+    ]
 
 
 def _split_counts(records: list[dict]) -> dict[str, int]:
@@ -89,9 +94,15 @@ def test_visual_genome_reader(world: tuple[Path, dict]) -> None:
     for record in records:
         _check_common(record, "region_text", "pretrain_region_text", 1)
         assert record["captions"] == [] and record["split"] == "train"
-        expected = [{"bbox": [r["x"], r["y"], r["width"], r["height"]], "caption": r["phrase"]} for r in raw[record["image_id"]]]
+        expected = [
+            {"bbox": [r["x"], r["y"], r["width"], r["height"]], "caption": r["phrase"]} for r in raw[record["image_id"]]
+        ]
         assert record["regions"] == expected
-        assert any(word in region["caption"] for region in record["regions"] for word in ("left", "right", "top", "bottom", "middle"))
+        assert any(
+            word in region["caption"]
+            for region in record["regions"]
+            for word in ("left", "right", "top", "bottom", "middle")
+        )
 
 
 def test_vqa_reader_scores_answers_by_the_vqa_rule(world: tuple[Path, dict]) -> None:
@@ -108,7 +119,12 @@ def test_vqa_reader_scores_answers_by_the_vqa_rule(world: tuple[Path, dict]) -> 
 
 def test_vqa_score_rule() -> None:
     answers = ["Red", "red ", " red", "blue", "blue", "green"] + ["yellow"] * 4
-    assert answer_scores(answers) == {"red": 1.0, "blue": pytest.approx(2 / 3), "green": pytest.approx(1 / 3), "yellow": 1.0}
+    assert answer_scores(answers) == {
+        "red": 1.0,
+        "blue": pytest.approx(2 / 3),
+        "green": pytest.approx(1 / 3),
+        "yellow": 1.0,
+    }
 
 
 def test_nlvr2_reader(world: tuple[Path, dict]) -> None:
@@ -133,7 +149,16 @@ def test_nlvr2_reader_finds_train_images_in_numbered_folders(world: tuple[Path, 
     nested.mkdir()
     for name in (f"{pair}-img0.png", f"{pair}-img1.png"):
         os.replace(copy / "images/train" / name, nested / name)
-    source = load_sources([{"format": "nlvr2", "dataset": "nlvr2", "annotations": str(copy / "train.json"), "images": str(copy / "images")}])[0]
+    source = load_sources(
+        [
+            {
+                "format": "nlvr2",
+                "dataset": "nlvr2",
+                "annotations": str(copy / "train.json"),
+                "images": str(copy / "images"),
+            }
+        ]
+    )[0]
     record = next(iter(read_source(source)))
     assert record["image_paths"] == [str(nested / f"{pair}-img0.png"), str(nested / f"{pair}-img1.png")]
 
@@ -167,7 +192,15 @@ def test_malicious_refs_pickle_is_refused_without_running_it(world: tuple[Path, 
     evil = tmp_path / "refs(unc).p"
     evil.write_bytes(pickle.dumps([{"ref_id": 0, "payload": _RunsCode(marker)}], protocol=2))
     source = load_sources(
-        [{"format": "refcoco", "dataset": "r", "refs": str(evil), "instances": str(root / "refcoco+/instances.json"), "images": str(root / "coco/train2014")}]
+        [
+            {
+                "format": "refcoco",
+                "dataset": "r",
+                "refs": str(evil),
+                "instances": str(root / "refcoco+/instances.json"),
+                "images": str(root / "coco/train2014"),
+            }
+        ]
     )[0]
     with pytest.raises(DataError, match=r"refs\(unc\)\.p.*refused.*(posix|os)\.system"):
         list(read_source(source))
@@ -176,10 +209,20 @@ def test_malicious_refs_pickle_is_refused_without_running_it(world: tuple[Path, 
 
 def test_unknown_format_and_unknown_key_list_the_valid_ones(world: tuple[Path, dict]) -> None:
     root, _ = world
-    with pytest.raises(ConfigError, match=r"format 'laion'.*coco_captions.*img2dataset_webdataset.*webvid.*x2vlm_image_text"):
+    with pytest.raises(
+        ConfigError, match=r"format 'laion'.*coco_captions.*img2dataset_webdataset.*webvid.*x2vlm_image_text"
+    ):
         load_sources([{"format": "laion", "dataset": "x"}])
-    entry = {"format": "karpathy", "dataset": "coco", "annotations": str(root / "coco/dataset_coco.json"), "images": str(root / "coco")}
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['image_root'\].*valid keys are \['allow_images_outside', 'annotations', 'dataset', 'format', 'images'\]"):
+    entry = {
+        "format": "karpathy",
+        "dataset": "coco",
+        "annotations": str(root / "coco/dataset_coco.json"),
+        "images": str(root / "coco"),
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key\(s\) \['image_root'\].*valid keys are \['allow_images_outside', 'annotations', 'dataset', 'format', 'images'\]",
+    ):
         load_sources([{**entry, "image_root": "x"}])
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['split'\]"):  # Karpathy files carry their own splits
         load_sources([{**entry, "split": "train"}])
@@ -192,7 +235,13 @@ def test_unknown_format_and_unknown_key_list_the_valid_ones(world: tuple[Path, d
 def test_missing_file_names_the_field_and_path(world: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = world
     missing = tmp_path / "nowhere.json"
-    entry = {"format": "vqa_v2", "dataset": "vqa", "questions": str(missing), "annotations": str(root / "vqa/v2_mscoco_train2014_annotations.json"), "images": str(root / "coco/train2014")}
+    entry = {
+        "format": "vqa_v2",
+        "dataset": "vqa",
+        "questions": str(missing),
+        "annotations": str(root / "vqa/v2_mscoco_train2014_annotations.json"),
+        "images": str(root / "coco/train2014"),
+    }
     with pytest.raises(DataError, match=rf"sources\[0\]\.questions: file {re.escape(str(missing))} does not exist"):
         load_sources([entry])
     with pytest.raises(DataError, match="sources file .* does not exist"):
@@ -202,7 +251,13 @@ def test_missing_file_names_the_field_and_path(world: tuple[Path, dict], tmp_pat
 def test_yaml_relative_paths_resolve_against_the_file(world: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = world
     shutil.copytree(root / "vg", tmp_path / "vg")
-    entry = {"format": "visual_genome", "dataset": "vg", "regions": "vg/region_descriptions.json", "image_data": "vg/image_data.json", "images": "vg"}
+    entry = {
+        "format": "visual_genome",
+        "dataset": "vg",
+        "regions": "vg/region_descriptions.json",
+        "image_data": "vg/image_data.json",
+        "images": "vg",
+    }
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump({"sources": [entry]}))
     (source,) = load_sources(tmp_path / "sources.yaml")
     assert source.path("regions") == tmp_path / "vg/region_descriptions.json" and source.split == "train"
@@ -217,7 +272,12 @@ def test_malformed_annotation_files_raise_data_errors(world: tuple[Path, dict], 
     root, _ = world
     broken = tmp_path / "captions.json"
     broken.write_text('{"images": [], "annotations": [')
-    entry = {"format": "coco_captions", "dataset": "c", "annotations": str(broken), "images": str(root / "coco/train2014")}
+    entry = {
+        "format": "coco_captions",
+        "dataset": "c",
+        "annotations": str(broken),
+        "images": str(root / "coco/train2014"),
+    }
     with pytest.raises(DataError, match=r"captions\.json: not valid JSON"):
         list(read_source(load_sources([entry])[0]))
     broken.write_text(json.dumps({"images": [{"id": 1}], "annotations": [{"image_id": 1, "caption": "a red circle"}]}))
@@ -291,9 +351,15 @@ def test_caption_tsv_reader(world: tuple[Path, dict], tmp_path: Path) -> None:
         _check_common(record, "image_text", "pretrain_image_text", 1)
     tsv = tmp_path / "cc.tsv"
     tsv.write_text("a red circle\thttps://example.invalid/a.jpg\n\n  \tlocal.jpg\n")
-    (source,) = load_sources([{"format": "caption_tsv", "dataset": "cc", "annotations": str(tsv), "images": str(tmp_path)}])
+    (source,) = load_sources(
+        [{"format": "caption_tsv", "dataset": "cc", "annotations": str(tsv), "images": str(tmp_path)}]
+    )
     remote, local = list(read_source(source))
-    assert remote["reader_reject"] == "remote_url" and local["captions"] == [""] and local["image_paths"] == [str(tmp_path / "local.jpg")]
+    assert (
+        remote["reader_reject"] == "remote_url"
+        and local["captions"] == [""]
+        and local["image_paths"] == [str(tmp_path / "local.jpg")]
+    )
     tsv.write_text("only one column\n")
     with pytest.raises(DataError, match=r"cc\.tsv: line 1 has 1 tab-separated columns, expected 2"):
         list(read_source(source))
@@ -318,11 +384,17 @@ def test_webvid_reader(world: tuple[Path, dict], tmp_path: Path) -> None:
 def test_msrvtt_retrieval_and_qa_readers(world: tuple[Path, dict], tmp_path: Path) -> None:
     root, manifest = world
     retrieval = _records(root, "msrvtt")
-    assert _split_counts(retrieval) == manifest["datasets"]["video_retrieval"] and set(_split_counts(retrieval)) == {"train", "test"}
+    assert _split_counts(retrieval) == manifest["datasets"]["video_retrieval"] and set(_split_counts(retrieval)) == {
+        "train",
+        "test",
+    }
     sentences = json.loads((root / "msrvtt/annotation/test_videodatainfo.json").read_text())["sentences"]
     for record in retrieval:
         _check_common(record, "video_text", "video_retrieval", 1)
-        assert record["image_paths"][0].endswith(f"msrvtt/videos/all/{record['video_id']}.mp4") and len(record["captions"]) == 4
+        assert (
+            record["image_paths"][0].endswith(f"msrvtt/videos/all/{record['video_id']}.mp4")
+            and len(record["captions"]) == 4
+        )
         if record["split"] == "test":
             assert record["captions"] == [s["caption"] for s in sentences if s["video_id"] == record["video_id"]]
     qa = _records(root, "msrvtt_qa")
@@ -333,11 +405,35 @@ def test_msrvtt_retrieval_and_qa_readers(world: tuple[Path, dict], tmp_path: Pat
     # ClipBERT's json-lines layout of MSRVTT-QA reads the same.
     lines = tmp_path / "train.jsonl"
     original = json.loads((root / "msrvtt_qa/train_qa.json").read_text())
-    lines.write_text("".join(json.dumps({"video_id": f"video{q['video_id']}", "question": q["question"], "answer": q["answer"], "answer_type": "what"}) + "\n" for q in original))
-    (source,) = load_sources([{"format": "msrvtt_qa", "dataset": "video_qa", "annotations": str(lines), "videos": str(root / "msrvtt/videos/all")}])
+    lines.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "video_id": f"video{q['video_id']}",
+                    "question": q["question"],
+                    "answer": q["answer"],
+                    "answer_type": "what",
+                }
+            )
+            + "\n"
+            for q in original
+        )
+    )
+    (source,) = load_sources(
+        [
+            {
+                "format": "msrvtt_qa",
+                "dataset": "video_qa",
+                "annotations": str(lines),
+                "videos": str(root / "msrvtt/videos/all"),
+            }
+        ]
+    )
     clipbert = list(read_source(source))
     train = [r for r in qa if r["split"] == "train"]
-    assert [(r["video_id"], r["question"], r["answer"]) for r in clipbert] == [(r["video_id"], r["question"], r["answer"]) for r in train]
+    assert [(r["video_id"], r["question"], r["answer"]) for r in clipbert] == [
+        (r["video_id"], r["question"], r["answer"]) for r in train
+    ]
     assert {r["answer_type"] for r in clipbert} == {"what"}
 
 
@@ -370,7 +466,19 @@ def test_x2vlm_json_lines_readers(world: tuple[Path, dict], tmp_path: Path) -> N
     part = tmp_path / "parts" / "part-1.jsonl"
     part.parent.mkdir()
     part.write_text(json.dumps({"image": "../img.jpg", "text": ["a", "b"]}) + "\n")
-    (source,) = load_sources([{"format": "x2vlm_image_text", "dataset": "d", "data": str(tmp_path / "parts"), "image_key": "image", "caption_key": "text", "image_is_path": True, "allow_images_outside": True}])
+    (source,) = load_sources(
+        [
+            {
+                "format": "x2vlm_image_text",
+                "dataset": "d",
+                "data": str(tmp_path / "parts"),
+                "image_key": "image",
+                "caption_key": "text",
+                "image_is_path": True,
+                "allow_images_outside": True,
+            }
+        ]
+    )
     (record,) = read_source(source)
     assert record["captions"] == ["a", "b"] and load_and_validate(record["image_paths"][0])[1] is None
     assert "reader_reject" not in record  # ../img.jpg leaves the data folder: allowed here, explicitly
@@ -384,12 +492,27 @@ def test_x2vlm_json_lines_readers(world: tuple[Path, dict], tmp_path: Path) -> N
 
 def test_vqa_test_dev_questions_without_annotations_read_as_unanswered_records(tmp_path: Path) -> None:
     # test-dev2015 publishes questions only, and its images are the test2015 files.
-    questions = {"info": {}, "license": {}, "data_type": "mscoco", "data_subtype": "test-dev2015", "task_type": "Open-Ended",
-                 "questions": [{"image_id": 7, "question": "What shape is it?", "question_id": 7000}]}
+    questions = {
+        "info": {},
+        "license": {},
+        "data_type": "mscoco",
+        "data_subtype": "test-dev2015",
+        "task_type": "Open-Ended",
+        "questions": [{"image_id": 7, "question": "What shape is it?", "question_id": 7000}],
+    }
     (tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json").write_text(json.dumps(questions))
     (tmp_path / "test2015").mkdir()
-    (source,) = load_sources([{"format": "vqa_v2", "dataset": "vqa", "split": "test-dev", "images": str(tmp_path / "test2015"),
-                               "questions": str(tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json")}])
+    (source,) = load_sources(
+        [
+            {
+                "format": "vqa_v2",
+                "dataset": "vqa",
+                "split": "test-dev",
+                "images": str(tmp_path / "test2015"),
+                "questions": str(tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json"),
+            }
+        ]
+    )
     (record,) = read_source(source)
     assert record["split"] == "test-dev" and record["question"] == "What shape is it?" and record["question_id"] == 7000
     assert record["answers"] == [] and record["answer_scores"] == {} and "answer_type" not in record
@@ -401,14 +524,24 @@ def test_vqa_test_dev_questions_without_annotations_read_as_unanswered_records(t
 def test_webvid_without_its_videos_folder_reads_every_row(world: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = world
     # A partial download: the csv is there, the videos folder not yet. Each row becomes a missing_file reject later.
-    (source,) = load_sources([{"format": "webvid", "dataset": "v", "annotations": str(root / "webvid/results_2M_train.csv"),
-                               "videos": str(tmp_path / "videos")}])
+    (source,) = load_sources(
+        [
+            {
+                "format": "webvid",
+                "dataset": "v",
+                "annotations": str(root / "webvid/results_2M_train.csv"),
+                "videos": str(tmp_path / "videos"),
+            }
+        ]
+    )
     records = list(read_source(source))
     assert len(records) == len(list(csv.DictReader(open(root / "webvid/results_2M_train.csv")))) > 0
     assert all(r["image_paths"][0].startswith(str(tmp_path / "videos") + "/") for r in records)
 
 
-def test_img2dataset_parquet_without_its_image_folder_fails_with_one_line(world: tuple[Path, dict], tmp_path: Path) -> None:
+def test_img2dataset_parquet_without_its_image_folder_fails_with_one_line(
+    world: tuple[Path, dict], tmp_path: Path
+) -> None:
     root, _ = world
     copy = tmp_path / "files"
     copy.mkdir()
@@ -417,29 +550,68 @@ def test_img2dataset_parquet_without_its_image_folder_fails_with_one_line(world:
     with pytest.raises(DataError) as error:
         list(read_source(source))
     assert "\n" not in str(error.value)
-    assert re.search(r"00000\.parquet: no image folder 00000/ beside it; img2dataset's files layout is 00000\.parquet \+ 00000/<key>\.jpg",
-                     str(error.value))
+    assert re.search(
+        r"00000\.parquet: no image folder 00000/ beside it; img2dataset's files layout is 00000\.parquet \+ 00000/<key>\.jpg",
+        str(error.value),
+    )
 
 
 def test_every_listed_image_is_a_record_even_without_captions_or_usable_boxes(tmp_path: Path) -> None:
     # COCO: an image listed with no caption; Visual Genome: an image whose only box has no area, one with no regions.
-    coco = {"images": [{"id": 1, "file_name": "COCO_val2014_000000000001.jpg", "width": 120, "height": 90},
-                       {"id": 2, "file_name": "COCO_val2014_000000000002.jpg", "width": 120, "height": 90}],
-            "annotations": [{"id": 10, "image_id": 1, "caption": "a red square"}]}
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "COCO_val2014_000000000001.jpg", "width": 120, "height": 90},
+            {"id": 2, "file_name": "COCO_val2014_000000000002.jpg", "width": 120, "height": 90},
+        ],
+        "annotations": [{"id": 10, "image_id": 1, "caption": "a red square"}],
+    }
     (tmp_path / "captions_val2014.json").write_text(json.dumps(coco))
-    image_data = [{"image_id": i, "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{i}.jpg", "width": 120, "height": 90,
-                   "coco_id": None, "flickr_id": None} for i in (1, 2)]
-    regions = [{"id": 1, "regions": [{"region_id": 5, "image_id": 1, "phrase": "a dot", "x": 3, "y": 3, "width": 0, "height": 4}]},
-               {"id": 2, "regions": []}]
+    image_data = [
+        {
+            "image_id": i,
+            "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{i}.jpg",
+            "width": 120,
+            "height": 90,
+            "coco_id": None,
+            "flickr_id": None,
+        }
+        for i in (1, 2)
+    ]
+    regions = [
+        {
+            "id": 1,
+            "regions": [{"region_id": 5, "image_id": 1, "phrase": "a dot", "x": 3, "y": 3, "width": 0, "height": 4}],
+        },
+        {"id": 2, "regions": []},
+    ]
     (tmp_path / "image_data.json").write_text(json.dumps(image_data))
     (tmp_path / "region_descriptions.json").write_text(json.dumps(regions))
     (tmp_path / "images").mkdir()
-    sources = load_sources([
-        {"format": "coco_captions", "dataset": "c", "split": "val", "annotations": str(tmp_path / "captions_val2014.json"), "images": str(tmp_path / "images")},
-        {"format": "visual_genome", "dataset": "r", "regions": str(tmp_path / "region_descriptions.json"),
-         "image_data": str(tmp_path / "image_data.json"), "images": str(tmp_path / "images")},
-    ])
+    sources = load_sources(
+        [
+            {
+                "format": "coco_captions",
+                "dataset": "c",
+                "split": "val",
+                "annotations": str(tmp_path / "captions_val2014.json"),
+                "images": str(tmp_path / "images"),
+            },
+            {
+                "format": "visual_genome",
+                "dataset": "r",
+                "regions": str(tmp_path / "region_descriptions.json"),
+                "image_data": str(tmp_path / "image_data.json"),
+                "images": str(tmp_path / "images"),
+            },
+        ]
+    )
     coco_records = list(read_source(sources[0]))
-    assert [(r["image_id"], r["captions"], r.get("reader_reject")) for r in coco_records] == [(1, ["a red square"], None), (2, [], "no_caption")]
+    assert [(r["image_id"], r["captions"], r.get("reader_reject")) for r in coco_records] == [
+        (1, ["a red square"], None),
+        (2, [], "no_caption"),
+    ]
     vg_records = list(read_source(sources[1]))
-    assert [(r["image_id"], r["regions"]) for r in vg_records] == [(1, [{"bbox": [3.0, 3.0, 0.0, 4.0], "caption": "a dot"}]), (2, [])]
+    assert [(r["image_id"], r["regions"]) for r in vg_records] == [
+        (1, [{"bbox": [3.0, 3.0, 0.0, 4.0], "caption": "a dot"}]),
+        (2, []),
+    ]

@@ -8,17 +8,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _layout_paths() -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Layout"):]
-    table = table[:table.index("\n## ", 1)]
-    return [path for row in table.splitlines() if row.startswith("| `")
-            for path in re.findall(r"`([^`]+)`", row.split("|")[1])]
+    table = readme[readme.index("## Layout") :]
+    table = table[: table.index("\n## ", 1)]
+    return [
+        path
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for path in re.findall(r"`([^`]+)`", row.split("|")[1])
+    ]
 
 
 def test_every_path_in_the_layout_table_exists():
     paths = _layout_paths()
     assert len(paths) > 10
-    missing = [path for path in paths if not (ROOT / path).exists()
-               and not (ROOT / "x2vlm_core" / path).exists()]  # `dataprep/` beside `x2vlm_core/data/`
+    missing = [
+        path for path in paths if not (ROOT / path).exists() and not (ROOT / "x2vlm_core" / path).exists()
+    ]  # `dataprep/` beside `x2vlm_core/data/`
     assert not missing, f"the README's Layout table names paths that do not exist: {missing}"
 
 

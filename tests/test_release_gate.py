@@ -24,8 +24,10 @@ def _release(root, name, version, metrics, latest=True):
     return folder
 
 
-CANDIDATE = {"retrieval": {"test_img_r1": 0.40, "test_txt_r1": 0.50, "test_count": 100, "test_chance": 0.01},
-             "grounding": {"test_acc_iou50": 0.70, "test_mean_box_acc_iou50": 0.2}}
+CANDIDATE = {
+    "retrieval": {"test_img_r1": 0.40, "test_txt_r1": 0.50, "test_count": 100, "test_chance": 0.01},
+    "grounding": {"test_acc_iou50": 0.70, "test_mean_box_acc_iou50": 0.2},
+}
 
 
 def test_a_first_release_passes_and_thresholds_decide(tmp_path):
@@ -33,8 +35,9 @@ def test_a_first_release_passes_and_thresholds_decide(tmp_path):
     assert decision.passed and decision.compared_to == "" and decision.checked == 0
     decision = gate_release(CANDIDATE, str(tmp_path), "x2vlm", {"retrieval/test_img_r1": 0.39})
     assert decision.passed and decision.checked == 1
-    decision = gate_release(CANDIDATE, str(tmp_path), "x2vlm", {"retrieval/test_img_r1": 0.41,
-                                                                "grounding/test_acc_iou50": 0.5})
+    decision = gate_release(
+        CANDIDATE, str(tmp_path), "x2vlm", {"retrieval/test_img_r1": 0.41, "grounding/test_acc_iou50": 0.5}
+    )
     assert not decision.passed
     assert decision.reasons == ["retrieval/test_img_r1 = 0.4000 is below the threshold 0.4100"]
     assert decision.summary().startswith("do not publish: retrieval/test_img_r1")
@@ -53,10 +56,13 @@ def test_no_regression_against_the_latest_release_of_the_same_name(tmp_path):
 
 
 def test_bad_thresholds_and_a_broken_latest_are_errors(tmp_path):
-    with pytest.raises(ConfigError, match="must look like \"<task>/<metric>\""):
+    with pytest.raises(ConfigError, match='must look like "<task>/<metric>"'):
         gate_release(CANDIDATE, str(tmp_path), "x2vlm", {"test_img_r1": 0.5})
-    with pytest.raises(ConfigError, match="names retrieval/test_img_r5, which evaluation did not produce; it "
-                                          "produced: grounding/test_acc_iou50, retrieval/test_img_r1"):
+    with pytest.raises(
+        ConfigError,
+        match="names retrieval/test_img_r5, which evaluation did not produce; it "
+        "produced: grounding/test_acc_iou50, retrieval/test_img_r1",
+    ):
         gate_release(CANDIDATE, str(tmp_path), "x2vlm", {"retrieval/test_img_r5": 0.5})
     with pytest.raises(ConfigError, match="max_regression must be 0 or more"):
         decide(CANDIDATE, max_regression=-0.1)
@@ -77,9 +83,17 @@ def test_a_task_model_is_released_under_its_own_name_with_its_parent(tmp_path):
     parent = _release(tmp_path / "out", "x2vlm", "v20260101-000000", {})
     assert parent_release_of(str(tmp_path / "out" / "x2vlm")) == str(parent)  # via LATEST
     assert parent_release_of(str(model)) == ""  # a plain model folder is no release
-    where = publish_task_release(model, str(tmp_path / "out"), "x2vlm", "retrieval", {"test_img_r1": 0.4},
-                                 {"pipeline_run": {"name": "r"}}, parent_model=str(model),
-                                 parent_release=str(parent), version="v20260101-000000")
+    where = publish_task_release(
+        model,
+        str(tmp_path / "out"),
+        "x2vlm",
+        "retrieval",
+        {"test_img_r1": 0.4},
+        {"pipeline_run": {"name": "r"}},
+        parent_model=str(model),
+        parent_release=str(parent),
+        version="v20260101-000000",
+    )
     assert where == str(tmp_path / "out" / "x2vlm-retrieval" / "v20260101-000000")
     verify_release(where)
     lineage = json.loads((tmp_path / "out" / "x2vlm-retrieval" / "v20260101-000000" / "lineage.json").read_text())

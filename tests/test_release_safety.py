@@ -6,9 +6,9 @@ import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from test_publish import save_tiny_model
 from test_publish_gcs import fake_bucket, fake_gcs_port, use_emulator  # noqa: F401  (fixtures)
+
 from x2vlm_core import storage
 from x2vlm_core.errors import ReleaseError
 from x2vlm_core.release import publish

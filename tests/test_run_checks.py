@@ -12,10 +12,22 @@ from x2vlm_core.run_checks import validate_run
 
 def _full_run(sources, output_root, **changes):
     """The full pipeline's validate-inputs step, called as the pipeline calls it."""
-    values = dict(sources=str(sources), output_root=str(output_root), tasks=["retrieval", "grounding"],
-                  model_preset="x2vlm_tiny", pretrain_steps=10, pretrain_batch_size=8, finetune_steps=5,
-                  finetune_batch_size=8, num_nodes=1, gpus_per_node=1, pretrain_overrides=[], finetune_overrides=[],
-                  gpu_node_selector={}, gpu_tolerations=[])
+    values = dict(
+        sources=str(sources),
+        output_root=str(output_root),
+        tasks=["retrieval", "grounding"],
+        model_preset="x2vlm_tiny",
+        pretrain_steps=10,
+        pretrain_batch_size=8,
+        finetune_steps=5,
+        finetune_batch_size=8,
+        num_nodes=1,
+        gpus_per_node=1,
+        pretrain_overrides=[],
+        finetune_overrides=[],
+        gpu_node_selector={},
+        gpu_tolerations=[],
+    )
     values.update(changes)
     return validate_full_run.python_func(**values)
 
@@ -52,12 +64,25 @@ def test_a_missing_output_bucket_is_refused(sources, gcs_emulator):
 
 def test_every_problem_is_named_at_once_one_line_each(tmp_path, gcs_emulator):
     with pytest.raises(RunCheckError) as caught:
-        _full_run(tmp_path / "nope.yaml", "gs://no-such-bucket-x2vlm/releases", model_preset="vlmo_base",
-                  pretrain_overrides=["train.zero_stage=4"], finetune_overrides=["train.precision=fp8"],
-                  num_nodes=3, gpus_per_node=1, pretrain_batch_size=8)
+        _full_run(
+            tmp_path / "nope.yaml",
+            "gs://no-such-bucket-x2vlm/releases",
+            model_preset="vlmo_base",
+            pretrain_overrides=["train.zero_stage=4"],
+            finetune_overrides=["train.precision=fp8"],
+            num_nodes=3,
+            gpus_per_node=1,
+            pretrain_batch_size=8,
+        )
     problems = caught.value.problems
-    expected = ["sources file", "pre-training: ZeRO stage 4", "pre-training: train.batch_size=8 is not divisible",
-                "VLMo cannot do grounding", "fine-tuning: train.precision 'fp8'", "not writable"]
+    expected = [
+        "sources file",
+        "pre-training: ZeRO stage 4",
+        "pre-training: train.batch_size=8 is not divisible",
+        "VLMo cannot do grounding",
+        "fine-tuning: train.precision 'fp8'",
+        "not writable",
+    ]
     for fragment in expected:
         assert any(fragment in problem for problem in problems), (fragment, problems)
     assert all("\n" not in problem for problem in problems)
@@ -71,8 +96,19 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused():
 
 
 def test_the_cli_checks_before_any_work(capsys, tmp_path):
-    argv = ["pretrain", "--shards", str(tmp_path / "no-shards"), "--output", str(tmp_path / "out"),
-            "--model", "vlmo_tiny", "--set", "train.zero_stage=4", "--set", "train.compile=sometimes"]
+    argv = [
+        "pretrain",
+        "--shards",
+        str(tmp_path / "no-shards"),
+        "--output",
+        str(tmp_path / "out"),
+        "--model",
+        "vlmo_tiny",
+        "--set",
+        "train.zero_stage=4",
+        "--set",
+        "train.compile=sometimes",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "2 problem(s) with this run" in err and "ZeRO stage 4" in err and "train.compile 'sometimes'" in err

@@ -18,8 +18,10 @@ JPEG = encode_jpeg(Image.new("RGB", (16, 16), "blue"))
 
 
 def _samples(n):
-    return [{"key": f"k{i}", "meta": {"key": f"k{i}", "kind": "image_text", "captions": [f"caption {i}"]},
-             "images": [JPEG]} for i in range(n)]
+    return [
+        {"key": f"k{i}", "meta": {"key": f"k{i}", "kind": "image_text", "captions": [f"caption {i}"]}, "images": [JPEG]}
+        for i in range(n)
+    ]
 
 
 def _prepared(root, shard_path="d/train-00000.tar", entry=None):
@@ -54,7 +56,7 @@ def test_a_changed_shard_fails_at_its_end(tmp_path):
     shard = root / "d" / "train-00000.tar"
     data = bytearray(shard.read_bytes())
     at = data.index(b"caption 1")
-    data[at:at + 9] = b"caption X"  # still a valid tar, with other content than the index lists
+    data[at : at + 9] = b"caption X"  # still a valid tar, with other content than the index lists
     shard.write_bytes(bytes(data))
     assert [s["meta"]["captions"] for s in iter_shard_samples([shard])][1] == ["caption X"]  # read unchecked
 

@@ -12,22 +12,34 @@ from x2vlm_core.run_checks import check_finetune_request
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
     """An untrained tiny model folder, the shape a pretrain step writes."""
-    from x2vlm_core.release.model_folder import save_model_dir
     from x2vlm_core.families import create_model
+    from x2vlm_core.release.model_folder import save_model_dir
 
     return save_model_dir(create_model("x2vlm_tiny"), tmp_path_factory.mktemp("base") / "model")
 
 
 def _request(base_model, shards, **changes):
-    values = dict(task="retrieval", base_model_uri=str(base_model), shards_uri=str(shards), learning_rate=1e-4,
-                  warmup_steps=1, steps=2, batch_size=8, gpus_per_node=1, config_overrides=[])
+    values = dict(
+        task="retrieval",
+        base_model_uri=str(base_model),
+        shards_uri=str(shards),
+        learning_rate=1e-4,
+        warmup_steps=1,
+        steps=2,
+        batch_size=8,
+        gpus_per_node=1,
+        config_overrides=[],
+    )
     values.update(changes)
     return check_finetune_request(**values)
 
 
 def test_every_bad_input_names_itself(base_model, tiny_shards, tmp_path):
     assert _request(base_model, tiny_shards, learning_rate=5e-4, config_overrides=["train.seed=7"]) == [
-        "train.optim.lr=0.0005", "train.optim.warmup_steps=1", "train.seed=7"]
+        "train.optim.lr=0.0005",
+        "train.optim.warmup_steps=1",
+        "train.seed=7",
+    ]
     # Another dataset of the task, and a few-shot run on its few_shot split, pass the checks.
     assert _request(base_model, tiny_shards, task="vqa", dataset="xgqa")
     assert _request(base_model, tiny_shards, task="xvnli", few_shot=8)
@@ -54,8 +66,9 @@ def test_every_bad_input_names_itself(base_model, tiny_shards, tmp_path):
 def test_shards_without_the_task_split_are_refused(base_model, tmp_path):
     shards = tmp_path / "shards"
     shards.mkdir()
-    (shards / "index.json").write_text(json.dumps({"total": 1, "datasets": {"grounding": {"train": {
-        "count": 1, "shards": []}}}}))
+    (shards / "index.json").write_text(
+        json.dumps({"total": 1, "datasets": {"grounding": {"train": {"count": 1, "shards": []}}}})
+    )
     with pytest.raises(DataError, match="no 'retrieval' 'train' split.*found: none"):
         _request(base_model, shards)
 
@@ -78,8 +91,13 @@ def _finetune_command(tmp_path, monkeypatch, **arguments) -> tuple[list[str], di
 
     monkeypatch.setattr(launch, "run_under_torchrun", run_under_torchrun)
     model = Model(uri=str(tmp_path / "model"))
-    finetune.python_func(task="vqa", shards=Dataset(uri=str(shards)), pretrained=Model(uri=str(tmp_path / "base")),
-                         model=model, **arguments)
+    finetune.python_func(
+        task="vqa",
+        shards=Dataset(uri=str(shards)),
+        pretrained=Model(uri=str(tmp_path / "base")),
+        model=model,
+        **arguments,
+    )
     (command,) = launched
     return command, model.metadata
 
@@ -118,9 +136,15 @@ def test_evaluate_component_passes_dataset_and_splits_only_when_set(tmp_path, mo
     for name, arguments in {"default": {}, "chosen": {"dataset": "marvl", "splits": ["test"]}}.items():
         metrics = Metrics(uri=str(tmp_path / name / "metrics"))
         predictions = Artifact(uri=str(tmp_path / name / "predictions"))
-        evaluate.python_func(task="nlvr2", shards=Dataset(uri=str(tmp_path / "shards")),
-                             model=Model(uri=str(tmp_path / "model")), metrics=metrics,
-                             report=HTML(uri=str(tmp_path / name / "report")), predictions=predictions, **arguments)
+        evaluate.python_func(
+            task="nlvr2",
+            shards=Dataset(uri=str(tmp_path / "shards")),
+            model=Model(uri=str(tmp_path / "model")),
+            metrics=metrics,
+            report=HTML(uri=str(tmp_path / name / "report")),
+            predictions=predictions,
+            **arguments,
+        )
         recorded.append((metrics.metadata["dataset"], metrics.metadata["splits"]))
         # The predictions are an artifact of their own, one JSON line per query.
         assert json.loads(open(predictions.path).readline()) == {"split": "test", "prediction": 1}
@@ -146,8 +170,17 @@ def _run(tmp_path, **arguments):
 def test_single_task_pipeline_runs_locally(base_model, tiny_shards, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     # Another dataset of the shards (xFlickr&CO, English train, multilingual test), as a user picks in the form.
-    root = _run(tmp_path, task="retrieval", base_model_uri=str(base_model), shards_uri=str(tiny_shards),
-                learning_rate=5e-4, warmup_steps=1, steps=2, batch_size=8, dataset="xflickrco")
+    root = _run(
+        tmp_path,
+        task="retrieval",
+        base_model_uri=str(base_model),
+        shards_uri=str(tiny_shards),
+        learning_rate=5e-4,
+        warmup_steps=1,
+        steps=2,
+        batch_size=8,
+        dataset="xflickrco",
+    )
     (finetuned,) = root.glob("*/finetune/executor_output.json")
     (model,) = json.loads(finetuned.read_text())["artifacts"]["model"]["artifacts"]
     meta = model["metadata"]
@@ -167,8 +200,13 @@ def test_single_task_pipeline_runs_locally(base_model, tiny_shards, tmp_path, mo
 @pytest.mark.slow
 def test_a_bad_request_fails_fast_with_its_message(base_model, tiny_shards, tmp_path, capfd):
     with pytest.raises(RuntimeError, match="validate-finetune-request"):
-        _run(tmp_path, task="retrieval", base_model_uri=str(tmp_path / "typo-model"),
-             shards_uri=str(tiny_shards), learning_rate=1e-4)
+        _run(
+            tmp_path,
+            task="retrieval",
+            base_model_uri=str(tmp_path / "typo-model"),
+            shards_uri=str(tiny_shards),
+            learning_rate=1e-4,
+        )
     logs = capfd.readouterr()
     assert f"the base model URI {tmp_path / 'typo-model'} does not exist" in logs.out + logs.err
     assert not list((tmp_path / "pipeline_root").glob("*/finetune"))  # nothing trained

@@ -59,9 +59,12 @@ class FakeKfp:
                 kind = self.headers.get("Content-Type", "")
                 if kind.startswith("multipart/form-data"):
                     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                        f"Content-Type: {kind}\r\n\r\n".encode() + raw)
-                    parts = {part.get_param("name", header="content-disposition"): part.get_content()
-                             for part in message.iter_parts()}
+                        f"Content-Type: {kind}\r\n\r\n".encode() + raw
+                    )
+                    parts = {
+                        part.get_param("name", header="content-disposition"): part.get_content()
+                        for part in message.iter_parts()
+                    }
                     return {k: v.decode() if isinstance(v, bytes) else v for k, v in parts.items()}
                 return json.loads(raw) if raw else {}
 
@@ -90,8 +93,11 @@ class FakeKfp:
             found = named(list(self.pipelines.values()))
             return {"pipelines": found, "total_size": len(found)} if found else {}
         if (method, path) == ("POST", f"{API}/pipelines/upload"):
-            pipeline = {"pipeline_id": f"p-{len(self.pipelines) + 1}", "display_name": query["name"],
-                        "description": query.get("description")}
+            pipeline = {
+                "pipeline_id": f"p-{len(self.pipelines) + 1}",
+                "display_name": query["name"],
+                "description": query.get("description"),
+            }
             self.pipelines[pipeline["pipeline_id"]] = pipeline
             self.versions[pipeline["pipeline_id"]] = [body["uploadfile"]]
             return pipeline
@@ -99,22 +105,33 @@ class FakeKfp:
             versions = self.versions[query["pipelineid"]]
             versions.append(body["uploadfile"])
             self.version_names.setdefault(query["pipelineid"], []).append(query["name"])
-            return {"pipeline_id": query["pipelineid"], "display_name": query["name"],
-                    "pipeline_version_id": f"v-{len(versions)}"}
+            return {
+                "pipeline_id": query["pipelineid"],
+                "display_name": query["name"],
+                "pipeline_version_id": f"v-{len(versions)}",
+            }
         match = re.fullmatch(f"{API}/pipelines/([^/]+)/versions", path)
         if method == "GET" and match:
             names = [self.pipelines[match.group(1)]["display_name"], *self.version_names.get(match.group(1), [])]
-            versions = [{"pipeline_id": match.group(1), "pipeline_version_id": f"v-{i + 1}", "display_name": name}
-                        for i, name in enumerate(names)]
+            versions = [
+                {"pipeline_id": match.group(1), "pipeline_version_id": f"v-{i + 1}", "display_name": name}
+                for i, name in enumerate(names)
+            ]
             return {"pipeline_versions": list(reversed(versions)), "total_size": len(versions)}
         if (method, path) == ("POST", f"{API}/runs"):
-            run = {**body, "run_id": f"run-{len(self.runs) + 1}", "state": "PENDING",
-                   "created_at": "2026-01-02T03:04:05Z"}
+            run = {
+                **body,
+                "run_id": f"run-{len(self.runs) + 1}",
+                "state": "PENDING",
+                "created_at": "2026-01-02T03:04:05Z",
+            }
             self.runs.append(run)
             return run
         if (method, path) == ("GET", f"{API}/runs"):
-            runs = [{k: r[k] for k in ("run_id", "display_name", "state", "created_at", "experiment_id")}
-                    for r in reversed(self.runs)]
+            runs = [
+                {k: r[k] for k in ("run_id", "display_name", "state", "created_at", "experiment_id")}
+                for r in reversed(self.runs)
+            ]
             return {"runs": runs[: int(query.get("page_size", 10))], "total_size": len(runs)}
         if (method, path) == ("POST", f"{API}/recurringruns"):
             recurring = {**body, "recurring_run_id": f"rr-{len(self.recurring) + 1}"}
@@ -157,14 +174,16 @@ def _cli(capsys, *argv):
 
 def _json(out):
     """The CLI's JSON result, after any lines kfp.Client prints itself (links to the UI)."""
-    return json.loads(out[out.index("{\n"):])
+    return json.loads(out[out.index("{\n") :])
 
 
 def test_compile_writes_both_pipelines(packages):
     for name, path in packages.items():
         spec = next(yaml.safe_load_all(path.read_text()))
-        assert spec["pipelineInfo"]["name"] == {"full": "x2vlm-full-pretrain-finetune",
-                                                "single-task": "x2vlm-single-task-finetune"}[name]
+        assert (
+            spec["pipelineInfo"]["name"]
+            == {"full": "x2vlm-full-pretrain-finetune", "single-task": "x2vlm-single-task-finetune"}[name]
+        )
 
 
 def test_upload_then_a_new_version(kfp_api, packages, capsys):
@@ -186,15 +205,35 @@ def test_upload_then_a_new_version(kfp_api, packages, capsys):
 def test_run_sends_parameters_service_account_and_token(kfp_api, packages, capsys, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    code, out, err = _cli(capsys, "run", "--host", kfp_api.url, "--token-file", str(token_file),
-                          "--package", str(packages["full"]), "--experiment", "nightly",
-                          "--param", "sources=gs://data/sources.yaml", "--param", "num_nodes=4",
-                          "--param", "tasks=[retrieval]", "--pipeline-root", "gs://data/root", "--no-cache")
+    code, out, err = _cli(
+        capsys,
+        "run",
+        "--host",
+        kfp_api.url,
+        "--token-file",
+        str(token_file),
+        "--package",
+        str(packages["full"]),
+        "--experiment",
+        "nightly",
+        "--param",
+        "sources=gs://data/sources.yaml",
+        "--param",
+        "num_nodes=4",
+        "--param",
+        "tasks=[retrieval]",
+        "--pipeline-root",
+        "gs://data/root",
+        "--no-cache",
+    )
     assert code == 0, err
     assert _json(out)["run_id"] == "run-1"
     (run,) = kfp_api.runs
-    assert run["runtime_config"]["parameters"] == {"sources": "gs://data/sources.yaml", "num_nodes": 4,
-                                                   "tasks": ["retrieval"]}
+    assert run["runtime_config"]["parameters"] == {
+        "sources": "gs://data/sources.yaml",
+        "num_nodes": 4,
+        "tasks": ["retrieval"],
+    }
     assert run["runtime_config"]["pipeline_root"] == "gs://data/root"
     assert run["service_account"] == "x2vlm-pipeline"
     assert run["experiment_id"] == "exp-1" and kfp_api.experiments["exp-1"]["display_name"] == "nightly"
@@ -205,10 +244,12 @@ def test_run_sends_parameters_service_account_and_token(kfp_api, packages, capsy
     tasks = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert not tasks["prepare-data"]["cachingOptions"].get("enableCache")
 
-    code, out, _ = _cli(capsys, "runs", "list", "--host", kfp_api.url, "--existing-token", TOKEN,
-                        "--namespace", "x2vlm")
-    assert code == 0 and json.loads(out) == [{"run_id": "run-1", "name": run["display_name"], "state": "PENDING",
-                                              "created_at": "2026-01-02T03:04:05+00:00"}]
+    code, out, _ = _cli(
+        capsys, "runs", "list", "--host", kfp_api.url, "--existing-token", TOKEN, "--namespace", "x2vlm"
+    )
+    assert code == 0 and json.loads(out) == [
+        {"run_id": "run-1", "name": run["display_name"], "state": "PENDING", "created_at": "2026-01-02T03:04:05+00:00"}
+    ]
     (listed,) = [q for method, path, q in kfp_api.requests if (method, path) == ("GET", f"{API}/runs")]
     assert listed["namespace"] == "x2vlm" and listed["sort_by"] == "created_at desc"
 
@@ -224,8 +265,18 @@ def test_run_checks_parameter_names_before_sending(kfp_api, packages, capsys):
 
 def test_schedule_creates_a_cron_recurring_run_without_catch_up(kfp_api, packages, capsys):
     auth = ["--host", kfp_api.url, "--existing-token", TOKEN, "--package", str(packages["full"])]
-    schedule = ["schedule", *auth, "--cron", "0 0 3 * * 0", "--max-concurrency", "2",
-                "--param", "sources=gs://data/sources.yaml", "--service-account", "x2vlm-nightly"]
+    schedule = [
+        "schedule",
+        *auth,
+        "--cron",
+        "0 0 3 * * 0",
+        "--max-concurrency",
+        "2",
+        "--param",
+        "sources=gs://data/sources.yaml",
+        "--service-account",
+        "x2vlm-nightly",
+    ]
     code, _, err = _cli(capsys, *schedule)
     assert code == 2 and "is not uploaded; schedules run an uploaded version" in err
     assert _cli(capsys, "upload", *auth)[0] == 0 and _cli(capsys, "upload", *auth, "--version", "v2")[0] == 0
@@ -244,12 +295,24 @@ def test_schedule_creates_a_cron_recurring_run_without_catch_up(kfp_api, package
     assert recurring["no_catchup"] is True and recurring["mode"] == "ENABLE"
     assert recurring["service_account"] == "x2vlm-nightly"
     # Each scheduled run is a new data snapshot, so it is never answered from the cache.
-    assert recurring["runtime_config"]["parameters"] == {"sources": "gs://data/sources.yaml",
-                                                         "data_snapshot": "[[ScheduledTime]]"}
+    assert recurring["runtime_config"]["parameters"] == {
+        "sources": "gs://data/sources.yaml",
+        "data_snapshot": "[[ScheduledTime]]",
+    }
     assert _json(out)["recurring_run_id"] == "rr-1"
 
-    code, _, err = _cli(capsys, "schedule", "--host", kfp_api.url, "--package", str(packages["full"]),
-                        "--cron", "0 3 * * *", "--param", "sources=x")
+    code, _, err = _cli(
+        capsys,
+        "schedule",
+        "--host",
+        kfp_api.url,
+        "--package",
+        str(packages["full"]),
+        "--cron",
+        "0 3 * * *",
+        "--param",
+        "sources=x",
+    )
     assert code == 2 and "needs 6 fields" in err
 
 
@@ -267,8 +330,9 @@ def test_unreachable_host_fails_in_one_line(capsys, monkeypatch, packages):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code, _, err = _cli(capsys, "run", "--host", f"http://127.0.0.1:{port}", "--package", str(packages["full"]),
-                        "--param", "sources=x")
+    code, _, err = _cli(
+        capsys, "run", "--host", f"http://127.0.0.1:{port}", "--package", str(packages["full"]), "--param", "sources=x"
+    )
     assert code == 2
     assert err.count("\n") == 1 and f"cannot reach the Kubeflow Pipelines API at http://127.0.0.1:{port}" in err
     code, _, err = _cli(capsys, "runs", "list")

@@ -87,7 +87,11 @@ def test_visual_genome_vqa_nlvr2_refcoco_have_the_real_schema(world: tuple[Path,
     regions = json.loads((root / "vg/region_descriptions.json").read_text())
     objects = json.loads((root / "vg/objects.json").read_text())
     assert all({"image_id", "width", "height", "url", "coco_id", "flickr_id"} <= set(i) for i in image_data)
-    assert all({"region_id", "image_id", "phrase", "x", "y", "width", "height"} <= set(r) for e in regions for r in e["regions"])
+    assert all(
+        {"region_id", "image_id", "phrase", "x", "y", "width", "height"} <= set(r)
+        for e in regions
+        for r in e["regions"]
+    )
     assert all({"object_id", "x", "y", "w", "h", "names"} <= set(o) for e in objects for o in e["objects"])
     assert all((root / "vg/VG_100K" / f"{i['image_id']}.jpg").is_file() for i in image_data)
     region_lines = (root / "x2vlm/region_text/part-00000.jsonl").read_text().splitlines()
@@ -100,7 +104,14 @@ def test_visual_genome_vqa_nlvr2_refcoco_have_the_real_schema(world: tuple[Path,
         annotations = json.loads((root / f"vqa/v2_mscoco_{folder}_annotations.json").read_text())["annotations"]
         assert [q["question_id"] for q in questions] == [a["question_id"] for a in annotations]
         for annotation in annotations:
-            assert {"question_id", "image_id", "question_type", "answer_type", "multiple_choice_answer", "answers"} <= set(annotation)
+            assert {
+                "question_id",
+                "image_id",
+                "question_type",
+                "answer_type",
+                "multiple_choice_answer",
+                "answers",
+            } <= set(annotation)
             assert len(annotation["answers"]) == 10
             assert all({"answer", "answer_confidence", "answer_id"} <= set(a) for a in annotation["answers"])
         vqa_counts[split] = len(questions)
@@ -167,7 +178,9 @@ def test_sources_yaml_lists_every_file_the_writers_wrote(world: tuple[Path, dict
     # by its folder) is one a writer wrote but did not report.
     root, _ = world
     listed = [Path(path) for source in load_sources(root / "sources.yaml") for path in source.paths.values()]
-    written = [p for p in Path(root).resolve().rglob("*") if p.is_file() and p.name not in ("sources.yaml", "manifest.json")]
+    written = [
+        p for p in Path(root).resolve().rglob("*") if p.is_file() and p.name not in ("sources.yaml", "manifest.json")
+    ]
     assert written
     assert [p for p in written if not any(p == path or path in p.parents for path in listed)] == []
 
@@ -193,15 +206,22 @@ def test_videos_are_real_clips_in_the_webvid_and_msrvtt_schemas(world: tuple[Pat
     test = json.loads((root / "msrvtt/annotation/test_videodatainfo.json").read_text())
     for info, split in ((train, "train"), (test, "test")):
         assert {"info", "videos", "sentences"} <= set(info)
-        assert all({"video_id", "split", "category", "url", "start time", "end time", "id"} <= set(v) and v["split"] == split for v in info["videos"])
+        assert all(
+            {"video_id", "split", "category", "url", "start time", "end time", "id"} <= set(v) and v["split"] == split
+            for v in info["videos"]
+        )
         assert all({"caption", "video_id", "sen_id"} <= set(s) for s in info["sentences"])
-        assert all(load_video_frames(root / "msrvtt/videos/all" / f"{v['video_id']}.mp4", 3)[1] is None for v in info["videos"])
+        assert all(
+            load_video_frames(root / "msrvtt/videos/all" / f"{v['video_id']}.mp4", 3)[1] is None for v in info["videos"]
+        )
     assert manifest["datasets"]["video_retrieval"] == {"train": len(train["videos"]), "test": len(test["videos"])}
     qa = {split: json.loads((root / f"msrvtt_qa/{split}_qa.json").read_text()) for split in ("train", "test")}
     assert manifest["datasets"]["video_qa"] == {split: len(items) for split, items in qa.items()}
     for items, info in ((qa["train"], train), (qa["test"], test)):
-        ids = {int(v["video_id"][len("video"):]) for v in info["videos"]}
-        assert all({"id", "video_id", "question", "answer", "category_id"} <= set(q) and q["video_id"] in ids for q in items)
+        ids = {int(v["video_id"][len("video") :]) for v in info["videos"]}
+        assert all(
+            {"id", "video_id", "question", "answer", "category_id"} <= set(q) and q["video_id"] in ids for q in items
+        )
     answers = {q["answer"] for items in qa.values() for q in items}
     assert answers <= set(DIRECTIONS) | set(COLOURS) and answers & set(DIRECTIONS) and answers & set(COLOURS)
 
@@ -237,14 +257,20 @@ def test_web_scale_and_x2vlm_formats_have_the_real_schema(world: tuple[Path, dic
     train_coco = len(json.loads((root / "coco/annotations/captions_train2014.json").read_text())["images"])
     assert coco["train"] == train_coco + counted
 
-    multilingual = [json.loads(line) for line in (root / "x2vlm/multilingual/part-00000.jsonl").read_text().splitlines()]
+    multilingual = [
+        json.loads(line) for line in (root / "x2vlm/multilingual/part-00000.jsonl").read_text().splitlines()
+    ]
     assert manifest["datasets"]["pretrain_multilingual"] == {"train": train_coco}
-    english = {a["caption"] for a in json.loads((root / "coco/annotations/captions_train2014.json").read_text())["annotations"]}
+    english = {
+        a["caption"] for a in json.loads((root / "coco/annotations/captions_train2014.json").read_text())["annotations"]
+    }
     for entry in multilingual:
         for caption in entry["caption"]:
-            assert set(caption) == {"en", "xx"} and caption["en"] in english and caption["xx"] == translate(caption["en"])
+            assert (
+                set(caption) == {"en", "xx"} and caption["en"] in english and caption["xx"] == translate(caption["en"])
+            )
     # A real vocabulary: one word, one translation, none left in English.
-    assert translate("a red circle and a red square") .split()[1] == translate("red")
+    assert translate("a red circle and a red square").split()[1] == translate("red")
     assert not set(translate(" ".join(english)).split()) & set(" ".join(english).split())
 
 

@@ -6,21 +6,35 @@ import random
 import pytest
 import torch
 
-from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.cli import TASK_NAMES, main
 from x2vlm_core.data.collate import TextEncoder
+from x2vlm_core.families import create_model
 from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beam_search import beam_search, repeated_ngram_tokens
-from x2vlm_core.families import create_model
 from x2vlm_core.models.task_heads import TASK_HEADS_FILE, TaskHeads, attach_task_heads
+from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.tasks import TASKS, captioning, vqa
 from x2vlm_core.tasks.retrieval import UNSCORED, rerank_top_k
 
-FINETUNE_ARGS = ["--set", "train.steps=6", "--set", "train.batch_size=8", "--set", "train.log_every=3",
-                 "--set", "train.shuffle_buffer=16", "--set", "train.optim.warmup_steps=1"]
+FINETUNE_ARGS = [
+    "--set",
+    "train.steps=6",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.log_every=3",
+    "--set",
+    "train.shuffle_buffer=16",
+    "--set",
+    "train.optim.warmup_steps=1",
+]
 # Small enough for a few seconds per task; each still exercises the real evaluation path.
-EVAL_OPTIONS = {"retrieval": ["k_test=8", "itm_batch_size=20"], "video_retrieval": ["k_test=2"], "vqa": ["k_test=4"],
-                "captioning": ["max_length=8", "min_length=2", "meteor=false"]}
+EVAL_OPTIONS = {
+    "retrieval": ["k_test=8", "itm_batch_size=20"],
+    "video_retrieval": ["k_test=2"],
+    "vqa": ["k_test=4"],
+    "captioning": ["max_length=8", "min_length=2", "meteor=false"],
+}
 # The split each task's metrics are checked on, and the metrics it must report (fractions; CIDEr up to 10).
 EXPECTED = {
     "retrieval": ("test", ["txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean"]),
@@ -50,13 +64,43 @@ def test_every_task_is_on_the_command_line():
 @pytest.mark.parametrize("task", sorted(EXPECTED))
 def test_finetune_then_evaluate_through_the_cli(task, pretrained, tiny_shards, tmp_path, capsys):
     model_dir, eval_dir = tmp_path / "model", tmp_path / "eval"
-    assert main(["finetune", "--task", task, "--pretrained", str(pretrained), "--shards", str(tiny_shards),
-                 "--output", str(model_dir), *FINETUNE_ARGS]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                task,
+                "--pretrained",
+                str(pretrained),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(model_dir),
+                *FINETUNE_ARGS,
+            ]
+        )
+        == 0
+    )
     summary = json.loads((model_dir / "training.json").read_text())
     assert summary["steps"] == 6 and summary["final"]["loss"] == summary["final"]["loss"]  # trained, not NaN
     options = [arg for option in EVAL_OPTIONS.get(task, []) for arg in ("--set", option)]
-    assert main(["evaluate", "--task", task, "--model", str(model_dir), "--shards", str(tiny_shards),
-                 "--output", str(eval_dir), *options]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                task,
+                "--model",
+                str(model_dir),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(eval_dir),
+                *options,
+            ]
+        )
+        == 0
+    )
 
     written = json.loads((eval_dir / "metrics.json").read_text())
     assert written["task"] == task
@@ -84,29 +128,65 @@ def test_finetune_then_evaluate_through_the_cli(task, pretrained, tiny_shards, t
         assert all(r["answer"] in heads.labels for r in results)
     if task == "captioning":
         assert all(isinstance(r["caption"], str) and r["references"] for r in rows)
-        assert "meteor" in written["unavailable"]["test_meteor"] or "turned off" in written["unavailable"]["test_meteor"]
+        assert (
+            "meteor" in written["unavailable"]["test_meteor"] or "turned off" in written["unavailable"]["test_meteor"]
+        )
 
 
 def test_evaluate_refuses_a_model_without_the_task_heads(pretrained, tiny_shards, tmp_path, capsys):
-    assert main(["evaluate", "--task", "vqa", "--model", str(pretrained), "--shards", str(tiny_shards),
-                 "--output", str(tmp_path / "e")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                "vqa",
+                "--model",
+                str(pretrained),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "has no task heads, not the 'vqa' heads" in err and "\n" not in err
-    assert main(["evaluate", "--task", "retrieval", "--model", str(pretrained), "--shards", str(tiny_shards),
-                 "--output", str(tmp_path / "e"), "--set", "top_k=3"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                "retrieval",
+                "--model",
+                str(pretrained),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(tmp_path / "e"),
+                "--set",
+                "top_k=3",
+            ]
+        )
+        == 2
+    )
     assert "unknown key(s) ['top_k'] in retrieval evaluation options; valid keys are:" in capsys.readouterr().err
 
 
 def test_answer_decoder_starts_as_the_fusion_layers(pretrained, tiny_shards):
     model = vqa.build_model(pretrained, tiny_shards)
     encoder, decoder = model.text_encoder, model.text_decoder
-    fusion = encoder.bert.encoder.layer[encoder.bert.fusion_start_at:]
+    fusion = encoder.bert.encoder.layer[encoder.bert.fusion_start_at :]
     assert len(decoder.bert.encoder.layer) == len(fusion)
     for source, target in zip(fusion, decoder.bert.encoder.layer):
         for name, value in source.state_dict().items():
             torch.testing.assert_close(target.state_dict()[name], value)
-    torch.testing.assert_close(decoder.bert.embeddings.word_embeddings.weight, encoder.bert.embeddings.word_embeddings.weight)
-    torch.testing.assert_close(decoder.cls.predictions.transform.dense.weight, encoder.cls.predictions.transform.dense.weight)
+    torch.testing.assert_close(
+        decoder.bert.embeddings.word_embeddings.weight, encoder.bert.embeddings.word_embeddings.weight
+    )
+    torch.testing.assert_close(
+        decoder.cls.predictions.transform.dense.weight, encoder.cls.predictions.transform.dense.weight
+    )
     assert decoder.cls.predictions.decoder.weight is decoder.bert.embeddings.word_embeddings.weight
     assert decoder.bert.embeddings.word_embeddings.weight is not encoder.bert.embeddings.word_embeddings.weight
     assert model.task_heads.labels[0] == "yes"  # the most frequent shapes-world answer comes first
@@ -172,6 +252,7 @@ def _toy_model(table: dict[int, list[float]]):
 
     def next_log_probs(owner, tokens):
         return torch.tensor([table[int(t)] for t in tokens[:, -1]]).log()
+
     return next_log_probs
 
 
@@ -186,11 +267,14 @@ def test_beam_search_keeps_the_best_finished_caption():
 
 def test_beam_search_respects_min_length_and_no_repeated_trigram():
     always_end = {9: [0.9, 0.05, 0.05], 1: [0.9, 0.05, 0.05], 2: [0.9, 0.05, 0.05]}
-    assert [len(s) for s in beam_search(_toy_model(always_end), 2, [9], end_id=0, num_beams=3, min_length=3,
-                                        max_length=10)] == [3, 3]
+    assert [
+        len(s) for s in beam_search(_toy_model(always_end), 2, [9], end_id=0, num_beams=3, min_length=3, max_length=10)
+    ] == [3, 3]
     # A model that always prefers "1", then "2", never ends: "1 1 1" may not repeat, so "2" comes in.
     no_end = {t: [1e-9, 0.7, 0.3] for t in (9, 1, 2)}
-    assert beam_search(_toy_model(no_end), 1, [9], end_id=0, num_beams=1, min_length=0, max_length=6) == [[1, 1, 1, 2, 1, 1]]
+    assert beam_search(_toy_model(no_end), 1, [9], end_id=0, num_beams=1, min_length=0, max_length=6) == [
+        [1, 1, 1, 2, 1, 1]
+    ]
     assert repeated_ngram_tokens([5, 6, 7, 5, 6], 3) == [7]
 
 
@@ -202,8 +286,10 @@ def test_caption_batch_predicts_each_masked_token_from_real_tokens_only(pretrain
     jpeg = io.BytesIO()
     Image.new("RGB", (32, 32), (200, 30, 30)).save(jpeg, format="JPEG")
     text = TextEncoder(str(pretrained / "tokenizer"), 24)
-    samples = [{"key": "k", "meta": {"captions": ["a red circle and a blue square at the top"]}, "images": [jpeg.getvalue()]},
-               {"key": "j", "meta": {"captions": ["one green triangle"]}, "images": [jpeg.getvalue()]}]
+    samples = [
+        {"key": "k", "meta": {"captions": ["a red circle and a blue square at the top"]}, "images": [jpeg.getvalue()]},
+        {"key": "j", "meta": {"captions": ["one green triangle"]}, "images": [jpeg.getvalue()]},
+    ]
     batch = captioning.train_collate(samples, text, create_model("x2vlm_tiny").config, random.Random(0))
     prompt = 1 + len(text.tokenizer.tokenize(captioning.PROMPT))
     mask_id = text.tokenizer.mask_token_id
@@ -216,7 +302,7 @@ def test_caption_batch_predicts_each_masked_token_from_real_tokens_only(pretrain
             assert ids[slot + 1] == target and positions[slot + 1] == positions[slot] >= prompt
             # Only the [MASK] itself reads it, and it reads nothing after itself.
             assert keep[:, slot].nonzero().flatten().tolist() == [slot]
-            assert not keep[slot, slot + 1:].any()
+            assert not keep[slot, slot + 1 :].any()
         assert (ids == mask_id).sum() == len(slots)
 
 
@@ -228,14 +314,43 @@ def test_evaluate_component_writes_metrics_and_an_html_report(pretrained, tiny_s
     from components.evaluate import evaluate
 
     model_dir = tmp_path / "grounding"
-    assert main(["finetune", "--task", "grounding", "--pretrained", str(pretrained), "--shards", str(tiny_shards),
-                 "--output", str(model_dir), "--set", "train.steps=1", "--set", "train.batch_size=4"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "grounding",
+                "--pretrained",
+                str(pretrained),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(model_dir),
+                "--set",
+                "train.steps=1",
+                "--set",
+                "train.batch_size=4",
+            ]
+        )
+        == 0
+    )
     metrics, report = Metrics(uri=str(tmp_path / "metrics")), HTML(uri=str(tmp_path / "report"))
     predictions = Artifact(uri=str(tmp_path / "predictions"))
-    evaluate.python_func(task="grounding", shards=Dataset(uri=str(tiny_shards)), model=Model(uri=str(model_dir)),
-                         metrics=metrics, report=report, predictions=predictions, options=["batch_size=4"])
+    evaluate.python_func(
+        task="grounding",
+        shards=Dataset(uri=str(tiny_shards)),
+        model=Model(uri=str(model_dir)),
+        metrics=metrics,
+        report=report,
+        predictions=predictions,
+        options=["batch_size=4"],
+    )
     written = json.loads((tmp_path / "metrics").read_text())
     assert written["task"] == "grounding" and "val_acc_iou50" in written["metrics"]
     assert metrics.metadata["val_acc_iou50"] == written["metrics"]["val_acc_iou50"]
     page = (tmp_path / "report").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "data:image/jpeg;base64," in page and report.metadata["task"] == "grounding"
+    assert (
+        page.startswith("<!DOCTYPE html>")
+        and "data:image/jpeg;base64," in page
+        and report.metadata["task"] == "grounding"
+    )

@@ -43,7 +43,9 @@ def test_bert_timm_and_torchvision_import_in_a_fresh_interpreter():
 
 def test_the_guard_leaves_an_already_working_torchvision_alone():
     # Once torchvision is imported, installing the guard again must not define anything.
-    done = run_fresh("import x2vlm_core, torchvision\nfrom x2vlm_core import torchvision_guard as g\n"
-                     "g.install()\nimport sys\nassert not any(isinstance(f, g._BeforeTorchvision) for f in sys.meta_path)\n"
-                     "assert not g.define_missing_schemas()\nprint('ok')")
+    done = run_fresh(
+        "import x2vlm_core, torchvision\nfrom x2vlm_core import torchvision_guard as g\n"
+        "g.install()\nimport sys\nassert not any(isinstance(f, g._BeforeTorchvision) for f in sys.meta_path)\n"
+        "assert not g.define_missing_schemas()\nprint('ok')"
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

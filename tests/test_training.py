@@ -7,11 +7,11 @@ import struct
 import pytest
 import torch
 
-from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.evaluation.run import run_evaluation
 from x2vlm_core.families import model_config
+from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.engine import deepspeed_config, micro_batch_size
 from x2vlm_core.train.finetune import run_finetune
@@ -34,9 +34,9 @@ def _scalar_tags(event_dir) -> set[str]:
         data = path.read_bytes()
         while data:
             (length,) = struct.unpack("<Q", data[:8])
-            event = Event.FromString(data[12:12 + length])
+            event = Event.FromString(data[12 : 12 + length])
             tags |= {value.tag for value in event.summary.value}
-            data = data[12 + length + 4:]
+            data = data[12 + length + 4 :]
     return tags
 
 
@@ -52,8 +52,9 @@ def test_pretrain_writes_a_loadable_model_checkpoints_and_logs(tiny_shards, tmp_
     assert final["samples_per_s"] > 0 and final["tokens_per_s"] > final["samples_per_s"]
     model = load_model_dir(tmp_path / "model")
     assert 0.001 <= model.temp.item() <= 0.5
-    assert {f"pretrain/{name}" for name in ("loss", "itc", "region_giou", "lr", "tokens_per_s")} <= \
-        _scalar_tags(tmp_path / "model" / "tensorboard")
+    assert {f"pretrain/{name}" for name in ("loss", "itc", "region_giou", "lr", "tokens_per_s")} <= _scalar_tags(
+        tmp_path / "model" / "tensorboard"
+    )
     for tag in ("step2", "step4"):  # each complete: marker, RNG states, a consolidated model folder
         folder = tmp_path / "ckpt" / tag
         assert json.loads((folder / "complete.json").read_text())["micro_batches_consumed"] == int(tag[4:])
@@ -62,8 +63,13 @@ def test_pretrain_writes_a_loadable_model_checkpoints_and_logs(tiny_shards, tmp_
     assert (tmp_path / "ckpt" / "latest").read_text() == "step4"
 
     # Asking for more steps continues from the last checkpoint instead of starting over.
-    summary = run_pretrain(model_config("x2vlm_tiny"), _train_cfg(steps=6, optim={"warmup_steps": 1}),
-                           tiny_shards, tmp_path / "model2", tmp_path / "ckpt")
+    summary = run_pretrain(
+        model_config("x2vlm_tiny"),
+        _train_cfg(steps=6, optim={"warmup_steps": 1}),
+        tiny_shards,
+        tmp_path / "model2",
+        tmp_path / "ckpt",
+    )
     assert summary["resumed_from_step"] == 4 and summary["history"][-1]["step"] == 6
     assert sorted(p.name for p in (tmp_path / "ckpt").glob("step*")) == ["step4", "step6"]  # keep_checkpoints=2
 
@@ -95,8 +101,13 @@ def test_resume_is_exact_and_never_uses_a_half_written_checkpoint(tiny_shards, t
 def test_temperature_stays_clamped_in_the_optimizer_master_copy(tiny_shards, tmp_path):
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    run_pretrain(model_config("x2vlm_tiny", temp=0.9), _train_cfg(steps=1, zero_stage=2, tensorboard=False),
-                 tiny_shards, tmp_path / "m", tmp_path / "c")
+    run_pretrain(
+        model_config("x2vlm_tiny", temp=0.9),
+        _train_cfg(steps=1, zero_stage=2, tensorboard=False),
+        tiny_shards,
+        tmp_path / "m",
+        tmp_path / "c",
+    )
     master = get_fp32_state_dict_from_zero_checkpoint(str(tmp_path / "c"), tag="step1")
     # Clamped to 0.5 before the step (as the official loop does), then moved by one optimizer step only.
     assert master["temp"].item() == pytest.approx(0.5, abs=1e-3)
@@ -115,9 +126,11 @@ def test_zero3_in_bf16_still_hands_over_a_full_fp32_model(tiny_shards, tmp_path)
 @pytest.mark.deepspeed
 def test_activation_checkpointing_and_accumulation_keep_the_losses(tiny_shards, tmp_path):
     runs = {}
-    for name, extra in {"plain": {}, "recompute": {"activation_checkpointing": True},
-                        "accumulate": {"gradient_accumulation": 2, "batch_size": 16, "region_batch_size": 16,
-                                       "region_batch_images": 8}}.items():
+    for name, extra in {
+        "plain": {},
+        "recompute": {"activation_checkpointing": True},
+        "accumulate": {"gradient_accumulation": 2, "batch_size": 16, "region_batch_size": 16, "region_batch_images": 8},
+    }.items():
         cfg = _train_cfg(steps=2, log_every=1, tensorboard=False, **extra)
         mcfg = model_config("x2vlm_tiny", text={"hidden_dropout": 0.0, "attention_dropout": 0.0})
         runs[name] = run_pretrain(mcfg, cfg, tiny_shards, tmp_path / name, tmp_path / f"{name}.ckpt")["history"]
@@ -155,8 +168,12 @@ def test_stop_itm_after_drops_the_itm_terms(tiny_shards, tmp_path):
 
 
 def test_deepspeed_json_is_generated_from_our_config_and_overridable():
-    cfg = _train_cfg(zero_stage=2, gradient_accumulation=2, optim={"grad_clip": 0.5},
-                     deepspeed={"zero_optimization": {"overlap_comm": True}, "wall_clock_breakdown": True})
+    cfg = _train_cfg(
+        zero_stage=2,
+        gradient_accumulation=2,
+        optim={"grad_clip": 0.5},
+        deepspeed={"zero_optimization": {"overlap_comm": True}, "wall_clock_breakdown": True},
+    )
     config = deepspeed_config(cfg, micro_batch=4, precision="bf16")
     assert config["zero_optimization"] == {"stage": 2, "overlap_comm": True}
     assert config["gradient_accumulation_steps"] == 2 and config["gradient_clipping"] == 0.5
@@ -164,14 +181,17 @@ def test_deepspeed_json_is_generated_from_our_config_and_overridable():
     assert deepspeed_config(_train_cfg(), 4, "fp32")["bf16"] == {"enabled": False}
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"zero_stage": 4}, "ZeRO stage 4 is not supported; use train.zero_stage 1 or 2"),
-    ({"deepspeed": {"zero_optimization": {"stage": 0}}}, "ZeRO stage 0 is not supported"),
-    ({"deepspeed": {"optimizer": {"type": "Adam"}}}, "train.deepspeed may not set ['optimizer']"),
-    ({"deepspeed": {"fp16": {"enabled": True}}}, "fp16 is not supported"),
-    ({"precision": "fp16"}, "train.precision 'fp16' is not one of auto, fp32, bf16"),
-    ({"compile": "yes"}, "train.compile 'yes' is not one of auto, on, off"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"zero_stage": 4}, "ZeRO stage 4 is not supported; use train.zero_stage 1 or 2"),
+        ({"deepspeed": {"zero_optimization": {"stage": 0}}}, "ZeRO stage 0 is not supported"),
+        ({"deepspeed": {"optimizer": {"type": "Adam"}}}, "train.deepspeed may not set ['optimizer']"),
+        ({"deepspeed": {"fp16": {"enabled": True}}}, "fp16 is not supported"),
+        ({"precision": "fp16"}, "train.precision 'fp16' is not one of auto, fp32, bf16"),
+        ({"compile": "yes"}, "train.compile 'yes' is not one of auto, on, off"),
+    ],
+)
 def test_unsupported_engine_settings_are_refused(settings, message):
     from x2vlm_core.train.engine import resolve_compile, resolve_precision
 
@@ -183,16 +203,19 @@ def test_unsupported_engine_settings_are_refused(settings, message):
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("settings,model,world_size,message", [
-    ({"batch_size": 6}, {}, 4, "train.batch_size=6 is not divisible by world size 4 x gradient_accumulation 1 = 4"),
-    ({"region_batch_size": 9}, {}, 2, "train.region_batch_size=9 is not divisible by world size 2"),
-    ({"batch_size": 8, "gradient_accumulation": 3}, {}, 1, "use a multiple of 3"),
-    ({"region_batch_size": 40}, {}, 1, "does not fit in region_batch_images=4 x max_regions=5 texts"),
-    ({"data": {"video_text": {"datasets": ["pretrain_video_text"]}}}, {}, 1, "has no frames (frame_len 0)"),
-    ({"data": {"image_text": {"datasets": ["a", "b"], "ratios": [1]}}}, {}, 1, "2 datasets but 1 ratios"),
-    ({"data": {"image_text": {"datasets": []}, "region_text": {"datasets": []}}}, {}, 1, "no pre-training stream"),
-    ({"augment": {"crop_scale": [0.5, 0.2]}}, {}, 1, "crop_scale [0.5, 0.2] must be [low, high]"),
-])
+@pytest.mark.parametrize(
+    "settings,model,world_size,message",
+    [
+        ({"batch_size": 6}, {}, 4, "train.batch_size=6 is not divisible by world size 4 x gradient_accumulation 1 = 4"),
+        ({"region_batch_size": 9}, {}, 2, "train.region_batch_size=9 is not divisible by world size 2"),
+        ({"batch_size": 8, "gradient_accumulation": 3}, {}, 1, "use a multiple of 3"),
+        ({"region_batch_size": 40}, {}, 1, "does not fit in region_batch_images=4 x max_regions=5 texts"),
+        ({"data": {"video_text": {"datasets": ["pretrain_video_text"]}}}, {}, 1, "has no frames (frame_len 0)"),
+        ({"data": {"image_text": {"datasets": ["a", "b"], "ratios": [1]}}}, {}, 1, "2 datasets but 1 ratios"),
+        ({"data": {"image_text": {"datasets": []}, "region_text": {"datasets": []}}}, {}, 1, "no pre-training stream"),
+        ({"augment": {"crop_scale": [0.5, 0.2]}}, {}, 1, "crop_scale [0.5, 0.2] must be [low, high]"),
+    ],
+)
 def test_configs_that_do_not_fit_are_refused(settings, model, world_size, message):
     with pytest.raises(ConfigError) as error:
         check_pretrain_config(model_config("x2vlm_tiny", **model), _train_cfg(**settings), world_size)
@@ -203,8 +226,13 @@ def test_configs_that_do_not_fit_are_refused(settings, model, world_size, messag
 @pytest.mark.deepspeed
 @pytest.mark.parametrize("task,metric", [("retrieval", "test_txt_r1"), ("grounding", "val_acc_iou50")])
 def test_finetune_then_evaluate(task, metric, tiny_shards, tmp_path):
-    run_pretrain(model_config("x2vlm_tiny"), _train_cfg(steps=1, tensorboard=False), tiny_shards, tmp_path / "pre",
-                 tmp_path / "c0")
+    run_pretrain(
+        model_config("x2vlm_tiny"),
+        _train_cfg(steps=1, tensorboard=False),
+        tiny_shards,
+        tmp_path / "pre",
+        tmp_path / "c0",
+    )
     run_finetune(task, tmp_path / "pre", _train_cfg(steps=2), tiny_shards, tmp_path / "ft", tmp_path / "c1")
     metrics = run_evaluation(task, tmp_path / "ft", tiny_shards, tmp_path / "eval")
     assert 0.0 <= metrics[metric] <= 1.0
@@ -216,13 +244,16 @@ def test_gathered_contrastive_loss_matches_single_process():
     """Without a process group the gather is the identity, and the loss is plain InfoNCE."""
     from x2vlm_core.models.losses import contrastive_loss
 
-    image, text = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1), torch.nn.functional.normalize(
-        torch.randn(4, 8), dim=-1)
+    image, text = (
+        torch.nn.functional.normalize(torch.randn(4, 8), dim=-1),
+        torch.nn.functional.normalize(torch.randn(4, 8), dim=-1),
+    )
     temp = torch.tensor([0.07])
     logits = image @ text.t() / temp
     labels = torch.arange(4)
-    expected = (torch.nn.functional.cross_entropy(logits, labels)
-                + torch.nn.functional.cross_entropy(logits.t(), labels)) / 2
+    expected = (
+        torch.nn.functional.cross_entropy(logits, labels) + torch.nn.functional.cross_entropy(logits.t(), labels)
+    ) / 2
     torch.testing.assert_close(contrastive_loss(image, text, temp), expected)
 
 
@@ -231,26 +262,39 @@ def test_cli_pretrain_from_a_config_file_alone(tiny_shards, tmp_path, capsys):
     from x2vlm_core.cli import main
 
     config = tmp_path / "pretrain.yaml"
-    config.write_text(f"model: x2vlm_tiny\ntrain:\n  steps: 1\n  batch_size: 8\n  region_batch_images: 4\n"
-                      f"  region_batch_size: 8\n  tensorboard: false\n  data: {{shards: {tiny_shards}}}\n")
+    config.write_text(
+        f"model: x2vlm_tiny\ntrain:\n  steps: 1\n  batch_size: 8\n  region_batch_images: 4\n"
+        f"  region_batch_size: 8\n  tensorboard: false\n  data: {{shards: {tiny_shards}}}\n"
+    )
     assert main(["pretrain", "--config", str(config), "--output", str(tmp_path / "m")]) == 0
     assert json.loads((tmp_path / "m" / "training.json").read_text())["steps"] == 1
     capsys.readouterr()
 
     (tmp_path / "empty").mkdir()
-    assert main(["pretrain", "--config", str(config), "--shards", str(tmp_path / "empty"),
-                 "--output", str(tmp_path / "m2")]) == 2
+    assert (
+        main(
+            ["pretrain", "--config", str(config), "--shards", str(tmp_path / "empty"), "--output", str(tmp_path / "m2")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "index.json does not exist; run prepare-data" in err
-    assert main(["pretrain", "--config", str(config), "--output", str(tmp_path / "m3"),
-                 "--set", "train.zero_stage=4"]) == 2
+    assert (
+        main(["pretrain", "--config", str(config), "--output", str(tmp_path / "m3"), "--set", "train.zero_stage=4"])
+        == 2
+    )
     assert "ZeRO stage 4 is not supported" in capsys.readouterr().err
 
 
 @pytest.mark.deepspeed
 def test_video_text_stream_trains_on_prepared_clips(tiny_shards, tmp_path):
-    cfg = _train_cfg(steps=1, log_every=1, tensorboard=False, video_batch_size=2,
-                     data={"video_text": {"datasets": ["pretrain_video_text"], "loss_weight": 0.5}})
+    cfg = _train_cfg(
+        steps=1,
+        log_every=1,
+        tensorboard=False,
+        video_batch_size=2,
+        data={"video_text": {"datasets": ["pretrain_video_text"], "loss_weight": 0.5}},
+    )
     summary = run_pretrain(model_config("x2vlm_tiny", frame_len=3), cfg, tiny_shards, tmp_path / "m", tmp_path / "c")
     final = summary["final"]
     assert {"video_itc", "video_itm", "video_mlm", "itc", "region_giou"} <= set(final)
@@ -283,9 +327,16 @@ def test_region_rows_with_the_same_phrase_share_an_id(tiny_shards):
 
     cfg = model_config("x2vlm_tiny")
     samples = list(iter_shard_samples(list_shards(str(tiny_shards), "pretrain_region_text", "train")))
-    batch = pretrain_region_batch(random.Random(0).sample(samples, 4), text=TextEncoder(cfg.tokenizer, cfg.max_tokens),
-                                  image_res=cfg.image_res, grid=cfg.num_patches_side, max_regions=5, batch_size=24,
-                                  masking=MaskingConfig(), augment=AugmentConfig())
+    batch = pretrain_region_batch(
+        random.Random(0).sample(samples, 4),
+        text=TextEncoder(cfg.tokenizer, cfg.max_tokens),
+        image_res=cfg.image_res,
+        grid=cfg.num_patches_side,
+        max_regions=5,
+        batch_size=24,
+        masking=MaskingConfig(),
+        augment=AugmentConfig(),
+    )
     ids = batch["text_ids"].tolist()
     for i in range(24):  # 24 rows from 4 images: some repeat to fill the exact size
         for j in range(24):

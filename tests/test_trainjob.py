@@ -19,12 +19,25 @@ import pytest
 import yaml
 
 from components import images
-from components.runtime.trainjob import (QUEUE_LABEL, TrainJobError, TrainJobSpec, build_trainjob, connect,
-                                         run_trainjob, train_as_trainjob, trainer_command, trainjob_name,
-                                         workflow_owner)
+from components.runtime.trainjob import (
+    QUEUE_LABEL,
+    TrainJobError,
+    TrainJobSpec,
+    build_trainjob,
+    connect,
+    run_trainjob,
+    train_as_trainjob,
+    trainer_command,
+    trainjob_name,
+    workflow_owner,
+)
 
-WORKFLOW_OWNER = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": "x2vlm-run-abcde",
-                  "uid": "0b7c1a52-3f0e-4f7e-9d55-1f0e2a3b4c5d"}
+WORKFLOW_OWNER = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "Workflow",
+    "name": "x2vlm-run-abcde",
+    "uid": "0b7c1a52-3f0e-4f7e-9d55-1f0e2a3b4c5d",
+}
 CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "k8s"
 TRAINJOBS = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs"
 NOW = "2026-01-01T00:00:00Z"
@@ -35,11 +48,17 @@ def _condition(kind, reason, message):
 
 
 CREATED = _condition("Created", "JobsCreationSucceeded", "succeeded to create Jobs")
-RUNNING = {"conditions": [CREATED], "jobsStatus": [{"name": "node", "active": 1, "ready": 1, "succeeded": 0,
-                                                     "failed": 0, "suspended": 0}]}
+RUNNING = {
+    "conditions": [CREATED],
+    "jobsStatus": [{"name": "node", "active": 1, "ready": 1, "succeeded": 0, "failed": 0, "suspended": 0}],
+}
 COMPLETE = {"conditions": [CREATED, _condition("Complete", "JobsCompleted", "jobset completed successfully")]}
-FAILED = {"conditions": [CREATED, _condition("Failed", "FailedJobs",
-                                             "jobset failed: node-0 exited with code 137 (OOMKilled)")]}
+FAILED = {
+    "conditions": [
+        CREATED,
+        _condition("Failed", "FailedJobs", "jobset failed: node-0 exited with code 137 (OOMKilled)"),
+    ]
+}
 
 
 class FakeCluster:
@@ -73,8 +92,15 @@ class FakeCluster:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 name = body["metadata"]["name"]
                 if name in cluster.jobs:
-                    return self._send(409, {"kind": "Status", "reason": "AlreadyExists", "code": 409,
-                                            "message": f'trainjobs "{name}" already exists'})
+                    return self._send(
+                        409,
+                        {
+                            "kind": "Status",
+                            "reason": "AlreadyExists",
+                            "code": 409,
+                            "message": f'trainjobs "{name}" already exists',
+                        },
+                    )
                 body["metadata"].update(uid="uid-1", creationTimestamp=NOW)
                 cluster.jobs[name], cluster.reads[name] = body, 0
                 self._send(201, body)
@@ -82,16 +108,24 @@ class FakeCluster:
             def do_GET(self):
                 cluster.requests.append(("GET", self.path))
                 url = urlparse(self.path)
-                match = re.fullmatch(r"/apis/trainer\.kubeflow\.org/v1alpha1/namespaces/([^/]+)/trainjobs/([^/]+)",
-                                     url.path)
+                match = re.fullmatch(
+                    r"/apis/trainer\.kubeflow\.org/v1alpha1/namespaces/([^/]+)/trainjobs/([^/]+)", url.path
+                )
                 if match:
                     return self._read_job(match.group(2))
                 match = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", url.path)
                 if match:
                     selector = parse_qs(url.query)["labelSelector"][0]
                     name = selector.split("=", 1)[1]
-                    return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {},
-                                            "items": cluster.pods(match.group(1), name)})
+                    return self._send(
+                        200,
+                        {
+                            "kind": "PodList",
+                            "apiVersion": "v1",
+                            "metadata": {},
+                            "items": cluster.pods(match.group(1), name),
+                        },
+                    )
                 match = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", url.path)
                 if match and match.group(2) in cluster.own_pods:
                     return self._send(200, cluster.own_pods[match.group(2)])
@@ -104,8 +138,15 @@ class FakeCluster:
             def _read_job(self, name):
                 job = cluster.jobs.get(name)
                 if job is None:
-                    return self._send(404, {"kind": "Status", "code": 404, "reason": "NotFound",
-                                            "message": f'trainjobs "{name}" not found'})
+                    return self._send(
+                        404,
+                        {
+                            "kind": "Status",
+                            "code": 404,
+                            "reason": "NotFound",
+                            "message": f'trainjobs "{name}" not found',
+                        },
+                    )
                 step = cluster.reads[name] = cluster.reads[name] + 1
                 if cluster.on_read:
                     cluster.on_read(step)
@@ -133,15 +174,24 @@ class FakeCluster:
         if job is None or not (job.get("status") or {}).get("conditions"):
             return []  # pending: the JobSet has no pods yet
         phase = {"Complete": "Succeeded", "Failed": "Failed"}.get(job["status"]["conditions"][-1]["type"], "Running")
-        return [{"metadata": {"name": f"{jobset}-node-0-{index}", "namespace": namespace,
-                              "creationTimestamp": NOW,
-                              "labels": {"jobset.sigs.k8s.io/jobset-name": jobset,
-                                         "jobset.sigs.k8s.io/replicatedjob-name": "node",
-                                         "jobset.sigs.k8s.io/job-index": "0",
-                                         "batch.kubernetes.io/job-completion-index": str(index)}},
-                 "spec": {"containers": [{"name": "node", "image": job["spec"]["trainer"]["image"]}]},
-                 "status": {"phase": phase}}
-                for index in range(job["spec"]["trainer"]["numNodes"])]
+        return [
+            {
+                "metadata": {
+                    "name": f"{jobset}-node-0-{index}",
+                    "namespace": namespace,
+                    "creationTimestamp": NOW,
+                    "labels": {
+                        "jobset.sigs.k8s.io/jobset-name": jobset,
+                        "jobset.sigs.k8s.io/replicatedjob-name": "node",
+                        "jobset.sigs.k8s.io/job-index": "0",
+                        "batch.kubernetes.io/job-completion-index": str(index),
+                    },
+                },
+                "spec": {"containers": [{"name": "node", "image": job["spec"]["trainer"]["image"]}]},
+                "status": {"phase": phase},
+            }
+            for index in range(job["spec"]["trainer"]["numNodes"])
+        ]
 
     def __enter__(self):
         self.thread.start()
@@ -163,12 +213,20 @@ def kubeconfig(tmp_path, monkeypatch):
 
     def use(cluster):
         path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
-            "users": [{"name": "fake", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "x2vlm"}}],
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
+                    "users": [{"name": "fake", "user": {"token": "test-token"}}],
+                    "contexts": [
+                        {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "x2vlm"}}
+                    ],
+                }
+            )
+        )
         monkeypatch.setenv("KUBECONFIG", str(path))
         return path
 
@@ -176,14 +234,31 @@ def kubeconfig(tmp_path, monkeypatch):
 
 
 def _spec(**changes):
-    values = dict(name=trainjob_name("x2vlm-pretrain", "0123456789"), namespace="x2vlm", image=images.TRAIN_IMAGE,
-                  command=trainer_command(["pretrain", "--shards", "/gcs/data/shards", "--model", "x2vlm_base"],
-                                          "/gcs/data/run/pretrain/model", ["train.steps=1000"]),
-                  num_nodes=4, gpus_per_node=8, queue="x2vlm-gpu", service_account="x2vlm-trainer",
-                  node_selector={"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
-                  tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                  gcs_buckets=["data"], shm_size="16Gi", env={"X2VLM_GIT_COMMIT": "abc123"}, cpu="8", memory="64Gi",
-                  cpu_limit="24", memory_limit="160Gi", active_deadline_seconds=86400, owner=dict(WORKFLOW_OWNER))
+    values = dict(
+        name=trainjob_name("x2vlm-pretrain", "0123456789"),
+        namespace="x2vlm",
+        image=images.TRAIN_IMAGE,
+        command=trainer_command(
+            ["pretrain", "--shards", "/gcs/data/shards", "--model", "x2vlm_base"],
+            "/gcs/data/run/pretrain/model",
+            ["train.steps=1000"],
+        ),
+        num_nodes=4,
+        gpus_per_node=8,
+        queue="x2vlm-gpu",
+        service_account="x2vlm-trainer",
+        node_selector={"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        gcs_buckets=["data"],
+        shm_size="16Gi",
+        env={"X2VLM_GIT_COMMIT": "abc123"},
+        cpu="8",
+        memory="64Gi",
+        cpu_limit="24",
+        memory_limit="160Gi",
+        active_deadline_seconds=86400,
+        owner=dict(WORKFLOW_OWNER),
+    )
     values.update(changes)
     return TrainJobSpec(**values)
 
@@ -207,8 +282,10 @@ def test_trainjob_matches_the_crd_schema_and_carries_our_settings():
     assert trainer["command"][-4:] == ["--output", "/gcs/data/run/pretrain/model", "--set", "train.steps=1000"]
     assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 8
     # resourcesPerNode replaces the runtime's resources whole: CPU and memory travel with the GPUs.
-    assert trainer["resourcesPerNode"] == {"requests": {"nvidia.com/gpu": "8", "cpu": "8", "memory": "64Gi"},
-                                           "limits": {"nvidia.com/gpu": "8", "cpu": "24", "memory": "160Gi"}}
+    assert trainer["resourcesPerNode"] == {
+        "requests": {"nvidia.com/gpu": "8", "cpu": "8", "memory": "64Gi"},
+        "limits": {"nvidia.com/gpu": "8", "cpu": "24", "memory": "160Gi"},
+    }
     assert body["spec"]["activeDeadlineSeconds"] == 86400
     assert body["metadata"]["ownerReferences"] == [WORKFLOW_OWNER]
     assert {"name": "X2VLM_GIT_COMMIT", "value": "abc123"} in trainer["env"]
@@ -225,9 +302,24 @@ def test_trainjob_matches_the_crd_schema_and_carries_our_settings():
     assert mounts == {"/dev/shm", "/gcs/data"}
 
     # Without a queue, GPUs or buckets those parts are left out, and it still validates.
-    plain = build_trainjob(_spec(queue="", gpus_per_node=0, gcs_buckets=[], shm_size="", service_account="",
-                                 node_selector={}, tolerations=[], runtime="x2vlm-torch", cpu="", memory="",
-                                 cpu_limit="", memory_limit="", active_deadline_seconds=0, owner={}))
+    plain = build_trainjob(
+        _spec(
+            queue="",
+            gpus_per_node=0,
+            gcs_buckets=[],
+            shm_size="",
+            service_account="",
+            node_selector={},
+            tolerations=[],
+            runtime="x2vlm-torch",
+            cpu="",
+            memory="",
+            cpu_limit="",
+            memory_limit="",
+            active_deadline_seconds=0,
+            owner={},
+        )
+    )
     jsonschema.validate(plain, schema)
     assert QUEUE_LABEL not in plain["metadata"]["labels"] and "runtimePatches" not in plain["spec"]
     assert "resourcesPerNode" not in plain["spec"]["trainer"] and plain["spec"]["trainer"]["numProcPerNode"] == 1
@@ -271,8 +363,9 @@ def test_failed_trainjob_fails_with_its_own_reason(kubeconfig):
         kubeconfig(cluster)
         apis = connect()
         with pytest.raises(TrainJobError) as failure:
-            run_trainjob(apis, build_trainjob(_spec(namespace=apis.namespace)), poll_seconds=0.05,
-                         out=lambda line: None)
+            run_trainjob(
+                apis, build_trainjob(_spec(namespace=apis.namespace)), poll_seconds=0.05, out=lambda line: None
+            )
     message = str(failure.value)
     assert "failed: FailedJobs: jobset failed: node-0 exited with code 137 (OOMKilled)" in message
     assert cluster.deleted == []  # a failed job stays for `kubectl describe`
@@ -334,9 +427,15 @@ def test_a_retried_step_recreates_its_failed_trainjob(kubeconfig):
 def test_the_trainjob_is_owned_by_the_run_and_has_a_deadline(kubeconfig, monkeypatch, tmp_path):
     """train_as_trainjob as the pretrain component calls it: the owner comes from this step's own pod
     (Argo makes the Workflow its owner), the deadline, CPU and memory from the trainer pod settings."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "x2vlm-run-abcde-system-container-impl-123", "namespace": "x2vlm",
-        "ownerReferences": [{**WORKFLOW_OWNER, "controller": True, "blockOwnerDeletion": True}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "x2vlm-run-abcde-system-container-impl-123",
+            "namespace": "x2vlm",
+            "ownerReferences": [{**WORKFLOW_OWNER, "controller": True, "blockOwnerDeletion": True}],
+        },
+    }
 
     def trainers_write_the_summary(job):
         command = job["spec"]["trainer"]["command"]
@@ -351,17 +450,32 @@ def test_the_trainjob_is_owned_by_the_run_and_has_a_deadline(kubeconfig, monkeyp
         cluster.own_pods[pod["metadata"]["name"]] = pod
         kubeconfig(cluster)
         summary, ran_on = train_as_trainjob(
-            ["pretrain", "--shards", str(tmp_path / "shards")], str(model), str(model), ["train.steps=1"],
-            input_uris=[str(tmp_path / "shards")], num_nodes=2, gpus_per_node=8,
-            pods={"cpu": "8", "memory": "64Gi", "cpu_limit": "24", "memory_limit": "160Gi",
-                  "active_deadline_seconds": 3600, "service_account": "x2vlm-trainer"})
+            ["pretrain", "--shards", str(tmp_path / "shards")],
+            str(model),
+            str(model),
+            ["train.steps=1"],
+            input_uris=[str(tmp_path / "shards")],
+            num_nodes=2,
+            gpus_per_node=8,
+            pods={
+                "cpu": "8",
+                "memory": "64Gi",
+                "cpu_limit": "24",
+                "memory_limit": "160Gi",
+                "active_deadline_seconds": 3600,
+                "service_account": "x2vlm-trainer",
+            },
+        )
         assert workflow_owner(connect(), "some-other-pod") == {}  # not a pod of a run: no owner
     (job,) = cluster.jobs.values()
     assert job["metadata"]["ownerReferences"] == [WORKFLOW_OWNER]  # not blocking: no workflows/finalizers grant
     assert job["spec"]["activeDeadlineSeconds"] == 3600
     assert job["spec"]["runtimeRef"]["name"] == "x2vlm-torch-distributed"
-    assert job["spec"]["trainer"]["resourcesPerNode"]["requests"] == {"nvidia.com/gpu": "8", "cpu": "8",
-                                                                      "memory": "64Gi"}
+    assert job["spec"]["trainer"]["resourcesPerNode"]["requests"] == {
+        "nvidia.com/gpu": "8",
+        "cpu": "8",
+        "memory": "64Gi",
+    }
     assert summary["world_size"] == 16 and ran_on["owner"] == WORKFLOW_OWNER["name"]
 
 
@@ -386,22 +500,50 @@ def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, 
 
     shards = tmp_path / "shards"
     shards.mkdir()
-    (shards / "index.json").write_text(json.dumps({"total": 8, "datasets": {"pretrain_image_text": {"train": {
-        "count": 8, "shards": [{"path": "train-00000.tar", "count": 8, "bytes": 1, "sha256": "0" * 64}]}}}}))
+    (shards / "index.json").write_text(
+        json.dumps(
+            {
+                "total": 8,
+                "datasets": {
+                    "pretrain_image_text": {
+                        "train": {
+                            "count": 8,
+                            "shards": [{"path": "train-00000.tar", "count": 8, "bytes": 1, "sha256": "0" * 64}],
+                        }
+                    }
+                },
+            }
+        )
+    )
 
     def trainers_write_the_model(job):
         command = job["spec"]["trainer"]["command"]
         output = Path(command[command.index("--output") + 1])
         output.mkdir(parents=True, exist_ok=True)
-        (output / "training.json").write_text(json.dumps({
-            "steps": 3, "world_size": 16, "seconds": 1.5, "resumed_from_step": 0,
-            "final": {"loss": 4.25, "step": 3}, "history": [{"loss": 4.25, "step": 3}]}))
+        (output / "training.json").write_text(
+            json.dumps(
+                {
+                    "steps": 3,
+                    "world_size": 16,
+                    "seconds": 1.5,
+                    "resumed_from_step": 0,
+                    "final": {"loss": 4.25, "step": 3},
+                    "history": [{"loss": 4.25, "step": 3}],
+                }
+            )
+        )
 
     @dsl.pipeline(name="pretrain-on-trainjob")
     def one_step(shards_uri: str):
         data = dsl.importer(artifact_uri=shards_uri, artifact_class=Dataset)
-        pretrain(shards=data.output, model_preset="x2vlm_tiny", steps=3, num_nodes=2, gpus_per_node=8,
-                 kueue_queue="x2vlm-gpu")
+        pretrain(
+            shards=data.output,
+            model_preset="x2vlm_tiny",
+            steps=3,
+            num_nodes=2,
+            gpus_per_node=8,
+            kueue_queue="x2vlm-gpu",
+        )
 
     monkeypatch.setenv("X2VLM_TRAINJOB_POLL_SECONDS", "0.1")
     monkeypatch.setenv("X2VLM_GIT_COMMIT", "feedbeef")

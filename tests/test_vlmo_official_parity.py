@@ -41,8 +41,9 @@ def reference() -> dict[str, dict[str, torch.Tensor]]:
 def fixture_config() -> VLMoConfig:
     """The checkpoint's own ``hyper_parameters.config``, mapped as ``import-official`` maps it."""
     contents = torch.load(CHECKPOINT, weights_only=True)
-    mapping = official.to_config(contents["hyper_parameters"]["config"], contents["state_dict"],
-                                 OfficialFiles((FIXTURE,)))  # the tokenizer folder is named relative to the fixture
+    mapping = official.to_config(
+        contents["hyper_parameters"]["config"], contents["state_dict"], OfficialFiles((FIXTURE,))
+    )  # the tokenizer folder is named relative to the fixture
     return get_family("vlmo").build_config({"name": "vlmo_official_tiny", **mapping.config}, str(CHECKPOINT))
 
 
@@ -82,20 +83,33 @@ def test_the_config_comes_from_the_checkpoint_and_the_weights_load_strictly(refe
 
 def official_training_config(arch: str, **changes) -> dict:
     """The keys of an official config that shape the model (defaults of the official config.py)."""
-    return {"model_arch": arch, "image_size": 224, "max_text_len": 40, "max_text_len_of_initckpt": 196,
-            "vocab_size": 30522, "tokenizer": "bert-base-uncased", "drop_path_rate": 0.1, "vqav2_label_size": 3129,
-            "loss_names": {"itm": 1, "itc": 1, "mlm": 1, "textmlm": 0, "vqa": 0, "nlvr2": 0, "irtr": 0}, **changes}
+    return {
+        "model_arch": arch,
+        "image_size": 224,
+        "max_text_len": 40,
+        "max_text_len_of_initckpt": 196,
+        "vocab_size": 30522,
+        "tokenizer": "bert-base-uncased",
+        "drop_path_rate": 0.1,
+        "vqav2_label_size": 3129,
+        "loss_names": {"itm": 1, "itc": 1, "mlm": 1, "textmlm": 0, "vqa": 0, "nlvr2": 0, "irtr": 0},
+        **changes,
+    }
 
 
 # Backbone sizes the official code builds from its real configs (the fixture README's figures).
-@pytest.mark.parametrize("official_config,backbone", [
-    (official_training_config("vlmo_base_patch16"), 175_430_496),
-    (official_training_config("vlmo_base_plus_patch16"), 166_567_360),
-    (official_training_config("vlmo_large_patch16"), 561_544_448),
-    (official_training_config("vlmo_base_patch16", image_size=480, loss_names={"vqa": 1}), 175_826_784),
-    (official_training_config("vlmo_base_patch16", image_size=384, loss_names={"nlvr2": 1}), 175_644_384),
-    (official_training_config("vlmo_base_patch16", max_text_len=196, loss_names={"textmlm": 1}), 166_102_368),
-], ids=["base", "base_plus", "large", "vqa_480", "nlvr2_384", "text_stage"])
+@pytest.mark.parametrize(
+    "official_config,backbone",
+    [
+        (official_training_config("vlmo_base_patch16"), 175_430_496),
+        (official_training_config("vlmo_base_plus_patch16"), 166_567_360),
+        (official_training_config("vlmo_large_patch16"), 561_544_448),
+        (official_training_config("vlmo_base_patch16", image_size=480, loss_names={"vqa": 1}), 175_826_784),
+        (official_training_config("vlmo_base_patch16", image_size=384, loss_names={"nlvr2": 1}), 175_644_384),
+        (official_training_config("vlmo_base_patch16", max_text_len=196, loss_names={"textmlm": 1}), 166_102_368),
+    ],
+    ids=["base", "base_plus", "large", "vqa_480", "nlvr2_384", "text_stage"],
+)
 def test_official_configs_build_the_official_sizes(official_config, backbone):
     config = get_family("vlmo").build_config(official.to_config(official_config, {}, OfficialFiles()).config, "test")
     assert config.tokenizer == "builtin:bert-base-uncased"
@@ -127,9 +141,12 @@ def test_a_text_padded_only_to_its_own_length_gives_the_official_outputs(referen
     model, inputs, expected = official_model(), reference["inputs"], reference["outputs"]
     sample, length = 1, int(inputs["text_masks"][1].sum())  # "red cars": 5 tokens of 8
     assert length < model.config.max_tokens
-    text_ids, masks = inputs["text_ids"][sample:sample + 1, :length], inputs["text_masks"][sample:sample + 1, :length]
+    text_ids, masks = (
+        inputs["text_ids"][sample : sample + 1, :length],
+        inputs["text_masks"][sample : sample + 1, :length],
+    )
     with torch.no_grad():
-        img, txt = model.embed_image(inputs["image"][sample:sample + 1]), model.embed_text(text_ids)
+        img, txt = model.embed_image(inputs["image"][sample : sample + 1]), model.embed_text(text_ids)
         fused = model.fuse(img, torch.ones(img.shape[:2], dtype=masks.dtype), txt, masks)
         text_top, _ = model.encode_text(txt, masks)
     torch.testing.assert_close(fused[0, :length], expected["vl_text_feats"][sample, :length], rtol=0, atol=ATOL)
@@ -190,8 +207,9 @@ def test_task_models_built_from_the_checkpoint_give_the_official_features(refere
     torch.testing.assert_close(loss, clip, rtol=0, atol=ATOL)
 
     for head, output, run in (
-            ("vqa", "vqa_logits", lambda m: m.vqa_logits(m.embed_image(image), m.embed_text(text_ids), masks)),
-            ("nlvr2", "nlvr2_logits", lambda m: m.nlvr2_logits(image, inputs["image_1"], text_ids, masks))):
+        ("vqa", "vqa_logits", lambda m: m.vqa_logits(m.embed_image(image), m.embed_text(text_ids), masks)),
+        ("nlvr2", "nlvr2_logits", lambda m: m.nlvr2_logits(image, inputs["image_1"], text_ids, masks)),
+    ):
         model = tasks.build_model(folder, head).eval()
         with torch.no_grad():
             torch.testing.assert_close(run(model), expected[output], rtol=0, atol=ATOL)

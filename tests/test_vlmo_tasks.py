@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.cli import main
 from x2vlm_core.data.collate import TextEncoder
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
@@ -13,14 +12,26 @@ from x2vlm_core.errors import ConfigError
 from x2vlm_core.families import create_model
 from x2vlm_core.families.vlmo.model import VLMo
 from x2vlm_core.families.vlmo.tasks import TASKS as VLMO_TASKS
+from x2vlm_core.release.model_folder import load_model_dir, save_model_dir
 from x2vlm_core.tasks import get_task
 from x2vlm_core.tasks.answers import answer_soft_scores, answer_vocabulary
 from x2vlm_core.train.config import OptimConfig
 from x2vlm_core.train.optim import param_groups
 
-FINETUNE_ARGS = ["--set", "train.steps=4", "--set", "train.batch_size=8", "--set", "train.log_every=2",
-                 "--set", "train.shuffle_buffer=16", "--set", "train.optim.warmup_steps=1",
-                 "--set", "train.optim.lr_mult=5"]
+FINETUNE_ARGS = [
+    "--set",
+    "train.steps=4",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "train.shuffle_buffer=16",
+    "--set",
+    "train.optim.warmup_steps=1",
+    "--set",
+    "train.optim.lr_mult=5",
+]
 LR_MULT = 5.0
 EXPECTED = {
     "retrieval": ("test", ["txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean"]),
@@ -30,8 +41,12 @@ EXPECTED = {
 HEADS = {"retrieval": [], "vqa": ["vqa"], "nlvr2": ["nlvr2"]}
 LOSSES = {"retrieval": {"itc"}, "vqa": {"vqa"}, "nlvr2": {"nlvr2"}}
 vqa = VLMO_TASKS["vqa"]  # VLMo's own VQA recipe (a classifier over the answer list)
-REFUSALS = {"grounding": "it has no box head", "captioning": "it has no generative decoder",
-            "video_retrieval": "it takes no video input", "video_qa": "it takes no video input"}
+REFUSALS = {
+    "grounding": "it has no box head",
+    "captioning": "it has no generative decoder",
+    "video_retrieval": "it takes no video input",
+    "video_qa": "it takes no video input",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +61,23 @@ def vlmo_pretrained(tmp_path_factory):
 @pytest.mark.parametrize("task", sorted(EXPECTED))
 def test_vlmo_finetunes_and_evaluates_through_the_cli(task, vlmo_pretrained, tiny_shards, tmp_path, monkeypatch):
     model_dir, eval_dir = tmp_path / "model", tmp_path / "eval"
-    assert main(["finetune", "--task", task, "--pretrained", str(vlmo_pretrained), "--shards", str(tiny_shards),
-                 "--output", str(model_dir), *FINETUNE_ARGS]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                task,
+                "--pretrained",
+                str(vlmo_pretrained),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(model_dir),
+                *FINETUNE_ARGS,
+            ]
+        )
+        == 0
+    )
     summary = json.loads((model_dir / "training.json").read_text())
     assert summary["steps"] == 4 and summary["final"]["loss"] == summary["final"]["loss"]  # trained, not NaN
     first = summary["history"][0]
@@ -58,8 +88,22 @@ def test_vlmo_finetunes_and_evaluates_through_the_cli(task, vlmo_pretrained, tin
     if task == "retrieval":  # ITC of the dual encoder only, in training and in evaluation
         monkeypatch.setattr(VLMo, "itm_logits", lambda *args: pytest.fail("VLMo retrieval must not use ITM"))
 
-    assert main(["evaluate", "--task", task, "--model", str(model_dir), "--shards", str(tiny_shards),
-                 "--output", str(eval_dir)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                task,
+                "--model",
+                str(model_dir),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(eval_dir),
+            ]
+        )
+        == 0
+    )
     written = json.loads((eval_dir / "metrics.json").read_text())
     split, names = EXPECTED[task]
     assert written["task"] == task
@@ -100,8 +144,10 @@ def test_vqa_head_gets_the_head_learning_rate(vlmo_pretrained, tiny_shards):
 def test_vqa_targets_are_the_soft_scores_over_the_answer_list(vlmo_pretrained, tiny_shards):
     model = vqa.build_model(vlmo_pretrained, tiny_shards)
     answers = model.config.vqa_answer_list
-    meta = {"question": "what color is the circle?",
-            "answers": ["red"] * 5 + ["Red"] + ["blue"] * 2 + ["green"] + ["zebra stripes"]}
+    meta = {
+        "question": "what color is the circle?",
+        "answers": ["red"] * 5 + ["Red"] + ["blue"] * 2 + ["green"] + ["zebra stripes"],
+    }
     assert answer_soft_scores(meta) == {"red": 1.0, "blue": 0.6, "green": 0.3, "zebra stripes": 0.3}
     sample = {**next(iter(iter_shard_samples(list_shards(str(tiny_shards), "vqa", "train")))), "meta": meta}
     text = TextEncoder(model.config.tokenizer, model.config.max_tokens)
@@ -114,8 +160,23 @@ def test_vqa_targets_are_the_soft_scores_over_the_answer_list(vlmo_pretrained, t
 
 @pytest.mark.parametrize("task", sorted(REFUSALS))
 def test_other_tasks_refuse_vlmo_before_any_work(task, vlmo_pretrained, tiny_shards, tmp_path, capsys):
-    assert main(["finetune", "--task", task, "--pretrained", str(vlmo_pretrained), "--shards", str(tiny_shards),
-                 "--output", str(tmp_path / "model"), *FINETUNE_ARGS]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                task,
+                "--pretrained",
+                str(vlmo_pretrained),
+                "--shards",
+                str(tiny_shards),
+                "--output",
+                str(tmp_path / "model"),
+                *FINETUNE_ARGS,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"VLMo cannot do {task}: {REFUSALS[task]}" in err
     assert "retrieval, vqa, nlvr2" in err and not (tmp_path / "model").exists()

@@ -10,7 +10,9 @@ from x2vlm_core.families import create_model, family_of, get_family, model_confi
 def count(name: str, **overrides) -> tuple[int, dict[str, int]]:
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         model = create_model(name, **overrides)
-    parts = {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in ("vision_encoder", "text_encoder")}
+    parts = {
+        part: sum(p.numel() for p in getattr(model, part).parameters()) for part in ("vision_encoder", "text_encoder")
+    }
     return sum(p.numel() for p in model.parameters()), parts
 
 
@@ -26,12 +28,19 @@ def test_the_384_preset_only_grows_the_swin_bias_tables():
     config = model_config("xvlm_base_384")
     assert (config.image_res, config.vision.window_size, config.num_patches_side) == (384, 12, 12)
     # 24 blocks' tables grow from 13^2 to 23^2 rows, one column per head: 2*4 + 2*8 + 18*16 + 2*32 = 376 columns.
-    assert total - 215_637_241 == (23 ** 2 - 13 ** 2) * 376 == 135_360
+    assert total - 215_637_241 == (23**2 - 13**2) * 376 == 135_360
     assert parts["text_encoder"] == 126_057_018
 
 
-@pytest.mark.parametrize("name, total", [("xvlm_swin_t", 153_988_539), ("xvlm_deit_base", 212_267_841),
-                                         ("xvlm_clip_base", 212_268_609), ("xvlm_tiny", 2_326_445)])
+@pytest.mark.parametrize(
+    "name, total",
+    [
+        ("xvlm_swin_t", 153_988_539),
+        ("xvlm_deit_base", 212_267_841),
+        ("xvlm_clip_base", 212_268_609),
+        ("xvlm_tiny", 2_326_445),
+    ],
+)
 def test_other_preset_sizes(name, total):
     assert count(name)[0] == total
 
@@ -46,8 +55,11 @@ def test_presets_are_registered_with_the_fusion_split_of_the_text_config():
 @pytest.mark.parametrize("encoder", ["deit", "clip_vit"])
 def test_vit_encoders_give_cls_first_and_local_attention_regions(encoder):
     torch.manual_seed(0)
-    model = create_model("xvlm_tiny", image_res=32, vision={"encoder": encoder, "width": 32, "depth": 2,
-                                                            "num_heads": 2, "patch_size": 8, "local_attn_depth": 1}).eval()
+    model = create_model(
+        "xvlm_tiny",
+        image_res=32,
+        vision={"encoder": encoder, "width": 32, "depth": 2, "num_heads": 2, "patch_size": 8, "local_attn_depth": 1},
+    ).eval()
     image = torch.randn(2, 3, 32, 32)
     atts = torch.zeros(3, 17, dtype=torch.long)
     atts[:, 0] = 1

@@ -41,9 +41,17 @@ def test_near_offsets_keep_their_values_when_enlarging():
 
 def test_the_official_checkpoint_loads_at_384_px_with_window_12(official_xvlm_tiny):
     """224 px window 7 → 384 px window 12, as the official fine-tuning configs do."""
-    model = official_tiny_model(official_xvlm_tiny, image_res=384,
-                                vision={"encoder": "swin", "embed_dim": 32, "depths": [1, 1, 2, 1],
-                                        "stage_heads": [2, 4, 8, 16], "window_size": 12})
+    model = official_tiny_model(
+        official_xvlm_tiny,
+        image_res=384,
+        vision={
+            "encoder": "swin",
+            "embed_dim": 32,
+            "depths": [1, 1, 2, 1],
+            "stage_heads": [2, 4, 8, 16],
+            "window_size": 12,
+        },
+    )
     state = model.state_dict()
     for key, official in REFERENCE["fixture_tables_window_12"].items():
         assert window_of_table(state[key].shape[0]) == 12

@@ -32,9 +32,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"unknown key(s) {unknown} in {where}; valid keys are: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; valid keys are: {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
@@ -130,5 +128,6 @@ def parse_yaml_value(raw: str, where: str) -> Any:
         return yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
-        raise ConfigError(f"{where}: {shown(raw)} is not valid YAML ({problem}); quote it if it is a plain string") \
-            from None
+        raise ConfigError(
+            f"{where}: {shown(raw)} is not valid YAML ({problem}); quote it if it is a plain string"
+        ) from None

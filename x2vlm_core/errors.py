@@ -44,5 +44,7 @@ class RunCheckError(ConfigError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) with this run, nothing was started:\n"
-                         + "\n".join(f"  - {problem}" for problem in problems))
+        super().__init__(
+            f"{len(problems)} problem(s) with this run, nothing was started:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+        )

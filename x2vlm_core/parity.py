@@ -46,9 +46,14 @@ def max_abs_diffs(fixture_dir: str | Path, device: str | torch.device = "cpu") -
 
 def fixture_checkpoint(fixture_dir: str | Path) -> Path:
     """A fixture folder's one checkpoint file (beside ``reference_io.pt``)."""
-    found = sorted(p for p in Path(fixture_dir).iterdir()
-                   if p.suffix in (".th", ".ckpt", ".pt", ".pth") and p.name != REFERENCE_FILE)
+    found = sorted(
+        p
+        for p in Path(fixture_dir).iterdir()
+        if p.suffix in (".th", ".ckpt", ".pt", ".pth") and p.name != REFERENCE_FILE
+    )
     if len(found) != 1:
-        raise FileNotFoundError(f"{fixture_dir} holds {len(found)} checkpoint files besides {REFERENCE_FILE}; "
-                                "pass the checkpoint to check() instead")
+        raise FileNotFoundError(
+            f"{fixture_dir} holds {len(found)} checkpoint files besides {REFERENCE_FILE}; "
+            "pass the checkpoint to check() instead"
+        )
     return found[0]

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from x2vlm_core import storage
-from x2vlm_core.release.model_folder import CONFIG
-from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX
 from x2vlm_core.data.shards import INDEX_FILE
 from x2vlm_core.errors import ConfigError, DataError, RunCheckError, X2VLMError
 from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT
+from x2vlm_core.release.model_folder import CONFIG
+from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.tasks import TASKS, get_task
 
@@ -53,8 +53,10 @@ def check_model_folder(uri: str, what: str = "base model") -> None:
     if not any(storage.exists(storage.join(uri, name)) for name in (WEIGHTS, WEIGHTS_INDEX)):
         missing.append(WEIGHTS)
     if missing:
-        raise DataError(f"the {what} URI {uri} does not exist or is not a model folder ({', '.join(missing)} "
-                        "missing); pass the Model URI of a pretrain or finetune step, or a published release folder")
+        raise DataError(
+            f"the {what} URI {uri} does not exist or is not a model folder ({', '.join(missing)} "
+            "missing); pass the Model URI of a pretrain or finetune step, or a published release folder"
+        )
 
 
 def read_shards_index(uri: str) -> dict[str, Any]:
@@ -69,51 +71,101 @@ def read_shards_index(uri: str) -> dict[str, Any]:
         raise DataError(f"{index_uri} is not valid JSON ({error}); re-run prepare-data") from None
 
 
-def check_full_run(sources: str, tasks: list[str], model_preset: str, pretrain_steps: int, finetune_steps: int,
-                   pretrain_batch_size: int, finetune_batch_size: int, num_nodes: int, gpus_per_node: int,
-                   pretrain_overrides: list[str], finetune_overrides: list[str], output_root: str,
-                   checkpoint_root: str | None = None) -> None:
+def check_full_run(
+    sources: str,
+    tasks: list[str],
+    model_preset: str,
+    pretrain_steps: int,
+    finetune_steps: int,
+    pretrain_batch_size: int,
+    finetune_batch_size: int,
+    num_nodes: int,
+    gpus_per_node: int,
+    pretrain_overrides: list[str],
+    finetune_overrides: list[str],
+    output_root: str,
+    checkpoint_root: str | None = None,
+) -> None:
     """The full pipeline's parameters, with the training overrides its pretrain and finetune steps will apply.
 
     ``checkpoint_root`` (empty or None: none) is where pretrain and finetune keep their checkpoints."""
     found = []
-    for name, value in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps),
-                        ("pretrain_batch_size", pretrain_batch_size), ("finetune_batch_size", finetune_batch_size),
-                        ("num_nodes", num_nodes), ("gpus_per_node", gpus_per_node)):
+    for name, value in (
+        ("pretrain_steps", pretrain_steps),
+        ("finetune_steps", finetune_steps),
+        ("pretrain_batch_size", pretrain_batch_size),
+        ("finetune_batch_size", finetune_batch_size),
+        ("num_nodes", num_nodes),
+        ("gpus_per_node", gpus_per_node),
+    ):
         try:
             _positive_int(name, value)
         except ConfigError as error:
             found.append(error)
     raise_all(found)  # the counts feed the checks below
     validate_run(
-        tasks=tasks, model_preset=model_preset, sources=sources, output_root=output_root,
-        checkpoint_root=checkpoint_root or None, gpus_per_node=gpus_per_node,
-        world_size=num_nodes * gpus_per_node, finetune_world_size=gpus_per_node,  # fine-tuning runs on one node
-        pretrain_overrides=[f"train.steps={pretrain_steps}", f"train.batch_size={pretrain_batch_size}",
-                            *pretrain_overrides],
-        finetune_overrides=[f"train.steps={finetune_steps}", f"train.batch_size={finetune_batch_size}",
-                            *finetune_overrides])
+        tasks=tasks,
+        model_preset=model_preset,
+        sources=sources,
+        output_root=output_root,
+        checkpoint_root=checkpoint_root or None,
+        gpus_per_node=gpus_per_node,
+        world_size=num_nodes * gpus_per_node,
+        finetune_world_size=gpus_per_node,  # fine-tuning runs on one node
+        pretrain_overrides=[
+            f"train.steps={pretrain_steps}",
+            f"train.batch_size={pretrain_batch_size}",
+            *pretrain_overrides,
+        ],
+        finetune_overrides=[
+            f"train.steps={finetune_steps}",
+            f"train.batch_size={finetune_batch_size}",
+            *finetune_overrides,
+        ],
+    )
 
 
-def finetune_overrides(learning_rate: float, warmup_steps: int, steps: int, batch_size: int,
-                       config_overrides: list[str]) -> list[str]:
+def finetune_overrides(
+    learning_rate: float, warmup_steps: int, steps: int, batch_size: int, config_overrides: list[str]
+) -> list[str]:
     """The training overrides of a single-task run, as its finetune step applies them."""
-    return [f"train.steps={int(steps)}", f"train.batch_size={int(batch_size)}", f"train.optim.lr={learning_rate!r}",
-            f"train.optim.warmup_steps={int(warmup_steps)}", *config_overrides]
+    return [
+        f"train.steps={int(steps)}",
+        f"train.batch_size={int(batch_size)}",
+        f"train.optim.lr={learning_rate!r}",
+        f"train.optim.warmup_steps={int(warmup_steps)}",
+        *config_overrides,
+    ]
 
 
-def check_finetune_request(task: str, base_model_uri: str, shards_uri: str, learning_rate: float,
-                           warmup_steps: int, steps: int, batch_size: int, gpus_per_node: int,
-                           config_overrides: list[str], dataset: str = "", few_shot: int = 0,
-                           output_root: str | None = None, checkpoint_root: str | None = None) -> list[str]:
+def check_finetune_request(
+    task: str,
+    base_model_uri: str,
+    shards_uri: str,
+    learning_rate: float,
+    warmup_steps: int,
+    steps: int,
+    batch_size: int,
+    gpus_per_node: int,
+    config_overrides: list[str],
+    dataset: str = "",
+    few_shot: int = 0,
+    output_root: str | None = None,
+    checkpoint_root: str | None = None,
+) -> list[str]:
     """The single-task run's inputs; returns the config overrides the finetune step applies.
 
     ``dataset`` (empty: the task's own) must hold the split the run trains on: ``train``, or
     ``few_shot`` for a few-shot run.
     """
     found = []
-    for name, value, minimum in (("steps", steps, 1), ("batch_size", batch_size, 1), ("gpus_per_node", gpus_per_node, 1),
-                                 ("warmup_steps", warmup_steps, 0), ("few_shot", few_shot, 0)):
+    for name, value, minimum in (
+        ("steps", steps, 1),
+        ("batch_size", batch_size, 1),
+        ("gpus_per_node", gpus_per_node, 1),
+        ("warmup_steps", warmup_steps, 0),
+        ("few_shot", few_shot, 0),
+    ):
         try:
             _positive_int(name, value, minimum)
         except ConfigError as error:
@@ -124,9 +176,17 @@ def check_finetune_request(task: str, base_model_uri: str, shards_uri: str, lear
         found.append(error)
     raise_all(found)
     overrides = finetune_overrides(learning_rate, warmup_steps, steps, batch_size, config_overrides)
-    validate_run(tasks=[task], base_model=base_model_uri, shards=shards_uri, dataset=dataset, few_shot=few_shot,
-                 finetune_overrides=overrides, world_size=gpus_per_node, output_root=output_root,
-                 checkpoint_root=checkpoint_root or None)
+    validate_run(
+        tasks=[task],
+        base_model=base_model_uri,
+        shards=shards_uri,
+        dataset=dataset,
+        few_shot=few_shot,
+        finetune_overrides=overrides,
+        world_size=gpus_per_node,
+        output_root=output_root,
+        checkpoint_root=checkpoint_root or None,
+    )
     return overrides[2:]
 
 
@@ -138,8 +198,10 @@ def check_writable(root: str, what: str = "output root") -> None:
         storage.delete(probe)
     except (OSError, X2VLMError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(f"the {what} {root} is not writable ({first}); create it, or grant this run's "
-                        "service account write access (roles/storage.objectAdmin on the bucket)") from None
+        raise DataError(
+            f"the {what} {root} is not writable ({first}); create it, or grant this run's "
+            "service account write access (roles/storage.objectAdmin on the bucket)"
+        ) from None
 
 
 def train_config_checks(cfg: Any, world_size: int, what: str, device: str | None) -> list[Callable[[], Any]]:
@@ -155,11 +217,15 @@ def train_config_checks(cfg: Any, world_size: int, what: str, device: str | None
         precision = resolve_precision(cfg, target) if cfg.precision in ("auto", "fp32", "bf16") else "fp32"
         deepspeed_config(cfg, 1, precision)
 
-    return [lambda: resolve_precision(cfg, target), lambda: resolve_compile(cfg, target),
-            lambda: micro_batch_size(cfg.batch_size, cfg, world_size),
-            lambda: _positive_int("train.steps", cfg.steps),
-            lambda: _positive_int("train.optim.warmup_steps", cfg.optim.warmup_steps, minimum=0),
-            lambda: check_learning_rate(cfg.optim.lr), deepspeed]
+    return [
+        lambda: resolve_precision(cfg, target),
+        lambda: resolve_compile(cfg, target),
+        lambda: micro_batch_size(cfg.batch_size, cfg, world_size),
+        lambda: _positive_int("train.steps", cfg.steps),
+        lambda: _positive_int("train.optim.warmup_steps", cfg.optim.warmup_steps, minimum=0),
+        lambda: check_learning_rate(cfg.optim.lr),
+        deepspeed,
+    ]
 
 
 def model_config_at(uri: str) -> Any:
@@ -176,14 +242,26 @@ def model_config_at(uri: str) -> Any:
     return config_from_dict(data or {}, where=storage.join(uri, CONFIG))
 
 
-def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, init_model: Any = None,
-                 base_model: str | None = None,
-                 pretrain_overrides: Sequence[str] = (), finetune_overrides: Sequence[str] = (),
-                 world_size: int = 1, finetune_world_size: int | None = None, device: str | None = None,
-                 sources: str | None = None,
-                 shards: str | None = None, dataset: str = "", few_shot: int = 0,
-                 output_root: str | None = None, run_config: str | None = None,
-                 checkpoint_root: str | None = None, gpus_per_node: int | None = None) -> None:
+def validate_run(
+    *,
+    tasks: Sequence[str] = (),
+    model_preset: str | None = None,
+    init_model: Any = None,
+    base_model: str | None = None,
+    pretrain_overrides: Sequence[str] = (),
+    finetune_overrides: Sequence[str] = (),
+    world_size: int = 1,
+    finetune_world_size: int | None = None,
+    device: str | None = None,
+    sources: str | None = None,
+    shards: str | None = None,
+    dataset: str = "",
+    few_shot: int = 0,
+    output_root: str | None = None,
+    run_config: str | None = None,
+    checkpoint_root: str | None = None,
+    gpus_per_node: int | None = None,
+) -> None:
     """Check a whole run before any work; raises ``RunCheckError`` naming every problem found.
 
     Pre-training is checked when ``model_preset`` is given (with ``pretrain_overrides``), or
@@ -212,8 +290,9 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
         check(lambda: check_sources(sources))
     model_cfg = None
     if model_preset or init_model is not None:
-        loaded = check(lambda: load_run_config(run_config, model_preset, list(pretrain_overrides),
-                                               base_model=init_model))
+        loaded = check(
+            lambda: load_run_config(run_config, model_preset, list(pretrain_overrides), base_model=init_model)
+        )
         if loaded is not None:
             model_cfg, pretrain_cfg = loaded
             for train_check in train_config_checks(pretrain_cfg, world_size, "pre-training", device):
@@ -223,6 +302,7 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
         model_cfg = check(lambda: model_config_at(base_model))
     known = None
     if tasks or base_model is not None:
+
         def tasks_known() -> bool:
             check_tasks(list(tasks))
             return True
@@ -238,8 +318,7 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
                 check(functools.partial(family_does, task))
         loaded = check(lambda: load_run_config(run_config, None, list(finetune_overrides), model_needed=False))
         if loaded is not None:
-            for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, "fine-tuning",
-                                                   device):
+            for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, "fine-tuning", device):
                 check(train_check, "fine-tuning")
     if shards is not None and len(tasks) == 1 and known:
         check(lambda: check_training_split(shards, tasks[0], dataset, few_shot))
@@ -257,17 +336,20 @@ def validate_run(*, tasks: Sequence[str] = (), model_preset: str | None = None, 
 def check_multi_node_root(root: str, what: str, world_size: int, gpus_per_node: int) -> None:
     """A root that spans nodes must be gs://: a local path or minio:// is not the same place on every node."""
     if not storage.is_gcs(root):
-        raise ConfigError(f"the {what} {root} is not gs://, but this run spans {math.ceil(world_size / gpus_per_node)} "
-                          f"nodes ({world_size} processes, {gpus_per_node} per node) that must all reach it; "
-                          "use a gs://BUCKET/PREFIX")
+        raise ConfigError(
+            f"the {what} {root} is not gs://, but this run spans {math.ceil(world_size / gpus_per_node)} "
+            f"nodes ({world_size} processes, {gpus_per_node} per node) that must all reach it; "
+            "use a gs://BUCKET/PREFIX"
+        )
 
 
 def raise_all(found: Sequence[X2VLMError], labels: dict[int, str] | None = None) -> None:
     """One problem raises as itself (its own type and line); several as one ``RunCheckError``, each line
     prefixed with the stage it concerns when one was given."""
     labels = labels or {}
-    unique = list(dict.fromkeys((f"{labels[id(e)]}: " if labels.get(id(e)) else "") + str(e).replace("\n", " ")
-                                for e in found))
+    unique = list(
+        dict.fromkeys((f"{labels[id(e)]}: " if labels.get(id(e)) else "") + str(e).replace("\n", " ") for e in found)
+    )
     if len(unique) == 1:
         raise found[0]
     if unique:
@@ -284,8 +366,9 @@ def check_sources(sources: str) -> None:
     if not sources:
         raise ConfigError("sources is empty; pass the sources YAML's path or gs:// URI as seen from the cluster")
     if not storage.exists(sources):
-        raise DataError(f"sources file {sources} does not exist; pass the sources YAML's path or gs:// URI "
-                        "as seen from the cluster")
+        raise DataError(
+            f"sources file {sources} does not exist; pass the sources YAML's path or gs:// URI as seen from the cluster"
+        )
 
 
 def check_training_split(shards_uri: str, task: str, dataset: str = "", few_shot: int = 0) -> None:
@@ -296,5 +379,7 @@ def check_training_split(shards_uri: str, task: str, dataset: str = "", few_shot
     split = FEW_SHOT_SPLIT if few_shot else spec.TRAIN_SPLIT
     splits = index.get("datasets", {}).get(dataset, {})
     if split not in splits:
-        raise DataError(f"the shards at {shards_uri} have no {dataset!r} {split!r} split, which "
-                        f"task {task!r} trains on (found: {sorted(splits) or 'none'}); prepare it first")
+        raise DataError(
+            f"the shards at {shards_uri} have no {dataset!r} {split!r} split, which "
+            f"task {task!r} trains on (found: {sorted(splits) or 'none'}); prepare it first"
+        )

@@ -19,15 +19,22 @@ from x2vlm_core.train.config import TrainConfig
 TOP_LEVEL_KEYS = ("model", "train")
 
 
-def load_run_config(path: str | None, preset: str | None = None, overrides: list[str] | None = None,
-                    model_needed: bool = True, base_model: Any = None) -> tuple[Any, TrainConfig]:
+def load_run_config(
+    path: str | None,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+    model_needed: bool = True,
+    base_model: Any = None,
+) -> tuple[Any, TrainConfig]:
     data: dict[str, Any] = load_yaml(path) if path else {}
     if isinstance(data.get("model"), str):
         data["model"] = {"preset": data["model"]}
     data = apply_overrides(data, overrides or [])
     unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
     if unknown:
-        raise ConfigError(f"unknown top-level key(s) {unknown} in run config; valid keys are: {', '.join(TOP_LEVEL_KEYS)}")
+        raise ConfigError(
+            f"unknown top-level key(s) {unknown} in run config; valid keys are: {', '.join(TOP_LEVEL_KEYS)}"
+        )
     model_part = dict(data.get("model") or {})
     if preset:
         model_part["preset"] = preset
@@ -38,6 +45,8 @@ def load_run_config(path: str | None, preset: str | None = None, overrides: list
     if not name and base_model is not None:
         return family_of(base_model).build_config(deep_merge(to_dict(base_model), model_part), "model"), train_cfg
     if not name:
-        raise ConfigError("no model preset given: pass --model (e.g. --model x2vlm_tiny) or set model.preset, "
-                          "or --init a model folder")
+        raise ConfigError(
+            "no model preset given: pass --model (e.g. --model x2vlm_tiny) or set model.preset, "
+            "or --init a model folder"
+        )
     return model_config(name, **model_part), train_cfg

@@ -36,7 +36,7 @@ def parse_gcs(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` → ``("bucket", "a/b")``."""
     if not is_gcs(uri):
         raise StorageError(f"{uri!r} is not a gs:// URI")
-    bucket, _, blob = uri[len(GCS_SCHEME):].partition("/")
+    bucket, _, blob = uri[len(GCS_SCHEME) :].partition("/")
     if not bucket:
         raise StorageError(f"{uri!r} names no bucket; write gs://BUCKET/PATH")
     return bucket, blob
@@ -64,14 +64,17 @@ def client() -> Any:
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "local"),
-                              credentials=AnonymousCredentials())
+        return storage.Client(
+            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "local"), credentials=AnonymousCredentials()
+        )
     try:
         return storage.Client()
     except Exception as exc:  # DefaultCredentialsError and friends
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StorageError(f"cannot create a GCS client ({first}); run `gcloud auth application-default login` "
-                           "or use Workload Identity") from None
+        raise StorageError(
+            f"cannot create a GCS client ({first}); run `gcloud auth application-default login` "
+            "or use Workload Identity"
+        ) from None
 
 
 def blob(uri: str) -> Any:
@@ -90,8 +93,9 @@ def _describe(uri: str, exc: Exception) -> StorageError:
         return ChangedMeanwhile(f"{uri} already exists (or changed meanwhile); it is never overwritten")
     if type(exc).__name__ == "DataCorruption":
         return StorageError(f"{uri} was corrupted in transit (checksum mismatch); try again")
-    return StorageError(f"cannot reach {uri}: {type(exc).__name__}: {exc}".splitlines()[0]
-                        + "; check the network and the bucket name")
+    return StorageError(
+        f"cannot reach {uri}: {type(exc).__name__}: {exc}".splitlines()[0] + "; check the network and the bucket name"
+    )
 
 
 def _gcs_call(uri: str, fn, *args, **kwargs):
@@ -143,8 +147,12 @@ def write_bytes(uri: str | os.PathLike, data: bytes, if_generation_match: int | 
     if is_gcs(uri):
         # One-shot uploads are atomic on GCS: the object appears complete or not at all. Writing the
         # same bytes again is harmless, so a failed attempt is retried.
-        _gcs_call(str(uri), lambda: blob(str(uri)).upload_from_string(data, retry=retry_policy(),
-                                                                       if_generation_match=if_generation_match))
+        _gcs_call(
+            str(uri),
+            lambda: blob(str(uri)).upload_from_string(
+                data, retry=retry_policy(), if_generation_match=if_generation_match
+            ),
+        )
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +195,11 @@ def file_checksums(path: str | os.PathLike) -> dict[str, Any]:
             md5.update(block)
             crc.update(block)
             size += len(block)
-    return {"size": size, "md5": base64.b64encode(md5.digest()).decode(),
-            "crc32c": base64.b64encode(crc.digest()).decode()}
+    return {
+        "size": size,
+        "md5": base64.b64encode(md5.digest()).decode(),
+        "crc32c": base64.b64encode(crc.digest()).decode(),
+    }
 
 
 def upload_file(path: str | os.PathLike, uri: str, if_generation_match: int | None = None) -> int | None:
@@ -212,8 +223,9 @@ def upload_file(path: str | os.PathLike, uri: str, if_generation_match: int | No
         from google.api_core.exceptions import PreconditionFailed
 
         try:
-            target.upload_from_filename(str(path), if_generation_match=if_generation_match, checksum="crc32c",
-                                        retry=retry_policy())
+            target.upload_from_filename(
+                str(path), if_generation_match=if_generation_match, checksum="crc32c", retry=retry_policy()
+            )
         except PreconditionFailed:
             existing = client().bucket(target.bucket.name).get_blob(target.name, retry=retry_policy())
             if if_generation_match == 0 and existing is not None and _same_content(existing, local):
@@ -221,16 +233,21 @@ def upload_file(path: str | os.PathLike, uri: str, if_generation_match: int | No
             raise
         if not _same_content(target, local):
             target.delete(if_generation_match=target.generation, retry=retry_policy())
-            raise StorageError(f"{uri}: the uploaded object's checksum (crc32c {target.crc32c}) differs from "
-                               f"{path} (crc32c {local['crc32c']}); it was deleted, upload again")
+            raise StorageError(
+                f"{uri}: the uploaded object's checksum (crc32c {target.crc32c}) differs from "
+                f"{path} (crc32c {local['crc32c']}); it was deleted, upload again"
+            )
         return target.generation
 
     return _gcs_call(uri, upload)
 
 
 def _same_content(obj: Any, local: dict[str, Any]) -> bool:
-    return (obj.size == local["size"] and obj.crc32c == local["crc32c"]
-            and (obj.md5_hash is None or obj.md5_hash == local["md5"]))
+    return (
+        obj.size == local["size"]
+        and obj.crc32c == local["crc32c"]
+        and (obj.md5_hash is None or obj.md5_hash == local["md5"])
+    )
 
 
 def _copy_local(source: Path, target: Path, exclusive: bool) -> None:
@@ -263,8 +280,9 @@ def download_file(uri: str | os.PathLike, path: str | os.PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        _gcs_call(str(uri), lambda: blob(str(uri)).download_to_filename(str(tmp), checksum="crc32c",
-                                                                       retry=retry_policy()))
+        _gcs_call(
+            str(uri), lambda: blob(str(uri)).download_to_filename(str(tmp), checksum="crc32c", retry=retry_policy())
+        )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -273,8 +291,9 @@ def download_file(uri: str | os.PathLike, path: str | os.PathLike) -> None:
 def delete(uri: str | os.PathLike, if_generation_match: int | None = None) -> None:
     """Remove an object or file; on GCS ``if_generation_match`` deletes only that exact version."""
     if is_gcs(uri):
-        _gcs_call(str(uri), lambda: blob(str(uri)).delete(if_generation_match=if_generation_match,
-                                                          retry=retry_policy()))
+        _gcs_call(
+            str(uri), lambda: blob(str(uri)).delete(if_generation_match=if_generation_match, retry=retry_policy())
+        )
     else:
         Path(uri).unlink(missing_ok=True)
 

@@ -32,16 +32,24 @@ def prepare_data(
 
     from x2vlm_core.dataprep.beam_job import run_prepare_data
 
-    index = run_prepare_data(sources, shards.path, shard_size=shard_size, max_image_side=max_image_side,
-                             num_frames=num_frames, pipeline_args=list(beam_options),
-                             # The artifact folder is this task's alone: what an earlier attempt left is replaced.
-                             overwrite=True, allow_empty_sources=allow_empty_sources)
+    index = run_prepare_data(
+        sources,
+        shards.path,
+        shard_size=shard_size,
+        max_image_side=max_image_side,
+        num_frames=num_frames,
+        pipeline_args=list(beam_options),
+        # The artifact folder is this task's alone: what an earlier attempt left is replaced.
+        overwrite=True,
+        allow_empty_sources=allow_empty_sources,
+    )
     stats = json.loads((Path(shards.path) / "stats.json").read_text())
     shards.metadata["sources"] = sources
     shards.metadata["snapshot"] = snapshot
     shards.metadata["total_samples"] = index["total"]
-    shards.metadata["samples"] = {d: {s: v["count"] for s, v in splits.items()}
-                                  for d, splits in index["datasets"].items()}
+    shards.metadata["samples"] = {
+        d: {s: v["count"] for s, v in splits.items()} for d, splits in index["datasets"].items()
+    }
     shards.metadata["rejects"] = stats.get("rejects_by_reason", {})
     shards.metadata["num_frames"] = num_frames
     shards.metadata["empty_splits"] = stats.get("empty_splits", {})

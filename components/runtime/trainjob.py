@@ -43,9 +43,11 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PATCH_MANAGER = "x2vlm.platform/pretrain"
 GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
 KFP_GCS_MOUNT = "/gcs"  # where the KFP launcher puts gs://bucket/... as local paths
-LEADER_LABELS = {"jobset.sigs.k8s.io/replicatedjob-name": TRAINER_JOB,
-                 "jobset.sigs.k8s.io/job-index": "0",
-                 "batch.kubernetes.io/job-completion-index": "0"}
+LEADER_LABELS = {
+    "jobset.sigs.k8s.io/replicatedjob-name": TRAINER_JOB,
+    "jobset.sigs.k8s.io/job-index": "0",
+    "batch.kubernetes.io/job-completion-index": "0",
+}
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 POLL_SECONDS_ENV = "X2VLM_TRAINJOB_POLL_SECONDS"
 POD_NAME_ENV = "KFP_POD_NAME"  # the KFP compiler sets it on every step pod (downward API)
@@ -111,9 +113,11 @@ def trainer_command(cli_args: list[str], output_dir: str, overrides: list[str]) 
 
 def check_trainer_account(name: str) -> None:
     if name not in TRAINER_SERVICE_ACCOUNTS:
-        raise ConfigError(f"trainer service account {shown(name)} is not one of {list(TRAINER_SERVICE_ACCOUNTS)}: the "
-                          "trainer pods read untrusted data and must not hold an account with API rights; to use "
-                          "another, check its Role and add it to TRAINER_SERVICE_ACCOUNTS in components/runtime/trainjob.py")
+        raise ConfigError(
+            f"trainer service account {shown(name)} is not one of {list(TRAINER_SERVICE_ACCOUNTS)}: the "
+            "trainer pods read untrusted data and must not hold an account with API rights; to use "
+            "another, check its Role and add it to TRAINER_SERVICE_ACCOUNTS in components/runtime/trainjob.py"
+        )
 
 
 def _check(spec: TrainJobSpec) -> None:
@@ -151,8 +155,10 @@ def build_trainjob(spec: TrainJobSpec) -> dict[str, Any]:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainJob",
         "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
-        "spec": {"runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": spec.runtime},
-                 "trainer": trainer},
+        "spec": {
+            "runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": spec.runtime},
+            "trainer": trainer,
+        },
     }
     if spec.owner:
         body["metadata"]["ownerReferences"] = [dict(spec.owner)]
@@ -160,8 +166,18 @@ def build_trainjob(spec: TrainJobSpec) -> dict[str, Any]:
         body["spec"]["activeDeadlineSeconds"] = spec.active_deadline_seconds
     pod_patch = _pod_patch(spec)
     if pod_patch:
-        body["spec"]["runtimePatches"] = [{"manager": PATCH_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {
-            "replicatedJobs": [{"name": TRAINER_JOB, "template": {"spec": {"template": pod_patch}}}]}}}}]
+        body["spec"]["runtimePatches"] = [
+            {
+                "manager": PATCH_MANAGER,
+                "trainingRuntimeSpec": {
+                    "template": {
+                        "spec": {
+                            "replicatedJobs": [{"name": TRAINER_JOB, "template": {"spec": {"template": pod_patch}}}]
+                        }
+                    }
+                },
+            }
+        ]
     return body
 
 
@@ -200,9 +216,15 @@ def _pod_patch(spec: TrainJobSpec) -> dict[str, Any]:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     for bucket in sorted(set(spec.gcs_buckets)):
         volume = f"gcs-{re.sub(r'[^a-z0-9-]', '-', bucket.lower())}"[:63].rstrip("-")
-        volumes.append({"name": volume, "csi": {"driver": GCSFUSE_DRIVER,
-                                                "volumeAttributes": {"bucketName": bucket,
-                                                                     "mountOptions": "implicit-dirs"}}})
+        volumes.append(
+            {
+                "name": volume,
+                "csi": {
+                    "driver": GCSFUSE_DRIVER,
+                    "volumeAttributes": {"bucketName": bucket, "mountOptions": "implicit-dirs"},
+                },
+            }
+        )
         mounts.append({"name": volume, "mountPath": f"{KFP_GCS_MOUNT}/{bucket}"})
     if volumes:
         pod["volumes"] = volumes
@@ -241,8 +263,10 @@ def connect() -> KubeApis:
             _, active = config.list_kube_config_contexts(config_file=kubeconfig)
             namespace = (active or {}).get("context", {}).get("namespace", "")
         except (config.ConfigException, OSError, TypeError) as error:
-            raise TrainJobError(f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({error}); "
-                                "run inside the cluster or set KUBECONFIG") from None
+            raise TrainJobError(
+                f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({error}); "
+                "run inside the cluster or set KUBECONFIG"
+            ) from None
     return KubeApis(client.CustomObjectsApi(), client.CoreV1Api(), namespace or "default")
 
 
@@ -252,12 +276,12 @@ def _api_error(action: str, error: Exception) -> TrainJobError:
             detail = json.loads(error.body or "{}").get("message") or error.reason
         except (TypeError, ValueError):
             detail = error.reason
-        hint = {403: "; grant the pipeline's service account RBAC on trainjobs.trainer.kubeflow.org "
-                     "(see manifests/)",
-                404: "; is Kubeflow Trainer v2 (the TrainJob CRD) installed in this cluster?"}.get(error.status, "")
+        hint = {
+            403: "; grant the pipeline's service account RBAC on trainjobs.trainer.kubeflow.org (see manifests/)",
+            404: "; is Kubeflow Trainer v2 (the TrainJob CRD) installed in this cluster?",
+        }.get(error.status, "")
         return TrainJobError(f"{action}: HTTP {error.status}: {detail}{hint}")
-    return TrainJobError(f"{action}: cannot reach the Kubernetes API ({type(error).__name__}: {error})"
-                         .splitlines()[0])
+    return TrainJobError(f"{action}: cannot reach the Kubernetes API ({type(error).__name__}: {error})".splitlines()[0])
 
 
 def create_trainjob(apis: KubeApis, body: dict[str, Any]) -> bool:
@@ -284,8 +308,9 @@ def get_trainjob(apis: KubeApis, namespace: str, name: str) -> dict[str, Any]:
 def delete_trainjob(apis: KubeApis, namespace: str, name: str) -> None:
     """Delete the TrainJob and, in the foreground, its JobSet and pods."""
     try:
-        apis.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
-                                                    propagation_policy="Foreground")
+        apis.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Foreground"
+        )
     except ApiException as error:
         if error.status != 404:  # already gone is what we want
             raise _api_error(f"deleting TrainJob {namespace}/{name}", error) from None
@@ -312,8 +337,9 @@ def workflow_owner(apis: KubeApis, pod_name: Optional[str] = None) -> dict[str, 
     return {}
 
 
-def wait_until_deleted(apis: KubeApis, namespace: str, name: str, timeout: float = DELETE_WAIT_SECONDS,
-                       poll_seconds: float = 2.0) -> None:
+def wait_until_deleted(
+    apis: KubeApis, namespace: str, name: str, timeout: float = DELETE_WAIT_SECONDS, poll_seconds: float = 2.0
+) -> None:
     """Wait for a foreground deletion to finish (its JobSet and pods go first)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -326,8 +352,10 @@ def wait_until_deleted(apis: KubeApis, namespace: str, name: str, timeout: float
         except Exception as error:
             raise _api_error(f"reading TrainJob {namespace}/{name}", error) from None
         if time.monotonic() > deadline:
-            raise TrainJobError(f"TrainJob {namespace}/{name} was deleted but is still there after {timeout:.0f} s; "
-                                f"check its finalizers: kubectl -n {namespace} get trainjob {name} -o yaml")
+            raise TrainJobError(
+                f"TrainJob {namespace}/{name} was deleted but is still there after {timeout:.0f} s; "
+                f"check its finalizers: kubectl -n {namespace} get trainjob {name} -o yaml"
+            )
         time.sleep(poll_seconds)
 
 
@@ -364,8 +392,7 @@ def leader_pod(apis: KubeApis, namespace: str, name: str) -> Optional[Any]:
     except Exception as error:
         raise _api_error(f"listing the pods of TrainJob {namespace}/{name}", error) from None
     leaders = [p for p in pods if all((p.metadata.labels or {}).get(k) == v for k, v in LEADER_LABELS.items())]
-    leaders.sort(key=lambda p: (p.metadata.creation_timestamp is not None, p.metadata.creation_timestamp),
-                 reverse=True)
+    leaders.sort(key=lambda p: (p.metadata.creation_timestamp is not None, p.metadata.creation_timestamp), reverse=True)
     return leaders[0] if leaders else None
 
 
@@ -380,8 +407,9 @@ class LogFollower:
     @staticmethod
     def _run(apis: KubeApis, namespace: str, pod: str, out: Callable[[str], None]) -> None:
         try:
-            response = apis.core.read_namespaced_pod_log(pod, namespace, container=TRAINER_JOB, follow=True,
-                                                         _preload_content=False)
+            response = apis.core.read_namespaced_pod_log(
+                pod, namespace, container=TRAINER_JOB, follow=True, _preload_content=False
+            )
             pending = b""
             for chunk in response.stream(4096):
                 pending += chunk
@@ -401,8 +429,9 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-def follow_trainjob(apis: KubeApis, namespace: str, name: str, poll_seconds: float = 10.0,
-                    out: Callable[[str], None] = _print) -> dict[str, Any]:
+def follow_trainjob(
+    apis: KubeApis, namespace: str, name: str, poll_seconds: float = 10.0, out: Callable[[str], None] = _print
+) -> dict[str, Any]:
     """Wait for the TrainJob to finish; print its status changes and its leader's log. Returns the object."""
     last: Optional[TrainJobState] = None
     follower: Optional[LogFollower] = None
@@ -413,16 +442,22 @@ def follow_trainjob(apis: KubeApis, namespace: str, name: str, poll_seconds: flo
             out(f"TrainJob {namespace}/{name}: {state.describe()}")
             last = state
         pod = leader_pod(apis, namespace, name)
-        if pod is not None and (follower is None or follower.pod != pod.metadata.name) \
-                and pod.status is not None and pod.status.phase in ("Running", "Succeeded", "Failed"):
+        if (
+            pod is not None
+            and (follower is None or follower.pod != pod.metadata.name)
+            and pod.status is not None
+            and pod.status.phase in ("Running", "Succeeded", "Failed")
+        ):
             follower = LogFollower(apis, namespace, pod.metadata.name, out)
         if state.phase in ("Complete", "Failed"):
             if follower is not None:
                 follower.join(timeout=30)  # let the last lines of the log arrive
             if state.phase == "Failed":
-                raise TrainJobError(f"TrainJob {namespace}/{name} failed: {state.reason or 'no reason given'}"
-                                    + (f": {state.message}" if state.message else "")
-                                    + f"; kubectl -n {namespace} describe trainjob {name}")
+                raise TrainJobError(
+                    f"TrainJob {namespace}/{name} failed: {state.reason or 'no reason given'}"
+                    + (f": {state.message}" if state.message else "")
+                    + f"; kubectl -n {namespace} describe trainjob {name}"
+                )
             return obj
         time.sleep(poll_seconds)
 
@@ -444,12 +479,15 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_trainjob(apis: KubeApis, body: dict[str, Any], poll_seconds: float = 10.0,
-                 out: Callable[[str], None] = _print) -> dict[str, Any]:
+def run_trainjob(
+    apis: KubeApis, body: dict[str, Any], poll_seconds: float = 10.0, out: Callable[[str], None] = _print
+) -> dict[str, Any]:
     """Create the TrainJob and follow it to its end; on cancel (SIGTERM, Ctrl-C) delete it and re-raise."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    created = (f"created TrainJob {namespace}/{name} (runtime {body['spec']['runtimeRef']['name']}, "
-               f"{body['spec']['trainer']['numNodes']} nodes)")
+    created = (
+        f"created TrainJob {namespace}/{name} (runtime {body['spec']['runtimeRef']['name']}, "
+        f"{body['spec']['trainer']['numNodes']} nodes)"
+    )
     with sigterm_as_interrupt():
         if create_trainjob(apis, body):
             out(created)
@@ -458,13 +496,17 @@ def run_trainjob(apis: KubeApis, body: dict[str, Any], poll_seconds: float = 10.
             if state.phase == "Failed":
                 # A retry of this step: the job failed before (a node lost, the deadline, a crash). Start it
                 # again under the same name; training resumes from the checkpoints in the Model artifact.
-                out(f"TrainJob {namespace}/{name} failed before this attempt ({state.describe()}): "
-                    "deleting it and creating it again")
+                out(
+                    f"TrainJob {namespace}/{name} failed before this attempt ({state.describe()}): "
+                    "deleting it and creating it again"
+                )
                 delete_trainjob(apis, namespace, name)
                 wait_until_deleted(apis, namespace, name, poll_seconds=min(poll_seconds, 2.0))
                 if not create_trainjob(apis, body):
-                    raise TrainJobError(f"TrainJob {namespace}/{name} reappeared while it was being created again; "
-                                        "another attempt of this step may be running")
+                    raise TrainJobError(
+                        f"TrainJob {namespace}/{name} reappeared while it was being created again; "
+                        "another attempt of this step may be running"
+                    )
                 out(created)
             else:
                 out(f"TrainJob {namespace}/{name} exists already (this step was restarted): following it")
@@ -496,9 +538,19 @@ class TrainerPods:
     active_deadline_seconds: int = 0
 
 
-def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, overrides: list[str], *,
-                      input_uris: list[str], num_nodes: int, gpus_per_node: int, runtime: str = DEFAULT_RUNTIME,
-                      queue: str = "", pods: Optional[dict[str, Any]] = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def train_as_trainjob(
+    cli_args: list[str],
+    model_uri: str,
+    model_path: str,
+    overrides: list[str],
+    *,
+    input_uris: list[str],
+    num_nodes: int,
+    gpus_per_node: int,
+    runtime: str = DEFAULT_RUNTIME,
+    queue: str = "",
+    pods: Optional[dict[str, Any]] = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``x2vlm <cli_args>`` on ``num_nodes`` nodes as a TrainJob that writes the model folder to the Model
     artifact (``model_path`` in the trainer pods is ``model_uri``). Returns (training.json, where it ran)."""
     settings = from_dict(TrainerPods, pods or {}, where="trainer pod settings")
@@ -507,21 +559,44 @@ def train_as_trainjob(cli_args: list[str], model_uri: str, model_path: str, over
     # One name per Model artifact: a restarted step finds its TrainJob again instead of starting another.
     unique = hashlib.sha1(model_uri.encode()).hexdigest()[:10]
     spec = TrainJobSpec(
-        name=trainjob_name("x2vlm-" + cli_args[0], unique), namespace=apis.namespace, image=TRAIN_IMAGE,
-        command=trainer_command(cli_args, model_path, overrides), num_nodes=num_nodes,
-        gpus_per_node=gpus_per_node, runtime=runtime, queue=queue, service_account=settings.service_account,
-        node_selector=settings.node_selector, tolerations=settings.tolerations, shm_size=settings.shm_size,
-        gcs_buckets=gcs_buckets(model_uri, *input_uris), env={CODE_VERSION_ENV: code_version()},
-        cpu=settings.cpu, memory=settings.memory, cpu_limit=settings.cpu_limit, memory_limit=settings.memory_limit,
-        active_deadline_seconds=settings.active_deadline_seconds, owner=workflow_owner(apis))
+        name=trainjob_name("x2vlm-" + cli_args[0], unique),
+        namespace=apis.namespace,
+        image=TRAIN_IMAGE,
+        command=trainer_command(cli_args, model_path, overrides),
+        num_nodes=num_nodes,
+        gpus_per_node=gpus_per_node,
+        runtime=runtime,
+        queue=queue,
+        service_account=settings.service_account,
+        node_selector=settings.node_selector,
+        tolerations=settings.tolerations,
+        shm_size=settings.shm_size,
+        gcs_buckets=gcs_buckets(model_uri, *input_uris),
+        env={CODE_VERSION_ENV: code_version()},
+        cpu=settings.cpu,
+        memory=settings.memory,
+        cpu_limit=settings.cpu_limit,
+        memory_limit=settings.memory_limit,
+        active_deadline_seconds=settings.active_deadline_seconds,
+        owner=workflow_owner(apis),
+    )
     run_trainjob(apis, build_trainjob(spec), float(os.environ.get(POLL_SECONDS_ENV, "10")))
     # The trainers wrote the files at model_uri; the KFP launcher uploads this pod's (empty) folder,
     # which must exist, and leaves the files in place.
     os.makedirs(model_path, exist_ok=True)
     summary_uri = storage.join(model_uri, "training.json")
     if not storage.exists(summary_uri):
-        raise TrainJobError(f"TrainJob {spec.namespace}/{spec.name} completed but {summary_uri} is missing; "
-                            "check that its pods mount the artifact bucket (GCS FUSE CSI driver enabled?)")
-    ran_on = {"trainjob": spec.name, "namespace": spec.namespace, "runtime": runtime, "num_nodes": num_nodes,
-              "gpus_per_node": gpus_per_node, "queue": queue, "owner": spec.owner.get("name", "")}
+        raise TrainJobError(
+            f"TrainJob {spec.namespace}/{spec.name} completed but {summary_uri} is missing; "
+            "check that its pods mount the artifact bucket (GCS FUSE CSI driver enabled?)"
+        )
+    ran_on = {
+        "trainjob": spec.name,
+        "namespace": spec.namespace,
+        "runtime": runtime,
+        "num_nodes": num_nodes,
+        "gpus_per_node": gpus_per_node,
+        "queue": queue,
+        "owner": spec.owner.get("name", ""),
+    }
     return json.loads(storage.read_bytes(summary_uri)), ran_on

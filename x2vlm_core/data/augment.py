@@ -45,7 +45,9 @@ def _signed(value: float, rng: random.Random) -> float:
 
 
 def _affine(image: Image.Image, matrix: tuple[float, ...]) -> Image.Image:
-    return image.transform(image.size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.BILINEAR, fillcolor=FILL)
+    return image.transform(
+        image.size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.BILINEAR, fillcolor=FILL
+    )
 
 
 OPERATIONS: dict[str, Callable[[Image.Image, float, random.Random], Image.Image]] = {
@@ -58,15 +60,18 @@ OPERATIONS: dict[str, Callable[[Image.Image, float, random.Random], Image.Image]
     "ShearY": lambda image, level, rng: _affine(image, (1, 0, 0, _signed(level * 0.3, rng), 1, 0)),
     "TranslateX": lambda image, level, rng: _affine(image, (1, 0, _signed(level * TRANSLATE_PIXELS, rng), 0, 1, 0)),
     "TranslateY": lambda image, level, rng: _affine(image, (1, 0, 0, 0, 1, _signed(level * TRANSLATE_PIXELS, rng))),
-    "Rotate": lambda image, level, rng: image.rotate(_signed(level * 30, rng), resample=Image.Resampling.BILINEAR, fillcolor=FILL),
+    "Rotate": lambda image, level, rng: image.rotate(
+        _signed(level * 30, rng), resample=Image.Resampling.BILINEAR, fillcolor=FILL
+    ),
 }
 # Whole images may move; region images keep their boxes, so they only change colour.
 IMAGE_OPERATIONS = tuple(OPERATIONS)
 COLOUR_OPERATIONS = ("Identity", "AutoContrast", "Equalize", "Brightness", "Sharpness")
 
 
-def rand_augment(image: Image.Image, rng: random.Random, num_ops: int, magnitude: int,
-                 operations: Iterable[str] = IMAGE_OPERATIONS) -> Image.Image:
+def rand_augment(
+    image: Image.Image, rng: random.Random, num_ops: int, magnitude: int, operations: Iterable[str] = IMAGE_OPERATIONS
+) -> Image.Image:
     names = list(operations)
     level = magnitude / MAX_MAGNITUDE
     for name in [rng.choice(names) for _ in range(num_ops)]:
@@ -75,8 +80,9 @@ def rand_augment(image: Image.Image, rng: random.Random, num_ops: int, magnitude
     return image
 
 
-def random_resized_crop_box(width: int, height: int, rng: random.Random, scale: tuple[float, float],
-                            ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+def random_resized_crop_box(
+    width: int, height: int, rng: random.Random, scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3)
+) -> tuple[int, int, int, int]:
     """``(left, top, w, h)`` covering ``scale`` of the area at an aspect ratio within ``ratio``."""
     area = width * height
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
@@ -112,8 +118,14 @@ def crop_corners(width: int, height: int, rng: random.Random, config: AugmentCon
     return left, top, left + w, top + h
 
 
-def augment_crop(image: Image.Image, box: tuple[float, float, float, float], texts: Iterable[str], image_res: int,
-                 rng: random.Random, config: AugmentConfig) -> Image.Image:
+def augment_crop(
+    image: Image.Image,
+    box: tuple[float, float, float, float],
+    texts: Iterable[str],
+    image_res: int,
+    rng: random.Random,
+    config: AugmentConfig,
+) -> Image.Image:
     """The rest of ``augment_image`` once the crop box is drawn: one crop+resize (bicubic) → flip → RandAugment."""
     image = image.resize((image_res, image_res), Image.Resampling.BICUBIC, box=box)
     if should_flip(texts, rng, config.flip):
@@ -121,8 +133,9 @@ def augment_crop(image: Image.Image, box: tuple[float, float, float, float], tex
     return rand_augment(image, rng, config.randaug_ops, config.randaug_magnitude)
 
 
-def augment_image(image: Image.Image, texts: Iterable[str], image_res: int, rng: random.Random,
-                  config: AugmentConfig) -> Image.Image:
+def augment_image(
+    image: Image.Image, texts: Iterable[str], image_res: int, rng: random.Random, config: AugmentConfig
+) -> Image.Image:
     """Image-text pre-training augmentation: RandomResizedCrop (bicubic) → flip → RandAugment."""
     box = crop_corners(image.width, image.height, rng, config)
     return augment_crop(image, box, texts, image_res, rng, config)

@@ -20,7 +20,12 @@ from x2vlm_core.data.augment import COLOUR_OPERATIONS, AugmentConfig, augment_cr
 from x2vlm_core.data.masking import MaskingConfig, mask_whole_words
 from x2vlm_core.data.region_sampler import exact_size_selection, sample_regions
 from x2vlm_core.data.transforms import (
-    decode_for_crop, decode_image, image_to_tensor, image_to_uint8, open_image, square_uint8,
+    decode_for_crop,
+    decode_image,
+    image_to_tensor,
+    image_to_uint8,
+    open_image,
+    square_uint8,
 )
 from x2vlm_core.errors import DataError
 from x2vlm_core.text.wordpiece import build_tokenizer, pre_caption
@@ -35,27 +40,38 @@ class TextEncoder:
 
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[list[int | None]]]:
         clean = [pre_caption(t, self.max_tokens) for t in texts]
-        enc = self.tokenizer(clean, padding="longest", truncation=True, max_length=self.max_tokens,
-                             return_tensors="pt")
+        enc = self.tokenizer(clean, padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt")
         word_ids = [enc.word_ids(i) for i in range(len(clean))]
         return enc["input_ids"], enc["attention_mask"], word_ids
 
-    def masked(self, texts: list[str], masking: MaskingConfig,
-               rng: random.Random | list[random.Random]) -> dict[str, torch.Tensor]:
+    def masked(
+        self, texts: list[str], masking: MaskingConfig, rng: random.Random | list[random.Random]
+    ) -> dict[str, torch.Tensor]:
         ids, atts, word_ids = self(texts)
         ids_masked, masked_pos, masked_ids = mask_whole_words(
-            ids, word_ids, mask_token_id=self.tokenizer.mask_token_id, vocab_size=len(self.tokenizer),
-            config=masking, rng=rng)
-        return {"text_ids": ids, "text_atts": atts, "text_ids_masked": ids_masked,
-                "masked_pos": masked_pos, "masked_ids": masked_ids}
+            ids,
+            word_ids,
+            mask_token_id=self.tokenizer.mask_token_id,
+            vocab_size=len(self.tokenizer),
+            config=masking,
+            rng=rng,
+        )
+        return {
+            "text_ids": ids,
+            "text_atts": atts,
+            "text_ids_masked": ids_masked,
+            "masked_pos": masked_pos,
+            "masked_ids": masked_ids,
+        }
 
 
 def sample_images(samples: list[dict[str, Any]], image_res: int) -> torch.Tensor:
     return torch.stack([image_to_tensor(decode_image(s["images"][0], s["key"]), image_res) for s in samples])
 
 
-def image_text_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int,
-                     masking: MaskingConfig, rng: random.Random) -> dict[str, torch.Tensor]:
+def image_text_batch(
+    samples: list[dict[str, Any]], text: TextEncoder, image_res: int, masking: MaskingConfig, rng: random.Random
+) -> dict[str, torch.Tensor]:
     """One random caption per image, with MLM masks."""
     captions = [rng.choice(s["meta"]["captions"]) for s in samples]
     return {"image": sample_images(samples, image_res), **text.masked(captions, masking, rng)}
@@ -96,8 +112,9 @@ def _captions(sample: dict[str, Any]) -> list[str]:
     return captions
 
 
-def augmented_pixels(data: bytes, key: str, texts: list[str], image_res: int, rng: random.Random,
-                     augment: AugmentConfig) -> torch.Tensor:
+def augmented_pixels(
+    data: bytes, key: str, texts: list[str], image_res: int, rng: random.Random, augment: AugmentConfig
+) -> torch.Tensor:
     """uint8 ``[3, R, R]`` of ``augment_image``; the crop is drawn on the stored size before any pixel is decoded,
     so a large JPEG decodes only as finely as the crop needs."""
     image = open_image(data, key)
@@ -106,13 +123,16 @@ def augmented_pixels(data: bytes, key: str, texts: list[str], image_res: int, rn
     return image_to_uint8(augment_crop(image, box, texts, image_res, rng, augment))
 
 
-def pretrain_image_text_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int,
-                              masking: MaskingConfig, augment: AugmentConfig) -> dict[str, torch.Tensor]:
+def pretrain_image_text_batch(
+    samples: list[dict[str, Any]], text: TextEncoder, image_res: int, masking: MaskingConfig, augment: AugmentConfig
+) -> dict[str, torch.Tensor]:
     """One random caption per image; the image cropped, flipped and RandAugmented; MLM masks."""
     rngs = [sample_rng(s) for s in samples]
     captions = [rng.choice(_captions(s)) for s, rng in zip(samples, rngs)]
-    images = [augmented_pixels(s["images"][0], s["key"], [caption], image_res, rng, augment)
-              for s, caption, rng in zip(samples, captions, rngs)]
+    images = [
+        augmented_pixels(s["images"][0], s["key"], [caption], image_res, rng, augment)
+        for s, caption, rng in zip(samples, captions, rngs)
+    ]
     return {"image": torch.stack(images), **text.masked(captions, masking, rngs)}
 
 
@@ -133,8 +153,14 @@ def sample_frame_indices(total: int, count: int, rng: random.Random) -> list[int
     return indices
 
 
-def pretrain_video_text_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int, frame_len: int,
-                              masking: MaskingConfig, augment: AugmentConfig) -> dict[str, torch.Tensor]:
+def pretrain_video_text_batch(
+    samples: list[dict[str, Any]],
+    text: TextEncoder,
+    image_res: int,
+    frame_len: int,
+    masking: MaskingConfig,
+    augment: AugmentConfig,
+) -> dict[str, torch.Tensor]:
     """Clips as ``image`` [B, frame_len, 3, H, W]: sampled frames, each augmented like an image."""
     rngs = [sample_rng(s) for s in samples]
     captions = [rng.choice(_captions(s)) for s, rng in zip(samples, rngs)]
@@ -142,14 +168,24 @@ def pretrain_video_text_batch(samples: list[dict[str, Any]], text: TextEncoder, 
     for sample, caption, rng in zip(samples, captions, rngs):
         frames = sample["images"]
         chosen = sample_frame_indices(len(frames), frame_len, rng)
-        clips.append(torch.stack([augmented_pixels(frames[i], sample["key"], [caption], image_res, rng, augment)
-                                  for i in chosen]))
+        clips.append(
+            torch.stack(
+                [augmented_pixels(frames[i], sample["key"], [caption], image_res, rng, augment) for i in chosen]
+            )
+        )
     return {"image": torch.stack(clips), **text.masked(captions, masking, rngs)}
 
 
-def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, image_res: int, grid: int,
-                          max_regions: int, batch_size: int, masking: MaskingConfig,
-                          augment: AugmentConfig) -> dict[str, torch.Tensor]:
+def pretrain_region_batch(
+    samples: list[dict[str, Any]],
+    text: TextEncoder,
+    image_res: int,
+    grid: int,
+    max_regions: int,
+    batch_size: int,
+    masking: MaskingConfig,
+    augment: AugmentConfig,
+) -> dict[str, torch.Tensor]:
     """Exactly ``batch_size`` region texts over the images of ``samples`` (see region_sampler).
 
     Each row carries the patch mask of its box, the box as (cx, cy, w, h) fractions, the
@@ -159,8 +195,15 @@ def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, imag
     images, rows, seeds = [], [], []
     for sample in samples:
         rng = sample_rng(sample)
-        image, sample_rows = sample_regions(decode_image(sample["images"][0], sample["key"]), sample["meta"],
-                                            image_res, max_regions, augment.min_visible, augment.flip, rng)
+        image, sample_rows = sample_regions(
+            decode_image(sample["images"][0], sample["key"]),
+            sample["meta"],
+            image_res,
+            max_regions,
+            augment.min_visible,
+            augment.flip,
+            rng,
+        )
         if sample_rows:
             image = rand_augment(image, rng, augment.randaug_ops, augment.randaug_magnitude, COLOUR_OPERATIONS)
             images.append(square_uint8(image, image_res))
@@ -168,38 +211,48 @@ def pretrain_region_batch(samples: list[dict[str, Any]], text: TextEncoder, imag
             seeds.append(sample.get("seed", sample["key"]))
     if not images:
         keys = ", ".join(s["key"] for s in samples[:3])
-        raise DataError(f"region batch of {len(samples)} images ({keys}, ...) has no region inside its images; "
-                        "check the region dataset's boxes")
+        raise DataError(
+            f"region batch of {len(samples)} images ({keys}, ...) has no region inside its images; "
+            "check the region dataset's boxes"
+        )
     selected = exact_size_selection([len(r) for r in rows], batch_size, random.Random("|".join(seeds)))
     chosen = [rows[image][row] for image, row in selected]
     full = [1] * (1 + grid * grid)
     return {
         "image": torch.stack(images),
-        "image_atts": torch.tensor([full if r.is_image else patch_mask(list(r.box), image_res, image_res, grid)
-                                    for r in chosen], dtype=torch.long),
+        "image_atts": torch.tensor(
+            [full if r.is_image else patch_mask(list(r.box), image_res, image_res, grid) for r in chosen],
+            dtype=torch.long,
+        ),
         "idx_to_group_img": torch.tensor([image for image, _ in selected], dtype=torch.long),
-        "target_bbox": torch.tensor([normalized_cxcywh(list(r.box), image_res, image_res) for r in chosen],
-                                    dtype=torch.float32),
+        "target_bbox": torch.tensor(
+            [normalized_cxcywh(list(r.box), image_res, image_res) for r in chosen], dtype=torch.float32
+        ),
         "is_image": torch.tensor([int(r.is_image) for r in chosen], dtype=torch.long),
         # One id per distinct text as the model reads it (pre_caption at max_tokens): the same phrase twice
         # in a batch ("red square" in two images, or a row repeated to fill the exact size) is a positive
         # of both regions, never a hard negative.
-        "idx": torch.tensor([zlib.crc32(pre_caption(r.text, text.max_tokens).encode()) for r in chosen],
-                            dtype=torch.long),
-        **text.masked([r.text for r in chosen], masking,
-                      [random.Random(f"{seeds[image]}:mask:{row}") for image, row in selected]),
+        "idx": torch.tensor(
+            [zlib.crc32(pre_caption(r.text, text.max_tokens).encode()) for r in chosen], dtype=torch.long
+        ),
+        **text.masked(
+            [r.text for r in chosen], masking, [random.Random(f"{seeds[image]}:mask:{row}") for image, row in selected]
+        ),
     }
 
 
 def sample_texts(sample: dict[str, Any]) -> list[str]:
     """The texts a text-only objective may read from a record: a sentence pair's two sides, or the captions."""
     meta = sample["meta"]
-    pair = [meta[name] for name in ("source_text", "target_text") if isinstance(meta.get(name), str) and meta[name].strip()]
+    pair = [
+        meta[name] for name in ("source_text", "target_text") if isinstance(meta.get(name), str) and meta[name].strip()
+    ]
     return pair or _captions(sample)
 
 
-def pretrain_text_batch(samples: list[dict[str, Any]], text: TextEncoder,
-                        masking: MaskingConfig) -> dict[str, torch.Tensor]:
+def pretrain_text_batch(
+    samples: list[dict[str, Any]], text: TextEncoder, masking: MaskingConfig
+) -> dict[str, torch.Tensor]:
     """Text-only MLM: one text per record (a side of a sentence pair, or a caption; images unread), masked."""
     rngs = [sample_rng(s) for s in samples]
     return text.masked([rng.choice(sample_texts(s)) for s, rng in zip(samples, rngs)], masking, rngs)

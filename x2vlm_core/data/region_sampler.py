@@ -44,8 +44,9 @@ def _clip(box: list[float], width: int, height: int) -> tuple[float, float, floa
     return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
 
 
-def crop_around(box: tuple[float, float, float, float], width: int, height: int,
-                rng: random.Random) -> tuple[int, int, int, int]:
+def crop_around(
+    box: tuple[float, float, float, float], width: int, height: int, rng: random.Random
+) -> tuple[int, int, int, int]:
     """A random window ``(left, top, right, bottom)`` that contains ``box`` whole."""
     x, y, w, h = box
     left, top = rng.randint(0, math.floor(x)), rng.randint(0, math.floor(y))
@@ -54,8 +55,9 @@ def crop_around(box: tuple[float, float, float, float], width: int, height: int,
     return left, top, right, bottom
 
 
-def visible_part(box: tuple[float, float, float, float], window: tuple[int, int, int, int],
-                 min_visible: float) -> tuple[float, float, float, float] | None:
+def visible_part(
+    box: tuple[float, float, float, float], window: tuple[int, int, int, int], min_visible: float
+) -> tuple[float, float, float, float] | None:
     """The part of ``box`` inside ``window`` (left, top, right, bottom), in window pixels, if more than
     ``min_visible`` of the box's area is inside; else None."""
     x, y, w, h = box
@@ -66,12 +68,22 @@ def visible_part(box: tuple[float, float, float, float], window: tuple[int, int,
     return x0 - left, y0 - top, x1 - x0, y1 - y0
 
 
-def sample_regions(image: Image.Image, meta: dict[str, Any], image_res: int, max_regions: int,
-                   min_visible: float, flip: bool, rng: random.Random) -> tuple[Image.Image, list[RegionRow]]:
+def sample_regions(
+    image: Image.Image,
+    meta: dict[str, Any],
+    image_res: int,
+    max_regions: int,
+    min_visible: float,
+    flip: bool,
+    rng: random.Random,
+) -> tuple[Image.Image, list[RegionRow]]:
     """The cropped, maybe flipped, resized image and its (at most ``max_regions``) texts."""
     width, height = image.size
-    regions = [(region, clipped) for region in meta.get("regions", [])
-               if (clipped := _clip(region["bbox"], width, height)) is not None]
+    regions = [
+        (region, clipped)
+        for region in meta.get("regions", [])
+        if (clipped := _clip(region["bbox"], width, height)) is not None
+    ]
     captions = meta.get("captions") or []
     if isinstance(captions, str):
         captions = [captions]

@@ -95,12 +95,19 @@ def _write_local(path: Path, samples: Iterable[dict[str, Any]]) -> dict[str, Any
 def _tar_members(sample: dict[str, Any], seen: set[str], path: Path) -> dict[str, Any]:
     key = sample["key"]
     if not isinstance(key, str) or not _KEY_CHARS.fullmatch(key):
-        raise DataError(f"{path}: sample key {key!r} may only hold letters, digits, '_' and '-' (a dot splits the sample)")
+        raise DataError(
+            f"{path}: sample key {key!r} may only hold letters, digits, '_' and '-' (a dot splits the sample)"
+        )
     if key in seen:
         raise DataError(f"{path}: two samples share the key {key!r}; give each source's records distinct ids")
     seen.add(key)
-    members: dict[str, Any] = {"__key__": key, "json": json.dumps(sample["meta"], sort_keys=True, ensure_ascii=False).encode("utf-8")}
-    for name, data in zip(image_member_names(len(sample["images"]), numbered="num_frames" in sample["meta"]), sample["images"]):
+    members: dict[str, Any] = {
+        "__key__": key,
+        "json": json.dumps(sample["meta"], sort_keys=True, ensure_ascii=False).encode("utf-8"),
+    }
+    for name, data in zip(
+        image_member_names(len(sample["images"]), numbered="num_frames" in sample["meta"]), sample["images"]
+    ):
         members[name] = bytes(data)
     return members
 

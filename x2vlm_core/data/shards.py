@@ -104,8 +104,10 @@ def list_shards(root: str | Path, dataset: str, split: str) -> list[Shard]:
     for entry in datasets[dataset][split]["shards"]:
         path = entry.get("path") if isinstance(entry, dict) else None
         if not isinstance(path, str) or not storage.stays_inside(path):
-            raise DataError(f"{where}: shard path {_short(path)} leaves the data folder; index paths are "
-                            "relative, without '..'; re-run prepare-data")
+            raise DataError(
+                f"{where}: shard path {_short(path)} leaves the data folder; index paths are "
+                "relative, without '..'; re-run prepare-data"
+            )
         if not _SHA256.fullmatch(str(entry.get("sha256"))) or not isinstance(entry.get("count"), int):
             raise DataError(f"{where}: shard {_short(path)} has no valid sha256 and count; re-run prepare-data")
         shards.append(Shard(storage.join(root, path), entry["count"], entry["sha256"]))
@@ -144,8 +146,10 @@ def _members(handle: _Hashed, path: str | Path) -> Iterator[dict[str, Any]]:
         if not info.isreg():
             continue
         if info.size > MAX_MEMBER_BYTES:
-            raise DataError(f"{path}: member {_short(info.name)} declares {info.size} bytes, more than the "
-                            f"{MAX_MEMBER_BYTES} allowed; the shard is damaged or not from prepare-data")
+            raise DataError(
+                f"{path}: member {_short(info.name)} declares {info.size} bytes, more than the "
+                f"{MAX_MEMBER_BYTES} allowed; the shard is damaged or not from prepare-data"
+            )
         member = stream.extractfile(info)
         assert member is not None  # a regular file always has its data
         yield {"fname": info.name, "data": member.read(), "__url__": str(path)}
@@ -170,11 +174,14 @@ def iter_shard_samples(shards: Iterable[Shard | str | Path]) -> Iterator[dict[st
                     last = _decode(sample, path)
                 digest = hashed.drain()
         except (tarfile.TarError, OSError, ValueError) as error:
-            raise DataError(f"{path}: unreadable shard ({str(error)[:200]}); re-run prepare-data to rewrite it") \
-                from None
+            raise DataError(
+                f"{path}: unreadable shard ({str(error)[:200]}); re-run prepare-data to rewrite it"
+            ) from None
         if expected is not None and digest != expected:
-            raise DataError(f"{path}: its sha256 is not the one index.json lists; the shard was changed or "
-                            "damaged after prepare-data wrote it, re-run prepare-data")
+            raise DataError(
+                f"{path}: its sha256 is not the one index.json lists; the shard was changed or "
+                "damaged after prepare-data wrote it, re-run prepare-data"
+            )
         if last is not None:  # held back until the check: a reader that stops at the count still gets it
             yield last
 

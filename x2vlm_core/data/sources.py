@@ -66,8 +66,10 @@ class Source:
     def given_split(self) -> str:
         """``split``, for the readers of a format that takes it from the source list."""
         if self.split is None:
-            raise ConfigError(f"the {self.format} source of dataset {self.dataset!r} has no split; "
-                              "this format's files carry their own splits")
+            raise ConfigError(
+                f"the {self.format} source of dataset {self.dataset!r} has no split; "
+                "this format's files carry their own splits"
+            )
         return self.split
 
     def files(self, field: str) -> list[Path]:
@@ -75,7 +77,11 @@ class Source:
         path = self.path(field)
         if path.is_file():
             return [path]
-        return sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
 
 
 def load_sources(spec: str | Path | Sequence[Mapping[str, Any] | Source]) -> list[Source]:
@@ -115,13 +121,19 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
         raise ConfigError(f"{where}: format {format_name!r} is not supported; use one of {sorted(SOURCE_FORMATS)}")
     spec = SOURCE_FORMATS[format_name]
     path_fields = spec.files + spec.folders + spec.files_or_folders
-    allowed = {"format", "dataset", *path_fields, *spec.options, *COMMON_OPTIONS} | ({"split"} if spec.default_split else set())
+    allowed = {"format", "dataset", *path_fields, *spec.options, *COMMON_OPTIONS} | (
+        {"split"} if spec.default_split else set()
+    )
     unknown = sorted(set(entry) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} for format {format_name!r}; valid keys are {sorted(allowed)}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown} for format {format_name!r}; valid keys are {sorted(allowed)}"
+        )
     missing = sorted(({"dataset", *path_fields}) - set(spec.optional) - set(entry))
     if missing:
-        raise ConfigError(f"{where}: missing key(s) {missing} for format {format_name!r}; valid keys are {sorted(allowed)}")
+        raise ConfigError(
+            f"{where}: missing key(s) {missing} for format {format_name!r}; valid keys are {sorted(allowed)}"
+        )
 
     dataset = _safe_name(entry["dataset"], f"{where}.dataset")
     split = _safe_name(entry.get("split", spec.default_split), f"{where}.split") if spec.default_split else None
@@ -129,7 +141,9 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
     for name, default in {**COMMON_OPTIONS, **spec.options}.items():
         value = entry.get(name, default)
         if type(value) is not type(default) or (isinstance(value, str) and not value):
-            raise ConfigError(f"{where}.{name}: expected a {'non-empty ' if isinstance(default, str) else ''}{type(default).__name__}, got {value!r}")
+            raise ConfigError(
+                f"{where}.{name}: expected a {'non-empty ' if isinstance(default, str) else ''}{type(default).__name__}, got {value!r}"
+            )
         options[name] = value
     paths = {}
     for field_name in (name for name in path_fields if name in entry):
@@ -137,7 +151,9 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{where}.{field_name}: expected a path string, got {value!r}")
         if "://" in str(value):
-            raise ConfigError(f"{where}.{field_name}: remote path {value} is not supported as a source; copy the data to a local or mounted folder (e.g. gcsfuse)")
+            raise ConfigError(
+                f"{where}.{field_name}: remote path {value} is not supported as a source; copy the data to a local or mounted folder (e.g. gcsfuse)"
+            )
         path = (base_dir / Path(value).expanduser()).resolve()
         if field_name in spec.files_or_folders:
             exists, kind = path.exists(), "file or folder"
@@ -146,7 +162,9 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
         else:
             exists, kind = path.is_file(), "file"
         if not exists and field_name not in spec.may_be_missing:
-            raise DataError(f"{where}.{field_name}: {kind} {path} does not exist; fix the path or download the {format_name} data")
+            raise DataError(
+                f"{where}.{field_name}: {kind} {path} does not exist; fix the path or download the {format_name} data"
+            )
         paths[field_name] = str(path)
     return Source(format=format_name, dataset=dataset, split=split, paths=paths, options=options)
 

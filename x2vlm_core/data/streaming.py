@@ -33,8 +33,10 @@ def dataset_shards(root: str, dataset: str, split: str = "train") -> list[Shard]
     """The shards of ``dataset``/``split`` under ``root`` (a folder or gs:// prefix), with their sizes."""
     shards = list_shards(root, dataset, split)
     if not shards or not sum(s.count for s in shards):
-        raise DataError(f"{storage.join(root, INDEX_FILE)}: {dataset}/{split} lists no samples; "
-                        "check the sources given to prepare-data")
+        raise DataError(
+            f"{storage.join(root, INDEX_FILE)}: {dataset}/{split} lists no samples; "
+            "check the sources given to prepare-data"
+        )
     return shards
 
 
@@ -74,8 +76,9 @@ class _Cursor:
                 if offset >= start:
                     yield shard, offset, sample
             if got != count:
-                raise DataError(f"{self.shards[shard].path}: holds {got} samples but index.json says {count}; "
-                                "re-run prepare-data")
+                raise DataError(
+                    f"{self.shards[shard].path}: holds {got} samples but index.json says {count}; re-run prepare-data"
+                )
             start = 0
 
     def read(self, key: Any, order: list[int], start: int, count: int) -> list[tuple[int, int, dict[str, Any]]]:
@@ -95,9 +98,19 @@ class ShardStream(IterableDataset):
     ``loop=True`` repeats epochs forever, each with a new shard order and shuffle.
     """
 
-    def __init__(self, shards: Sequence[Shard | str], *, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle_buffer: int = 0, loop: bool = False, start: int = 0, name: str = "",
-                 worker: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        shards: Sequence[Shard | str],
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        shuffle_buffer: int = 0,
+        loop: bool = False,
+        start: int = 0,
+        name: str = "",
+        worker: tuple[int, int] | None = None,
+    ) -> None:
         resolved = [s if isinstance(s, Shard) else Shard(str(s), count_samples(str(s))) for s in shards]
         self.shards = [s for s in resolved if s.count]  # an empty shard would leave its reader nothing
         if not self.shards:
@@ -169,8 +182,9 @@ class MixedStream(IterableDataset):
 
     CHUNK = 4096
 
-    def __init__(self, streams: Sequence[ShardStream], ratios: Sequence[float], *, seed: int, name: str,
-                 start: int = 0) -> None:
+    def __init__(
+        self, streams: Sequence[ShardStream], ratios: Sequence[float], *, seed: int, name: str, start: int = 0
+    ) -> None:
         if len(streams) != len(ratios):
             raise ConfigError(f"{name}: {len(streams)} datasets but {len(ratios)} ratios; give one ratio per dataset")
         if any(r < 0 for r in ratios) or not sum(ratios):
@@ -216,8 +230,13 @@ class BatchStream(IterableDataset):
     ``make_samples(first_sample, (logical_worker, W))`` builds that reader's sample stream.
     """
 
-    def __init__(self, make_samples: Callable[[int, tuple[int, int]], IterableDataset], batch_size: int,
-                 collate: Callable[[list[dict[str, Any]]], Any], start: int = 0) -> None:
+    def __init__(
+        self,
+        make_samples: Callable[[int, tuple[int, int]], IterableDataset],
+        batch_size: int,
+        collate: Callable[[list[dict[str, Any]]], Any],
+        start: int = 0,
+    ) -> None:
         self.make_samples, self.batch_size, self.collate, self.start = make_samples, batch_size, collate, start
 
     def __iter__(self) -> Iterator[Any]:
@@ -240,29 +259,57 @@ def _seed_worker(worker_id: int) -> None:
 def batch_loader(dataset: IterableDataset, num_workers: int) -> Iterator[Any]:
     """An endless iterator over a dataset that yields whole batches (``BatchStream``)."""
     # Pinned batches let to_device's non_blocking copies overlap the GPU's work.
-    return iter(DataLoader(dataset, batch_size=None, num_workers=num_workers, worker_init_fn=_seed_worker,
-                           persistent_workers=num_workers > 0, prefetch_factor=2 if num_workers else None,
-                           pin_memory=torch.cuda.is_available()))
+    return iter(
+        DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=num_workers,
+            worker_init_fn=_seed_worker,
+            persistent_workers=num_workers > 0,
+            prefetch_factor=2 if num_workers else None,
+            pin_memory=torch.cuda.is_available(),
+        )
+    )
 
 
-def shard_loader(shard_paths: Sequence[Shard | str], batch_size: int,
-                 collate: Callable[[list[dict[str, Any]]], Any], *, rank: int, world_size: int, seed: int,
-                 shuffle_buffer: int, num_workers: int) -> Iterator[Any]:
+def shard_loader(
+    shard_paths: Sequence[Shard | str],
+    batch_size: int,
+    collate: Callable[[list[dict[str, Any]]], Any],
+    *,
+    rank: int,
+    world_size: int,
+    seed: int,
+    shuffle_buffer: int,
+    num_workers: int,
+) -> Iterator[Any]:
     """An endless iterator of collated training batches from ``shard_paths``."""
-    stream = ShardStream(shard_paths, rank=rank, world_size=world_size, seed=seed,
-                         shuffle_buffer=shuffle_buffer, loop=True)
-    return iter(DataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=num_workers,
-                           drop_last=True, persistent_workers=num_workers > 0, worker_init_fn=_seed_worker,
-                           pin_memory=torch.cuda.is_available()))
+    stream = ShardStream(
+        shard_paths, rank=rank, world_size=world_size, seed=seed, shuffle_buffer=shuffle_buffer, loop=True
+    )
+    return iter(
+        DataLoader(
+            stream,
+            batch_size=batch_size,
+            collate_fn=collate,
+            num_workers=num_workers,
+            drop_last=True,
+            persistent_workers=num_workers > 0,
+            worker_init_fn=_seed_worker,
+            pin_memory=torch.cuda.is_available(),
+        )
+    )
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device,
-              float_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def to_device(
+    batch: dict[str, torch.Tensor], device: torch.device, float_dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     """Move tensors to ``device``; floating ones to ``float_dtype`` too (the engine's, e.g. bf16).
 
     A uint8 ``image`` (the pre-training collates') is normalised here, after the copy: 4x fewer bytes
     to move, and the arithmetic on the device.
     """
+
     def move(value: Any) -> Any:
         if not isinstance(value, torch.Tensor):
             return value

@@ -32,8 +32,10 @@ def open_image(data: bytes, key: str = "?") -> Image.Image:
     except Exception as exc:  # PIL raises many types for bad bytes
         raise _bad_bytes(key, exc) from None
     if image.width * image.height > MAX_PIXELS:  # shards are not trusted: refuse a bomb before decoding it
-        raise DataError(f"sample {key}: image declares {image.width}x{image.height} pixels, more than the "
-                        f"{MAX_PIXELS} allowed; re-run prepare-data")
+        raise DataError(
+            f"sample {key}: image declares {image.width}x{image.height} pixels, more than the "
+            f"{MAX_PIXELS} allowed; re-run prepare-data"
+        )
     return image
 
 
@@ -50,8 +52,9 @@ def decode_image(data: bytes, key: str = "?") -> Image.Image:
     return load_rgb(open_image(data, key), key)
 
 
-def decode_for_crop(image: Image.Image, box: tuple[float, float, float, float], out_size: int,
-                    key: str = "?") -> tuple[Image.Image, tuple[float, float, float, float]]:
+def decode_for_crop(
+    image: Image.Image, box: tuple[float, float, float, float], out_size: int, key: str = "?"
+) -> tuple[Image.Image, tuple[float, float, float, float]]:
     """Decode an opened image for a crop ``box`` (left, top, right, bottom) that will be resized to ``out_size``.
 
     A JPEG decodes at 1/2, 1/4 or 1/8 scale (in the DCT, far cheaper than decoding in full and

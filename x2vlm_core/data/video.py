@@ -93,7 +93,10 @@ def encode_mp4(frames: Sequence[np.ndarray | Image.Image], fps: int = CLIP_FPS) 
     (x264 was tried first: its output differed between runs now and then, even single-threaded.)
     """
     av = _import_av()
-    arrays = [np.asarray(frame.convert("RGB") if isinstance(frame, Image.Image) else frame, dtype=np.uint8) for frame in frames]
+    arrays = [
+        np.asarray(frame.convert("RGB") if isinstance(frame, Image.Image) else frame, dtype=np.uint8)
+        for frame in frames
+    ]
     if not arrays:
         raise ConfigError("encode_mp4: no frames to encode; pass at least one frame")
     height, width = arrays[0].shape[:2]

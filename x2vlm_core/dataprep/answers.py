@@ -35,6 +35,8 @@ def answer_lists(answers: list[dict[str, Any]]) -> dict[str, tuple[str, bytes]]:
         by_dataset[entry["dataset"]][entry["split"]].append({"answer": entry["answer"], "count": entry["count"]})
     files = {}
     for dataset, splits in by_dataset.items():
-        ordered = {split: sorted(items, key=lambda a: (-a["count"], a["answer"])) for split, items in sorted(splits.items())}
+        ordered = {
+            split: sorted(items, key=lambda a: (-a["count"], a["answer"])) for split, items in sorted(splits.items())
+        }
         files[dataset] = (f"{dataset}/{ANSWERS_FILE}", pretty_json(ordered))
     return files

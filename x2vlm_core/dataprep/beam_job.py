@@ -41,15 +41,22 @@ from x2vlm_core.data.shards import INDEX_FILE
 from x2vlm_core.data.sources import Source, load_sources
 from x2vlm_core.data.video import DEFAULT_NUM_FRAMES
 from x2vlm_core.dataprep.answers import answer_keys, answer_lists
+from x2vlm_core.dataprep.coverage import empty_sources, empty_splits
 from x2vlm_core.dataprep.dedup import DUPLICATE_OF, drop_duplicates
 from x2vlm_core.dataprep.index import build_index
 from x2vlm_core.dataprep.outcomes import REJECTED, SAMPLES
+from x2vlm_core.dataprep.output_tree import (
+    BUILD_PREFIX,
+    STAGING_PREFIX,
+    clear,
+    clear_leftovers,
+    is_complete,
+    move_into_place,
+    named_files,
+    refuse_complete,
+)
 from x2vlm_core.dataprep.outputs import REJECTS_FILE, STATS_FILE, delete_file, pretty_json, write_file
 from x2vlm_core.dataprep.records import process_record
-from x2vlm_core.dataprep.coverage import empty_sources, empty_splits
-from x2vlm_core.dataprep.output_tree import (
-    BUILD_PREFIX, STAGING_PREFIX, clear, clear_leftovers, is_complete, move_into_place, named_files, refuse_complete,
-)
 from x2vlm_core.dataprep.sharding import assign_shards, route_to_shard, write_one_shard
 from x2vlm_core.dataprep.staging import bucket_of, read_staged, remove_staging, write_staged
 from x2vlm_core.dataprep.stats import check_nothing_lost, job_stats
@@ -85,7 +92,9 @@ def run_prepare_data(
     if shard_size < 1:
         raise ConfigError(f"shard_size={shard_size}: a shard must hold at least one sample; pass shard_size >= 1")
     if max_image_side < DEFAULT_MIN_SIDE:
-        raise ConfigError(f"max_image_side={max_image_side}: images would be shrunk below the {DEFAULT_MIN_SIDE}px minimum; pass a larger value")
+        raise ConfigError(
+            f"max_image_side={max_image_side}: images would be shrunk below the {DEFAULT_MIN_SIDE}px minimum; pass a larger value"
+        )
     if num_frames < 1:
         raise ConfigError(f"num_frames={num_frames}: a video sample needs at least one frame; pass num_frames >= 1")
     source_list = load_sources(sources)
@@ -118,7 +127,9 @@ def run_prepare_data(
         read_counts = read_staged(staging, "read")
         shard_entries = read_staged(staging, "shards")
         answers = read_staged(staging, "answers")
-        rejects = sorted(read_staged(staging, "rejects"), key=lambda r: (r["dataset"], r["split"], r["key"], r["reason"]))
+        rejects = sorted(
+            read_staged(staging, "rejects"), key=lambda r: (r["dataset"], r["split"], r["key"], r["reason"])
+        )
     finally:
         _close_progress()
         remove_staging(staging)
@@ -130,18 +141,29 @@ def run_prepare_data(
     stats["empty_splits"] = empty_splits(stats, rejects)
     for dataset, splits in stats["empty_splits"].items():
         for split, entry in splits.items():
-            logger.warning("prepare-data: %s/%s is empty: all %d of its records were rejected, mostly %s (see rejects.jsonl)",
-                           dataset, split, entry["read"], entry["top_reject"])
+            logger.warning(
+                "prepare-data: %s/%s is empty: all %d of its records were rejected, mostly %s (see rejects.jsonl)",
+                dataset,
+                split,
+                entry["read"],
+                entry["top_reject"],
+            )
     index = build_index(shard_entries, settings)
-    write_file(storage.join(build, REJECTS_FILE), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode("utf-8"))
+    write_file(
+        storage.join(build, REJECTS_FILE),
+        "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode("utf-8"),
+    )
     write_file(storage.join(build, STATS_FILE), pretty_json(stats))
     for relative, data in sorted(answer_files.values()):
         write_file(storage.join(build, relative), data)
     problems = empty_sources(source_list, stats, rejects)
     if problems and not allow_empty_sources:
         # No index: the output stays incomplete (a complete one being replaced stays as it was).
-        raise DataError(f"prepare-data: {problems[0]}" + (f" (and {len(problems) - 1} more source(s))" if len(problems) > 1 else "")
-                        + f"; see {storage.join(build, REJECTS_FILE)}, or pass --allow-empty-sources")
+        raise DataError(
+            f"prepare-data: {problems[0]}"
+            + (f" (and {len(problems) - 1} more source(s))" if len(problems) > 1 else "")
+            + f"; see {storage.join(build, REJECTS_FILE)}, or pass --allow-empty-sources"
+        )
     named = named_files(index, (relative for relative, _ in answer_files.values()))
     if replacing:
         # Un-commit the old output only now, so that no index ever vouches for a mix of old and new shards.
@@ -157,7 +179,13 @@ def run_prepare_data(
         "rejected": stats["records"]["rejected"],
         "counters": counters,
     }
-    logger.info("prepare-data wrote %d samples (%d rejected) to %s; counters %s", summary["total"], summary["rejected"], out, counters)
+    logger.info(
+        "prepare-data wrote %d samples (%d rejected) to %s; counters %s",
+        summary["total"],
+        summary["rejected"],
+        out,
+        counters,
+    )
     return summary
 
 
@@ -187,7 +215,12 @@ def local_runner(options: PipelineOptions) -> Any:
 
 
 def _build_graph(
-    pipeline: beam.Pipeline, sources: list[Source], out: str, staging: str, settings: dict[str, int], show_progress: bool
+    pipeline: beam.Pipeline,
+    sources: list[Source],
+    out: str,
+    staging: str,
+    settings: dict[str, int],
+    show_progress: bool,
 ) -> None:
     records = (
         pipeline
@@ -203,8 +236,11 @@ def _build_graph(
         records
         | "ReadGroup" >> beam.Map(lambda r: ((r["dataset"], r["source"], r["split"]), 1))
         | "CountRead" >> beam.CombinePerKey(sum)
-        | "ReadCountEntry" >> beam.Map(lambda kv: {"dataset": kv[0][0], "source": kv[0][1], "split": kv[0][2], "count": kv[1]}),
-        staging, "read", buckets=1,
+        | "ReadCountEntry"
+        >> beam.Map(lambda kv: {"dataset": kv[0][0], "source": kv[0][1], "split": kv[0][2], "count": kv[1]}),
+        staging,
+        "read",
+        buckets=1,
     )
     processed = records | "ProcessImages" >> beam.ParDo(
         ProcessRecord(settings["max_image_side"], settings["num_frames"], show_progress)
@@ -222,7 +258,8 @@ def _build_graph(
         unique.samples
         | "KeyBySplit" >> beam.Map(lambda s: ((s["dataset"], s["split"]), s["key"]))
         | "GroupKeysBySplit" >> beam.GroupByKey()
-        | "AssignShards" >> beam.FlatMap(lambda group, size: assign_shards(group[0], group[1], size), settings["shard_size"])
+        | "AssignShards"
+        >> beam.FlatMap(lambda group, size: assign_shards(group[0], group[1], size), settings["shard_size"])
     )
     samples_by_key = processed.samples | "ByKey" >> beam.Map(lambda s: ((s["dataset"], s["split"], s["key"]), s))
     _stage(
@@ -231,16 +268,26 @@ def _build_graph(
         | "ByShard" >> beam.FlatMapTuple(route_to_shard)
         | "GroupByShard" >> beam.GroupByKey()
         | "WriteShards" >> beam.Map(lambda shard, folder: _write_shard(shard[0], shard[1], folder), out),
-        staging, "shards", buckets=1,
+        staging,
+        "shards",
+        buckets=1,
     )
     _stage(
         unique.samples
         | "Answers" >> beam.FlatMap(answer_keys)
         | "CountAnswers" >> beam.CombinePerKey(sum)
-        | "AnswerEntry" >> beam.Map(lambda kv: {"dataset": kv[0][0], "split": kv[0][1], "answer": kv[0][2], "count": kv[1]}),
-        staging, "answers", buckets=1,
+        | "AnswerEntry"
+        >> beam.Map(lambda kv: {"dataset": kv[0][0], "split": kv[0][1], "answer": kv[0][2], "count": kv[1]}),
+        staging,
+        "answers",
+        buckets=1,
     )
-    _stage((processed[REJECTED], unique[REJECTED]) | "AllRejects" >> beam.Flatten(), staging, "rejects", buckets=REJECT_BUCKETS)
+    _stage(
+        (processed[REJECTED], unique[REJECTED]) | "AllRejects" >> beam.Flatten(),
+        staging,
+        "rejects",
+        buckets=REJECT_BUCKETS,
+    )
 
 
 def _stage(entries: beam.PCollection, staging: str, name: str, buckets: int) -> None:

@@ -34,7 +34,9 @@ def fit_box(box: list[float], width: int, height: int) -> tuple[list[float] | No
     return fitted, (CLIPPED if fitted != [x, y, w, h] else None)
 
 
-def fit_record_boxes(record: dict[str, Any], size: tuple[int, int]) -> tuple[dict[str, Any], dict[str, int], str | None]:
+def fit_record_boxes(
+    record: dict[str, Any], size: tuple[int, int]
+) -> tuple[dict[str, Any], dict[str, int], str | None]:
     """Fit a record's ``bbox`` or ``regions`` to its image's ``size`` (original pixels).
 
     Returns ``(record, outcomes, reject_reason)``: ``outcomes`` counts boxes clipped and dropped by

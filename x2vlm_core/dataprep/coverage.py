@@ -12,7 +12,9 @@ from typing import Any, Sequence
 from x2vlm_core.data.sources import Source
 
 # A hint for the reason that almost always means the paths in the sources file are off.
-_HINTS = {"missing_file": "image paths are relative to the source's images/videos folder; check them against the files on disk"}
+_HINTS = {
+    "missing_file": "image paths are relative to the source's images/videos folder; check them against the files on disk"
+}
 
 
 def top_reason(rejects: Sequence[dict[str, Any]]) -> str:
@@ -45,17 +47,27 @@ def empty_sources(sources: Sequence[Source], stats: dict[str, Any], rejects: Seq
     """One line per source entry that wrote no sample, naming it and its top reject reason."""
     problems = []
     for position, source in enumerate(sources):
+
         def mine(split: str) -> bool:
             # An entry is its (dataset, format), and its split where the sources file sets one.
             return source.split is None or split == source.split
 
-        read = sum(n for split, n in stats["read"].get(source.dataset, {}).get(source.format, {}).items() if mine(split))
-        written = sum(n for split, n in stats["written"].get(source.dataset, {}).get(source.format, {}).items() if mine(split))
+        read = sum(
+            n for split, n in stats["read"].get(source.dataset, {}).get(source.format, {}).items() if mine(split)
+        )
+        written = sum(
+            n for split, n in stats["written"].get(source.dataset, {}).get(source.format, {}).items() if mine(split)
+        )
         if written:
             continue
-        lost = [r for r in rejects if r["dataset"] == source.dataset and r["source"] == source.format and mine(r["split"])]
+        lost = [
+            r for r in rejects if r["dataset"] == source.dataset and r["source"] == source.format and mine(r["split"])
+        ]
         reason = top_reason(lost)
         hint = _HINTS.get(reason.split(" ", 1)[0])
         name = f"sources[{position}] ({source.format} -> {source.dataset}{'/' + source.split if source.split else ''})"
-        problems.append(f"{name} wrote no samples: read {read}, rejected {len(lost)}, mostly {reason}" + (f"; {hint}" if hint else ""))
+        problems.append(
+            f"{name} wrote no samples: read {read}, rejected {len(lost)}, mostly {reason}"
+            + (f"; {hint}" if hint else "")
+        )
     return problems

@@ -21,8 +21,11 @@ def content_sha256(images: list[bytes], record: dict[str, Any]) -> str:
         # Length-prefixed so that [ab, c] and [a, bc] differ.
         digest.update(len(data).to_bytes(8, "big") + data)
     if not images:  # text-only (sentence pairs): duplicates are records with the same content
-        digest.update(json.dumps({k: v for k, v in record.items() if k not in _BOOKKEEPING}, sort_keys=True,
-                                 ensure_ascii=False).encode("utf-8"))
+        digest.update(
+            json.dumps(
+                {k: v for k, v in record.items() if k not in _BOOKKEEPING}, sort_keys=True, ensure_ascii=False
+            ).encode("utf-8")
+        )
     return digest.hexdigest()
 
 

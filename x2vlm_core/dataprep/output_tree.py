@@ -36,12 +36,16 @@ def is_complete(out: str) -> bool:
 def refuse_complete(out: str, overwrite: bool) -> None:
     """A run into a complete output needs ``overwrite``: it would replace every file of it."""
     if not overwrite and is_complete(out):
-        raise ConfigError(f"{out} already holds a complete prepare-data output ({INDEX_FILE}); pass --overwrite to replace it, or choose another --output")
+        raise ConfigError(
+            f"{out} already holds a complete prepare-data output ({INDEX_FILE}); pass --overwrite to replace it, or choose another --output"
+        )
 
 
 def named_files(index: dict[str, Any], answer_files: Iterable[str]) -> set[str]:
     """The relative paths an output consists of: its shards, result files and answer lists."""
-    shards = {shard["path"] for splits in index["datasets"].values() for entry in splits.values() for shard in entry["shards"]}
+    shards = {
+        shard["path"] for splits in index["datasets"].values() for entry in splits.values() for shard in entry["shards"]
+    }
     return shards | {INDEX_FILE, STATS_FILE, REJECTS_FILE} | set(answer_files)
 
 
@@ -49,7 +53,7 @@ def job_files(out: str) -> list[str]:
     """Every file under ``out`` that this job's layout can hold (relative paths); other files are not ours."""
     found = []
     for uri in storage.list_uris(out):
-        relative = uri[len(out.rstrip("/")) + 1:]
+        relative = uri[len(out.rstrip("/")) + 1 :]
         parts = relative.split("/")
         ours = (
             parts[0].startswith((STAGING_PREFIX, BUILD_PREFIX))
@@ -76,7 +80,9 @@ def clear(out: str, keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
 
 def clear_leftovers(out: str) -> None:
     """Remove the staging and build folders of runs that stopped half-way; the output itself stays."""
-    clear(out, keep={relative for relative in job_files(out) if not relative.startswith((STAGING_PREFIX, BUILD_PREFIX))})
+    clear(
+        out, keep={relative for relative in job_files(out) if not relative.startswith((STAGING_PREFIX, BUILD_PREFIX))}
+    )
 
 
 def move_into_place(build: str, out: str, relatives: Iterable[str]) -> None:

@@ -14,7 +14,9 @@ from x2vlm_core.dataprep.stats import samples_stats
 from x2vlm_core.errors import DataError
 
 
-def assign_shards(split: tuple[str, str], keys: Iterable[str], shard_size: int) -> Iterator[tuple[tuple[str, str, str], int]]:
+def assign_shards(
+    split: tuple[str, str], keys: Iterable[str], shard_size: int
+) -> Iterator[tuple[tuple[str, str, str], int]]:
     """``((dataset, split, key), shard number)`` for every key of one (dataset, split): shard_size keys per shard, in key order."""
     dataset, split_name = split
     ordered = sorted(keys)
@@ -27,7 +29,9 @@ def assign_shards(split: tuple[str, str], keys: Iterable[str], shard_size: int) 
         yield (dataset, split_name, key), position // shard_size
 
 
-def route_to_shard(sample_key: tuple[str, str, str], joined: dict[str, list[Any]]) -> Iterator[tuple[tuple[str, str, int], dict[str, Any]]]:
+def route_to_shard(
+    sample_key: tuple[str, str, str], joined: dict[str, list[Any]]
+) -> Iterator[tuple[tuple[str, str, int], dict[str, Any]]]:
     """Send a sample to its shard; a sample without a shard number lost to a duplicate (its reject is already out).
 
     ``joined`` holds the key's ``shard`` numbers (none or one) and its ``sample`` (one).
@@ -39,12 +43,17 @@ def route_to_shard(sample_key: tuple[str, str, str], joined: dict[str, list[Any]
     yield (dataset, split, shard), sample
 
 
-def write_one_shard(shard_key: tuple[str, str, int], samples: Iterable[dict[str, Any]], output_dir: str) -> dict[str, Any]:
+def write_one_shard(
+    shard_key: tuple[str, str, int], samples: Iterable[dict[str, Any]], output_dir: str
+) -> dict[str, Any]:
     """Write one shard (samples sorted by key) and return its index entry plus this shard's statistics."""
     dataset, split, shard = shard_key
     ordered = sorted(samples, key=lambda s: s["key"])
     relative = shard_relpath(dataset, split, shard)
-    written = write_shard(storage.join(output_dir, relative), ({"key": s["key"], "meta": s["meta"], "images": s["images"]} for s in ordered))
+    written = write_shard(
+        storage.join(output_dir, relative),
+        ({"key": s["key"], "meta": s["meta"], "images": s["images"]} for s in ordered),
+    )
     return {
         "dataset": dataset,
         "split": split,

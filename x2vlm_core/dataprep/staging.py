@@ -22,7 +22,10 @@ def bucket_of(line: str, buckets: int) -> int:
 
 def write_staged(staging: str, name: str, bucket: int, lines: Iterable[str]) -> None:
     """Write one bucket's JSON lines, sorted, as ``<staging>/<name>-<bucket>.jsonl``."""
-    storage.write_bytes(storage.join(staging, f"{name}-{bucket:05d}.jsonl"), "".join(line + "\n" for line in sorted(lines)).encode("utf-8"))
+    storage.write_bytes(
+        storage.join(staging, f"{name}-{bucket:05d}.jsonl"),
+        "".join(line + "\n" for line in sorted(lines)).encode("utf-8"),
+    )
 
 
 def read_staged(staging: str, name: str) -> list[dict[str, Any]]:
@@ -30,7 +33,9 @@ def read_staged(staging: str, name: str) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for uri in storage.list_uris(staging):
         if uri.rsplit("/", 1)[-1].startswith(f"{name}-"):
-            entries.extend(json.loads(line) for line in storage.read_bytes(uri).decode("utf-8").splitlines() if line.strip())
+            entries.extend(
+                json.loads(line) for line in storage.read_bytes(uri).decode("utf-8").splitlines() if line.strip()
+            )
     return entries
 
 

@@ -42,12 +42,16 @@ def samples_stats(samples: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "by_source": dict(Counter(s["source"] for s in samples)),
         "texts_dropped_empty": sum(s["texts_dropped"] for s in samples),
         "boxes": dict(sum((Counter(s.get("boxes", {})) for s in samples), Counter())),
-        "caption_length_words": dict(Counter(word_bucket(len(text.split())) for s in samples for text in texts(s["meta"]))),
+        "caption_length_words": dict(
+            Counter(word_bucket(len(text.split())) for s in samples for text in texts(s["meta"]))
+        ),
         "image_max_side": dict(Counter(side_bucket(max(size)) for s in samples for size in s["original_sizes"])),
     }
 
 
-def job_stats(read_counts: list[dict[str, Any]], shards: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> dict[str, Any]:
+def job_stats(
+    read_counts: list[dict[str, Any]], shards: list[dict[str, Any]], rejects: list[dict[str, Any]]
+) -> dict[str, Any]:
     """stats.json from the staged read counts, shard entries (with their ``samples_stats``) and rejects."""
     read, written, rejected = _nested_counter(), _nested_counter(), _nested_counter()
     captions: defaultdict[str, Counter] = defaultdict(Counter)
@@ -68,7 +72,9 @@ def job_stats(read_counts: list[dict[str, Any]], shards: list[dict[str, Any]], r
         boxes[reject["dataset"]].update(reject.get("boxes", {}))
     return {
         "created_by": CREATED_BY,
-        "records": {name: _total(counts) for name, counts in (("read", read), ("written", written), ("rejected", rejected))},
+        "records": {
+            name: _total(counts) for name, counts in (("read", read), ("written", written), ("rejected", rejected))
+        },
         "read": _plain(read),
         "written": _plain(written),
         "rejected": _plain(rejected),
@@ -89,7 +95,9 @@ def check_nothing_lost(stats: dict[str, Any]) -> None:
     for name in ("read", "written", "rejected"):
         groups |= {(d, s, p) for d, sources in stats[name].items() for s, splits in sources.items() for p in splits}
     for dataset, source, split in sorted(groups):
-        counts = [stats[name].get(dataset, {}).get(source, {}).get(split, 0) for name in ("read", "written", "rejected")]
+        counts = [
+            stats[name].get(dataset, {}).get(source, {}).get(split, 0) for name in ("read", "written", "rejected")
+        ]
         if counts[0] != counts[1] + counts[2]:
             raise RuntimeError(
                 f"prepare-data lost records in {dataset}/{source}/{split}: read {counts[0]}, wrote {counts[1]}, "

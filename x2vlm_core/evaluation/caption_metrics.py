@@ -46,11 +46,16 @@ def ptb_tokenize(captions: dict[object, list[str]]) -> dict[object, list[str]]:
     if java_available():
         jar = Path(ptbtokenizer.__file__).parent / ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR
         # Fed on stdin rather than through a temporary file inside the (possibly read-only) package folder.
-        done = subprocess.run(["java", "-cp", str(jar), _PTB_CLASS, "-preserveLines", "-lowerCase"],
-                              input="\n".join(lines), capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["java", "-cp", str(jar), _PTB_CLASS, "-preserveLines", "-lowerCase"],
+            input="\n".join(lines),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise X2VLMError(f"the PTB tokenizer failed ({done.stderr.strip()[-300:]}); check the Java install")
-        tokenized = done.stdout.split("\n")[:len(lines)]
+        tokenized = done.stdout.split("\n")[: len(lines)]
     else:
         tokenized = [" ".join(_PY_BRACKETS.get(t, t) for t in _PY_TOKENS.findall(line.lower())) for line in lines]
     out: dict[object, list[str]] = {key: [] for key in captions}
@@ -59,8 +64,9 @@ def ptb_tokenize(captions: dict[object, list[str]]) -> dict[object, list[str]]:
     return out
 
 
-def caption_scores(references: dict[object, list[str]], generated: dict[object, str], meteor: bool = True,
-                   spice: bool = False) -> tuple[dict[str, float], dict[str, str]]:
+def caption_scores(
+    references: dict[object, list[str]], generated: dict[object, str], meteor: bool = True, spice: bool = False
+) -> tuple[dict[str, float], dict[str, str]]:
     """Corpus-level scores of ``generated[id]`` against ``references[id]``, and ``{score: why unavailable}``.
 
     Scores are the raw values pycocoevalcap returns (papers print them x100).
@@ -78,11 +84,15 @@ def caption_scores(references: dict[object, list[str]], generated: dict[object, 
     res = ptb_tokenize({key: [caption] for key, caption in generated.items()})
     unavailable: dict[str, str] = {}
     if not java_available():
-        unavailable["tokenizer"] = ("java not found on PATH: captions were tokenized by a Python stand-in "
-                                    "for the PTB tokenizer, so scores may differ slightly from the official ones")
-    scores = {"bleu4": Bleu(4).compute_score(gts, res, verbose=0)[0][3],
-              "rouge_l": Rouge().compute_score(gts, res)[0],
-              "cider": Cider().compute_score(gts, res)[0]}
+        unavailable["tokenizer"] = (
+            "java not found on PATH: captions were tokenized by a Python stand-in "
+            "for the PTB tokenizer, so scores may differ slightly from the official ones"
+        )
+    scores = {
+        "bleu4": Bleu(4).compute_score(gts, res, verbose=0)[0][3],
+        "rouge_l": Rouge().compute_score(gts, res)[0],
+        "cider": Cider().compute_score(gts, res)[0],
+    }
     if not meteor:
         unavailable["meteor"] = "not computed: turned off (meteor=false)"
     elif java_available():
@@ -99,7 +109,9 @@ def caption_scores(references: dict[object, list[str]], generated: dict[object, 
 
                 scores["spice"] = Spice().compute_score(gts, res)[0]
             except Exception as error:  # noqa: BLE001 - its model download or Java run can fail many ways
-                reason = f"SPICE failed ({type(error).__name__}: {error}); it downloads Stanford CoreNLP models on first use"
+                reason = (
+                    f"SPICE failed ({type(error).__name__}: {error}); it downloads Stanford CoreNLP models on first use"
+                )
         if reason:
             unavailable["spice"] = reason
     for name, reason in unavailable.items():

@@ -53,8 +53,14 @@ def headline(task: str, metrics: dict[str, Any]) -> Headline | None:
         baseline = 1.0 / count if count else None
     else:
         baseline = metrics.get(f"{split}_{baseline_suffix}")
-    return Headline(task, f"{split}_{suffix}", f"{label} ({split})", float(metrics[f"{split}_{suffix}"]),
-                    float(baseline) if baseline is not None else None, baseline_label)
+    return Headline(
+        task,
+        f"{split}_{suffix}",
+        f"{label} ({split})",
+        float(metrics[f"{split}_{suffix}"]),
+        float(baseline) if baseline is not None else None,
+        baseline_label,
+    )
 
 
 def headline_table(metrics_by_task: dict[str, dict[str, Any]]) -> str:

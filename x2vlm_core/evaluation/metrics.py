@@ -20,16 +20,18 @@ def _ranks_best_first(scores: np.ndarray) -> np.ndarray:
     return np.argsort(scores, axis=1)[:, ::-1]
 
 
-def retrieval_recall(scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[int],
-                     img2txt: Sequence[Sequence[int]]) -> dict[str, float]:
+def retrieval_recall(
+    scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[int], img2txt: Sequence[Sequence[int]]
+) -> dict[str, float]:
     """Text retrieval (image → text) and image retrieval (text → image) R@1/5/10 and their means.
 
     An image query scores a hit at k when any of its captions ranks within the first k;
     a text query when its one image does. ``r_mean`` averages the two means (official itm_eval).
     """
     order_i2t = _ranks_best_first(np.asarray(scores_i2t))
-    tr_ranks = np.array([min(int(np.flatnonzero(order_i2t[i] == t)[0]) for t in texts)
-                         for i, texts in enumerate(img2txt)])
+    tr_ranks = np.array(
+        [min(int(np.flatnonzero(order_i2t[i] == t)[0]) for t in texts) for i, texts in enumerate(img2txt)]
+    )
     order_t2i = _ranks_best_first(np.asarray(scores_t2i))
     ir_ranks = np.array([int(np.flatnonzero(order_t2i[t] == image)[0]) for t, image in enumerate(txt2img)])
     out: dict[str, float] = {}
@@ -43,6 +45,7 @@ def retrieval_recall(scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Se
 
 def box_iou_xywh(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Row-wise IoU of (x, y, w, h) boxes."""
+
     def xyxy(b: torch.Tensor) -> torch.Tensor:
         return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], dim=1)
 

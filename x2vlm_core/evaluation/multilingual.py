@@ -32,8 +32,10 @@ def record_language(record: Mapping[str, Any]) -> str:
         return record["language"]
     tags = set(record.get("caption_languages") or [])
     if len(tags) != 1:
-        raise DataError(f"record {record.get('key', '?')} has captions in {sorted(tags) or 'no tagged language'}; "
-                        "per-language results need one language per record")
+        raise DataError(
+            f"record {record.get('key', '?')} has captions in {sorted(tags) or 'no tagged language'}; "
+            "per-language results need one language per record"
+        )
     return tags.pop()
 
 
@@ -59,8 +61,10 @@ def samples_by_language(samples: Sequence[dict[str, Any]]) -> dict[str, list[dic
         return None
     if not all(tagged):
         untagged = next(sample["key"] for sample, has in zip(samples, tagged) if not has)
-        raise DataError(f"sample {untagged} carries no language while others of its split do; prepare every "
-                        "source of a split with its language (the multilingual readers set it)")
+        raise DataError(
+            f"sample {untagged} carries no language while others of its split do; prepare every "
+            "source of a split with its language (the multilingual readers set it)"
+        )
     groups: dict[str, list[dict[str, Any]]] = {}
     for sample in samples:
         meta = sample["meta"]
@@ -69,8 +73,10 @@ def samples_by_language(samples: Sequence[dict[str, Any]]) -> dict[str, list[dic
             continue
         captions, tags = meta.get("captions") or [], meta["caption_languages"]
         if len(captions) != len(tags):
-            raise DataError(f"sample {sample['key']} has {len(captions)} captions and {len(tags)} caption languages; "
-                            "re-run prepare-data, which keeps one language per caption")
+            raise DataError(
+                f"sample {sample['key']} has {len(captions)} captions and {len(tags)} caption languages; "
+                "re-run prepare-data, which keeps one language per caption"
+            )
         for language in dict.fromkeys(tags):  # first-seen order
             keep = [i for i, tag in enumerate(tags) if tag == language]
             own = {**meta, "captions": [captions[i] for i in keep], "caption_languages": [language] * len(keep)}
@@ -83,15 +89,19 @@ def target_languages(languages: Iterable[str]) -> list[str]:
     return [language for language in languages if language != SOURCE_LANGUAGE]
 
 
-def language_report(results: Mapping[str, Mapping[str, float]],
-                    average_over: Sequence[str] | None = None) -> dict[str, float]:
+def language_report(
+    results: Mapping[str, Mapping[str, float]], average_over: Sequence[str] | None = None
+) -> dict[str, float]:
     """``{language: {metric: value}}`` → ``{language}_{metric}`` and ``avg_{metric}``.
 
     ``average_over`` picks the languages of the average (default: all); a metric missing in one of
     them gets no average rather than one over fewer languages.
     """
-    out = {f"{language}_{metric}": float(value)
-           for language, metrics in sorted(results.items()) for metric, value in sorted(metrics.items())}
+    out = {
+        f"{language}_{metric}": float(value)
+        for language, metrics in sorted(results.items())
+        for metric, value in sorted(metrics.items())
+    }
     languages = list(average_over) if average_over is not None else sorted(results)
     unknown = [language for language in languages if language not in results]
     if unknown:
@@ -103,24 +113,36 @@ def language_report(results: Mapping[str, Mapping[str, float]],
     return out
 
 
-def accuracy_by_language(predictions: Sequence[Any], labels: Sequence[Any], languages: Sequence[str],
-                         average_over: Sequence[str] | None = None) -> dict[str, float]:
+def accuracy_by_language(
+    predictions: Sequence[Any],
+    labels: Sequence[Any],
+    languages: Sequence[str],
+    average_over: Sequence[str] | None = None,
+) -> dict[str, float]:
     """Classification accuracy (XVNLI, MaRVL, xGQA) per language, in percent, plus the average."""
     if not len(predictions) == len(labels) == len(languages):
-        raise DataError(f"{len(predictions)} predictions, {len(labels)} labels and {len(languages)} languages; "
-                        "give one of each per example")
+        raise DataError(
+            f"{len(predictions)} predictions, {len(labels)} labels and {len(languages)} languages; "
+            "give one of each per example"
+        )
     hits: dict[str, list[int]] = {}
     for prediction, label, language in zip(predictions, labels, languages):
         counts = hits.setdefault(language, [0, 0])
         counts[0] += int(prediction == label)
         counts[1] += 1
-    return language_report({language: {"accuracy": 100.0 * right / total}
-                            for language, (right, total) in hits.items()}, average_over)
+    return language_report(
+        {language: {"accuracy": 100.0 * right / total} for language, (right, total) in hits.items()}, average_over
+    )
 
 
-def few_shot_sample(records: Iterable[T], shots: int, seed: int, languages: Sequence[str] | None = None,
-                    language_of: Callable[[T], str] = record_language,
-                    key_of: Callable[[T], str] = lambda record: record["key"]) -> list[T]:
+def few_shot_sample(
+    records: Iterable[T],
+    shots: int,
+    seed: int,
+    languages: Sequence[str] | None = None,
+    language_of: Callable[[T], str] = record_language,
+    key_of: Callable[[T], str] = lambda record: record["key"],
+) -> list[T]:
     """``shots`` records of each language (all languages, or ``languages``), drawn with ``seed``.
 
     Records are put in key order first, so the draw does not depend on the order they were read in;
@@ -134,7 +156,9 @@ def few_shot_sample(records: Iterable[T], shots: int, seed: int, languages: Sequ
     for language in wanted:
         pool = sorted(groups.get(language, []), key=key_of)
         if len(pool) < shots:
-            raise DataError(f"language {language!r} has {len(pool)} training examples, fewer than {shots} shots; "
-                            "lower the shots or add data for it")
+            raise DataError(
+                f"language {language!r} has {len(pool)} training examples, fewer than {shots} shots; "
+                "lower the shots or add data for it"
+            )
         chosen.extend(random.Random(f"{seed}:{language}").sample(pool, shots))
     return chosen

@@ -38,12 +38,18 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def image_uri(data: bytes, key: str = "?", boxes: Iterable[tuple[list[float], tuple[int, int, int]]] = (),
-              side: int = THUMBNAIL_SIDE) -> str:
+def image_uri(
+    data: bytes,
+    key: str = "?",
+    boxes: Iterable[tuple[list[float], tuple[int, int, int]]] = (),
+    side: int = THUMBNAIL_SIDE,
+) -> str:
     """A JPEG data URI of the image scaled to ``side`` px (longer side), with ``(xywh box, colour)`` drawn on it."""
     image = decode_image(data, key)
     scale = side / max(image.size)
-    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC)
+    image = image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC
+    )
     draw = ImageDraw.Draw(image)
     for (x, y, w, h), colour in boxes:
         draw.rectangle([x * scale, y * scale, (x + w) * scale, (y + h) * scale], outline=colour, width=2)
@@ -67,13 +73,19 @@ def _mark(ok: bool) -> str:
 
 def grounding_section(samples: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> str:
     by_key = _by_key(samples)
-    legend = ('<p class="legend"><span style="color:#14aa3c">■ true box</span>'
-              '<span style="color:#dc1e1e">■ predicted box</span></p>')
+    legend = (
+        '<p class="legend"><span style="color:#14aa3c">■ true box</span>'
+        '<span style="color:#dc1e1e">■ predicted box</span></p>'
+    )
     cards = []
     for row in predictions[:SAMPLES_SHOWN]:
-        picture = _img(by_key[row["key"]], boxes=[(row["true_bbox"], TRUE_COLOUR), (row["pred_bbox"], PREDICTED_COLOUR)])
-        cards.append(f'<div class="card">{picture}<b>{_e(row["sentence"])}</b><br>'
-                     f'IoU {row["iou"]:.2f} {_mark(row["iou"] >= 0.5)}</div>')
+        picture = _img(
+            by_key[row["key"]], boxes=[(row["true_bbox"], TRUE_COLOUR), (row["pred_bbox"], PREDICTED_COLOUR)]
+        )
+        cards.append(
+            f'<div class="card">{picture}<b>{_e(row["sentence"])}</b><br>'
+            f"IoU {row['iou']:.2f} {_mark(row['iou'] >= 0.5)}</div>"
+        )
     return legend + f'<div class="grid">{"".join(cards)}</div>'
 
 
@@ -84,11 +96,14 @@ def retrieval_section(samples: list[dict[str, Any]], predictions: list[dict[str,
     image_queries = [r for r in predictions if r["direction"] == "image_to_text"][:QUERIES_SHOWN]
     parts = ["<h3>Text → image: top 5</h3>"]
     for row in text_queries:
-        pictures = "".join(_img(by_key[key], css="hit" if key in row["truth"] else "miss", side=110)
-                           for key in row["top5"])
-        parts.append(f'<div><b>{_e(row["query"])}</b> {_mark(row["top5"][:1] == row["truth"][:1])}'
-                     f'<div class="row">{pictures}</div></div>')
-    parts.append("<h3>Image → text: top 5</h3><div class=\"grid\">")
+        pictures = "".join(
+            _img(by_key[key], css="hit" if key in row["truth"] else "miss", side=110) for key in row["top5"]
+        )
+        parts.append(
+            f"<div><b>{_e(row['query'])}</b> {_mark(row['top5'][:1] == row['truth'][:1])}"
+            f'<div class="row">{pictures}</div></div>'
+        )
+    parts.append('<h3>Image → text: top 5</h3><div class="grid">')
     for row in image_queries:
         texts = "".join(f"<li>{_mark(t in row['truth'])} {_e(t)}</li>" for t in row["top5"])
         parts.append(f'<div class="card">{_img(by_key[row["query"]])}<ol>{texts}</ol></div>')
@@ -99,11 +114,15 @@ def vqa_section(samples: list[dict[str, Any]], predictions: list[dict[str, Any]]
     by_key = _by_key(samples)
     cards = []
     for row in predictions[:SAMPLES_SHOWN]:
-        score = f' — accuracy {row["accuracy"]:.2f}' if "accuracy" in row else ""
+        score = f" — accuracy {row['accuracy']:.2f}" if "accuracy" in row else ""
         top = ", ".join(f"{_e(a)} ({p:.2f})" for a, p in row["top5"])
-        humans = f'<div class="small">humans: {_e(", ".join(row["human_answers"]))}</div>' if "human_answers" in row else ""
-        cards.append(f'<div class="card">{_img(by_key[row["key"]])}<b>Q: {_e(row["question"])}</b><br>'
-                     f'A: {_e(row["answer"])}{score}<div class="small">top 5: {top}</div>{humans}</div>')
+        humans = (
+            f'<div class="small">humans: {_e(", ".join(row["human_answers"]))}</div>' if "human_answers" in row else ""
+        )
+        cards.append(
+            f'<div class="card">{_img(by_key[row["key"]])}<b>Q: {_e(row["question"])}</b><br>'
+            f'A: {_e(row["answer"])}{score}<div class="small">top 5: {top}</div>{humans}</div>'
+        )
     return f'<div class="grid">{"".join(cards)}</div>'
 
 
@@ -112,8 +131,10 @@ def captioning_section(samples: list[dict[str, Any]], predictions: list[dict[str
     cards = []
     for row in predictions[:SAMPLES_SHOWN]:
         references = "".join(f"<li>{_e(r)}</li>" for r in row["references"])
-        cards.append(f'<div class="card">{_img(by_key[row["key"]])}<b>{_e(row["caption"]) or "<i>(empty)</i>"}</b>'
-                     f'<div class="small">references:<ul>{references}</ul></div></div>')
+        cards.append(
+            f'<div class="card">{_img(by_key[row["key"]])}<b>{_e(row["caption"]) or "<i>(empty)</i>"}</b>'
+            f'<div class="small">references:<ul>{references}</ul></div></div>'
+        )
     return f'<div class="grid">{"".join(cards)}</div>'
 
 
@@ -122,9 +143,11 @@ def nlvr2_section(samples: list[dict[str, Any]], predictions: list[dict[str, Any
     cards = []
     for row in predictions[:SAMPLES_SHOWN]:
         sample = by_key[row["key"]]
-        cards.append(f'<div class="card"><div class="row">{_img(sample, 0, side=120)}{_img(sample, 1, side=120)}</div>'
-                     f'<b>{_e(row["sentence"])}</b><br>predicted {row["predicted"]}, true {row["label"]} '
-                     f'{_mark(row["predicted"] == row["label"])}</div>')
+        cards.append(
+            f'<div class="card"><div class="row">{_img(sample, 0, side=120)}{_img(sample, 1, side=120)}</div>'
+            f"<b>{_e(row['sentence'])}</b><br>predicted {row['predicted']}, true {row['label']} "
+            f"{_mark(row['predicted'] == row['label'])}</div>"
+        )
     return f'<div class="grid">{"".join(cards)}</div>'
 
 
@@ -133,9 +156,11 @@ def entailment_section(samples: list[dict[str, Any]], predictions: list[dict[str
     by_key = _by_key(samples)
     cards = []
     for row in predictions[:SAMPLES_SHOWN]:
-        cards.append(f'<div class="card">{_img(by_key[row["key"]])}<b>{_e(row["sentence"])}</b><br>'
-                     f'predicted {_e(row["predicted"])}, true {_e(row["label"])} '
-                     f'{_mark(row["predicted"] == row["label"])}</div>')
+        cards.append(
+            f'<div class="card">{_img(by_key[row["key"]])}<b>{_e(row["sentence"])}</b><br>'
+            f"predicted {_e(row['predicted'])}, true {_e(row['label'])} "
+            f"{_mark(row['predicted'] == row['label'])}</div>"
+        )
     return f'<div class="grid">{"".join(cards)}</div>'
 
 
@@ -145,8 +170,10 @@ def video_qa_section(samples: list[dict[str, Any]], predictions: list[dict[str, 
     for row in predictions[:SAMPLES_SHOWN]:
         sample = by_key[row["key"]]
         frames = "".join(_img(sample, i, side=70) for i in range(min(4, len(sample["images"]))))
-        cards.append(f'<div class="card"><div class="row">{frames}</div><b>Q: {_e(row["question"])}</b><br>'
-                     f'A: {_e(row["answer"])} (true: {_e(row["truth"])}) {_mark(row["answer"] == row["truth"])}</div>')
+        cards.append(
+            f'<div class="card"><div class="row">{frames}</div><b>Q: {_e(row["question"])}</b><br>'
+            f"A: {_e(row['answer'])} (true: {_e(row['truth'])}) {_mark(row['answer'] == row['truth'])}</div>"
+        )
     return f'<div class="grid">{"".join(cards)}</div>'
 
 
@@ -160,10 +187,11 @@ class HtmlReport:
     def add_split(self, split: str, metrics: dict[str, float], unavailable: dict[str, str], section: str) -> None:
         rows = "".join(f"<tr><th>{_e(name)}</th><td>{value:.4f}</td></tr>" for name, value in metrics.items())
         notes = "".join(f'<p class="note">{_e(name)}: {_e(reason)}</p>' for name, reason in unavailable.items())
-        self.parts.append(f"<h2>{_e(split)}</h2><table class=\"metrics\">{rows}</table>{notes}{section}")
+        self.parts.append(f'<h2>{_e(split)}</h2><table class="metrics">{rows}</table>{notes}{section}')
 
-    def add_language_table(self, split: str, per_language: dict[str, dict[str, float]],
-                           average: dict[str, float]) -> None:
+    def add_language_table(
+        self, split: str, per_language: dict[str, dict[str, float]], average: dict[str, float]
+    ) -> None:
         """One row per language and one per metric column, then the average over the target languages."""
         names = sorted({name for metrics in per_language.values() for name in metrics})
         header = "".join(f"<th>{_e(name)}</th>" for name in names)
@@ -175,14 +203,18 @@ class HtmlReport:
         rows = "".join(row(language, metrics) for language, metrics in per_language.items())
         if average:
             rows += row("average (non-English)", average)
-        self.parts.append(f"<h2>{_e(split)}: per language</h2><table class=\"metrics languages\">"
-                          f"<tr><th>language</th>{header}</tr>{rows}</table>")
+        self.parts.append(
+            f'<h2>{_e(split)}: per language</h2><table class="metrics languages">'
+            f"<tr><th>language</th>{header}</tr>{rows}</table>"
+        )
 
     def render(self) -> str:
         title = f"X²-VLM evaluation: {self.task}"
-        return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
-                f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>"
-                f"<p class=\"small\">model: {_e(self.model)}</p>{''.join(self.parts)}</body></html>")
+        return (
+            f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>"
+            f'<p class="small">model: {_e(self.model)}</p>{"".join(self.parts)}</body></html>'
+        )
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)

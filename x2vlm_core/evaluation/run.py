@@ -21,14 +21,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.config_io import apply_overrides, from_dict
-from x2vlm_core.families import family_of, text_encoder_for
 from x2vlm_core.data.shards import iter_shard_samples, list_shards, read_index
 from x2vlm_core.errors import DataError
 from x2vlm_core.evaluation.multilingual import language_report, samples_by_language, target_languages
 from x2vlm_core.evaluation.report import HtmlReport
-from x2vlm_core.release.model_folder import read_model_config
+from x2vlm_core.families import family_of, text_encoder_for
+from x2vlm_core.release.model_folder import load_model_dir, read_model_config
 from x2vlm_core.tasks import get_task
 from x2vlm_core.tasks.result import SplitResult
 
@@ -39,8 +38,13 @@ PREDICTIONS_FILE = "predictions.jsonl"
 REPORT_FILE = "report.html"
 
 
-def evaluation_splits(expected: tuple[str, ...] | list[str], requested: list[str] | None, available: dict[str, Any],
-                      dataset: str, shards_root: str | Path) -> list[str]:
+def evaluation_splits(
+    expected: tuple[str, ...] | list[str],
+    requested: list[str] | None,
+    available: dict[str, Any],
+    dataset: str,
+    shards_root: str | Path,
+) -> list[str]:
     """The splits to evaluate: ``requested`` (all must exist), else those of ``expected`` that exist.
 
     An expected split that is absent is named on stderr: prepare-data leaves a split out of the
@@ -49,24 +53,39 @@ def evaluation_splits(expected: tuple[str, ...] | list[str], requested: list[str
     if requested:
         missing = [s for s in requested if s not in available]
         if missing:
-            raise DataError(f"{dataset!r} in {shards_root} has no split {missing} (it has {sorted(available)}); "
-                            "pick among those")
+            raise DataError(
+                f"{dataset!r} in {shards_root} has no split {missing} (it has {sorted(available)}); pick among those"
+            )
         return list(requested)
     splits = [s for s in expected if s in available]
     if not splits:
-        raise DataError(f"no evaluation split of {dataset!r} in {shards_root} (wanted one of "
-                        f"{list(expected)}, found {sorted(available)}); re-run prepare-data with them, "
-                        "or name the splits to evaluate")
+        raise DataError(
+            f"no evaluation split of {dataset!r} in {shards_root} (wanted one of "
+            f"{list(expected)}, found {sorted(available)}); re-run prepare-data with them, "
+            "or name the splits to evaluate"
+        )
     missing = [s for s in expected if s not in available]
     if missing:
-        log.warning("evaluate: %r in %s has no split %s of the task's evaluation splits %s, so it is not evaluated; "
-                    "see prepare-data's stats.json (empty_splits) and rejects.jsonl", dataset, shards_root, missing, list(expected))
+        log.warning(
+            "evaluate: %r in %s has no split %s of the task's evaluation splits %s, so it is not evaluated; "
+            "see prepare-data's stats.json (empty_splits) and rejects.jsonl",
+            dataset,
+            shards_root,
+            missing,
+            list(expected),
+        )
     return splits
 
 
-def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Path, output_dir: str | Path,
-                   options: list[str] | None = None, dataset: str | None = None,
-                   splits: list[str] | None = None) -> dict[str, Any]:
+def run_evaluation(
+    task_name: str,
+    model_dir: str | Path,
+    shards_root: str | Path,
+    output_dir: str | Path,
+    options: list[str] | None = None,
+    dataset: str | None = None,
+    splits: list[str] | None = None,
+) -> dict[str, Any]:
     """Evaluate and write the files above; returns ``{split_metric: value}``.
 
     ``options`` are ``key=value`` overrides of the task's ``EvalConfig`` (e.g. ``k_test=128``).
@@ -77,8 +96,9 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
     task = family_of(read_model_config(model_dir)).task(task_name)  # refuses a task the model cannot do
     dataset = dataset or task.DATASET
     cfg = from_dict(task.EvalConfig, apply_overrides({}, options or []), where=f"{task_name} evaluation options")
-    splits = evaluation_splits(task.EVAL_SPLITS, splits, read_index(str(shards_root))["datasets"].get(dataset, {}),
-                               dataset, shards_root)
+    splits = evaluation_splits(
+        task.EVAL_SPLITS, splits, read_index(str(shards_root))["datasets"].get(dataset, {}), dataset, shards_root
+    )
 
     model = load_model_dir(model_dir)
     task.check_model(model, model_dir)
@@ -92,16 +112,24 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
         for split in splits:
             samples = list(iter_shard_samples(list_shards(str(shards_root), dataset, split)))
             by_language = samples_by_language(samples)
-            groups: dict[str | None, list[dict[str, Any]]] = dict(by_language.items()) if by_language else {None: samples}
+            groups: dict[str | None, list[dict[str, Any]]] = (
+                dict(by_language.items()) if by_language else {None: samples}
+            )
             results = {language: task.evaluate(model, group, text, cfg) for language, group in groups.items()}
-            split_metrics = _split_metrics(split, results, {language: len(group) for language, group in groups.items()},
-                                           len(samples))
+            split_metrics = _split_metrics(
+                split, results, {language: len(group) for language, group in groups.items()}, len(samples)
+            )
             metrics.update(split_metrics)
             if None not in groups:
-                report.add_language_table(split, {language: r.metrics for language, r in results.items()
-                                                  if language is not None},
-                                          {k.removeprefix(f"{split}_avg_"): v for k, v in split_metrics.items()
-                                           if k.startswith(f"{split}_avg_")})
+                report.add_language_table(
+                    split,
+                    {language: r.metrics for language, r in results.items() if language is not None},
+                    {
+                        k.removeprefix(f"{split}_avg_"): v
+                        for k, v in split_metrics.items()
+                        if k.startswith(f"{split}_avg_")
+                    },
+                )
             for language, result in results.items():
                 name = split if language is None else f"{split}_{language}"
                 tag = {} if language is None else {"language": language}
@@ -111,8 +139,9 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
                 if hasattr(task, "submission"):
                     (out / f"results_{name}.json").write_text(json.dumps(task.submission(result.predictions)))
                 title = split if len(groups) == 1 else f"{split} · {language}"
-                report.add_split(title, result.metrics, result.unavailable,
-                                 task.report_section(groups[language], result.predictions))
+                report.add_split(
+                    title, result.metrics, result.unavailable, task.report_section(groups[language], result.predictions)
+                )
                 log.info(json.dumps({"event": f"evaluate-{task_name}", "split": split, **tag, **result.metrics}))
     written: dict[str, Any] = {"task": task_name, "metrics": metrics}
     if unavailable:
@@ -122,18 +151,24 @@ def run_evaluation(task_name: str, model_dir: str | Path, shards_root: str | Pat
     return metrics
 
 
-def _split_metrics(split: str, results: dict[str | None, SplitResult], counts: dict[str | None, int],
-                   records: int) -> dict[str, float]:
+def _split_metrics(
+    split: str, results: dict[str | None, SplitResult], counts: dict[str | None, int], records: int
+) -> dict[str, float]:
     """``{split}_{metric}`` of a split without languages (language None); per language and averaged otherwise.
 
     ``counts``: the samples evaluated per language; ``records``: the split's records (a record
     captioned in two languages is evaluated in both, and counted once here).
     """
     if None in results:
-        return {**{f"{split}_{name}": value for name, value in results[None].metrics.items()}, f"{split}_count": records}
+        return {
+            **{f"{split}_{name}": value for name, value in results[None].metrics.items()},
+            f"{split}_count": records,
+        }
     per_language = {language: result.metrics for language, result in results.items() if language is not None}
-    out = {f"{split}_{name}": value
-           for name, value in language_report(per_language, target_languages(per_language)).items()}
+    out = {
+        f"{split}_{name}": value
+        for name, value in language_report(per_language, target_languages(per_language)).items()
+    }
     out.update({f"{split}_{language}_count": count for language, count in counts.items()})
     if len(results) == 1:  # one language: the split's plain keys too
         (only,) = results.values()

@@ -24,8 +24,18 @@ FAMILY_MODULES = (
     "x2vlm_core.families.xvlm.family",
 )
 
-__all__ = ["ModelFamily", "VisionLanguageModel", "all_families", "config_from_dict", "create_model", "family_of",
-           "get_family", "model_config", "preset_names", "text_encoder_for"]
+__all__ = [
+    "ModelFamily",
+    "VisionLanguageModel",
+    "all_families",
+    "config_from_dict",
+    "create_model",
+    "family_of",
+    "get_family",
+    "model_config",
+    "preset_names",
+    "text_encoder_for",
+]
 
 
 @functools.cache

@@ -38,7 +38,9 @@ class VisionLanguageModel(Protocol):
 
     def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor: ...
 
-    def forward(self, objective: Callable[..., dict[str, torch.Tensor]], *batches: Batch) -> dict[str, torch.Tensor]: ...
+    def forward(
+        self, objective: Callable[..., dict[str, torch.Tensor]], *batches: Batch
+    ) -> dict[str, torch.Tensor]: ...
 
 
 class TextEncoder(Protocol):
@@ -134,7 +136,8 @@ class ModelFamily:
     adapt_checkpoint: Callable[[Any, StateDict], StateDict]
     # What fine-tuning trains at lr x lr_mult: the task's new classifier.
     finetune_head_prefixes: Callable[[Any], tuple[str, ...]] = field(
-        default=lambda model: ("cls_head",) if hasattr(model, "cls_head") else ())
+        default=lambda model: ("cls_head",) if hasattr(model, "cls_head") else ()
+    )
     # None: this family has no import of official checkpoints (their layout is adapted at --init only).
     official: OfficialFormat | None = None
 
@@ -146,5 +149,7 @@ class ModelFamily:
 
         get_task(name)  # an unknown task is named as such first
         reason = self.refusals.get(name, "it has no implementation of this task")
-        raise ConfigError(f"{self.title} cannot do {name}: {reason}; {self.title} models fine-tune and evaluate on "
-                          f"{', '.join(self.tasks)} only (use a model of a family that supports {name})")
+        raise ConfigError(
+            f"{self.title} cannot do {name}: {reason}; {self.title} models fine-tune and evaluate on "
+            f"{', '.join(self.tasks)} only (use a model of a family that supports {name})"
+        )

@@ -27,15 +27,30 @@ class AnswerDecoder(BertForMaskedLM):
         cfg = dataclasses.replace(text, num_layers=num_layers, fusion_start_at=0)
         super().__init__(cfg, encoder_width=text.hidden_size)
 
-    def logits(self, answer_ids: torch.Tensor, answer_atts: torch.Tensor, question_states: torch.Tensor,
-               question_atts: torch.Tensor) -> torch.Tensor:
+    def logits(
+        self,
+        answer_ids: torch.Tensor,
+        answer_atts: torch.Tensor,
+        question_states: torch.Tensor,
+        question_atts: torch.Tensor,
+    ) -> torch.Tensor:
         """Next-token logits ``[B, L, V]``: position ``i`` predicts token ``i + 1``."""
-        hidden = run_layers(self.bert.encoder.layer, self.bert.embeddings(answer_ids), causal_keep(answer_atts),
-                            question_states, question_atts)
+        hidden = run_layers(
+            self.bert.encoder.layer,
+            self.bert.embeddings(answer_ids),
+            causal_keep(answer_atts),
+            question_states,
+            question_atts,
+        )
         return self.cls.predictions(hidden)
 
-    def answer_nll(self, answer_ids: torch.Tensor, answer_atts: torch.Tensor, question_states: torch.Tensor,
-                   question_atts: torch.Tensor) -> torch.Tensor:
+    def answer_nll(
+        self,
+        answer_ids: torch.Tensor,
+        answer_atts: torch.Tensor,
+        question_states: torch.Tensor,
+        question_atts: torch.Tensor,
+    ) -> torch.Tensor:
         """Per answer, the summed negative log-likelihood of its tokens after the first ([CLS]), padding excluded."""
         logits = self.logits(answer_ids, answer_atts, question_states, question_atts)[:, :-1]
         targets = answer_ids[:, 1:].masked_fill(answer_atts[:, 1:] == 0, -100)
@@ -46,11 +61,13 @@ class AnswerDecoder(BertForMaskedLM):
     def init_from_fusion_layers(self, text_encoder: BertForMaskedLM) -> None:
         """Copy the pre-trained embeddings, fusion layers and MLM head into this decoder."""
         encoder = text_encoder.bert
-        fusion = encoder.encoder.layer[encoder.fusion_start_at:]
+        fusion = encoder.encoder.layer[encoder.fusion_start_at :]
         layers = self.bert.encoder.layer
         if len(fusion) not in (len(layers), 2 * len(layers)):
-            raise ConfigError(f"an answer decoder of {len(layers)} layers cannot be initialised from "
-                              f"{len(fusion)} fusion layers; use {len(fusion)} or {len(fusion) // 2} decoder layers")
+            raise ConfigError(
+                f"an answer decoder of {len(layers)} layers cannot be initialised from "
+                f"{len(fusion)} fusion layers; use {len(fusion)} or {len(fusion) // 2} decoder layers"
+            )
         stride = len(fusion) // len(layers)
         self.bert.embeddings.load_state_dict(encoder.embeddings.state_dict())
         for j, layer in enumerate(layers):

@@ -20,14 +20,22 @@ def repeated_ngram_tokens(sequence: list[int], n: int) -> list[int]:
     """Tokens that, appended to ``sequence``, would complete an n-gram it already contains."""
     if n < 2 or len(sequence) < n:
         return []
-    tail = sequence[len(sequence) - n + 1:]
-    return sorted({sequence[i + n - 1] for i in range(len(sequence) - n + 1) if sequence[i:i + n - 1] == tail})
+    tail = sequence[len(sequence) - n + 1 :]
+    return sorted({sequence[i + n - 1] for i in range(len(sequence) - n + 1) if sequence[i : i + n - 1] == tail})
 
 
 @torch.no_grad()
-def beam_search(next_log_probs: NextLogProbs, batch_size: int, prompt: list[int], *, end_id: int,
-                num_beams: int = 3, min_length: int = 5, max_length: int = 20,
-                no_repeat_ngram: int = 3) -> list[list[int]]:
+def beam_search(
+    next_log_probs: NextLogProbs,
+    batch_size: int,
+    prompt: list[int],
+    *,
+    end_id: int,
+    num_beams: int = 3,
+    min_length: int = 5,
+    max_length: int = 20,
+    no_repeat_ngram: int = 3,
+) -> list[list[int]]:
     """Generated tokens (prompt and end token excluded) for each of ``batch_size`` inputs.
 
     ``next_log_probs(owner, tokens)`` gets, for ``B * num_beams`` rows, the input each row belongs

@@ -45,8 +45,9 @@ def sincos_position_embedding(grid: int, width: int) -> torch.Tensor:
     column, at geometrically spaced frequencies; zeros for the CLS token."""
     if width % 4:
         raise ConfigError(f"vision.abs_pos_emb needs a width divisible by 4, got {width}")
-    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij"
+    )
     frequencies = 1.0 / 10000 ** (torch.arange(width // 4, dtype=torch.float32) / (width // 4))
     parts = []
     for coordinate in (rows, cols):

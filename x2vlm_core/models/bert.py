@@ -50,8 +50,11 @@ class BertEmbeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         length = input_ids.shape[1]
-        x = (self.word_embeddings(input_ids) + self.position_embeddings(self.position_ids[:, :length])
-             + self.token_type_embeddings.weight[0])
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(self.position_ids[:, :length])
+            + self.token_type_embeddings.weight[0]
+        )
         return self.dropout(self.LayerNorm(x))
 
 
@@ -71,8 +74,11 @@ class BertSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, context: torch.Tensor | None = None) -> torch.Tensor:
         kv = x if context is None else context
         out = F.scaled_dot_product_attention(
-            self._heads(self.query(x)), self._heads(self.key(kv)), self._heads(self.value(kv)),
-            attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0,
+            self._heads(self.query(x)),
+            self._heads(self.key(kv)),
+            self._heads(self.value(kv)),
+            attn_mask=mask,
+            dropout_p=self.dropout_p if self.training else 0.0,
         )
         return out.transpose(1, 2).flatten(2)
 
@@ -118,8 +124,13 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(cfg)
         self.output = ResidualOutput(cfg, cfg.intermediate_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
-                image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        image: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``mask``/``image_mask``: additive ``[B, 1, 1, L]`` biases, or ``None`` for no masking."""
         x = self.attention(x, mask)
         if image is not None and hasattr(self, "crossattention"):
@@ -131,8 +142,7 @@ class BertEncoder(nn.Module):
     def __init__(self, cfg: TextConfig, encoder_width: int) -> None:
         super().__init__()
         self.layer = nn.ModuleList(
-            BertLayer(cfg, encoder_width, with_cross_attention=i >= cfg.fusion_start_at)
-            for i in range(cfg.num_layers)
+            BertLayer(cfg, encoder_width, with_cross_attention=i >= cfg.fusion_start_at) for i in range(cfg.num_layers)
         )
 
 
@@ -149,8 +159,15 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(cfg)
         self.encoder = BertEncoder(cfg, encoder_width)
 
-    def run_layers(self, x: torch.Tensor, text_atts: torch.Tensor | None, start: int, stop: int,
-                   image: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
+    def run_layers(
+        self,
+        x: torch.Tensor,
+        text_atts: torch.Tensor | None,
+        start: int,
+        stop: int,
+        image: torch.Tensor | None = None,
+        image_atts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         mask = additive_mask(text_atts, x.dtype)
         image_mask = additive_mask(image_atts, x.dtype) if image is not None else None
         for layer in self.encoder.layer[start:stop]:
@@ -160,16 +177,28 @@ class BertModel(nn.Module):
     def encode_text(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
         return self.run_layers(self.embeddings(text_ids), text_atts, 0, self.fusion_start_at)
 
-    def fuse(self, text_embeds: torch.Tensor, text_atts: torch.Tensor | None,
-             image_embeds: torch.Tensor, image_atts: torch.Tensor | None) -> torch.Tensor:
-        return self.run_layers(text_embeds, text_atts, self.fusion_start_at, len(self.encoder.layer),
-                               image_embeds, image_atts)
+    def fuse(
+        self,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor | None,
+        image_embeds: torch.Tensor,
+        image_atts: torch.Tensor | None,
+    ) -> torch.Tensor:
+        return self.run_layers(
+            text_embeds, text_atts, self.fusion_start_at, len(self.encoder.layer), image_embeds, image_atts
+        )
 
-    def forward(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None,
-                image_embeds: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        text_ids: torch.Tensor,
+        text_atts: torch.Tensor | None,
+        image_embeds: torch.Tensor | None = None,
+        image_atts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """All layers; with no image the fusion layers skip their cross-attention (text-only MLM)."""
-        return self.run_layers(self.embeddings(text_ids), text_atts, 0, len(self.encoder.layer),
-                               image_embeds, image_atts)
+        return self.run_layers(
+            self.embeddings(text_ids), text_atts, 0, len(self.encoder.layer), image_embeds, image_atts
+        )
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -216,8 +245,14 @@ class BertForMaskedLM(nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor | None, masked_pos: torch.Tensor,
-                   image_embeds: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
+    def mlm_logits(
+        self,
+        text_ids_masked: torch.Tensor,
+        text_atts: torch.Tensor | None,
+        masked_pos: torch.Tensor,
+        image_embeds: torch.Tensor | None = None,
+        image_atts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits ``[B, M, V]`` at ``masked_pos`` only: the vocabulary projection is the costly part."""
         hidden = self.bert(text_ids_masked, text_atts, image_embeds, image_atts)
         picked = torch.gather(hidden, 1, masked_pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))

@@ -17,6 +17,9 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     if hasattr(model, "transformer"):  # VLMo: one multiway stack
         return _blocks(model, "transformer.blocks")
     if hasattr(model, "cross_encoder"):  # CCLM: vision, transformers text encoder, cross encoder
-        return [*_blocks(model, "vision_encoder.blocks"), *_blocks(model, "text_encoder.encoder.layer"),
-                *_blocks(model, "cross_encoder.encoder.layer")]
+        return [
+            *_blocks(model, "vision_encoder.blocks"),
+            *_blocks(model, "text_encoder.encoder.layer"),
+            *_blocks(model, "cross_encoder.encoder.layer"),
+        ]
     return [*_blocks(model, "vision_encoder.blocks"), *_blocks(model, "text_encoder.bert.encoder.layer")]

@@ -26,8 +26,9 @@ from x2vlm_core.models.blocks import transformer_blocks
 RECOMPILE_LIMIT = 32
 
 
-def compile_encoders(model: nn.Module, mode: str | None = None, dynamic: bool | None = None,
-                     backend: str = "inductor") -> nn.Module:
+def compile_encoders(
+    model: nn.Module, mode: str | None = None, dynamic: bool | None = None, backend: str = "inductor"
+) -> nn.Module:
     """Compile ``model``'s transformer blocks (``blocks.transformer_blocks``) in place; returns ``model``.
 
     ``mode``, ``dynamic`` and ``backend`` are ``torch.compile``'s (e.g. ``mode="max-autotune"``

@@ -65,8 +65,10 @@ class ModelConfig:
             raise ConfigError(
                 f"text.fusion_start_at {self.text.fusion_start_at} must be in [0, text.num_layers={self.text.num_layers})"
             )
-        for part, width, heads in (("vision", self.vision.width, self.vision.num_heads),
-                                   ("text", self.text.hidden_size, self.text.num_heads)):
+        for part, width, heads in (
+            ("vision", self.vision.width, self.vision.num_heads),
+            ("text", self.text.hidden_size, self.text.num_heads),
+        ):
             if width % heads:
                 raise ConfigError(f"{part} width {width} is not divisible by its {heads} heads")
 

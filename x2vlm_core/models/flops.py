@@ -37,26 +37,29 @@ def head_mlp(rows: int, width: int, out: int) -> int:
 
 def image_tokens(cfg: ModelConfig) -> int:
     """Tokens the vision encoder hands to the fusion layers: pooled token + patches."""
-    return 1 + cfg.num_patches_side ** 2
+    return 1 + cfg.num_patches_side**2
 
 
 def patch_embed_flops(cfg: ModelConfig, images: int) -> int:
     v = cfg.vision
-    return linear(images * cfg.num_patches_side ** 2, 3 * v.patch_size ** 2, v.width)
+    return linear(images * cfg.num_patches_side**2, 3 * v.patch_size**2, v.width)
 
 
 def vision_blocks_flops(cfg: ModelConfig, images: int) -> int:
     v = cfg.vision
     n, d, hidden = image_tokens(cfg), v.width, int(v.width * v.mlp_ratio)
-    per_block = (linear(n, d, 3 * d) + attention(n, n, d) + linear(n, d, d)
-                 + linear(n, d, hidden) + linear(n, hidden, d))
+    per_block = linear(n, d, 3 * d) + attention(n, n, d) + linear(n, d, d) + linear(n, d, hidden) + linear(n, hidden, d)
     return images * v.depth * per_block
 
 
 def _self_attention_and_ffn(t: TextConfig, length: int) -> int:
     h = t.hidden_size
-    return (4 * linear(length, h, h) + attention(length, length, h)
-            + linear(length, h, t.intermediate_size) + linear(length, t.intermediate_size, h))
+    return (
+        4 * linear(length, h, h)
+        + attention(length, length, h)
+        + linear(length, h, t.intermediate_size)
+        + linear(length, t.intermediate_size, h)
+    )
 
 
 def text_layers_flops(cfg: ModelConfig, texts: int, length: int) -> int:
@@ -69,8 +72,7 @@ def fusion_layers_flops(cfg: ModelConfig, pairs: int, length: int) -> int:
     """The layers from ``fusion_start_at`` on, with cross-attention to the image tokens."""
     t, n = cfg.text, image_tokens(cfg)
     h = t.hidden_size
-    cross = (linear(length, h, h) + 2 * linear(n, cfg.vision.width, h) + attention(length, n, h)
-             + linear(length, h, h))
+    cross = linear(length, h, h) + 2 * linear(n, cfg.vision.width, h) + attention(length, n, h) + linear(length, h, h)
     return pairs * (t.num_layers - t.fusion_start_at) * (_self_attention_and_ffn(t, length) + cross)
 
 

@@ -24,8 +24,9 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
-def contrastive_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor,
-                     idx: torch.Tensor | None = None) -> torch.Tensor:
+def contrastive_loss(
+    image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor, idx: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric InfoNCE over the global batch; with ``idx``, same-id pairs share the target mass."""
     image_all, text_all = gather_with_grad(image_feat), gather_with_grad(text_feat)
     logits = image_all @ text_all.t() / temp
@@ -41,8 +42,9 @@ def contrastive_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, temp: to
 
 
 @torch.no_grad()
-def sample_hard_negatives(image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor,
-                          idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_hard_negatives(
+    image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor, idx: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For each text an image, and for each image a text, drawn by similarity, never a positive."""
     sim = image_feat @ text_feat.t() / temp
     weights_i2t = F.softmax(sim, dim=1) + 1e-5
@@ -63,9 +65,16 @@ def sample_hard_negatives(image_feat: torch.Tensor, text_feat: torch.Tensor, tem
     return image_neg, text_neg
 
 
-def matching_loss(model: FusionModel, image_embeds: torch.Tensor, image_atts: torch.Tensor | None, image_feat: torch.Tensor,
-                  text_embeds: torch.Tensor, text_atts: torch.Tensor | None, text_feat: torch.Tensor,
-                  idx: torch.Tensor | None = None) -> torch.Tensor:
+def matching_loss(
+    model: FusionModel,
+    image_embeds: torch.Tensor,
+    image_atts: torch.Tensor | None,
+    image_feat: torch.Tensor,
+    text_embeds: torch.Tensor,
+    text_atts: torch.Tensor | None,
+    text_feat: torch.Tensor,
+    idx: torch.Tensor | None = None,
+) -> torch.Tensor:
     """ITM: each positive pair against one hard-negative image and one hard-negative text.
 
     ``image_atts`` / ``text_atts`` may be ``None`` (nothing masked), as everywhere in the model.
@@ -86,8 +95,9 @@ def mlm_loss(logits: torch.Tensor, masked_ids: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), masked_ids.flatten(), ignore_index=-100)
 
 
-def bbox_losses(pred: torch.Tensor, target: torch.Tensor,
-                is_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def bbox_losses(
+    pred: torch.Tensor, target: torch.Tensor, is_image: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """L1 and 1 - GIoU on (cx, cy, w, h), each summed and divided by the number of real boxes.
 
     Rows with ``is_image == 1`` are whole-image captions with no box of their own.

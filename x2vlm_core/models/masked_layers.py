@@ -24,13 +24,21 @@ def embed(embeddings: BertEmbeddings, ids: torch.Tensor, position_ids: torch.Ten
     """BertEmbeddings' sum, with explicit position ids (several tokens may share one position)."""
     if position_ids is None:
         return embeddings(ids)
-    x = (embeddings.word_embeddings(ids) + embeddings.position_embeddings(position_ids)
-         + embeddings.token_type_embeddings.weight[0])
+    x = (
+        embeddings.word_embeddings(ids)
+        + embeddings.position_embeddings(position_ids)
+        + embeddings.token_type_embeddings.weight[0]
+    )
     return embeddings.dropout(embeddings.LayerNorm(x))
 
 
-def run_layers(layers: nn.ModuleList, x: torch.Tensor, keep: torch.Tensor,
-               context: torch.Tensor | None = None, context_atts: torch.Tensor | None = None) -> torch.Tensor:
+def run_layers(
+    layers: nn.ModuleList,
+    x: torch.Tensor,
+    keep: torch.Tensor,
+    context: torch.Tensor | None = None,
+    context_atts: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Self-attention restricted by ``keep`` [B, Lq, Lk]; layers with cross-attention also see ``context``."""
     mask = (1.0 - keep[:, None].to(x.dtype)) * MASK_VALUE
     context_mask = additive_mask(context_atts, x.dtype) if context is not None else None

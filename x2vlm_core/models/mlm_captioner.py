@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import torch
 
-from x2vlm_core.models.masked_layers import embed, run_layers
 from x2vlm_core.families.x2vlm.model import XVLM
+from x2vlm_core.models.masked_layers import embed, run_layers
 
 
-def masked_token_logits(model: XVLM, ids: torch.Tensor, position_ids: torch.Tensor, keep: torch.Tensor,
-                        masked_pos: torch.Tensor, image_embeds: torch.Tensor,
-                        image_atts: torch.Tensor) -> torch.Tensor:
+def masked_token_logits(
+    model: XVLM,
+    ids: torch.Tensor,
+    position_ids: torch.Tensor,
+    keep: torch.Tensor,
+    masked_pos: torch.Tensor,
+    image_embeds: torch.Tensor,
+    image_atts: torch.Tensor,
+) -> torch.Tensor:
     """MLM logits ``[B, M, V]`` at ``masked_pos`` of sequences laid out with their own positions and keep-mask."""
     bert = model.text_encoder.bert
     hidden = run_layers(bert.encoder.layer, embed(bert.embeddings, ids, position_ids), keep, image_embeds, image_atts)
@@ -25,8 +31,9 @@ def masked_token_logits(model: XVLM, ids: torch.Tensor, position_ids: torch.Tens
     return model.text_encoder.cls.predictions(picked)
 
 
-def next_token_log_probs(model: XVLM, tokens: torch.Tensor, image_embeds: torch.Tensor, image_atts: torch.Tensor,
-                         mask_id: int) -> torch.Tensor:
+def next_token_log_probs(
+    model: XVLM, tokens: torch.Tensor, image_embeds: torch.Tensor, image_atts: torch.Tensor, mask_id: int
+) -> torch.Tensor:
     """Log-probabilities ``[N, V]`` of the token after ``tokens`` [N, L], read off an appended [MASK]."""
     ids = torch.cat([tokens, tokens.new_full((tokens.shape[0], 1), mask_id)], dim=1)
     length = ids.shape[1]

@@ -55,7 +55,7 @@ def geometric_ratio(source_reach: int, target_reach: int) -> float:
     ratio = low
     while high - low > 1e-6:
         ratio = (low + high) / 2.0
-        reach = (1.0 - ratio ** source_reach) / (1.0 - ratio)  # 1 + q + ... + q^(n-1)
+        reach = (1.0 - ratio**source_reach) / (1.0 - ratio)  # 1 + q + ... + q^(n-1)
         if reach > target_reach:
             high = ratio
         else:
@@ -92,7 +92,7 @@ def cubic_spline_weights(nodes: torch.Tensor, targets: torch.Tensor) -> torch.Te
     system[0, :3] = torch.stack([h[1], -(h[0] + h[1]), h[0]])
     system[-1, -3:] = torch.stack([h[-1], -(h[-2] + h[-1]), h[-2]])
     for i in range(1, m - 1):
-        system[i, i - 1: i + 2] = torch.stack([h[i - 1], 2 * (h[i - 1] + h[i]), h[i]])
+        system[i, i - 1 : i + 2] = torch.stack([h[i - 1], 2 * (h[i - 1] + h[i]), h[i]])
         rhs[i] = 6 * ((eye[i + 1] - eye[i]) / h[i] - (eye[i] - eye[i - 1]) / h[i - 1])
     moments = torch.linalg.solve(system, rhs)  # [m, m]: M = moments @ y
 
@@ -101,9 +101,12 @@ def cubic_spline_weights(nodes: torch.Tensor, targets: torch.Tensor) -> torch.Te
     left, right, width = nodes[interval], nodes[interval + 1], h[interval]
     a, b = (right - t)[:, None], (t - left)[:, None]
     w = width[:, None]
-    return (moments[interval] * (a ** 3 / (6 * w) - a * w / 6)
-            + moments[interval + 1] * (b ** 3 / (6 * w) - b * w / 6)
-            + eye[interval] * a / w + eye[interval + 1] * b / w)
+    return (
+        moments[interval] * (a**3 / (6 * w) - a * w / 6)
+        + moments[interval + 1] * (b**3 / (6 * w) - b * w / 6)
+        + eye[interval] * a / w
+        + eye[interval + 1] * b / w
+    )
 
 
 def resize_relative_position_bias_table(table: torch.Tensor, grid: int) -> torch.Tensor:
@@ -114,8 +117,10 @@ def resize_relative_position_bias_table(table: torch.Tensor, grid: int) -> torch
         return table
     if old_grid < 3:
         # The official spline needs 4 offsets per axis; it fails on a 2x2 grid's 3 as well.
-        raise ValueError(f"cannot resize a relative position bias table from a {old_grid}x{old_grid} "
-                         "patch grid: the cubic spline needs a grid of at least 3x3")
+        raise ValueError(
+            f"cannot resize a relative position bias table from a {old_grid}x{old_grid} "
+            "patch grid: the cubic spline needs a grid of at least 3x3"
+        )
     offsets, cls_rows = table[:-CLS_ROWS], table[-CLS_ROWS:]
     heads = table.shape[1]
     nodes = torch.tensor(source_positions(old_grid - 1, grid - 1), dtype=torch.float64)

@@ -31,24 +31,42 @@ class FusionModel(TaskModel, Protocol):
 
     def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor: ...
 
-    def get_region_embeds(self, image: torch.Tensor, image_atts: torch.Tensor,
-                          idx_to_group_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def get_region_embeds(
+        self, image: torch.Tensor, image_atts: torch.Tensor, idx_to_group_img: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def get_cross_embeds(self, image_embeds: torch.Tensor, image_atts: torch.Tensor | None,
-                         text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor: ...
+    def get_cross_embeds(
+        self,
+        image_embeds: torch.Tensor,
+        image_atts: torch.Tensor | None,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor | None,
+    ) -> torch.Tensor: ...
 
     def get_image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor: ...
 
     def get_text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor: ...
 
-    def itm_logits(self, image_embeds: torch.Tensor, image_atts: torch.Tensor | None,
-                   text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor: ...
+    def itm_logits(
+        self,
+        image_embeds: torch.Tensor,
+        image_atts: torch.Tensor | None,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor | None,
+    ) -> torch.Tensor: ...
 
-    def predict_bbox(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor,
-                     text_atts: torch.Tensor | None) -> torch.Tensor: ...
+    def predict_bbox(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, text_atts: torch.Tensor | None
+    ) -> torch.Tensor: ...
 
-    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor | None, masked_pos: torch.Tensor,
-                   image_embeds: torch.Tensor | None, image_atts: torch.Tensor | None) -> torch.Tensor: ...
+    def mlm_logits(
+        self,
+        text_ids_masked: torch.Tensor,
+        text_atts: torch.Tensor | None,
+        masked_pos: torch.Tensor,
+        image_embeds: torch.Tensor | None,
+        image_atts: torch.Tensor | None,
+    ) -> torch.Tensor: ...
 
 
 class ClassifierModel(FusionModel, Protocol):

@@ -62,8 +62,9 @@ def required_task_heads(model: object) -> TaskHeads:
     """The heads of a task model; a model without any (a pre-trained one) is refused."""
     heads = task_heads_of(model)
     if heads is None:
-        raise ConfigError("this model has no task heads (a pre-trained model?); use the model folder written by "
-                          "`x2vlm finetune`")
+        raise ConfigError(
+            "this model has no task heads (a pre-trained model?); use the model folder written by `x2vlm finetune`"
+        )
     return heads
 
 

@@ -44,10 +44,14 @@ def resolve_release(uri: str | os.PathLike) -> str:
         release = storage.join(uri, version)
         if NAME.fullmatch(version) and storage.exists(storage.join(release, MANIFEST)):
             return release
-        raise ReleaseError(f"{pointer} names version {version[:130]!r}, which is not a version with a "
-                           f"{MANIFEST}; fetch a version folder that has one")
-    raise ReleaseError(f"{uri} has no {MANIFEST}: it is not a complete release (its publish failed or is "
-                       "still running); fetch a version folder that has one, or the model folder with LATEST")
+        raise ReleaseError(
+            f"{pointer} names version {version[:130]!r}, which is not a version with a "
+            f"{MANIFEST}; fetch a version folder that has one"
+        )
+    raise ReleaseError(
+        f"{uri} has no {MANIFEST}: it is not a complete release (its publish failed or is "
+        "still running); fetch a version folder that has one, or the model folder with LATEST"
+    )
 
 
 def read_manifest(release: str | os.PathLike) -> dict[str, Any]:
@@ -62,8 +66,13 @@ def read_manifest(release: str | os.PathLike) -> dict[str, Any]:
         raise ReleaseError(f"{where} lists no files; the release is damaged, re-publish it")
     for entry in files:
         path = entry.get("path") if isinstance(entry, dict) else None
-        if (not isinstance(path, str) or not storage.stays_inside(path) or path == MANIFEST
-                or not isinstance(entry.get("size"), int) or not _SHA256.match(str(entry.get("sha256")))):
+        if (
+            not isinstance(path, str)
+            or not storage.stays_inside(path)
+            or path == MANIFEST
+            or not isinstance(entry.get("size"), int)
+            or not _SHA256.match(str(entry.get("sha256")))
+        ):
             raise ReleaseError(f"{where} has an invalid file entry {entry!r}; the release is damaged, re-publish it")
     return manifest
 
@@ -76,8 +85,9 @@ def _check_file(path: Path, entry: dict[str, Any], source: str) -> None:
         raise ReleaseError(f"{source} has {size} bytes but the manifest says {entry['size']}; the release is corrupt")
     # No part of either hash in the message: it would tell a reader of logs about a file they cannot read.
     if sha256_file(path) != entry["sha256"]:
-        raise ReleaseError(f"{source} does not have the sha256 the manifest lists; the release is corrupt, "
-                           "do not use it")
+        raise ReleaseError(
+            f"{source} does not have the sha256 the manifest lists; the release is corrupt, do not use it"
+        )
 
 
 def _refuse_links(root: Path, relative: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from x2vlm_core import storage
 from x2vlm_core.errors import ConfigError, ReleaseError
@@ -55,8 +55,10 @@ def parse_thresholds(min_metrics: dict[str, Any]) -> dict[tuple[str, str], float
     for key, value in (min_metrics or {}).items():
         task, _, metric = str(key).partition("/")
         if not task or not metric or isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"min_metrics entry {key!r}: {value!r} must look like \"<task>/<metric>\": number, "
-                              "e.g. {\"retrieval/test_img_r1\": 0.5}")
+            raise ConfigError(
+                f'min_metrics entry {key!r}: {value!r} must look like "<task>/<metric>": number, '
+                'e.g. {"retrieval/test_img_r1": 0.5}'
+            )
         parsed[(task, metric)] = float(value)
     return parsed
 
@@ -78,9 +80,12 @@ def latest_release_metrics(destination: str, name: str) -> tuple[str, dict[str, 
     return release, metrics if isinstance(metrics, dict) else {}
 
 
-def decide(candidate: dict[str, dict[str, Any]], min_metrics: dict[str, Any] | None = None,
-           baseline: tuple[str, dict[str, dict[str, Any]]] | None = None,
-           max_regression: float = 0.0) -> GateDecision:
+def decide(
+    candidate: dict[str, dict[str, Any]],
+    min_metrics: dict[str, Any] | None = None,
+    baseline: tuple[str, dict[str, dict[str, Any]]] | None = None,
+    max_regression: float = 0.0,
+) -> GateDecision:
     """Compare ``candidate`` ({task: {metric: value}}) with the thresholds and the baseline release."""
     if max_regression < 0:
         raise ConfigError(f"max_regression must be 0 or more (an absolute drop allowed), got {max_regression}")
@@ -89,12 +94,15 @@ def decide(candidate: dict[str, dict[str, Any]], min_metrics: dict[str, Any] | N
     for (task, metric), minimum in sorted(parse_thresholds(min_metrics or {}).items()):
         value = candidate.get(task, {}).get(metric)
         if not is_quality_metric(metric, value):
-            produced = sorted(f"{t}/{m}" for t, values in candidate.items() for m, v in values.items()
-                              if is_quality_metric(m, v))
-            raise ConfigError(f"min_metrics names {task}/{metric}, which evaluation did not produce; it produced: "
-                              f"{', '.join(produced) or 'nothing'}")
+            produced = sorted(
+                f"{t}/{m}" for t, values in candidate.items() for m, v in values.items() if is_quality_metric(m, v)
+            )
+            raise ConfigError(
+                f"min_metrics names {task}/{metric}, which evaluation did not produce; it produced: "
+                f"{', '.join(produced) or 'nothing'}"
+            )
         checked += 1
-        if value < minimum:
+        if cast(float, value) < minimum:  # a number: is_quality_metric said so
             reasons.append(f"{task}/{metric} = {value:.4f} is below the threshold {minimum:.4f}")
     compared_to = ""
     if baseline is not None:
@@ -105,15 +113,22 @@ def decide(candidate: dict[str, dict[str, Any]], min_metrics: dict[str, Any] | N
                 if not is_quality_metric(metric, value) or not is_quality_metric(metric, before):
                     continue
                 checked += 1
-                if value < before - max_regression:
-                    reasons.append(f"{task}/{metric} = {value:.4f} regressed from {before:.4f} in {compared_to}"
-                                   + (f" (more than the allowed {max_regression})" if max_regression else ""))
+                if value < cast(float, before) - max_regression:  # a number: is_quality_metric said so
+                    reasons.append(
+                        f"{task}/{metric} = {value:.4f} regressed from {before:.4f} in {compared_to}"
+                        + (f" (more than the allowed {max_regression})" if max_regression else "")
+                    )
     return GateDecision(passed=not reasons, reasons=reasons, compared_to=compared_to, checked=checked)
 
 
-def gate_release(candidate: dict[str, dict[str, Any]], destination: str, name: str,
-                 min_metrics: dict[str, Any] | None = None, compare_to_latest: bool = True,
-                 max_regression: float = 0.0) -> GateDecision:
+def gate_release(
+    candidate: dict[str, dict[str, Any]],
+    destination: str,
+    name: str,
+    min_metrics: dict[str, Any] | None = None,
+    compare_to_latest: bool = True,
+    max_regression: float = 0.0,
+) -> GateDecision:
     """The gate for publishing ``candidate`` as a new release of ``name`` under ``destination``."""
     parse_thresholds(min_metrics or {})  # a malformed threshold fails before any storage is read
     baseline = latest_release_metrics(destination, name) if compare_to_latest else None

@@ -57,13 +57,18 @@ def saved_config(contents: Any) -> dict[str, Any] | None:
 
 
 def family_for(official: dict[str, Any], where: str) -> ModelFamily:
-    claims = [family for family in all_families().values()
-              if family.official is not None and family.official.recognises(official)]
+    claims = [
+        family
+        for family in all_families().values()
+        if family.official is not None and family.official.recognises(official)
+    ]
     if len(claims) != 1:
         known = ", ".join(family.title for family in all_families().values() if family.official is not None)
         found = "several families" if claims else "no family"
-        raise ConfigError(f"the config of {where} is recognised by {found} with an official import ({known}); "
-                          f"its keys start {sorted(official)[:6]}")
+        raise ConfigError(
+            f"the config of {where} is recognised by {found} with an official import ({known}); "
+            f"its keys start {sorted(official)[:6]}"
+        )
     return claims[0]
 
 
@@ -74,8 +79,12 @@ def imported_format(family: ModelFamily) -> OfficialFormat:
     return family.official
 
 
-def import_checkpoint(checkpoint: str | Path, image_res: int | None = None, official_yaml: str | Path | None = None,
-                      supplied: dict[str, str | Path] | None = None) -> ImportedCheckpoint:
+def import_checkpoint(
+    checkpoint: str | Path,
+    image_res: int | None = None,
+    official_yaml: str | Path | None = None,
+    supplied: dict[str, str | Path] | None = None,
+) -> ImportedCheckpoint:
     """The official checkpoint as our model, in memory (``supplied``: official key -> file, see ``official_files``)."""
     checkpoint = Path(checkpoint)
     contents = read_torch_file(checkpoint)
@@ -86,8 +95,9 @@ def import_checkpoint(checkpoint: str | Path, image_res: int | None = None, offi
     else:
         official, source = saved_config(contents), f"{checkpoint} (saved config)"
     if not official:
-        raise ConfigError(f"{checkpoint} holds no saved config; pass the official YAML it was trained with as "
-                          "--config OFFICIAL_YAML")
+        raise ConfigError(
+            f"{checkpoint} holds no saved config; pass the official YAML it was trained with as --config OFFICIAL_YAML"
+        )
     search = tuple(dict.fromkeys(p.parent for p in (checkpoint, Path(official_yaml or checkpoint))))
     files = OfficialFiles(search, {key: Path(path) for key, path in (supplied or {}).items()})
     family = family_for(official, str(checkpoint))
@@ -100,8 +110,9 @@ def import_checkpoint(checkpoint: str | Path, image_res: int | None = None, offi
     return ImportedCheckpoint(model.eval(), family, mapping, source, left)
 
 
-def load_strictly(model: nn.Module, family: ModelFamily, state: StateDict, absent_prefixes: tuple[str, ...],
-                  source: str) -> list[str]:
+def load_strictly(
+    model: nn.Module, family: ModelFamily, state: StateDict, absent_prefixes: tuple[str, ...], source: str
+) -> list[str]:
     """Load every weight, refusing any the model lacks or the file lacks; returns the heads left at init."""
     state = family.adapt_checkpoint(model, state)
     ours = model.state_dict()
@@ -113,20 +124,31 @@ def load_strictly(model: nn.Module, family: ModelFamily, state: StateDict, absen
     if missing or unexpected:
         raise CheckpointError(
             f"{source} is in no known {family.title} layout: {len(missing)} weights missing"
-            + (f" (first: {missing[0]})" if missing else "") + f", {len(unexpected)} unexpected"
-            + (f" (first: {unexpected[0]})" if unexpected else ""))
-    wrong = [f"{key}: file {tuple(value.shape)} vs model {tuple(ours[key].shape)}"
-             for key, value in state.items() if ours[key].shape != value.shape]
+            + (f" (first: {missing[0]})" if missing else "")
+            + f", {len(unexpected)} unexpected"
+            + (f" (first: {unexpected[0]})" if unexpected else "")
+        )
+    wrong = [
+        f"{key}: file {tuple(value.shape)} vs model {tuple(ours[key].shape)}"
+        for key, value in state.items()
+        if ours[key].shape != value.shape
+    ]
     if wrong:
-        raise CheckpointError(f"{source} does not fit the model its config describes ({len(wrong)} shape "
-                              f"mismatches, first: {wrong[0]})")
+        raise CheckpointError(
+            f"{source} does not fit the model its config describes ({len(wrong)} shape mismatches, first: {wrong[0]})"
+        )
     model.load_state_dict(state, strict=False)  # checked above, heads not built aside
     return not_built
 
 
-def import_official(checkpoint: str | Path, output: str | Path, image_res: int | None = None,
-                    official_yaml: str | Path | None = None, supplied: dict[str, str | Path] | None = None,
-                    echo: Callable[[str], None] = print) -> dict[str, Any]:
+def import_official(
+    checkpoint: str | Path,
+    output: str | Path,
+    image_res: int | None = None,
+    official_yaml: str | Path | None = None,
+    supplied: dict[str, str | Path] | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Import ``checkpoint`` and write it as the model folder ``output`` (new or empty)."""
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -138,16 +160,26 @@ def import_official(checkpoint: str | Path, output: str | Path, image_res: int |
     partial = output.with_name(output.name + ".partial")  # renamed when complete: never a half-written folder
     shutil.rmtree(partial, ignore_errors=True)
     save_model_dir(imported.model, partial)
-    provenance = {"checkpoint": str(checkpoint), "sha256": _sha256(Path(checkpoint)), "family": imported.family.name,
-                  "config_source": imported.config_source, "mapping": imported.mapping.lines,
-                  "left_at_init": imported.left_at_init}
+    provenance = {
+        "checkpoint": str(checkpoint),
+        "sha256": _sha256(Path(checkpoint)),
+        "family": imported.family.name,
+        "config_source": imported.config_source,
+        "mapping": imported.mapping.lines,
+        "left_at_init": imported.left_at_init,
+    }
     (partial / PROVENANCE).write_text(json.dumps(provenance, indent=2))
     if output.exists():
         output.rmdir()
     partial.rename(output)
-    return {"output": str(output), "family": imported.family.name, "image_res": cast(VisionLanguageModel, imported.model).config.image_res,
-            "parameters": sum(p.numel() for p in imported.model.parameters()),
-            "mapped_settings": len(imported.mapping.lines), "left_at_init": len(imported.left_at_init)}
+    return {
+        "output": str(output),
+        "family": imported.family.name,
+        "image_res": cast(VisionLanguageModel, imported.model).config.image_res,
+        "parameters": sum(p.numel() for p in imported.model.parameters()),
+        "mapped_settings": len(imported.mapping.lines),
+        "left_at_init": len(imported.left_at_init),
+    }
 
 
 def _sha256(path: Path) -> str:

@@ -37,10 +37,16 @@ def code_version() -> str:
         return baked
     repo = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     # Uncommitted edits make the commit alone an incomplete description of the code.
@@ -61,8 +67,11 @@ def data_fingerprint(shards_root: str) -> dict[str, Any]:
         "index_sha256": hashlib.sha256(raw).hexdigest(),
         "samples": index.get("total"),
         "shards": sum(len(split["shards"]) for splits in datasets.values() for split in splits.values()),
-        "splits": {f"{name}/{split}": {"samples": entry["count"], "shards": len(entry["shards"])}
-                   for name, splits in sorted(datasets.items()) for split, entry in sorted(splits.items())},
+        "splits": {
+            f"{name}/{split}": {"samples": entry["count"], "shards": len(entry["shards"])}
+            for name, splits in sorted(datasets.items())
+            for split, entry in sorted(splits.items())
+        },
     }
 
 
@@ -136,8 +145,10 @@ def read_run_lineage(run_dir: str | Path) -> RunLineage:
         raise DataError(f"{root} is not a folder; pass a kfp.local run folder, e.g. runs/<timestamp>")
     outputs = sorted(root.rglob(EXECUTOR_OUTPUT))
     if not outputs:
-        raise DataError(f"no {EXECUTOR_OUTPUT} under {root}; pass the folder of a finished kfp.local run "
-                        "(e.g. runs/<timestamp> written by `make run`)")
+        raise DataError(
+            f"no {EXECUTOR_OUTPUT} under {root}; pass the folder of a finished kfp.local run "
+            "(e.g. runs/<timestamp> written by `make run`)"
+        )
     # Name tasks from the pipeline run's own folder (<pipeline_root>/<pipeline>-<time>/), where kfp.local puts them.
     base = Path(os.path.commonpath([p.parent.parent for p in outputs]))
     artifacts: dict[str, ArtifactNode] = {}
@@ -167,9 +178,12 @@ def _add_published_releases(artifacts: dict[str, ArtifactNode]) -> None:
     for node in list(artifacts.values()):
         where = node.metadata.get("release_uri")
         if isinstance(where, str) and _normalize(where) not in artifacts:
-            kept: dict[str, Any] = {k: node.metadata[k] for k in ("version", "files", "bytes", "manifest") if k in node.metadata}
-            artifacts[_normalize(where)] = ArtifactNode(_normalize(where), "published", "/".join(Path(where).parts[-2:]),
-                                                        kept, parents=[node.uri])
+            kept: dict[str, Any] = {
+                k: node.metadata[k] for k in ("version", "files", "bytes", "manifest") if k in node.metadata
+            }
+            artifacts[_normalize(where)] = ArtifactNode(
+                _normalize(where), "published", "/".join(Path(where).parts[-2:]), kept, parents=[node.uri]
+            )
 
 
 def _link_run_status(artifacts: dict[str, ArtifactNode]) -> None:
@@ -177,8 +191,11 @@ def _link_run_status(artifacts: dict[str, ArtifactNode]) -> None:
     for node in artifacts.values():
         if "state" in node.metadata and not node.parents:
             used = {parent for other in artifacts.values() for parent in other.parents}
-            node.parents = sorted(uri for uri, other in artifacts.items()
-                                  if uri not in used and uri != node.uri and "state" not in other.metadata)
+            node.parents = sorted(
+                uri
+                for uri, other in artifacts.items()
+                if uri not in used and uri != node.uri and "state" not in other.metadata
+            )
 
 
 # Metadata worth a glance in the picture; everything is in the text listing and the tooltips.
@@ -244,8 +261,11 @@ def _columns_layout(lineage: RunLineage) -> _Layout:
     columns: dict[int, list[ArtifactNode]] = {}
     for node in lineage.ordered():
         columns.setdefault(depth[node.uri], []).append(node)
-    boxes: dict[str, tuple[float, float]] = {node.uri: (_PAD + col * (_BOX_W + _GAP_X), _PAD + row * (_BOX_H + _GAP_Y))
-             for col, nodes in columns.items() for row, node in enumerate(nodes)}
+    boxes: dict[str, tuple[float, float]] = {
+        node.uri: (_PAD + col * (_BOX_W + _GAP_X), _PAD + row * (_BOX_H + _GAP_Y))
+        for col, nodes in columns.items()
+        for row, node in enumerate(nodes)
+    }
     edges = {}
     for parent, child in lineage.links:
         (px, py), (cx, cy) = boxes[parent], boxes[child]
@@ -264,13 +284,17 @@ def _dot_layout(lineage: RunLineage) -> _Layout | None:
         return None
     names = {uri: f"n{i}" for i, uri in enumerate(sorted(lineage.artifacts))}
     uris = {name: uri for uri, name in names.items()}
-    source = ["digraph { rankdir=LR; nodesep=0.3; ranksep=1.0;",
-              f'node [shape=box fixedsize=true width={_BOX_W / _DPI:.3f} height={_BOX_H / _DPI:.3f} label=""];',
-              *(f"{name};" for name in names.values()),
-              *(f"{names[parent]} -> {names[child]};" for parent, child in lineage.links), "}"]
+    source = [
+        "digraph { rankdir=LR; nodesep=0.3; ranksep=1.0;",
+        f'node [shape=box fixedsize=true width={_BOX_W / _DPI:.3f} height={_BOX_H / _DPI:.3f} label=""];',
+        *(f"{name};" for name in names.values()),
+        *(f"{names[parent]} -> {names[child]};" for parent, child in lineage.links),
+        "}",
+    ]
     try:
-        plain = subprocess.run([dot, "-Tplain"], input="\n".join(source), capture_output=True, text=True,
-                               timeout=60, check=True).stdout
+        plain = subprocess.run(
+            [dot, "-Tplain"], input="\n".join(source), capture_output=True, text=True, timeout=60, check=True
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     boxes, edges, height, width = {}, {}, 0.0, 0.0
@@ -283,11 +307,14 @@ def _dot_layout(lineage: RunLineage) -> _Layout | None:
             boxes[uris[fields[1]]] = (_PAD + x - _BOX_W / 2, height - _PAD - y - _BOX_H / 2)
         elif fields[:1] == ["edge"]:
             count = int(fields[3])
-            points = [(_PAD + float(fields[4 + 2 * i]) * _DPI, height - _PAD - float(fields[5 + 2 * i]) * _DPI)
-                      for i in range(count)]
+            points = [
+                (_PAD + float(fields[4 + 2 * i]) * _DPI, height - _PAD - float(fields[5 + 2 * i]) * _DPI)
+                for i in range(count)
+            ]
             path = f"M {points[0][0]:.1f} {points[0][1]:.1f}" + "".join(
                 f" C {a[0]:.1f} {a[1]:.1f}, {b[0]:.1f} {b[1]:.1f}, {c[0]:.1f} {c[1]:.1f}"
-                for a, b, c in zip(points[1::3], points[2::3], points[3::3]))
+                for a, b, c in zip(points[1::3], points[2::3], points[3::3])
+            )
             edges[(uris[fields[1]], uris[fields[2]])] = path
     if set(boxes) != set(lineage.artifacts) or set(edges) != set(lineage.links):
         return None  # a layout that lost something is no layout
@@ -310,37 +337,51 @@ def render_html(lineage: RunLineage) -> str:
     """A self-contained page: the graph (Graphviz's layout where ``dot`` is installed, else columns by
     depth), scaled to the page; hovering a box shows its metadata, clicking it shows it below."""
     layout = _dot_layout(lineage) or _columns_layout(lineage)
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {layout.width:.0f} {layout.height:.0f}" '
-           'preserveAspectRatio="xMinYMin meet" font-family="sans-serif" font-size="12" style="max-height:80vh">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>']
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {layout.width:.0f} {layout.height:.0f}" '
+        'preserveAspectRatio="xMinYMin meet" font-family="sans-serif" font-size="12" style="max-height:80vh">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
+    ]
     for parent, child in lineage.links:
-        svg.append(f'<path d="{layout.edges[(parent, child)]}" fill="none" stroke="#555" stroke-width="1.5" '
-                   'marker-end="url(#arrow)"/>')
+        svg.append(
+            f'<path d="{layout.edges[(parent, child)]}" fill="none" stroke="#555" stroke-width="1.5" '
+            'marker-end="url(#arrow)"/>'
+        )
     index = {uri: i for i, uri in enumerate(sorted(lineage.artifacts))}
     for uri, (x, y) in sorted(layout.boxes.items()):
         node = lineage.artifacts[uri]
         tooltip = html.escape(json.dumps({"uri": uri, **node.metadata}, indent=1, sort_keys=True))
         fill = "#fdf3e1" if node.task == "published" else "#eef4fb"
-        svg.append(f'<g data-artifact="{index[uri]}" style="cursor:pointer"><title>{tooltip}</title>'
-                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="{fill}" '
-                   f'stroke="#4a78b0"/><text x="{x + 8:.1f}" y="{y + 18:.1f}" font-weight="bold">'
-                   f'{html.escape(_short(node.label, 40))}</text>')
+        svg.append(
+            f'<g data-artifact="{index[uri]}" style="cursor:pointer"><title>{tooltip}</title>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="{fill}" '
+            f'stroke="#4a78b0"/><text x="{x + 8:.1f}" y="{y + 18:.1f}" font-weight="bold">'
+            f"{html.escape(_short(node.label, 40))}</text>"
+        )
         for i, line in enumerate(_headline(node)):
             svg.append(f'<text x="{x + 8:.1f}" y="{y + 36 + 15 * i:.1f}" fill="#333">{html.escape(line)}</text>')
         svg.append("</g>")
     svg.append("</svg>")
-    details = {index[uri]: {"label": node.label, "metadata": {"uri": uri, **node.metadata},
-                            "from": ", ".join(lineage.artifacts[p].label for p in node.parents) or "a source"}
-               for uri, node in lineage.artifacts.items()}
+    details = {
+        index[uri]: {
+            "label": node.label,
+            "metadata": {"uri": uri, **node.metadata},
+            "from": ", ".join(lineage.artifacts[p].label for p in node.parents) or "a source",
+        }
+        for uri, node in lineage.artifacts.items()
+    }
     # Inside <script type=application/json>, "</" must not appear: it would end the element.
     payload = json.dumps(details, sort_keys=True).replace("</", "<\\/")
     title = html.escape(f"Lineage of {lineage.root}")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + title + "</title><style>"
-            "body{font-family:sans-serif;margin:24px}pre{background:#f6f6f6;padding:8px;font-size:12px;"
-            "max-height:40vh;overflow:auto}</style></head><body>"
-            f"<h2>{title}</h2><p>{len(lineage.artifacts)} artifacts, {len(lineage.links)} links, left to right by "
-            "stage; hover a box for its metadata, click it to show it below.</p>" + "".join(svg)
-            + "<p id='picked'>(no artifact picked)</p><pre id='metadata'></pre>"
-            + f"<script type='application/json' id='artifacts'>{payload}</script>"
-            + f"<script>{_PAGE_SCRIPT}</script></body></html>\n")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + title + "</title><style>"
+        "body{font-family:sans-serif;margin:24px}pre{background:#f6f6f6;padding:8px;font-size:12px;"
+        "max-height:40vh;overflow:auto}</style></head><body>"
+        f"<h2>{title}</h2><p>{len(lineage.artifacts)} artifacts, {len(lineage.links)} links, left to right by "
+        "stage; hover a box for its metadata, click it to show it below.</p>"
+        + "".join(svg)
+        + "<p id='picked'>(no artifact picked)</p><pre id='metadata'></pre>"
+        + f"<script type='application/json' id='artifacts'>{payload}</script>"
+        + f"<script>{_PAGE_SCRIPT}</script></body></html>\n"
+    )

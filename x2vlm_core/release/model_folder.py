@@ -20,10 +20,12 @@ from torch import nn
 
 from x2vlm_core.config_io import load_yaml, save_yaml
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.position_resize import (
-    grid_of_table, resize_patch_position_embedding, resize_relative_position_bias_table,
-)
 from x2vlm_core.families import config_from_dict, create_model, family_of
+from x2vlm_core.models.position_resize import (
+    grid_of_table,
+    resize_patch_position_embedding,
+    resize_relative_position_bias_table,
+)
 from x2vlm_core.models.task_heads import load_task_heads, save_task_heads
 from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX, load_weights, read_safetensors
 
@@ -92,15 +94,26 @@ def fit_image_resolution(model: nn.Module, state: dict[str, torch.Tensor]) -> di
             mine = expected[key]
             if value.dim() == mine.dim() == 4 and value[:, :1].shape == mine[:, :1].shape:
                 frames = min(value.shape[1], mine.shape[1])
-                log.info("%s: the checkpoint's %d frame positions fill the first %d of the model's %d",
-                         key, value.shape[1], frames, mine.shape[1])
+                log.info(
+                    "%s: the checkpoint's %d frame positions fill the first %d of the model's %d",
+                    key,
+                    value.shape[1],
+                    frames,
+                    mine.shape[1],
+                )
                 merged = mine.detach().to("cpu", copy=True)
                 merged[:, :frames] = value[:, :frames].to(merged.dtype)
                 fitted[key] = merged
         elif key.endswith("relative_position_bias_table"):
             grid = grid_of_table(expected[key].shape[0])
-            log.info("resizing %s from a %dx%d to a %dx%d patch grid", key,
-                     grid_of_table(value.shape[0]), grid_of_table(value.shape[0]), grid, grid)
+            log.info(
+                "resizing %s from a %dx%d to a %dx%d patch grid",
+                key,
+                grid_of_table(value.shape[0]),
+                grid_of_table(value.shape[0]),
+                grid,
+                grid,
+            )
             fitted[key] = resize_relative_position_bias_table(value, grid)
         elif key.endswith("relative_position_index"):
             fitted[key] = expected[key]
@@ -111,12 +124,16 @@ def fit_image_resolution(model: nn.Module, state: dict[str, torch.Tensor]) -> di
 
 def check_shapes(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     expected = model.state_dict()
-    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-             for k, v in state.items() if k in expected and expected[k].shape != v.shape]
+    wrong = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and expected[k].shape != v.shape
+    ]
     if wrong:
         raise CheckpointError(
             f"{source} does not fit this model ({len(wrong)} shape mismatches, first: {wrong[0]}); "
-            "check that the model preset and overrides match the checkpoint")
+            "check that the model preset and overrides match the checkpoint"
+        )
 
 
 def tied_aliases(model: nn.Module) -> set[str]:
@@ -130,8 +147,7 @@ def save_model_dir(model: nn.Module, out_dir: str | Path, extra: dict[str, Any] 
     out.mkdir(parents=True, exist_ok=True)
     aliases = tied_aliases(model)
     # Clone: under DeepSpeed the parameters may be views into one flat buffer.
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
-             if k not in aliases}
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items() if k not in aliases}
     save_file(state, str(out / WEIGHTS))
     save_yaml(model.config, out / CONFIG)
     save_task_heads(model, out)  # task models: which heads to rebuild on load
@@ -167,11 +183,17 @@ def init_from(model: nn.Module, source: str | Path) -> list[str]:
     check_shapes(model, state, str(source))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
-        raise CheckpointError(f"{source} has {len(unexpected)} weights this model lacks, e.g. {unexpected[:3]}; "
-                              "check that the model preset (or task) matches the checkpoint")
+        raise CheckpointError(
+            f"{source} has {len(unexpected)} weights this model lacks, e.g. {unexpected[:3]}; "
+            "check that the model preset (or task) matches the checkpoint"
+        )
     aliases = tied_aliases(model)  # filled through the parameter they alias
     left = [key for key in missing if key not in aliases]
     if left:
-        log.warning("%d weights are not in %s and keep their initialisation (new heads?): %s",
-                    len(left), source, ", ".join(left[:8]) + (" ..." if len(left) > 8 else ""))
+        log.warning(
+            "%d weights are not in %s and keep their initialisation (new heads?): %s",
+            len(left),
+            source,
+            ", ".join(left[:8]) + (" ..." if len(left) > 8 else ""),
+        )
     return left

@@ -35,10 +35,13 @@ class OfficialFiles:
                 raise ConfigError(f"{FLAGS[key]} {path} does not exist")
             return path
         written = Path(name)
-        candidates = [written] if written.is_absolute() else [written, *(folder / written for folder in self.search_dirs)]
+        candidates = (
+            [written] if written.is_absolute() else [written, *(folder / written for folder in self.search_dirs)]
+        )
         return next((path for path in candidates if path.exists()), None)
 
     def missing(self, key: str, name: str, what: str) -> ConfigError:
         """The one-line refusal for a named file that is not here."""
-        return ConfigError(f"the official config names {key} {name!r} ({what}), which is not here; "
-                           f"pass it with {FLAGS[key]} PATH")
+        return ConfigError(
+            f"the official config names {key} {name!r} ({what}), which is not here; pass it with {FLAGS[key]} PATH"
+        )

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from x2vlm_core import __version__, storage
-from x2vlm_core.release.model_folder import CONFIG, TOKENIZER, WEIGHTS, read_model_config
 from x2vlm_core.errors import ReleaseError, StorageError
 from x2vlm_core.families import family_of
-from x2vlm_core.release.lineage import code_version
 from x2vlm_core.release.fetch import LATEST, MANIFEST, NAME, read_manifest, sha256_file, verify_release  # noqa: F401  (verify_release: re-exported)
+from x2vlm_core.release.lineage import code_version
+from x2vlm_core.release.model_folder import CONFIG, TOKENIZER, WEIGHTS, read_model_config
 from x2vlm_core.release.sharded_weights import write_weights
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,14 @@ TRAINING_SUMMARY = "training.json"
 LATEST_ATTEMPTS = 5  # conditional rewrites of LATEST before giving up on a busy pointer
 
 
-def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[str, Any]],
-                lineage: dict[str, Any], training: dict[str, Any]) -> str:
+def _model_card(
+    name: str,
+    version: str,
+    config: Any,
+    metrics: dict[str, dict[str, Any]],
+    lineage: dict[str, Any],
+    training: dict[str, Any],
+) -> str:
     family = family_of(config)
     lines = [
         f"# {name} {version}",
@@ -58,24 +64,34 @@ def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[st
     ]
     data = lineage.get("training_data")
     if isinstance(data, dict) and data.get("splits"):
-        lines += [f"Prepared data `{data.get('uri')}` (index sha256 `{data.get('index_sha256')}`): pre-training "
-                  "reads the `pretrain_*` datasets, fine-tuning and evaluation the task datasets.", "",
-                  "| dataset/split | samples | shards |", "| --- | --- | --- |"]
-        lines.extend(f"| {name} | {entry.get('samples')} | {entry.get('shards')} |"
-                     for name, entry in sorted(data["splits"].items()))
+        lines += [
+            f"Prepared data `{data.get('uri')}` (index sha256 `{data.get('index_sha256')}`): pre-training "
+            "reads the `pretrain_*` datasets, fine-tuning and evaluation the task datasets.",
+            "",
+            "| dataset/split | samples | shards |",
+            "| --- | --- | --- |",
+        ]
+        lines.extend(
+            f"| {name} | {entry.get('samples')} | {entry.get('shards')} |"
+            for name, entry in sorted(data["splits"].items())
+        )
     else:
         lines.append("The training data was not recorded for this release (it was published without its shards).")
     if training:
         cfg = training.get("train_config", {})
-        lines += ["", f"Training: {training.get('steps')} steps, batch size {cfg.get('batch_size')}, "
-                      f"{training.get('world_size')} process(es), final loss {training.get('final', {}).get('loss')}."]
+        lines += [
+            "",
+            f"Training: {training.get('steps')} steps, batch size {cfg.get('batch_size')}, "
+            f"{training.get('world_size')} process(es), final loss {training.get('final', {}).get('loss')}.",
+        ]
     lines += ["", "## Metrics", ""]
     if not metrics:
         lines += ["No task was evaluated.", ""]
     for task, values in sorted(metrics.items()):
         lines += [f"### {task}", "", "| metric | value |", "| --- | --- |"]
-        lines.extend(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in sorted(values.items()))
+        lines.extend(
+            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(values.items())
+        )
         lines.append("")
     lines += [
         "## Intended use",
@@ -99,8 +115,15 @@ def _model_card(name: str, version: str, config: Any, metrics: dict[str, dict[st
     return "\n".join(lines)
 
 
-def _assemble(model_dir: Path, staging: Path, model_name: str, version: str, metrics: dict[str, dict[str, Any]],
-              lineage: dict[str, Any], max_shard_bytes: int) -> dict[str, Any]:
+def _assemble(
+    model_dir: Path,
+    staging: Path,
+    model_name: str,
+    version: str,
+    metrics: dict[str, dict[str, Any]],
+    lineage: dict[str, Any],
+    max_shard_bytes: int,
+) -> dict[str, Any]:
     """Write every release file but the manifest into ``staging``; returns the manifest."""
     config = read_model_config(model_dir)
     training_path = model_dir / TRAINING_SUMMARY
@@ -117,8 +140,10 @@ def _assemble(model_dir: Path, staging: Path, model_name: str, version: str, met
     # A WordPiece vocabulary (X²-VLM, VLMo) or CCLM's sentencepiece / tokenizer.json.
     tokenizer_files = [f"{TOKENIZER}/{name}" for name in ("vocab.txt", "sentencepiece.bpe.model", "tokenizer.json")]
     if not (staging / CONFIG).is_file() or not any((staging / name).is_file() for name in tokenizer_files):
-        raise ReleaseError(f"{model_dir} lacks {CONFIG} or a tokenizer ({' / '.join(tokenizer_files)}); "
-                           "pass a model folder written by pretrain or finetune")
+        raise ReleaseError(
+            f"{model_dir} lacks {CONFIG} or a tokenizer ({' / '.join(tokenizer_files)}); "
+            "pass a model folder written by pretrain or finetune"
+        )
     lineage = {
         **lineage,
         "model_files": {p.name: sha256_file(p) for p in sorted(model_dir.iterdir()) if p.is_file()},
@@ -133,14 +158,22 @@ def _assemble(model_dir: Path, staging: Path, model_name: str, version: str, met
         "version": version,
         "created": _now(),  # microseconds: LATEST moves only to a later one
         "weights": weights[-1],  # model.safetensors, or the shards' index
-        "files": [{"path": p.relative_to(staging).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)}
-                  for p in files],
+        "files": [
+            {"path": p.relative_to(staging).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in files
+        ],
     }
 
 
-def publish_release(model_dir: str | Path, destination: str, model_name: str,
-                    metrics: dict[str, dict[str, Any]] | None = None, lineage: dict[str, Any] | None = None,
-                    version: str | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> str:
+def publish_release(
+    model_dir: str | Path,
+    destination: str,
+    model_name: str,
+    metrics: dict[str, dict[str, Any]] | None = None,
+    lineage: dict[str, Any] | None = None,
+    version: str | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> str:
     """Write a release and return its location (folder or gs:// URI). An existing version is never overwritten."""
     model_dir = Path(model_dir)
     if not (model_dir / WEIGHTS).is_file():
@@ -164,8 +197,10 @@ def publish_release(model_dir: str | Path, destination: str, model_name: str,
     try:
         _move_latest(base, version)
     except StorageError as exc:
-        raise ReleaseError(f"{release} is published and complete, but {base}/{LATEST} could not be moved to it "
-                           f"({exc}); write {version!r} into it by hand") from None
+        raise ReleaseError(
+            f"{release} is published and complete, but {base}/{LATEST} could not be moved to it "
+            f"({exc}); write {version!r} into it by hand"
+        ) from None
     log.info("published %s", release)
     return release
 
@@ -203,8 +238,15 @@ def _move_latest(base: str, version: str) -> None:
     raise StorageError(f"{pointer} kept changing while {LATEST_ATTEMPTS} publishes raced to move it")
 
 
-def _write_local(model_dir: Path, base: Path, version: str, metrics: dict[str, dict[str, Any]],
-                 lineage: dict[str, Any], max_shard_bytes: int, model_name: str) -> None:
+def _write_local(
+    model_dir: Path,
+    base: Path,
+    version: str,
+    metrics: dict[str, dict[str, Any]],
+    lineage: dict[str, Any],
+    max_shard_bytes: int,
+    model_name: str,
+) -> None:
     staging = base / f".{version}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -214,8 +256,9 @@ def _write_local(model_dir: Path, base: Path, version: str, metrics: dict[str, d
         try:
             os.rename(staging, base / version)
         except OSError:
-            raise ReleaseError(f"release {base / version} appeared while publishing; releases are immutable, "
-                               "choose another --version") from None
+            raise ReleaseError(
+                f"release {base / version} appeared while publishing; releases are immutable, choose another --version"
+            ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -235,10 +278,17 @@ def _upload(staging: Path, release: str, manifest: dict[str, Any]) -> None:
         left = _delete_created(created)
         if not isinstance(exc, StorageError):
             raise
-        cleanup = (f"{len(left)} uploaded object(s) could not be removed, e.g. {left[0]}; delete {release}/ before "
-                   "publishing this version again") if left else "the objects it had uploaded were removed"
-        raise ReleaseError(f"publishing {release} failed and it has no {MANIFEST}, so no reader will use it "
-                           f"({exc}); {cleanup}") from None
+        cleanup = (
+            (
+                f"{len(left)} uploaded object(s) could not be removed, e.g. {left[0]}; delete {release}/ before "
+                "publishing this version again"
+            )
+            if left
+            else "the objects it had uploaded were removed"
+        )
+        raise ReleaseError(
+            f"publishing {release} failed and it has no {MANIFEST}, so no reader will use it ({exc}); {cleanup}"
+        ) from None
 
 
 def _delete_created(created: list[tuple[str, int]]) -> list[str]:

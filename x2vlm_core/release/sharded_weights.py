@@ -67,8 +67,10 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({str(exc).splitlines()[0][:160]}); "
-                              "use a model folder written by this project, or convert the weights") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({str(exc).splitlines()[0][:160]}); "
+            "use a model folder written by this project, or convert the weights"
+        ) from None
 
 
 def load_weights(folder: str | Path) -> dict[str, torch.Tensor]:

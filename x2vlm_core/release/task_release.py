@@ -31,16 +31,34 @@ def parent_release_of(model_uri: str) -> str:
         return ""
 
 
-def publish_task_release(model_dir: str | Path, destination: str, model_name: str, task: str,
-                         metrics: dict[str, Any], lineage: dict[str, Any], parent_model: str,
-                         parent_release: str = "", version: str | None = None,
-                         max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> str:
+def publish_task_release(
+    model_dir: str | Path,
+    destination: str,
+    model_name: str,
+    task: str,
+    metrics: dict[str, Any],
+    lineage: dict[str, Any],
+    parent_model: str,
+    parent_release: str = "",
+    version: str | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> str:
     """Publish one task model as ``<destination>/<model_name>-<task>/<version>/``; returns its URI.
 
     ``metrics`` are this task's values; ``parent_model`` the URI of the model it was fine-tuned from,
     ``parent_release`` that model's release, if it was published.
     """
-    lineage = {**lineage, "task": task,
-               "parent": {"model": parent_model, "release": parent_release or None, "release_name": model_name}}
-    return publish_release(model_dir, destination, task_release_name(model_name, task), metrics={task: metrics},
-                           lineage=lineage, version=version, max_shard_bytes=max_shard_bytes)
+    lineage = {
+        **lineage,
+        "task": task,
+        "parent": {"model": parent_model, "release": parent_release or None, "release_name": model_name},
+    }
+    return publish_release(
+        model_dir,
+        destination,
+        task_release_name(model_name, task),
+        metrics={task: metrics},
+        lineage=lineage,
+        version=version,
+        max_shard_bytes=max_shard_bytes,
+    )

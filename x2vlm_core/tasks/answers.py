@@ -56,8 +56,7 @@ FULL_SCORE = 1.0
 def answer_soft_scores(meta: dict[str, Any]) -> dict[str, float]:
     """Each distinct answer with its soft score: 0.3 per annotator who gave it, 1 from four on (VLMo's target)."""
     counts = Counter(a for a in sample_answers(meta) if a)
-    return {answer: SOFT_SCORES[count] if count < len(SOFT_SCORES) else FULL_SCORE
-            for answer, count in counts.items()}
+    return {answer: SOFT_SCORES[count] if count < len(SOFT_SCORES) else FULL_SCORE for answer, count in counts.items()}
 
 
 def answer_weights(meta: dict[str, Any]) -> dict[str, float]:

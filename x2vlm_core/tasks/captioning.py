@@ -19,14 +19,14 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 
-from x2vlm_core.evaluation import report
-from x2vlm_core.evaluation.caption_metrics import caption_scores
 from x2vlm_core.data.collate import TextEncoder, sample_images
 from x2vlm_core.errors import ConfigError
+from x2vlm_core.evaluation import report
+from x2vlm_core.evaluation.caption_metrics import caption_scores
+from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.models.beam_search import beam_search
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.mlm_captioner import masked_token_logits, next_token_log_probs
-from x2vlm_core.families.x2vlm.model import XVLM
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
 from x2vlm_core.text.wordpiece import pre_caption
@@ -86,13 +86,15 @@ def masked_positions(tokens: list[str], first: int, rng: random.Random) -> list[
     return picked
 
 
-def caption_layout(text: TextEncoder, caption: str, max_tokens: int,
-                   rng: random.Random) -> tuple[list[int], list[int], list[int], list[int]]:
+def caption_layout(
+    text: TextEncoder, caption: str, max_tokens: int, rng: random.Random
+) -> tuple[list[int], list[int], list[int], list[int]]:
     """FG-free layout of one caption: ids, position ids, slots of the inserted [MASK]s, and their targets."""
     tokenizer = text.tokenizer
     prompt = list(_prompt_tokens(text))
-    tokens = ([tokenizer.cls_token] + prompt + tokenizer.tokenize(pre_caption(caption, max_tokens))
-              + [tokenizer.sep_token])[:max_tokens]
+    tokens = (
+        [tokenizer.cls_token] + prompt + tokenizer.tokenize(pre_caption(caption, max_tokens)) + [tokenizer.sep_token]
+    )[:max_tokens]
     ids = cast(list[int], tokenizer.convert_tokens_to_ids(tokens))  # a list of tokens gives a list of ids
     masked = set(masked_positions(tokens, 1 + len(prompt), rng))
     layout: list[int] = []
@@ -110,8 +112,9 @@ def caption_layout(text: TextEncoder, caption: str, max_tokens: int,
     return layout, positions, slots, targets
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
-                  rng: random.Random) -> dict[str, torch.Tensor]:
+def train_collate(
+    samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig, rng: random.Random
+) -> dict[str, torch.Tensor]:
     layouts = [caption_layout(text, rng.choice(s["meta"]["captions"]), config.max_tokens, rng) for s in samples]
     length = max(len(ids) for ids, *_ in layouts)
     masks = max(len(slots) for *_, slots, _ in layouts)
@@ -121,22 +124,30 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
     masked_pos = torch.zeros(len(samples), masks, dtype=torch.long)
     masked_ids = torch.full((len(samples), masks), -100, dtype=torch.long)
     for row, (layout, position_ids, slots, targets) in enumerate(layouts):
-        ids[row, :len(layout)] = torch.tensor(layout)
-        positions[row, :len(layout)] = torch.tensor(position_ids)
+        ids[row, : len(layout)] = torch.tensor(layout)
+        positions[row, : len(layout)] = torch.tensor(position_ids)
         keep[row, :, slots] = False  # nothing reads an inserted [MASK] ...
         keep[row, slots, slots] = True  # ... but itself
-        masked_pos[row, :len(slots)] = torch.tensor(slots, dtype=torch.long)
-        masked_ids[row, :len(targets)] = torch.tensor(targets, dtype=torch.long)
-    return {"image": sample_images(samples, config.image_res), "text_ids": ids, "position_ids": positions,
-            "keep": keep, "masked_pos": masked_pos, "masked_ids": masked_ids}
+        masked_pos[row, : len(slots)] = torch.tensor(slots, dtype=torch.long)
+        masked_ids[row, : len(targets)] = torch.tensor(targets, dtype=torch.long)
+    return {
+        "image": sample_images(samples, config.image_res),
+        "text_ids": ids,
+        "position_ids": positions,
+        "keep": keep,
+        "masked_pos": masked_pos,
+        "masked_ids": masked_ids,
+    }
 
 
 def objective(model: XVLM, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     image_embeds, image_atts = model.get_vision_embeds(batch["image"])
-    logits = masked_token_logits(model, batch["text_ids"], batch["position_ids"], batch["keep"],
-                                 batch["masked_pos"], image_embeds, image_atts)
-    loss = F.cross_entropy(logits.flatten(0, 1), batch["masked_ids"].flatten(), ignore_index=-100,
-                           label_smoothing=LABEL_SMOOTHING)
+    logits = masked_token_logits(
+        model, batch["text_ids"], batch["position_ids"], batch["keep"], batch["masked_pos"], image_embeds, image_atts
+    )
+    loss = F.cross_entropy(
+        logits.flatten(0, 1), batch["masked_ids"].flatten(), ignore_index=-100, label_smoothing=LABEL_SMOOTHING
+    )
     return {"caption_mlm": loss}
 
 
@@ -146,15 +157,25 @@ def generate(model: XVLM, images: torch.Tensor, text: TextEncoder, cfg: EvalConf
     prompt = cast(list[int], tokenizer.convert_tokens_to_ids([tokenizer.cls_token, *_prompt_tokens(text)]))
     longest = len(prompt) + cfg.max_length + 1
     if longest > model.config.text.max_position_embeddings:
-        raise ConfigError(f"captioning max_length {cfg.max_length} needs {longest} positions, the model has "
-                          f"{model.config.text.max_position_embeddings}; lower max_length")
+        raise ConfigError(
+            f"captioning max_length {cfg.max_length} needs {longest} positions, the model has "
+            f"{model.config.text.max_position_embeddings}; lower max_length"
+        )
     image_embeds, image_atts = model.get_vision_embeds(images)
     sequences = beam_search(
-        lambda owner, tokens: next_token_log_probs(model, tokens, image_embeds[owner], image_atts[owner],
-                                                   tokenizer.mask_token_id),
-        len(images), prompt, end_id=tokenizer.sep_token_id, num_beams=cfg.num_beams, min_length=cfg.min_length,
-        max_length=cfg.max_length)
-    return [cast(str, tokenizer.decode(ids, skip_special_tokens=True)).strip() for ids in sequences]  # one sequence: one str
+        lambda owner, tokens: next_token_log_probs(
+            model, tokens, image_embeds[owner], image_atts[owner], tokenizer.mask_token_id
+        ),
+        len(images),
+        prompt,
+        end_id=tokenizer.sep_token_id,
+        num_beams=cfg.num_beams,
+        min_length=cfg.min_length,
+        max_length=cfg.max_length,
+    )
+    return [
+        cast(str, tokenizer.decode(ids, skip_special_tokens=True)).strip() for ids in sequences
+    ]  # one sequence: one str
 
 
 def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
@@ -162,11 +183,13 @@ def evaluate(model: XVLM, samples: list[dict[str, Any]], text: TextEncoder, cfg:
     samples = [s for s in samples if s["meta"].get("captions")]
     captions: list[str] = []
     for start in range(0, len(samples), cfg.batch_size):
-        chunk = samples[start:start + cfg.batch_size]
+        chunk = samples[start : start + cfg.batch_size]
         captions.extend(generate(model, sample_images(chunk, model.config.image_res), text, cfg))
     references = {s["key"]: list(s["meta"]["captions"]) for s in samples}
-    scores, unavailable = caption_scores(references, {s["key"]: c for s, c in zip(samples, captions)},
-                                         meteor=cfg.meteor, spice=cfg.spice)
-    predictions = [{"key": s["key"], "caption": c, "references": references[s["key"]]}
-                   for s, c in zip(samples, captions)]
+    scores, unavailable = caption_scores(
+        references, {s["key"]: c for s, c in zip(samples, captions)}, meteor=cfg.meteor, spice=cfg.spice
+    )
+    predictions = [
+        {"key": s["key"], "caption": c, "references": references[s["key"]]} for s, c in zip(samples, captions)
+    ]
     return SplitResult(scores, predictions, unavailable)

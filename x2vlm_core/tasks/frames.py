@@ -33,12 +33,19 @@ def frame_indices(available: int, count: int, training: bool, rng: random.Random
     return indices
 
 
-def video_batch(samples: list[dict[str, Any]], image_res: int, count: int, training: bool,
-                rng: random.Random) -> torch.Tensor:
+def video_batch(
+    samples: list[dict[str, Any]], image_res: int, count: int, training: bool, rng: random.Random
+) -> torch.Tensor:
     """``[B, count, 3, H, W]`` frames of each sample."""
     clips = []
     for sample in samples:
         frames = sample["images"]
-        clips.append(torch.stack([image_to_tensor(decode_image(frames[i], sample["key"]), image_res)
-                                  for i in frame_indices(len(frames), count, training, rng)]))
+        clips.append(
+            torch.stack(
+                [
+                    image_to_tensor(decode_image(frames[i], sample["key"]), image_res)
+                    for i in frame_indices(len(frames), count, training, rng)
+                ]
+            )
+        )
     return torch.stack(clips)

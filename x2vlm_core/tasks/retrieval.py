@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder, sample_images
+from x2vlm_core.evaluation import report
 from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.models import losses
 from x2vlm_core.models.config import ModelConfig
@@ -55,11 +55,16 @@ def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
     return build_task_model(pretrained)[0]
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
-                  rng: random.Random) -> dict[str, torch.Tensor]:
+def train_collate(
+    samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig, rng: random.Random
+) -> dict[str, torch.Tensor]:
     ids, atts, _ = text([rng.choice(s["meta"]["captions"]) for s in samples])
-    return {"image": sample_images(samples, config.image_res), "text_ids": ids, "text_atts": atts,
-            "idx": torch.tensor([image_index(s["key"]) for s in samples], dtype=torch.long)}
+    return {
+        "image": sample_images(samples, config.image_res),
+        "text_ids": ids,
+        "text_atts": atts,
+        "idx": torch.tensor([image_index(s["key"]) for s in samples], dtype=torch.long),
+    }
 
 
 def objective(model: FusionModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -68,8 +73,9 @@ def objective(model: FusionModel, batch: dict[str, torch.Tensor]) -> dict[str, t
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
     return {
         "itc": losses.contrastive_loss(image_feat, text_feat, model.temp, idx=batch["idx"]),
-        "itm": losses.matching_loss(model, image_embeds, image_atts, image_feat, text_embeds,
-                                    batch["text_atts"], text_feat, idx=batch["idx"]),
+        "itm": losses.matching_loss(
+            model, image_embeds, image_atts, image_feat, text_embeds, batch["text_atts"], text_feat, idx=batch["idx"]
+        ),
     }
 
 
@@ -77,8 +83,9 @@ def evaluate(model: FusionModel, samples: list[dict[str, Any]], text: TextEncode
     return evaluate_retrieval(model, samples, text, cfg, lambda chunk: sample_images(chunk, model.config.image_res))
 
 
-def rerank_top_k(sims: torch.Tensor, k: int, pair_scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 batch_size: int) -> torch.Tensor:
+def rerank_top_k(
+    sims: torch.Tensor, k: int, pair_scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batch_size: int
+) -> torch.Tensor:
     """Scores ``[Q, C]``: ``pair_scores(queries, candidates)`` for each query's ``k`` most similar candidates.
 
     The (query, candidate) pairs of all queries are scored in fixed-size batches, however small k is.
@@ -87,48 +94,62 @@ def rerank_top_k(sims: torch.Tensor, k: int, pair_scores: Callable[[torch.Tensor
     top = sims.topk(k, dim=1).indices
     queries = torch.arange(sims.shape[0]).repeat_interleave(k)
     candidates = top.flatten()
-    values = torch.cat([pair_scores(queries[i:i + batch_size], candidates[i:i + batch_size])
-                        for i in range(0, len(queries), batch_size)])
+    values = torch.cat(
+        [
+            pair_scores(queries[i : i + batch_size], candidates[i : i + batch_size])
+            for i in range(0, len(queries), batch_size)
+        ]
+    )
     scores = torch.full_like(sims, UNSCORED)
     scores[queries, candidates] = values.to(scores.dtype)
     return scores
 
 
 @torch.no_grad()
-def evaluate_retrieval(model: FusionModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
-                       visual: Callable[[list[dict[str, Any]]], torch.Tensor]) -> SplitResult:
+def evaluate_retrieval(
+    model: FusionModel,
+    samples: list[dict[str, Any]],
+    text: TextEncoder,
+    cfg: EvalConfig,
+    visual: Callable[[list[dict[str, Any]]], torch.Tensor],
+) -> SplitResult:
     """``visual(samples)`` gives the image (or video) batch of some samples."""
     model.eval()
     samples, texts, txt2img, img2txt = caption_index(samples)
     step = cfg.batch_size
-    image_embeds = torch.cat([model.get_vision_embeds(visual(samples[i:i + step]))[0]
-                              for i in range(0, len(samples), step)])
+    image_embeds = torch.cat(
+        [model.get_vision_embeds(visual(samples[i : i + step]))[0] for i in range(0, len(samples), step)]
+    )
     text_ids, text_atts, _ = text(texts)
-    text_embeds = torch.cat([model.get_text_embeds(text_ids[i:i + step], text_atts[i:i + step])
-                             for i in range(0, len(texts), step)])
-    image_feat = torch.cat([model.get_image_feat(image_embeds[i:i + step]) for i in range(0, len(samples), step)])
-    text_feat = torch.cat([model.get_text_feat(text_embeds[i:i + step]) for i in range(0, len(texts), step)])
+    text_embeds = torch.cat(
+        [model.get_text_embeds(text_ids[i : i + step], text_atts[i : i + step]) for i in range(0, len(texts), step)]
+    )
+    image_feat = torch.cat([model.get_image_feat(image_embeds[i : i + step]) for i in range(0, len(samples), step)])
+    text_feat = torch.cat([model.get_text_feat(text_embeds[i : i + step]) for i in range(0, len(texts), step)])
     sims = image_feat @ text_feat.t()
     image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long)
 
     def itm(images: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
         # Texts are padded to the longest of all; a batch needs only its own longest.
         length = int(text_atts[captions].sum(dim=1).max())
-        return model.itm_logits(image_embeds[images], image_atts[images], text_embeds[captions, :length],
-                                text_atts[captions, :length])[:, 1]
+        return model.itm_logits(
+            image_embeds[images], image_atts[images], text_embeds[captions, :length], text_atts[captions, :length]
+        )[:, 1]
 
     scores_i2t = rerank_top_k(sims, cfg.k_test, itm, cfg.itm_batch_size)
     scores_t2i = rerank_top_k(sims.t(), cfg.k_test, lambda t, i: itm(i, t), cfg.itm_batch_size)
     return retrieval_result(scores_i2t, scores_t2i, samples, texts, txt2img, img2txt)
 
 
-def caption_index(samples: list[dict[str, Any]]
-                  ) -> tuple[list[dict[str, Any]], list[str], list[int], list[list[int]]]:
+def caption_index(samples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str], list[int], list[list[int]]]:
     """The captioned samples, all their captions, each caption's image and each image's captions."""
     captioned = [s for s in samples if s["meta"].get("captions")]
     if len(captioned) < len(samples):
-        log.warning("retrieval: %d of %d samples have no caption and are left out of the evaluation",
-                    len(samples) - len(captioned), len(samples))
+        log.warning(
+            "retrieval: %d of %d samples have no caption and are left out of the evaluation",
+            len(samples) - len(captioned),
+            len(samples),
+        )
     texts: list[str] = []
     txt2img: list[int] = []
     img2txt: list[list[int]] = []
@@ -140,15 +161,35 @@ def caption_index(samples: list[dict[str, Any]]
     return captioned, texts, txt2img, img2txt
 
 
-def retrieval_result(scores_i2t: torch.Tensor, scores_t2i: torch.Tensor, samples: list[dict[str, Any]],
-                     texts: list[str], txt2img: list[int], img2txt: list[list[int]]) -> SplitResult:
+def retrieval_result(
+    scores_i2t: torch.Tensor,
+    scores_t2i: torch.Tensor,
+    samples: list[dict[str, Any]],
+    texts: list[str],
+    txt2img: list[int],
+    img2txt: list[list[int]],
+) -> SplitResult:
     """Recall@1/5/10 both ways, and each query's top 5 with its truth."""
     metrics = retrieval_recall(scores_i2t.numpy(), scores_t2i.numpy(), txt2img, img2txt)
 
     top_texts = scores_i2t.topk(min(5, len(texts)), dim=1).indices.tolist()
     top_images = scores_t2i.topk(min(5, len(samples)), dim=1).indices.tolist()
-    predictions = [{"direction": "image_to_text", "query": s["key"], "top5": [texts[t] for t in top_texts[i]],
-                    "truth": s["meta"]["captions"]} for i, s in enumerate(samples)]
-    predictions += [{"direction": "text_to_image", "query": texts[t], "top5": [samples[i]["key"] for i in top_images[t]],
-                     "truth": [samples[txt2img[t]]["key"]]} for t in range(len(texts))]
+    predictions = [
+        {
+            "direction": "image_to_text",
+            "query": s["key"],
+            "top5": [texts[t] for t in top_texts[i]],
+            "truth": s["meta"]["captions"],
+        }
+        for i, s in enumerate(samples)
+    ]
+    predictions += [
+        {
+            "direction": "text_to_image",
+            "query": texts[t],
+            "top5": [samples[i]["key"] for i in top_images[t]],
+            "truth": [samples[txt2img[t]]["key"]],
+        }
+        for t in range(len(texts))
+    ]
     return SplitResult(metrics, predictions)

@@ -24,8 +24,9 @@ from x2vlm_core.release.model_folder import init_from, read_model_config
 log = logging.getLogger(__name__)
 
 
-def build_task_model(pretrained: str | Path, heads: TaskHeads | None = None,
-                     frame_len: int = 0) -> tuple[Any, list[str]]:
+def build_task_model(
+    pretrained: str | Path, heads: TaskHeads | None = None, frame_len: int = 0
+) -> tuple[Any, list[str]]:
     """Returns the model and the parameter names it kept at their initialisation.
 
     ``frame_len`` > 0 turns an image model into a video model of that many frames (a new
@@ -45,10 +46,10 @@ def build_task_model(pretrained: str | Path, heads: TaskHeads | None = None,
     return model, missing
 
 
-def model_check(task: str, task_heads: str | None = None,
-                video: bool = False) -> Callable[[Any, str | Path], None]:
+def model_check(task: str, task_heads: str | None = None, video: bool = False) -> Callable[[Any, str | Path], None]:
     """A check that a model folder fits ``task`` before evaluating it: its family does the task (with
     the family's own check where it has its own implementation), the task's heads, a video model."""
+
     def check(model: Any, model_dir: str | Path) -> None:
         implementation = family_of(model.config).task(task)
         if implementation.check_model is not check:
@@ -56,9 +57,14 @@ def model_check(task: str, task_heads: str | None = None,
         heads = task_heads_of(model)
         if task_heads and (heads is None or heads.task != task_heads):
             found = f"heads for {heads.task!r}" if heads else "no task heads"
-            raise ConfigError(f"{model_dir} has {found}, not the {task_heads!r} heads; evaluate the model folder "
-                              f"written by `x2vlm finetune --task {task_heads}`")
+            raise ConfigError(
+                f"{model_dir} has {found}, not the {task_heads!r} heads; evaluate the model folder "
+                f"written by `x2vlm finetune --task {task_heads}`"
+            )
         if video and not model.config.frame_len:
-            raise ConfigError(f"{model_dir} is an image model (frame_len 0); evaluate the model folder written by "
-                              "a video task's fine-tuning")
+            raise ConfigError(
+                f"{model_dir} is an image model (frame_len 0); evaluate the model folder written by "
+                "a video task's fine-tuning"
+            )
+
     return check

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
+from x2vlm_core.evaluation import report
 from x2vlm_core.evaluation.metrics import accuracy, majority_accuracy
 from x2vlm_core.models.config import ModelConfig
-from x2vlm_core.models.task_heads import TaskHeads, required_task_heads
 from x2vlm_core.models.protocols import ClassifierModel
+from x2vlm_core.models.task_heads import TaskHeads, required_task_heads
 from x2vlm_core.tasks.answers import answer_vocabulary, sample_answers
 from x2vlm_core.tasks.frames import video_batch
 from x2vlm_core.tasks.result import SplitResult
@@ -52,12 +52,17 @@ def _truth(meta: dict[str, Any]) -> str:
     return max(set(answers), key=lambda a: (answers.count(a), a)) if answers else ""
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
-                  rng: random.Random, classes: dict[str, int]) -> dict[str, torch.Tensor]:
+def train_collate(
+    samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig, rng: random.Random, classes: dict[str, int]
+) -> dict[str, torch.Tensor]:
     ids, atts, _ = text([s["meta"]["question"] for s in samples])
     labels = [classes.get(_truth(s["meta"]), IGNORED) for s in samples]
-    return {"image": video_batch(samples, config.image_res, config.frame_len, True, rng), "text_ids": ids,
-            "text_atts": atts, "label": torch.tensor(labels, dtype=torch.long)}
+    return {
+        "image": video_batch(samples, config.image_res, config.frame_len, True, rng),
+        "text_ids": ids,
+        "text_atts": atts,
+        "label": torch.tensor(labels, dtype=torch.long),
+    }
 
 
 def collate_options(model: ClassifierModel) -> dict[str, Any]:
@@ -65,7 +70,9 @@ def collate_options(model: ClassifierModel) -> dict[str, Any]:
     return {"classes": {answer: i for i, answer in enumerate(required_task_heads(model).labels)}}
 
 
-def logits(model: ClassifierModel, video: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+def logits(
+    model: ClassifierModel, video: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor
+) -> torch.Tensor:
     video_embeds, video_atts = model.get_vision_embeds(video)
     fused = model.get_cross_embeds(video_embeds, video_atts, model.get_text_embeds(text_ids, text_atts), text_atts)
     return model.cls_head(fused[:, 0])
@@ -85,12 +92,15 @@ def evaluate(model: ClassifierModel, samples: list[dict[str, Any]], text: TextEn
     rng = random.Random(0)
     predicted: list[str] = []
     for start in range(0, len(samples), cfg.batch_size):
-        chunk = samples[start:start + cfg.batch_size]
+        chunk = samples[start : start + cfg.batch_size]
         video = video_batch(chunk, model.config.image_res, model.config.frame_len, False, rng)
         ids, atts, _ = text([s["meta"]["question"] for s in chunk])
         predicted.extend(classes[i] for i in logits(model, video, ids, atts).argmax(dim=-1).tolist())
     truth = [_truth(s["meta"]) for s in samples]
-    predictions = [{"key": s["key"], "question": s["meta"]["question"], "answer": p, "truth": t,
-                    "in_classes": t in classes} for s, p, t in zip(samples, predicted, truth)]
-    return SplitResult({"accuracy": accuracy(predicted, truth), "majority_accuracy": majority_accuracy(truth)},
-                       predictions)
+    predictions = [
+        {"key": s["key"], "question": s["meta"]["question"], "answer": p, "truth": t, "in_classes": t in classes}
+        for s, p, t in zip(samples, predicted, truth)
+    ]
+    return SplitResult(
+        {"accuracy": accuracy(predicted, truth), "majority_accuracy": majority_accuracy(truth)}, predictions
+    )

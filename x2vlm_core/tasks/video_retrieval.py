@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.evaluation import report
 from x2vlm_core.data.collate import TextEncoder
-from x2vlm_core.models.config import ModelConfig
+from x2vlm_core.evaluation import report
 from x2vlm_core.families.x2vlm.presets import PRESETS
+from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.protocols import FusionModel
 from x2vlm_core.tasks import retrieval
 from x2vlm_core.tasks.frames import video_batch
@@ -39,18 +39,27 @@ def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
     return build_task_model(pretrained, frame_len=VIDEO_FRAMES)[0]
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
-                  rng: random.Random) -> dict[str, torch.Tensor]:
+def train_collate(
+    samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig, rng: random.Random
+) -> dict[str, torch.Tensor]:
     ids, atts, _ = text([rng.choice(s["meta"]["captions"]) for s in samples])
-    return {"image": video_batch(samples, config.image_res, config.frame_len, True, rng), "text_ids": ids,
-            "text_atts": atts, "idx": torch.tensor([retrieval.image_index(s["key"]) for s in samples])}
+    return {
+        "image": video_batch(samples, config.image_res, config.frame_len, True, rng),
+        "text_ids": ids,
+        "text_atts": atts,
+        "idx": torch.tensor([retrieval.image_index(s["key"]) for s in samples]),
+    }
 
 
 def evaluate(model: FusionModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
     rng = random.Random(0)
     result = retrieval.evaluate_retrieval(
-        model, samples, text, cfg,
-        lambda chunk: video_batch(chunk, model.config.image_res, model.config.frame_len, False, rng))
+        model,
+        samples,
+        text,
+        cfg,
+        lambda chunk: video_batch(chunk, model.config.image_res, model.config.frame_len, False, rng),
+    )
     metrics = {}
     for name, value in result.metrics.items():
         prefix, _, rest = name.partition("_")

@@ -23,16 +23,16 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.evaluation import report
-from x2vlm_core.release.model_folder import read_model_config
 from x2vlm_core.data.collate import TextEncoder, sample_images
-from x2vlm_core.models.task_heads import TaskHeads, required_task_heads
+from x2vlm_core.evaluation import report
+from x2vlm_core.evaluation.vqa_accuracy import evalai_results, vqa_accuracy
 from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.protocols import AnswerDecoderModel, FusionModel, TaskModel
+from x2vlm_core.models.task_heads import TaskHeads, required_task_heads
+from x2vlm_core.release.model_folder import read_model_config
 from x2vlm_core.tasks.answers import answer_vocabulary, answer_weights
 from x2vlm_core.tasks.result import SplitResult
 from x2vlm_core.tasks.task_model import build_task_model, model_check
-from x2vlm_core.evaluation.vqa_accuracy import evalai_results, vqa_accuracy
 
 DATASET = "vqa"
 TRAIN_SPLIT = "train"
@@ -64,8 +64,9 @@ def build_model(pretrained: str | Path, shards_root: str | Path, dataset: str = 
     return model
 
 
-def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig,
-                  rng: random.Random) -> dict[str, torch.Tensor]:
+def train_collate(
+    samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig, rng: random.Random
+) -> dict[str, torch.Tensor]:
     question_ids, question_atts, _ = text([s["meta"]["question"] for s in samples])
     answers: list[str] = []
     weights: list[float] = []
@@ -76,38 +77,55 @@ def train_collate(samples: list[dict[str, Any]], text: TextEncoder, config: Mode
         weights.extend(shares.values())
         counts.append(len(shares))
     answer_ids, answer_atts, _ = text(answers)
-    return {"image": sample_images(samples, config.image_res), "question_ids": question_ids,
-            "question_atts": question_atts, "answer_ids": answer_ids, "answer_atts": answer_atts,
-            "answer_weights": torch.tensor(weights, dtype=torch.float32),
-            "answers_per_question": torch.tensor(counts, dtype=torch.long)}
+    return {
+        "image": sample_images(samples, config.image_res),
+        "question_ids": question_ids,
+        "question_atts": question_atts,
+        "answer_ids": answer_ids,
+        "answer_atts": answer_atts,
+        "answer_weights": torch.tensor(weights, dtype=torch.float32),
+        "answers_per_question": torch.tensor(counts, dtype=torch.long),
+    }
 
 
-def fused_questions(model: FusionModel, image: torch.Tensor, question_ids: torch.Tensor,
-                    question_atts: torch.Tensor) -> torch.Tensor:
+def fused_questions(
+    model: FusionModel, image: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor
+) -> torch.Tensor:
     image_embeds, image_atts = model.get_vision_embeds(image)
-    return model.get_cross_embeds(image_embeds, image_atts, model.get_text_embeds(question_ids, question_atts),
-                                  question_atts)
+    return model.get_cross_embeds(
+        image_embeds, image_atts, model.get_text_embeds(question_ids, question_atts), question_atts
+    )
 
 
 def objective(model: AnswerDecoderModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     states = fused_questions(model, batch["image"], batch["question_ids"], batch["question_atts"])
     repeats = batch["answers_per_question"]
-    nll = model.text_decoder.answer_nll(batch["answer_ids"], batch["answer_atts"],
-                                        states.repeat_interleave(repeats, dim=0),
-                                        batch["question_atts"].repeat_interleave(repeats, dim=0))
+    nll = model.text_decoder.answer_nll(
+        batch["answer_ids"],
+        batch["answer_atts"],
+        states.repeat_interleave(repeats, dim=0),
+        batch["question_atts"].repeat_interleave(repeats, dim=0),
+    )
     return {"vqa": (batch["answer_weights"] * nll).sum() / batch["image"].shape[0]}
 
 
-def rank_answers(model: AnswerDecoderModel, states: torch.Tensor, question_atts: torch.Tensor, answer_ids: torch.Tensor,
-                 answer_atts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def rank_answers(
+    model: AnswerDecoderModel,
+    states: torch.Tensor,
+    question_atts: torch.Tensor,
+    answer_ids: torch.Tensor,
+    answer_atts: torch.Tensor,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices into the answer list ``[Q, k]``, best first, with their probabilities among those k."""
     decoder = model.text_decoder
     start = answer_ids[:1, :1].expand(states.shape[0], 1)  # every answer starts with [CLS]
     first = decoder.logits(start, torch.ones_like(start), states, question_atts)[:, 0].softmax(dim=-1)
     first_token_prob, top = first[:, answer_ids[:, 1]].topk(k, dim=1)
     ids, atts = answer_ids[top.flatten()], answer_atts[top.flatten()]
-    nll = decoder.answer_nll(ids, atts, states.repeat_interleave(k, dim=0),
-                             question_atts.repeat_interleave(k, dim=0)).view(-1, k)
+    nll = decoder.answer_nll(
+        ids, atts, states.repeat_interleave(k, dim=0), question_atts.repeat_interleave(k, dim=0)
+    ).view(-1, k)
     # As the official ranking: the first token's log-probability is counted by both stages.
     scores = (first_token_prob.log() - nll).softmax(dim=1)
     probs, order = scores.sort(dim=1, descending=True)
@@ -124,8 +142,9 @@ def decoder_ranker(model: AnswerDecoderModel, text: TextEncoder, answer_list: li
     answer_ids, answer_atts, _ = text(answer_list)
     k = min(k_test, len(answer_list))
 
-    def rank(images: torch.Tensor, question_ids: torch.Tensor,
-             question_atts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rank(
+        images: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         states = fused_questions(model, images, question_ids, question_atts)
         return rank_answers(model, states, question_atts, answer_ids, answer_atts, k)
 
@@ -133,27 +152,40 @@ def decoder_ranker(model: AnswerDecoderModel, text: TextEncoder, answer_list: li
 
 
 @torch.no_grad()
-def evaluate(model: AnswerDecoderModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig) -> SplitResult:
+def evaluate(
+    model: AnswerDecoderModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig
+) -> SplitResult:
     answer_list = answer_list_of(model)
-    return evaluate_answers(model, samples, text, cfg, answer_list,
-                            decoder_ranker(model, text, answer_list, cfg.k_test))
+    return evaluate_answers(
+        model, samples, text, cfg, answer_list, decoder_ranker(model, text, answer_list, cfg.k_test)
+    )
 
 
 @torch.no_grad()
-def evaluate_answers(model: TaskModel, samples: list[dict[str, Any]], text: TextEncoder, cfg: EvalConfig,
-                     answer_list: list[str], rank: AnswerRanker) -> SplitResult:
+def evaluate_answers(
+    model: TaskModel,
+    samples: list[dict[str, Any]],
+    text: TextEncoder,
+    cfg: EvalConfig,
+    answer_list: list[str],
+    rank: AnswerRanker,
+) -> SplitResult:
     """Predict each question's answer with ``rank`` (indices into ``answer_list``, best first, with scores)."""
     model.eval()
     predictions = []
     for start in range(0, len(samples), cfg.batch_size):
-        chunk = samples[start:start + cfg.batch_size]
+        chunk = samples[start : start + cfg.batch_size]
         question_ids, question_atts, _ = text([s["meta"]["question"] for s in chunk])
         ranked, probs = rank(sample_images(chunk, model.config.image_res), question_ids, question_atts)
         for sample, order, prob in zip(chunk, ranked.tolist(), probs.tolist()):
             meta = sample["meta"]
-            row = {"key": sample["key"], "question_id": meta.get("question_id"), "question": meta["question"],
-                   "answer": answer_list[order[0]],
-                   "top5": [[answer_list[i], round(p, 4)] for i, p in zip(order[:5], prob[:5])]}
+            row = {
+                "key": sample["key"],
+                "question_id": meta.get("question_id"),
+                "question": meta["question"],
+                "answer": answer_list[order[0]],
+                "top5": [[answer_list[i], round(p, 4)] for i, p in zip(order[:5], prob[:5])],
+            }
             if meta.get("answers"):
                 row["human_answers"] = meta["answers"]
                 row["accuracy"] = vqa_accuracy(row["answer"], meta["answers"])
@@ -169,8 +201,10 @@ def _metrics(predictions: list[dict[str, Any]], samples: list[dict[str, Any]], m
     by_type: dict[str, list[float]] = defaultdict(list)
     for row, meta in scored:
         by_type[meta.get("answer_type", "all")].append(row["accuracy"])
-    metrics = {"accuracy": sum(row["accuracy"] for row, _ in scored) / len(scored),
-               "majority_answer_accuracy": sum(vqa_accuracy(majority, m["answers"]) for _, m in scored) / len(scored)}
+    metrics = {
+        "accuracy": sum(row["accuracy"] for row, _ in scored) / len(scored),
+        "majority_answer_accuracy": sum(vqa_accuracy(majority, m["answers"]) for _, m in scored) / len(scored),
+    }
     for answer_type, values in sorted(by_type.items()):
         metrics[f"accuracy_{answer_type.replace('/', '_')}"] = sum(values) / len(values)
     return metrics

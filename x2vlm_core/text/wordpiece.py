@@ -31,13 +31,15 @@ BUILTINS = {"bert-base-uncased": _builtin_bert_base_uncased}
 def tokenizer_dir(spec: str) -> Path:
     """A folder with ``vocab.txt``, from a path or a ``builtin:<name>`` spec."""
     if spec.startswith(BUILTIN_PREFIX):
-        name = spec[len(BUILTIN_PREFIX):]
+        name = spec[len(BUILTIN_PREFIX) :]
         if name not in BUILTINS:
             raise ConfigError(f"unknown builtin tokenizer {name!r}; available: {', '.join(sorted(BUILTINS))}")
         return BUILTINS[name]()
     path = Path(spec)
     if not (path / "vocab.txt").is_file():
-        raise ConfigError(f"tokenizer folder {path} has no vocab.txt; point model.tokenizer at a BERT vocabulary folder")
+        raise ConfigError(
+            f"tokenizer folder {path} has no vocab.txt; point model.tokenizer at a BERT vocabulary folder"
+        )
     return path
 
 

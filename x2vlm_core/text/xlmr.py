@@ -21,12 +21,16 @@ TOKENIZER_JSON = "tokenizer.json"
 
 def multilingual_tokenizer_dir(spec: str) -> Path:
     if not spec:
-        raise ConfigError("model.tokenizer is empty: set it to a folder holding XLM-R's sentencepiece.bpe.model "
-                          "(train_sentencepiece makes a small one from text)")
+        raise ConfigError(
+            "model.tokenizer is empty: set it to a folder holding XLM-R's sentencepiece.bpe.model "
+            "(train_sentencepiece makes a small one from text)"
+        )
     path = Path(spec)
     if not any((path / name).is_file() for name in (SENTENCEPIECE_MODEL, TOKENIZER_JSON)):
-        raise ConfigError(f"tokenizer folder {path} has neither {SENTENCEPIECE_MODEL} nor {TOKENIZER_JSON}; "
-                          "point model.tokenizer at an XLM-R tokenizer folder")
+        raise ConfigError(
+            f"tokenizer folder {path} has neither {SENTENCEPIECE_MODEL} nor {TOKENIZER_JSON}; "
+            "point model.tokenizer at an XLM-R tokenizer folder"
+        )
     return path
 
 
@@ -65,8 +69,18 @@ def train_sentencepiece(texts: Iterable[str], out_dir: str | Path, vocab_size: i
         raise ConfigError("no text to train a tokenizer on; give at least one non-empty line")
     sentencepiece.set_random_generator_seed(seed)  # the trainer samples and shuffles sentences
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_prefix=str(out / SENTENCEPIECE_MODEL.removesuffix(".model")),
-        vocab_size=vocab_size, hard_vocab_limit=False, model_type="unigram", character_coverage=1.0,
+        sentence_iterator=iter(lines),
+        model_prefix=str(out / SENTENCEPIECE_MODEL.removesuffix(".model")),
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        character_coverage=1.0,
         # XLM-R's sentencepiece model: <unk> 0, <s> 1, </s> 2, no pad piece.
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, num_threads=1, minloglevel=2)
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        num_threads=1,
+        minloglevel=2,
+    )
     return out

@@ -52,7 +52,8 @@ def rng_state() -> dict[str, Any]:
         "numpy": [np_kind, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
         "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
         "cuda": [base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()]
-        if torch.cuda.is_available() else [],
+        if torch.cuda.is_available()
+        else [],
     }
 
 
@@ -82,9 +83,17 @@ def complete_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, str, dict[str,
     return sorted(found)
 
 
-def save_checkpoint(engine, ckpt_dir: str | Path, step: int, rank: int, world_size: int,
-                    marker: dict[str, Any], keep: int, write_extra: Callable[[str], None] | None = None,
-                    collect: Callable[[str], None] | None = None) -> str:
+def save_checkpoint(
+    engine,
+    ckpt_dir: str | Path,
+    step: int,
+    rank: int,
+    world_size: int,
+    marker: dict[str, Any],
+    keep: int,
+    write_extra: Callable[[str], None] | None = None,
+    collect: Callable[[str], None] | None = None,
+) -> str:
     """Save on every rank; returns the tag. ``marker`` (data position etc.) lands in complete.json.
 
     ``collect(tag)`` runs on every rank once every rank's files are written, to bring them all into
@@ -93,8 +102,10 @@ def save_checkpoint(engine, ckpt_dir: str | Path, step: int, rank: int, world_si
     the checkpoint is.
     """
     if storage.is_gcs(ckpt_dir):
-        raise ConfigError(f"checkpoint dir {ckpt_dir}: DeepSpeed writes to a filesystem; give a gs:// prefix "
-                          "as --checkpoint-root (with --run-id), or use a local path or a volume shared by all nodes")
+        raise ConfigError(
+            f"checkpoint dir {ckpt_dir}: DeepSpeed writes to a filesystem; give a gs:// prefix "
+            "as --checkpoint-root (with --run-id), or use a local path or a volume shared by all nodes"
+        )
     ckpt_dir = Path(ckpt_dir)
     tag = tag_of(step)
     folder = ckpt_dir / tag
@@ -109,8 +120,12 @@ def save_checkpoint(engine, ckpt_dir: str | Path, step: int, rank: int, world_si
     if rank == 0:
         if write_extra is not None:
             write_extra(tag)
-        storage.write_bytes(folder / COMPLETE, json.dumps({"step": step, "world_size": world_size, **marker,
-                                                           "files": file_hashes(folder)}, indent=2).encode())
+        storage.write_bytes(
+            folder / COMPLETE,
+            json.dumps(
+                {"step": step, "world_size": world_size, **marker, "files": file_hashes(folder)}, indent=2
+            ).encode(),
+        )
         storage.write_bytes(ckpt_dir / "latest", tag.encode())
         _prune(ckpt_dir, keep)
     barrier(world_size)
@@ -136,17 +151,21 @@ def verify_files(folder: Path, marker: dict[str, Any]) -> None:
     """
     recorded = marker.get("files")
     if not isinstance(recorded, dict):
-        raise CheckpointError(f"{folder}/{COMPLETE} records no file hashes (written by an older version, or "
-                              "tampered with); start a new run, or use --init with its model folder")
+        raise CheckpointError(
+            f"{folder}/{COMPLETE} records no file hashes (written by an older version, or "
+            "tampered with); start a new run, or use --init with its model folder"
+        )
     odd = [p for p in folder.rglob("*") if p.is_symlink() or not (p.is_file() or p.is_dir())]
     if odd:  # checked before hashing: a link or a FIFO could point anywhere or never end
         raise CheckpointError(f"{odd[0]} is a link or special file; checkpoint folders hold plain files only")
     found = file_hashes(folder)
     changed = sorted(set(found) ^ set(recorded)) or sorted(k for k in found if found[k] != recorded[k])
     if changed:
-        raise CheckpointError(f"{folder}: {changed[0]} is not the file this checkpoint saved "
-                              f"({len(changed)} file(s) added, missing or changed since); restore the folder or "
-                              "delete it to resume from the one before")
+        raise CheckpointError(
+            f"{folder}: {changed[0]} is not the file this checkpoint saved "
+            f"({len(changed)} file(s) added, missing or changed since); restore the folder or "
+            "delete it to resume from the one before"
+        )
 
 
 def _prune(ckpt_dir: Path, keep: int) -> None:
@@ -160,8 +179,9 @@ def _prune(ckpt_dir: Path, keep: int) -> None:
         log.info("removed checkpoint %s", ckpt_dir / tag)
 
 
-def load_latest(engine, ckpt_dir: str | Path, rank: int, world_size: int,
-                expected: dict[str, Any]) -> dict[str, Any] | None:
+def load_latest(
+    engine, ckpt_dir: str | Path, rank: int, world_size: int, expected: dict[str, Any]
+) -> dict[str, Any] | None:
     """Load the newest complete checkpoint into ``engine`` and this rank's RNGs; returns its marker.
 
     ``expected`` holds what must match for the data position to mean the same thing
@@ -172,20 +192,25 @@ def load_latest(engine, ckpt_dir: str | Path, rank: int, world_size: int,
         return None
     step, tag, marker = found[-1]
     if marker["world_size"] != world_size:
-        raise ConfigError(f"{Path(ckpt_dir) / tag} was written by {marker['world_size']} ranks, this run has "
-                          f"{world_size}; resume with {marker['world_size']} ranks, or start a new run with "
-                          f"--init {Path(ckpt_dir) / tag / 'model'} and another --checkpoint-dir")
+        raise ConfigError(
+            f"{Path(ckpt_dir) / tag} was written by {marker['world_size']} ranks, this run has "
+            f"{world_size}; resume with {marker['world_size']} ranks, or start a new run with "
+            f"--init {Path(ckpt_dir) / tag / 'model'} and another --checkpoint-dir"
+        )
     changed = {k: (marker.get(k), v) for k, v in expected.items() if marker.get(k) != v}
     if changed:
         detail = ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in sorted(changed.items()))
-        raise ConfigError(f"{Path(ckpt_dir) / tag} was written with other settings ({detail}); resume with the "
-                          "same settings, or use another --checkpoint-dir")
+        raise ConfigError(
+            f"{Path(ckpt_dir) / tag} was written with other settings ({detail}); resume with the "
+            "same settings, or use another --checkpoint-dir"
+        )
     verify_files(Path(ckpt_dir) / tag, marker)
     with weights_only_loads(Path(ckpt_dir) / tag):
         load_path, _ = engine.load_checkpoint(str(ckpt_dir), tag=tag)
     if load_path is None:
-        raise CheckpointError(f"DeepSpeed could not load {Path(ckpt_dir) / tag}; delete that folder to resume "
-                              "from the one before")
+        raise CheckpointError(
+            f"DeepSpeed could not load {Path(ckpt_dir) / tag}; delete that folder to resume from the one before"
+        )
     rng_file = Path(ckpt_dir) / tag / f"rng-rank{rank}.json"
     set_rng_state(json.loads(rng_file.read_text()))
     log.info("resumed from %s (step %d)", Path(ckpt_dir) / tag, step)
@@ -209,6 +234,8 @@ def consolidated_model(engine, model: nn.Module, ckpt_dir: str | Path, tag: str)
     aliases = {n for n, _ in clone.named_parameters(remove_duplicate=False)} - {n for n, _ in clone.named_parameters()}
     missing = [k for k in missing if k not in aliases]
     if missing or unexpected:
-        raise CheckpointError(f"{Path(ckpt_dir) / tag}: consolidated weights do not fit the model "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(
+            f"{Path(ckpt_dir) / tag}: consolidated weights do not fit the model "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return clone

@@ -31,8 +31,9 @@ _STEP = re.compile(r"step(\d+)")
 def checkpoint_location(root: str, run_id: str, step_name: str) -> str:
     """``<root>/<run_id>/<step_name>``; ``run_id`` must be one plain path component."""
     if not _RUN_ID.fullmatch(run_id or "") or run_id in (".", ".."):
-        raise ConfigError(f"--run-id {run_id!r} must be letters, digits, '.', '_' or '-' (at most 128), e.g. the "
-                          "pipeline run id")
+        raise ConfigError(
+            f"--run-id {run_id!r} must be letters, digits, '.', '_' or '-' (at most 128), e.g. the pipeline run id"
+        )
     return storage.join(root, run_id, step_name)
 
 
@@ -41,7 +42,7 @@ def _remote_markers(remote: str) -> dict[int, str]:
     found = {}
     prefix = remote.rstrip("/") + "/"
     for uri in storage.list_uris(remote):
-        parts = uri[len(prefix):].split("/")
+        parts = uri[len(prefix) :].split("/")
         match = _STEP.fullmatch(parts[0])
         if match and parts[1:] == [COMPLETE]:
             found[int(match[1])] = uri
@@ -57,8 +58,15 @@ class GcsMirror:
     marker's hashes; rank 0 then uploads the rest and the marker last.
     """
 
-    def __init__(self, remote: str, local: str | Path, rank: int, local_rank: int, world_size: int,
-                 local_world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        remote: str,
+        local: str | Path,
+        rank: int,
+        local_rank: int,
+        world_size: int,
+        local_world_size: int | None = None,
+    ) -> None:
         self.remote, self.local = remote.rstrip("/"), Path(local)
         self.rank, self.local_rank, self.world_size = rank, local_rank, world_size
         self.node_size = local_world_size or world_size
@@ -90,11 +98,16 @@ class GcsMirror:
             files = json.loads(marker_bytes)["files"]
             names = sorted(files)
         except (ValueError, KeyError, TypeError, AttributeError):
-            raise CheckpointError(f"{marker_uri} is not a checkpoint marker with file hashes; delete that "
-                                  "checkpoint to resume from the one before") from None
+            raise CheckpointError(
+                f"{marker_uri} is not a checkpoint marker with file hashes; delete that "
+                "checkpoint to resume from the one before"
+            ) from None
         folder = self.local / tag
-        if (folder / COMPLETE).is_file() and (folder / COMPLETE).read_bytes() == marker_bytes \
-                and checkpointing.file_hashes(folder) == files:
+        if (
+            (folder / COMPLETE).is_file()
+            and (folder / COMPLETE).read_bytes() == marker_bytes
+            and checkpointing.file_hashes(folder) == files
+        ):
             return  # this node holds it already (the same pod, restarted)
         shutil.rmtree(folder, ignore_errors=True)
         for relative in names:
@@ -121,7 +134,7 @@ class GcsMirror:
         barrier(self.world_size)
         if self.rank == 0:
             for uri in storage.list_uris(target):
-                relative = uri[len(target) + 1:]
+                relative = uri[len(target) + 1 :]
                 if storage.stays_inside(relative) and not (folder / relative).exists():
                     storage.download_file(uri, folder / relative)
                     self._fetched.add(relative)
@@ -152,7 +165,7 @@ class GcsMirror:
         prefix = self.remote + "/"
         doomed: dict[int, list[str]] = {}
         for uri in storage.list_uris(self.remote):
-            match = _STEP.fullmatch(uri[len(prefix):].split("/")[0])
+            match = _STEP.fullmatch(uri[len(prefix) :].split("/")[0])
             if match and int(match[1]) not in kept:
                 doomed.setdefault(int(match[1]), []).append(uri)
         for step, uris in doomed.items():

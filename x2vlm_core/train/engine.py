@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 from typing import Any
 
@@ -20,8 +19,13 @@ PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_CHOICES = ("auto", "on", "off")
 ZERO_STAGES = (1, 2, 3)
 # These belong to our config (train.optim, train.batch_size, ...); set there, not in train.deepspeed.
-_OWNED_KEYS = ("optimizer", "scheduler", "train_batch_size", "train_micro_batch_size_per_gpu",
-               "gradient_accumulation_steps")
+_OWNED_KEYS = (
+    "optimizer",
+    "scheduler",
+    "train_batch_size",
+    "train_micro_batch_size_per_gpu",
+    "gradient_accumulation_steps",
+)
 
 
 def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
@@ -44,8 +48,10 @@ def micro_batch_size(batch: int, cfg: TrainConfig, world_size: int, what: str = 
     if cfg.gradient_accumulation < 1:
         raise ConfigError(f"train.gradient_accumulation must be >= 1, got {cfg.gradient_accumulation}")
     if batch < parts or batch % parts:
-        raise ConfigError(f"{what}={batch} is not divisible by world size {world_size} x gradient_accumulation "
-                          f"{cfg.gradient_accumulation} = {parts}; use a multiple of {parts}")
+        raise ConfigError(
+            f"{what}={batch} is not divisible by world size {world_size} x gradient_accumulation "
+            f"{cfg.gradient_accumulation} = {parts}; use a multiple of {parts}"
+        )
     return batch // parts
 
 
@@ -55,8 +61,10 @@ def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str) -> dict
         raise ConfigError(f"train.deepspeed must be a mapping of DeepSpeed settings, got {shown(cfg.deepspeed)}")
     owned = sorted(set(cfg.deepspeed) & set(_OWNED_KEYS))
     if owned:
-        raise ConfigError(f"train.deepspeed may not set {owned}: they come from train.optim, train.batch_size "
-                          "and train.gradient_accumulation; set those instead")
+        raise ConfigError(
+            f"train.deepspeed may not set {owned}: they come from train.optim, train.batch_size "
+            "and train.gradient_accumulation; set those instead"
+        )
     generated = {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": cfg.gradient_accumulation,
@@ -69,11 +77,14 @@ def deepspeed_config(cfg: TrainConfig, micro_batch: int, precision: str) -> dict
     config = deep_merge(generated, cfg.deepspeed)
     stage = config.get("zero_optimization", {}).get("stage")
     if stage not in ZERO_STAGES:
-        raise ConfigError(f"ZeRO stage {shown(stage)} is not supported; use train.zero_stage 1 or 2 (3 also works, "
-                          "slower at small scale)")
+        raise ConfigError(
+            f"ZeRO stage {shown(stage)} is not supported; use train.zero_stage 1 or 2 (3 also works, "
+            "slower at small scale)"
+        )
     if config.get("fp16", {}).get("enabled"):
-        raise ConfigError("fp16 is not supported (X²-VLM's losses overflow without careful scaling); "
-                          "use train.precision=bf16")
+        raise ConfigError(
+            "fp16 is not supported (X²-VLM's losses overflow without careful scaling); use train.precision=bf16"
+        )
     return config
 
 
@@ -95,8 +106,9 @@ def enable_activation_checkpointing(model: nn.Module) -> int:
     return len(blocks)
 
 
-def build_engine(model: nn.Module, cfg: TrainConfig, device: torch.device, micro_batch: int,
-                 new_prefixes: tuple[str, ...] = ()):
+def build_engine(
+    model: nn.Module, cfg: TrainConfig, device: torch.device, micro_batch: int, new_prefixes: tuple[str, ...] = ()
+):
     import deepspeed
 
     precision = resolve_precision(cfg, device)
@@ -107,6 +119,7 @@ def build_engine(model: nn.Module, cfg: TrainConfig, device: torch.device, micro
         compile_encoders(model)
     optimizer = build_optimizer(model, cfg.optim, new_prefixes)
     scheduler = linear_warmup_decay(optimizer, min(cfg.optim.warmup_steps, cfg.steps), cfg.steps)
-    engine, _, _, _ = deepspeed.initialize(model=model.to(device), optimizer=optimizer, lr_scheduler=scheduler,
-                                           config=config)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model.to(device), optimizer=optimizer, lr_scheduler=scheduler, config=config
+    )
     return engine

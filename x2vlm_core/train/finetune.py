@@ -20,13 +20,18 @@ from typing import Any
 
 from torch import nn
 
-from x2vlm_core.release.model_folder import load_model_dir
 from x2vlm_core.data.shards import iter_shard_samples, list_shards
 from x2vlm_core.data.streaming import dataset_shards, shard_loader
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT, few_shot_sample, group_by_language, record_language, target_languages
+from x2vlm_core.evaluation.multilingual import (
+    FEW_SHOT_SPLIT,
+    few_shot_sample,
+    group_by_language,
+    record_language,
+    target_languages,
+)
 from x2vlm_core.families import family_of, text_encoder_for
-from x2vlm_core.release.model_folder import read_model_config
+from x2vlm_core.release.model_folder import load_model_dir, read_model_config
 from x2vlm_core.tasks import get_task
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import init_distributed
@@ -37,11 +42,18 @@ from x2vlm_core.train.seed import seed_everything
 log = logging.getLogger(__name__)
 
 
-
-def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shards_root: str | Path,
-                 output_dir: str | Path, checkpoint_dir: str | Path, dataset: str | None = None,
-                 few_shot: int = 0, languages: Sequence[str] | None = None,
-                 checkpoint_uri: str | None = None) -> dict[str, Any]:
+def run_finetune(
+    task_name: str,
+    pretrained: str | Path,
+    cfg: TrainConfig,
+    shards_root: str | Path,
+    output_dir: str | Path,
+    checkpoint_dir: str | Path,
+    dataset: str | None = None,
+    few_shot: int = 0,
+    languages: Sequence[str] | None = None,
+    checkpoint_uri: str | None = None,
+) -> dict[str, Any]:
     """Train ``task_name`` for ``cfg.steps`` steps; the task model folder (with its heads) goes to ``output_dir``.
 
     ``dataset`` replaces the task's own (e.g. ``xflickrco`` for retrieval, ``xgqa`` for vqa).
@@ -63,8 +75,10 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
     if few_shot:
         shots = few_shot_pool(shards_root, dataset, few_shot, cfg.seed, languages)
         if micro_batch > len(shots):
-            raise ConfigError(f"the batch ({micro_batch} per rank) is larger than the {len(shots)} few-shot examples; "
-                              f"set train.batch_size to at most {len(shots)} per rank")
+            raise ConfigError(
+                f"the batch ({micro_batch} per rank) is larger than the {len(shots)} few-shot examples; "
+                f"set train.batch_size to at most {len(shots)} per rank"
+            )
         try:
             task.check_model(load_model_dir(pretrained), pretrained)
         except ConfigError as exc:
@@ -77,17 +91,36 @@ def run_finetune(task_name: str, pretrained: str | Path, cfg: TrainConfig, shard
     setattr(model, "new_head_prefixes", family.finetune_head_prefixes(model))
     text = text_encoder_for(model.config)  # the model's own tokenizer: WordPiece, or CCLM's sentencepiece
     options = task.collate_options(model) if hasattr(task, "collate_options") else {}
-    collate = functools.partial(task.train_collate, text=text, config=model.config,
-                                rng=random.Random(cfg.seed * 1000 + info.rank), **options)
+    collate = functools.partial(
+        task.train_collate, text=text, config=model.config, rng=random.Random(cfg.seed * 1000 + info.rank), **options
+    )
     if few_shot:
         batches = ((collate(chunk),) for chunk in few_shot_batches(shots, micro_batch, f"{cfg.seed}:{info.rank}"))
     else:
-        loader = shard_loader(shards, micro_batch, collate, rank=info.rank, world_size=info.world_size,
-                              seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer, num_workers=cfg.num_workers)
+        loader = shard_loader(
+            shards,
+            micro_batch,
+            collate,
+            rank=info.rank,
+            world_size=info.world_size,
+            seed=cfg.seed,
+            shuffle_buffer=cfg.shuffle_buffer,
+            num_workers=cfg.num_workers,
+        )
         batches = ((batch,) for batch in loader)
     description = f"finetune-{task_name}" + (f"-{few_shot}-shot" if few_shot else "")
-    return run_training(model, lambda step: task.objective, batches, cfg, info, output_dir, checkpoint_dir,
-                        micro_batch=micro_batch, description=description, checkpoint_uri=checkpoint_uri)
+    return run_training(
+        model,
+        lambda step: task.objective,
+        batches,
+        cfg,
+        info,
+        output_dir,
+        checkpoint_dir,
+        micro_batch=micro_batch,
+        description=description,
+        checkpoint_uri=checkpoint_uri,
+    )
 
 
 def build_task_model_for(task: Any, pretrained: str | Path, shards_root: str | Path, dataset: str) -> nn.Module:
@@ -97,15 +130,18 @@ def build_task_model_for(task: Any, pretrained: str | Path, shards_root: str | P
     return task.build_model(pretrained, shards_root)
 
 
-def few_shot_pool(shards_root: str | Path, dataset: str, shots: int, seed: int,
-                  languages: Sequence[str] | None) -> list[dict[str, Any]]:
+def few_shot_pool(
+    shards_root: str | Path, dataset: str, shots: int, seed: int, languages: Sequence[str] | None
+) -> list[dict[str, Any]]:
     """``shots`` samples per language of ``dataset``'s few-shot split, the same ones for a seed."""
     samples = list(iter_shard_samples(list_shards(str(shards_root), dataset, FEW_SHOT_SPLIT)))
     language_of = lambda sample: record_language(sample["meta"])  # noqa: E731
     wanted = list(languages) if languages else target_languages(group_by_language(samples, language_of))
     if not wanted:
-        raise DataError(f"the {FEW_SHOT_SPLIT!r} split of {dataset!r} has no language besides English; "
-                        "few-shot needs target-language examples there")
+        raise DataError(
+            f"the {FEW_SHOT_SPLIT!r} split of {dataset!r} has no language besides English; "
+            "few-shot needs target-language examples there"
+        )
     chosen = few_shot_sample(samples, shots, seed, wanted, language_of=language_of, key_of=lambda s: s["key"])
     log.info("few-shot: %d examples of %s from %s/%s", shots, ", ".join(wanted), dataset, FEW_SHOT_SPLIT)
     return chosen
@@ -119,4 +155,4 @@ def few_shot_batches(samples: list[dict[str, Any]], batch_size: int, seed: str) 
         order = list(samples)
         random.Random(f"{seed}:{epoch}").shuffle(order)
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield order[start:start + batch_size]
+            yield order[start : start + batch_size]

@@ -11,11 +11,22 @@ from typing import Any
 from x2vlm_core.errors import X2VLMError
 
 
-def run_under_torchrun(cli_args: list[str], output_dir: str, nproc_per_node: int = 1,
-                       overrides: list[str] | None = None) -> dict[str, Any]:
+def run_under_torchrun(
+    cli_args: list[str], output_dir: str, nproc_per_node: int = 1, overrides: list[str] | None = None
+) -> dict[str, Any]:
     """Run ``x2vlm <cli_args> --output output_dir`` on ``nproc_per_node`` ranks; return its training.json."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
-               "-m", "x2vlm_core.cli", *cli_args, "--output", output_dir]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc_per_node}",
+        "-m",
+        "x2vlm_core.cli",
+        *cli_args,
+        "--output",
+        output_dir,
+    ]
     for item in overrides or []:
         command += ["--set", str(item)]
     done = subprocess.run(command)

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.release.model_folder import save_model_dir
 from x2vlm_core.config_io import to_dict
 from x2vlm_core.data.streaming import to_device
 from x2vlm_core.errors import CheckpointError
 from x2vlm_core.models.heads import TEMP_RANGE
+from x2vlm_core.release.model_folder import save_model_dir
 from x2vlm_core.train import checkpointing
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import DistInfo, barrier, from_main
@@ -100,20 +100,32 @@ def run_training(
     # Each family names its own new heads (they train at lr * lr_mult).
     engine = build_engine(model, cfg, dist_info.device, micro_batch, tuple(getattr(model, "new_head_prefixes", ())))
     float_dtype = torch.bfloat16 if engine.bfloat16_enabled() else None
-    settings = {"description": description, "micro_batch": micro_batch, "gradient_accumulation": accumulation,
-                **(resume_settings or {})}
+    settings = {
+        "description": description,
+        "micro_batch": micro_batch,
+        "gradient_accumulation": accumulation,
+        **(resume_settings or {}),
+    }
 
     mirror = None
     if checkpoint_uri:
-        mirror = GcsMirror(checkpoint_uri, ckpt_dir, rank, dist_info.local_rank, world_size,
-                           int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
+        mirror = GcsMirror(
+            checkpoint_uri,
+            ckpt_dir,
+            rank,
+            dist_info.local_rank,
+            world_size,
+            int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
+        )
         mirror.restore()
     # The data stream is positioned first, then the checkpoint restores every RNG as it was.
     found = checkpointing.complete_checkpoints(ckpt_dir)
     newest = from_main(found[-1][0] if found else None, world_size)
     if newest != (found[-1][0] if found else None):
-        raise CheckpointError(f"rank {rank} sees other checkpoints in {ckpt_dir} than rank 0; the checkpoint "
-                              "dir must be one folder shared by all nodes (e.g. a PVC or a gcsfuse mount)")
+        raise CheckpointError(
+            f"rank {rank} sees other checkpoints in {ckpt_dir} than rank 0; the checkpoint "
+            "dir must be one folder shared by all nodes (e.g. a PVC or a gcsfuse mount)"
+        )
     start = min(newest, cfg.steps) if found else 0
     if callable(batches):
         stream = batches(start * accumulation)
@@ -128,8 +140,15 @@ def run_training(
         if marker["step"] != start:
             raise CheckpointError(f"{ckpt_dir} changed while resuming (step {start}, then {marker['step']}); run again")
 
-    progress = TrainingLog(description, cfg.steps, start, cfg.log_every, world_size, dist_info.is_main,
-                           output_dir / "tensorboard" if cfg.tensorboard else None)
+    progress = TrainingLog(
+        description,
+        cfg.steps,
+        start,
+        cfg.log_every,
+        world_size,
+        dist_info.is_main,
+        output_dir / "tensorboard" if cfg.tensorboard else None,
+    )
     final: list[torch.nn.Module] = []
 
     def save(step: int) -> str:
@@ -142,9 +161,17 @@ def run_training(
             save_model_dir(final[0], ckpt_dir / tag / "model")
 
         began = time.monotonic()
-        saved = checkpointing.save_checkpoint(engine, ckpt_dir, step, rank, world_size,
-                                              {**settings, "micro_batches_consumed": step * accumulation},
-                                              cfg.keep_checkpoints, write_model, mirror.collect if mirror else None)
+        saved = checkpointing.save_checkpoint(
+            engine,
+            ckpt_dir,
+            step,
+            rank,
+            world_size,
+            {**settings, "micro_batches_consumed": step * accumulation},
+            cfg.keep_checkpoints,
+            write_model,
+            mirror.collect if mirror else None,
+        )
         if mirror is not None:
             mirror.upload(saved)
         save_seconds[:] = [time.monotonic() - began]
@@ -175,8 +202,7 @@ def run_training(
             due = done == cfg.steps or (cfg.save_every and done % cfg.save_every == 0)
             seconds_left = sigterm.seconds_left()
             if seconds_left is not None:
-                fits = from_main(sigterm.save_fits(seconds_left, save_seconds[0] if save_seconds else None),
-                                 world_size)
+                fits = from_main(sigterm.save_fits(seconds_left, save_seconds[0] if save_seconds else None), world_size)
                 if due or fits:
                     tag = save(done)
                     kept = f"saved {where(tag)}"
@@ -184,15 +210,23 @@ def run_training(
                     last = tag or (found[-1][1] if found else None)
                     kept = f"no time to save, {where(last)} is kept" if last else "no time to save, no checkpoint yet"
                 progress.close()
-                raise TrainingStopped(f"stopped by SIGTERM after step {done}: {kept}; run again with the same "
-                                      "checkpoint location to resume")
+                raise TrainingStopped(
+                    f"stopped by SIGTERM after step {done}: {kept}; run again with the same "
+                    "checkpoint location to resume"
+                )
             if due:
                 tag = save(done)
         if tag is None:  # nothing left to train (already complete, or zero steps): save what there is
             tag = save(start)
 
-    summary = {"steps": cfg.steps, "resumed_from_step": start, "world_size": world_size,
-               "checkpoint": where(tag), **progress.close(), "train_config": to_dict(cfg)}
+    summary = {
+        "steps": cfg.steps,
+        "resumed_from_step": start,
+        "world_size": world_size,
+        "checkpoint": where(tag),
+        **progress.close(),
+        "train_config": to_dict(cfg),
+    }
     if dist_info.is_main:
         save_model_dir(final[0], output_dir, extra=summary)
         log.info("%s: model written to %s", description, output_dir)

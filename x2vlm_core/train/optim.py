@@ -24,8 +24,11 @@ def param_groups(model: nn.Module, cfg: OptimConfig, new_prefixes: tuple[str, ..
         key = (_no_decay(name, param, exempt), name.startswith(new_prefixes))
         groups.setdefault(key, []).append(param)
     return [
-        {"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-         "lr": cfg.lr * (cfg.lr_mult if is_new else 1.0)}
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+            "lr": cfg.lr * (cfg.lr_mult if is_new else 1.0),
+        }
         for (no_decay, is_new), params in sorted(groups.items())
     ]
 
@@ -35,8 +38,9 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, new_prefixes: tuple[str,
     if len(cfg.betas) != 2:
         raise ConfigError(f"optim.betas must be two numbers (beta1, beta2), got {cfg.betas}")
     beta1, beta2 = cfg.betas
-    return torch.optim.AdamW(param_groups(model, cfg, new_prefixes), lr=cfg.lr, betas=(beta1, beta2),
-                             fused=fused or None)
+    return torch.optim.AdamW(
+        param_groups(model, cfg, new_prefixes), lr=cfg.lr, betas=(beta1, beta2), fused=fused or None
+    )
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:

@@ -32,8 +32,16 @@ def _sum_across_ranks(values: dict[str, float], world_size: int) -> dict[str, fl
 
 
 class TrainingLog:
-    def __init__(self, description: str, total_steps: int, start_step: int, log_every: int, world_size: int,
-                 is_main: bool, tensorboard_dir: str | Path | None) -> None:
+    def __init__(
+        self,
+        description: str,
+        total_steps: int,
+        start_step: int,
+        log_every: int,
+        world_size: int,
+        is_main: bool,
+        tensorboard_dir: str | Path | None,
+    ) -> None:
         self.description, self.log_every, self.world_size, self.is_main = description, log_every, world_size, is_main
         self.history: list[dict[str, float]] = []
         self.bar = tqdm(total=total_steps, initial=start_step, desc=description, disable=not is_main, mininterval=2)
@@ -67,16 +75,24 @@ class TrainingLog:
             return None
         # float() syncs with the device, so only on logging steps.
         sums = {name: float(value) for name, value in self.losses.items()}
-        sums.update({f"count/{name}": count for name, count in self.counts.items()},
-                    samples=self.samples, tokens=self.tokens)
+        sums.update(
+            {f"count/{name}": count for name, count in self.counts.items()}, samples=self.samples, tokens=self.tokens
+        )
         sums = _sum_across_ranks(sums, self.world_size)
         seconds = max(time.time() - self.window_start, 1e-9)
         record = {name: sums[name] / sums[f"count/{name}"] for name in self.losses}
         if not math.isfinite(record["loss"]):
-            raise X2VLMError(f"{self.description}: loss became {record['loss']} at step {step}; "
-                             "lower train.optim.lr, or set train.stop_itm_after if ITM hard negatives diverge")
-        record.update(step=step, lr=lrs[0], lr_new_heads=max(lrs), samples_per_s=sums["samples"] / seconds,
-                      tokens_per_s=sums["tokens"] / seconds)
+            raise X2VLMError(
+                f"{self.description}: loss became {record['loss']} at step {step}; "
+                "lower train.optim.lr, or set train.stop_itm_after if ITM hard negatives diverge"
+            )
+        record.update(
+            step=step,
+            lr=lrs[0],
+            lr_new_heads=max(lrs),
+            samples_per_s=sums["samples"] / seconds,
+            tokens_per_s=sums["tokens"] / seconds,
+        )
         self.history.append(record)
         if self.is_main:
             log.info(json.dumps({"event": self.description, **{k: round(v, 5) for k, v in record.items()}}))
@@ -93,5 +109,8 @@ class TrainingLog:
         self.bar.close()
         if self.writer is not None:
             self.writer.close()
-        return {"seconds": round(time.time() - self.started, 2), "history": self.history,
-                "final": self.history[-1] if self.history else {}}
+        return {
+            "seconds": round(time.time() - self.started, 2),
+            "history": self.history,
+            "final": self.history[-1] if self.history else {},
+        }

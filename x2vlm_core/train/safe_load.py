@@ -45,9 +45,11 @@ def weights_only_loads(where: str | Path) -> Iterator[None]:
         # torch's message is a page of advice to load it unsafely; keep only the line that names the type.
         lines = [line for line in str(err).splitlines() if "WeightsUnpickler error" in line]
         reason = (lines[0].strip().split(". Please")[0] if lines else type(err).__name__)[:200]
-        raise CheckpointError(f"{where}: refused to load a checkpoint file that holds more than tensors and "
-                              f"DeepSpeed's own types ({reason}); it may have been tampered with, delete it "
-                              "or restore it from a trusted copy") from None
+        raise CheckpointError(
+            f"{where}: refused to load a checkpoint file that holds more than tensors and "
+            f"DeepSpeed's own types ({reason}); it may have been tampered with, delete it "
+            "or restore it from a trusted copy"
+        ) from None
     finally:
         for name, value in saved.items():
             os.environ.pop(name, None)

@@ -27,11 +27,15 @@ def resolve_streams(model_cfg: Any, cfg: TrainConfig) -> TrainConfig:
     for name in STREAMS:
         stream = getattr(data, name)
         if stream.datasets is None:
-            data = dataclasses.replace(data, **{name: dataclasses.replace(stream, datasets=list(defaults.get(name, [])))})
+            data = dataclasses.replace(
+                data, **{name: dataclasses.replace(stream, datasets=list(defaults.get(name, [])))}
+            )
         elif stream.datasets and name not in allowed:
-            raise ConfigError(f"train.data.{name} is on, but model {model_cfg.name} ({family.name}) cannot "
-                              f"train on it (train.stage={cfg.stage}); it trains on {', '.join(allowed)}. Set "
-                              f"train.data.{name}.datasets=[]")
+            raise ConfigError(
+                f"train.data.{name} is on, but model {model_cfg.name} ({family.name}) cannot "
+                f"train on it (train.stage={cfg.stage}); it trains on {', '.join(allowed)}. Set "
+                f"train.data.{name}.datasets=[]"
+            )
     return dataclasses.replace(cfg, data=data)
 
 

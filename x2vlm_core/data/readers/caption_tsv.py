@@ -29,11 +29,17 @@ def read(source: Source) -> Iterator[dict]:
                     continue
                 columns = line.split("\t")
                 if len(columns) != 2:
-                    raise DataError(f"{path}: line {line_number} has {len(columns)} tab-separated columns, expected 2 (caption, image path or URL)")
+                    raise DataError(
+                        f"{path}: line {line_number} has {len(columns)} tab-separated columns, expected 2 (caption, image path or URL)"
+                    )
                 caption, image = columns[0].strip(), columns[1].strip()
                 remote = "://" in image
                 record = base_record(
-                    source, record_key("tsv", f"{stem}-{line_number:09d}", path), KIND, source.given_split, [image if remote else images / image]
+                    source,
+                    record_key("tsv", f"{stem}-{line_number:09d}", path),
+                    KIND,
+                    source.given_split,
+                    [image if remote else images / image],
                 )
                 record.update(image_id=f"{stem}-{line_number}", captions=[caption])
                 if remote:

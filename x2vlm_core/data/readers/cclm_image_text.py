@@ -20,8 +20,13 @@ from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
-FORMAT = SourceFormat((), (), default_split="train", files_or_folders=("data",),
-                      options={"image_key": "binary", "caption_key": "caption", "image_is_path": False})
+FORMAT = SourceFormat(
+    (),
+    (),
+    default_split="train",
+    files_or_folders=("data",),
+    options={"image_key": "binary", "caption_key": "caption", "image_is_path": False},
+)
 __all__ = ["FORMAT", "parts", "read"]
 
 
@@ -32,11 +37,15 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
         for line_number, offset, size, entry in iter_json_lines_at(path):
             where = f"line {line_number}.{caption_key}"
             if caption_key not in entry:
-                raise DataError(f"{path}: line {line_number} has no '{caption_key}' field; set caption_key to the field holding the captions")
+                raise DataError(
+                    f"{path}: line {line_number} has no '{caption_key}' field; set caption_key to the field holding the captions"
+                )
             captions, languages = texts_of(entry[caption_key], path, where)
             if languages is None or not all(languages):
-                raise DataError(f"{path}: {where} has captions without a language; CCLM files map each language to its "
-                                "caption ({\"en\": ..., \"de\": ...}); read untagged files with the x2vlm_image_text format")
+                raise DataError(
+                    f"{path}: {where} has captions without a language; CCLM files map each language to its "
+                    'caption ({"en": ..., "de": ...}); read untagged files with the x2vlm_image_text format'
+                )
             for language in set(languages):
                 check_language(language, f"{path}: {where}")
             image = image_input(source, entry, path, (line_number, offset, size))

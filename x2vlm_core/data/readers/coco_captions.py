@@ -31,7 +31,9 @@ def read(source: Source) -> Iterator[dict]:
     for i, image in enumerate(images):
         image_id = image["id"]
         file_name = field(image, "file_name", path, f"images[{i}]", str)
-        record = base_record(source, record_key("coco", image_id, path), KIND, source.given_split, [source.path("images") / file_name])
+        record = base_record(
+            source, record_key("coco", image_id, path), KIND, source.given_split, [source.path("images") / file_name]
+        )
         record.update(image_id=image_id, captions=captions.get(image_id, []))
         if not record["captions"]:
             # Listed but never captioned: nothing to train on, yet it must show up in the counts and rejects.

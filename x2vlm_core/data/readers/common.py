@@ -24,7 +24,9 @@ def load_json(path: Path) -> Any:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); re-download or regenerate the file") from None
+        raise DataError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}); re-download or regenerate the file"
+        ) from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; re-download or regenerate the file") from None
 
@@ -38,7 +40,9 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as error:
-                raise DataError(f"{path}: line {line_number} is not valid JSON ({error.msg}); fix or re-download the file") from None
+                raise DataError(
+                    f"{path}: line {line_number} is not valid JSON ({error.msg}); fix or re-download the file"
+                ) from None
             if not isinstance(value, dict):
                 raise DataError(f"{path}: line {line_number} is a {type(value).__name__}, expected a JSON object")
             yield line_number, value
@@ -47,7 +51,9 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def field(obj: Any, name: str, path: Path, where: str, kind: type | tuple[type, ...] = object) -> Any:
     """``obj[name]`` checked for presence and type; ``where`` says which entry (e.g. 'images[3]')."""
     if not isinstance(obj, Mapping):
-        raise DataError(f"{path}: {where} is a {type(obj).__name__}, expected an object with '{name}'; is this the right file?")
+        raise DataError(
+            f"{path}: {where} is a {type(obj).__name__}, expected an object with '{name}'; is this the right file?"
+        )
     if name not in obj:
         raise DataError(f"{path}: {where} has no '{name}' field; is this the right file for this format?")
     value = obj[name]
@@ -86,8 +92,7 @@ def _type_names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in _as_tuple(kind))
 
 
-def base_record(source: "Source", key: str, kind: str, split: str,
-                image_paths: Sequence[str | Path]) -> dict[str, Any]:
+def base_record(source: "Source", key: str, kind: str, split: str, image_paths: Sequence[str | Path]) -> dict[str, Any]:
     """The fields every record has, whatever its kind."""
     record = {
         "key": key,
@@ -125,7 +130,9 @@ def iter_json_lines_at(path: Path) -> Iterator[tuple[int, int, int, dict[str, An
             try:
                 value = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise DataError(f"{path}: line {line_number} is not valid JSON ({error}); fix or re-download the file") from None
+                raise DataError(
+                    f"{path}: line {line_number} is not valid JSON ({error}); fix or re-download the file"
+                ) from None
             if not isinstance(value, dict):
                 raise DataError(f"{path}: line {line_number} is a {type(value).__name__}, expected a JSON object")
             yield line_number, start, len(line), value
@@ -148,7 +155,9 @@ def texts_of(value: Any, path: Path, where: str) -> tuple[list[str], list[str] |
                 texts.append(text.strip())
                 languages.append(language)
         else:
-            raise DataError(f"{path}: {where} is {item!r}; expected a caption string, a list of them, or a {{language: caption}} mapping")
+            raise DataError(
+                f"{path}: {where} is {item!r}; expected a caption string, a list of them, or a {{language: caption}} mapping"
+            )
     return texts, (languages if any(languages) else None)
 
 

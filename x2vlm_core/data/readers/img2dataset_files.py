@@ -23,7 +23,9 @@ FORMAT = SourceFormat((), ("folder",), default_split="train", options={"image_ex
 def parts(source: Source) -> list[str]:
     files = sorted(str(path) for path in source.path("folder").glob("*.parquet"))
     if not files:
-        raise DataError(f"{source.path('folder')}: no .parquet files; point 'folder' at img2dataset's output folder (output_format=files)")
+        raise DataError(
+            f"{source.path('folder')}: no .parquet files; point 'folder' at img2dataset's output folder (output_format=files)"
+        )
     return files
 
 
@@ -40,10 +42,14 @@ def _read_parquet(source: Source, path: Path) -> Iterator[dict]:
     try:
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises its own ArrowInvalid/OSError family for damaged files
-        raise DataError(f"{path}: not a readable parquet file ({type(error).__name__}: {error}); re-download it".splitlines()[0]) from None
+        raise DataError(
+            f"{path}: not a readable parquet file ({type(error).__name__}: {error}); re-download it".splitlines()[0]
+        ) from None
     missing = [name for name in REQUIRED_COLUMNS if name not in table.column_names]
     if missing:
-        raise DataError(f"{path}: no column(s) {missing}; is this an img2dataset parquet (columns {table.column_names})?")
+        raise DataError(
+            f"{path}: no column(s) {missing}; is this an img2dataset parquet (columns {table.column_names})?"
+        )
     images = path.with_suffix("")  # 00000.parquet describes the images in 00000/
     extension = source.options["image_extension"]
     if not images.is_dir():
@@ -52,12 +58,20 @@ def _read_parquet(source: Source, path: Path) -> Iterator[dict]:
             f"{path}: no image folder {images.name}/ beside it; img2dataset's files layout is "
             f"{path.name} + {images.name}/<key>.{extension}, so download the images (output_format=files) or move the folder back"
         )
-    columns = table.select(list(REQUIRED_COLUMNS) + (["error_message"] if "error_message" in table.column_names else [])).to_pylist()
+    columns = table.select(
+        list(REQUIRED_COLUMNS) + (["error_message"] if "error_message" in table.column_names else [])
+    ).to_pylist()
     for row_number, row in enumerate(columns):
         key = row["key"]
         if not isinstance(key, str) or not key:
             raise DataError(f"{path}: row {row_number} has key {key!r}; expected img2dataset's string key")
-        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('folder').name}-{key}"), path), KIND, source.given_split, [images / f"{key}.{extension}"])
+        record = base_record(
+            source,
+            record_key("img2dataset", key_part(f"{source.path('folder').name}-{key}"), path),
+            KIND,
+            source.given_split,
+            [images / f"{key}.{extension}"],
+        )
         caption = row["caption"]
         record.update(image_id=key, captions=[caption.strip() if isinstance(caption, str) else ""])
         if row["status"] != "success":

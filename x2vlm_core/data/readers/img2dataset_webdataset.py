@@ -26,7 +26,9 @@ FORMAT = SourceFormat((), ("shards",), default_split="train")
 def parts(source: Source) -> list[str]:
     tars = sorted(str(path) for path in source.path("shards").glob("*.tar"))
     if not tars:
-        raise DataError(f"{source.path('shards')}: no .tar shards; point 'shards' at img2dataset's output folder (output_format=webdataset)")
+        raise DataError(
+            f"{source.path('shards')}: no .tar shards; point 'shards' at img2dataset's output folder (output_format=webdataset)"
+        )
     return tars
 
 
@@ -56,7 +58,13 @@ def _read_tar(source: Source, path: Path) -> Iterator[dict]:
             reference = input_reference(path, missing=f"{key}.jpg")
         else:
             reference = input_reference(path, member=image.name, offset=image.offset_data, size=image.size)
-        record = base_record(source, record_key("img2dataset", key_part(f"{source.path('shards').name}-{key}"), path), KIND, source.given_split, [reference])
+        record = base_record(
+            source,
+            record_key("img2dataset", key_part(f"{source.path('shards').name}-{key}"), path),
+            KIND,
+            source.given_split,
+            [reference],
+        )
         record.update(image_id=key, captions=[texts[key]])
         yield record
 

@@ -27,7 +27,9 @@ def check_language(code: str, where: str) -> str:
 
 
 def _candidates(name: str) -> list[str]:
-    return [part for part in re.split(r"[._\-\s]+", name) if LANGUAGE_CODE.fullmatch(part) and part not in _NOT_LANGUAGES]
+    return [
+        part for part in re.split(r"[._\-\s]+", name) if LANGUAGE_CODE.fullmatch(part) and part not in _NOT_LANGUAGES
+    ]
 
 
 def language_of(option: str, path: Path) -> str:

@@ -15,7 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from x2vlm_core.data.readers.common import base_record, field, field_list, iter_json_lines, key_part, load_json, record_key
+from x2vlm_core.data.readers.common import (
+    base_record,
+    field,
+    field_list,
+    iter_json_lines,
+    key_part,
+    load_json,
+    record_key,
+)
 from x2vlm_core.data.readers.languages import AUTO, check_language, language_of
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
@@ -42,8 +50,11 @@ def _label(entry: Any, path: Path, where: str) -> bool:
 
 def _image(images: Path, language: str, concept: str, name: str) -> Path:
     """The MaRVL download's layout first, then the path as written; a missing image is the image step's reject."""
-    candidates = [images / language / "images" / concept / name, images / name,
-                  images / language / "all" / Path(name).name]
+    candidates = [
+        images / language / "images" / concept / name,
+        images / name,
+        images / language / "all" / Path(name).name,
+    ]
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 
@@ -53,32 +64,55 @@ def _read_iglue(source: Source, path: Path) -> Iterator[dict]:
         where = f"line {line_number}"
         language = check_language(fixed or field(entry, "language", path, where, str), f"{path}: {where}.language")
         concept = str(entry.get("concept", ""))
-        images = [_image(source.path("images"), language, concept, field(entry, name, path, where, str))
-                  for name in ("left_img", "right_img")]
+        images = [
+            _image(source.path("images"), language, concept, field(entry, name, path, where, str))
+            for name in ("left_img", "right_img")
+        ]
         ident = entry.get("id")
         ident = key_part(str(ident)) if isinstance(ident, (str, int)) and str(ident) else f"{line_number:09d}"
-        yield _record(source, path, language, ident, images, field(entry, "caption", path, where, str),
-                      _label(entry, path, where), concept)
+        yield _record(
+            source,
+            path,
+            language,
+            ident,
+            images,
+            field(entry, "caption", path, where, str),
+            _label(entry, path, where),
+            concept,
+        )
 
 
 def _read_nlvr2_style(source: Source, path: Path) -> Iterator[dict]:
     language = language_of(source.options["language"], path)
     data = load_json(path)
     if not isinstance(data, list):
-        raise DataError(f"{path}: the top level is a {type(data).__name__}; expected a list of {{sentence, label, images}}")
+        raise DataError(
+            f"{path}: the top level is a {type(data).__name__}; expected a list of {{sentence, label, images}}"
+        )
     for index, entry in enumerate(data):
         where = f"[{index}]"
         names = field_list(entry, "images", path, where)
         if len(names) != 2 or not all(isinstance(name, str) for name in names):
             raise DataError(f"{path}: {where}.images is {names!r}, expected the paths of the left and right image")
         images = [source.path("images") / name for name in names]
-        yield _record(source, path, language, f"{index:09d}", images, field(entry, "sentence", path, where, str),
-                      _label(entry, path, where), "")
+        yield _record(
+            source,
+            path,
+            language,
+            f"{index:09d}",
+            images,
+            field(entry, "sentence", path, where, str),
+            _label(entry, path, where),
+            "",
+        )
 
 
-def _record(source: Source, path: Path, language: str, ident: str, images: list[Path], sentence: str, label: bool,
-            concept: str) -> dict:
-    record = base_record(source, record_key(f"marvl-{language}-{source.given_split}", ident, path), KIND, source.given_split, images)
+def _record(
+    source: Source, path: Path, language: str, ident: str, images: list[Path], sentence: str, label: bool, concept: str
+) -> dict:
+    record = base_record(
+        source, record_key(f"marvl-{language}-{source.given_split}", ident, path), KIND, source.given_split, images
+    )
     record.update(identifier=f"{language}-{ident}", sentence=sentence.strip(), label=label, language=language)
     if concept:
         record["concept"] = concept

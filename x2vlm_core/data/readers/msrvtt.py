@@ -32,7 +32,11 @@ def read(source: Source) -> Iterator[dict]:
         video_id = video["video_id"]
         split = field(video, "split", path, f"videos[{i}]", str)
         if not SAFE_NAME.fullmatch(split) or not SAFE_NAME.fullmatch(video_id):
-            raise DataError(f"{path}: videos[{i}] has video_id {video_id!r} / split {split!r}; expected names like video7010 / train")
-        record = base_record(source, record_key("msrvtt", key_part(video_id), path), KIND, split, [videos / f"{video_id}.{extension}"])
+            raise DataError(
+                f"{path}: videos[{i}] has video_id {video_id!r} / split {split!r}; expected names like video7010 / train"
+            )
+        record = base_record(
+            source, record_key("msrvtt", key_part(video_id), path), KIND, split, [videos / f"{video_id}.{extension}"]
+        )
         record.update(video_id=video_id, captions=captions.get(video_id, []))
         yield record

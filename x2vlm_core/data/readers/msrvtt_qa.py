@@ -23,7 +23,9 @@ def _entries(path: Path) -> Iterator[tuple[str, Any]]:
     if first.startswith(b"["):
         entries = load_json(path)
         if not isinstance(entries, list):
-            raise DataError(f"{path}: expected a JSON list of questions, got {type(entries).__name__}; is this an MSRVTT-QA file?")
+            raise DataError(
+                f"{path}: expected a JSON list of questions, got {type(entries).__name__}; is this an MSRVTT-QA file?"
+            )
         yield from ((f"[{i}]", entry) for i, entry in enumerate(entries))
     else:
         yield from ((f"line {n}", entry) for n, entry in iter_json_lines(path))
@@ -38,7 +40,11 @@ def read(source: Source) -> Iterator[dict]:
             raise DataError(f"{path}: {where}.video_id is {raw_video!r}; expected a number or a name like video7010")
         question_id = field(entry, "id", path, where, int) if "id" in entry else position
         record = base_record(
-            source, record_key("msrvttqa", f"{source.given_split}-{question_id:09d}", path), KIND, source.given_split, [videos / f"{video_id}.{extension}"]
+            source,
+            record_key("msrvttqa", f"{source.given_split}-{question_id:09d}", path),
+            KIND,
+            source.given_split,
+            [videos / f"{video_id}.{extension}"],
         )
         record.update(
             video_id=video_id,

@@ -44,8 +44,10 @@ def text_files(texts: Path, split: str, languages: list[str]) -> dict[str, Path]
     wanted = languages or sorted(found)
     missing = [language for language in wanted if language not in found]
     if missing or not wanted:
-        raise DataError(f"{texts}: no {split}.<language> file for {missing or 'any language'} "
-                        f"(found {sorted(found) or 'none'}); check the folder and the source's split")
+        raise DataError(
+            f"{texts}: no {split}.<language> file for {missing or 'any language'} "
+            f"(found {sorted(found) or 'none'}); check the folder and the source's split"
+        )
     return {language: found[language] for language in wanted}
 
 
@@ -60,13 +62,23 @@ def read(source: Source) -> Iterator[dict]:
     texts = {language: _read_lines(path) for language, path in files.items()}
     for language, lines in texts.items():
         if len(lines) != len(images):
-            raise DataError(f"{files[language]} has {len(lines)} lines, {split_file} {len(images)} images; "
-                            "each line must caption the image on the same line")
+            raise DataError(
+                f"{files[language]} has {len(lines)} lines, {split_file} {len(images)} images; "
+                "each line must caption the image on the same line"
+            )
     for index, image in enumerate(images):
         if not image:
             raise DataError(f"{split_file}: line {index + 1} is empty; expected an image file name")
-        record = base_record(source, record_key(f"multi30k-{split}", f"{index:06d}", split_file), KIND, split,
-                             [source.path("images") / image])
-        record.update(image_id=Path(image).stem, captions=[texts[language][index].strip() for language in texts],
-                      caption_languages=list(texts))
+        record = base_record(
+            source,
+            record_key(f"multi30k-{split}", f"{index:06d}", split_file),
+            KIND,
+            split,
+            [source.path("images") / image],
+        )
+        record.update(
+            image_id=Path(image).stem,
+            captions=[texts[language][index].strip() for language in texts],
+            caption_languages=list(texts),
+        )
         yield record

@@ -29,7 +29,9 @@ def read(source: Source) -> Iterator[dict]:
         folder = _image_folder(source.path("images") / split, entry.get("directory"), pair_name)
         image_paths = [folder / f"{pair_name}-img0.png", folder / f"{pair_name}-img1.png"]
         record = base_record(source, record_key("nlvr2", identifier, path), KIND, split, image_paths)
-        record.update(identifier=identifier, sentence=field(entry, "sentence", path, where, str).strip(), label=LABELS[label])
+        record.update(
+            identifier=identifier, sentence=field(entry, "sentence", path, where, str).strip(), label=LABELS[label]
+        )
         yield record
 
 

@@ -20,8 +20,9 @@ from x2vlm_core.errors import DataError
 
 KIND = "parallel_text"
 BELOW_MIN_SCORE = "below_min_score"
-FORMAT = SourceFormat((), (), default_split="train", files_or_folders=("data",),
-                      options={"language_pair": AUTO, "min_score": 0.0})
+FORMAT = SourceFormat(
+    (), (), default_split="train", files_or_folders=("data",), options={"language_pair": AUTO, "min_score": 0.0}
+)
 __all__ = ["FORMAT", "parts", "read"]
 
 
@@ -55,17 +56,27 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
                 continue
             columns = line.split("\t")
             if len(columns) not in (2, 3):
-                raise DataError(f"{path}: line {line_number} has {len(columns)} tab-separated columns, "
-                                "expected 3 (score, source, target) or 2 (source, target)")
+                raise DataError(
+                    f"{path}: line {line_number} has {len(columns)} tab-separated columns, "
+                    "expected 3 (score, source, target) or 2 (source, target)"
+                )
             score = None
             if len(columns) == 3:
                 try:
                     score = float(columns[0])
                 except ValueError:
-                    raise DataError(f"{path}: line {line_number} starts with {columns[0]!r}, expected the pair's score") from None
-            record = base_record(source, record_key("para", f"{stem}-{line_number:09d}", path), KIND, source.given_split, [])
-            record.update(source_text=columns[-2].strip(), target_text=columns[-1].strip(),
-                          source_language=source_language, target_language=target_language)
+                    raise DataError(
+                        f"{path}: line {line_number} starts with {columns[0]!r}, expected the pair's score"
+                    ) from None
+            record = base_record(
+                source, record_key("para", f"{stem}-{line_number:09d}", path), KIND, source.given_split, []
+            )
+            record.update(
+                source_text=columns[-2].strip(),
+                target_text=columns[-1].strip(),
+                source_language=source_language,
+                target_language=target_language,
+            )
             if score is not None:
                 record["score"] = score
                 if score < min_score:

@@ -35,8 +35,19 @@ def load_refs(path: Path) -> list[Any]:
         raise DataError(
             f"{path}: refused to load: the pickle needs code ({error}), but a refs file holds only plain data; use the original refs file"
         ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError, AttributeError) as error:
-        raise DataError(f"{path}: not a readable refs pickle ({type(error).__name__}: {error}); re-download the file") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        UnicodeDecodeError,
+        AttributeError,
+    ) as error:
+        raise DataError(
+            f"{path}: not a readable refs pickle ({type(error).__name__}: {error}); re-download the file"
+        ) from None
     if not isinstance(refs, list):
         raise DataError(f"{path}: expected a pickled list of refs, got {type(refs).__name__}")
     return refs
@@ -46,11 +57,15 @@ def read(source: Source) -> Iterator[dict]:
     instances_path = source.path("instances")
     instances = load_json(instances_path)
     image_files = {
-        field(image, "id", instances_path, f"images[{i}]", int): field(image, "file_name", instances_path, f"images[{i}]", str)
+        field(image, "id", instances_path, f"images[{i}]", int): field(
+            image, "file_name", instances_path, f"images[{i}]", str
+        )
         for i, image in enumerate(field_list(instances, "images", instances_path, "the top level"))
     }
     boxes = {
-        field(annotation, "id", instances_path, f"annotations[{i}]", int): bbox_field(annotation, "bbox", instances_path, f"annotations[{i}]")
+        field(annotation, "id", instances_path, f"annotations[{i}]", int): bbox_field(
+            annotation, "bbox", instances_path, f"annotations[{i}]"
+        )
         for i, annotation in enumerate(field_list(instances, "annotations", instances_path, "the top level"))
     }
 

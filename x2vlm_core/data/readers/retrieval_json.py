@@ -26,7 +26,9 @@ def read(source: Source) -> Iterator[dict]:
     language = language_of(source.options["language"], path)
     data = load_json(path)
     if not isinstance(data, list):
-        raise DataError(f"{path}: the top level is a {type(data).__name__}; expected a list of {{image, caption}} entries")
+        raise DataError(
+            f"{path}: the top level is a {type(data).__name__}; expected a list of {{image, caption}} entries"
+        )
     images: dict[str, dict] = {}
     for index, entry in enumerate(data):
         where = f"[{index}]"
@@ -38,7 +40,14 @@ def read(source: Source) -> Iterator[dict]:
         image_id = merged["image_id"]
         if not isinstance(image_id, (str, int)) or isinstance(image_id, bool):
             raise DataError(f"{path}: image {image!r} has image_id {image_id!r}; expected a string or an integer")
-        record = base_record(source, record_key(f"retrieval-{language}-{source.given_split}", key_part(str(image_id)), path),
-                             KIND, source.given_split, [source.path("images") / image])
-        record.update(image_id=image_id, captions=merged["captions"], caption_languages=[language] * len(merged["captions"]))
+        record = base_record(
+            source,
+            record_key(f"retrieval-{language}-{source.given_split}", key_part(str(image_id)), path),
+            KIND,
+            source.given_split,
+            [source.path("images") / image],
+        )
+        record.update(
+            image_id=image_id, captions=merged["captions"], caption_languages=[language] * len(merged["captions"])
+        )
         yield record

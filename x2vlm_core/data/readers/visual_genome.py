@@ -20,13 +20,22 @@ def read(source: Source) -> Iterator[dict]:
     for i, entry in enumerate(top_level_list(path)):
         image_id = field(entry, "id", path, f"[{i}]", int)
         if image_id not in files:
-            raise DataError(f"{path}: [{i}] describes image {image_id}, which {source.path('image_data')} does not list")
+            raise DataError(
+                f"{path}: [{i}] describes image {image_id}, which {source.path('image_data')} does not list"
+            )
         regions = []
         for j, region in enumerate(field_list(entry, "regions", path, f"[{i}]")):
             where = f"[{i}].regions[{j}]"
-            x, y, width, height = (field(region, name, path, where, (int, float)) for name in ("x", "y", "width", "height"))
+            x, y, width, height = (
+                field(region, name, path, where, (int, float)) for name in ("x", "y", "width", "height")
+            )
             # Degenerate and out-of-image boxes are kept here: the image step fits them to the image and counts them.
-            regions.append({"bbox": [float(x), float(y), float(width), float(height)], "caption": field(region, "phrase", path, where, str).strip()})
+            regions.append(
+                {
+                    "bbox": [float(x), float(y), float(width), float(height)],
+                    "caption": field(region, "phrase", path, where, str).strip(),
+                }
+            )
         # An image without regions is still a record: it ends up in rejects.jsonl, not nowhere.
         record = base_record(source, record_key("vg", image_id, path), KIND, source.given_split, [files[image_id]])
         record.update(image_id=image_id, regions=regions, captions=[])
@@ -36,7 +45,9 @@ def read(source: Source) -> Iterator[dict]:
 def top_level_list(path: Path) -> list[Any]:
     data = load_json(path)
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list at the top level, got {type(data).__name__}; is this the right file?")
+        raise DataError(
+            f"{path}: expected a JSON list at the top level, got {type(data).__name__}; is this the right file?"
+        )
     return data
 
 

@@ -18,7 +18,9 @@ def read(source: Source) -> Iterator[dict]:
     for i, entry in enumerate(top_level_list(path)):
         image_id = field(entry, "image_id", path, f"[{i}]", int)
         if image_id not in files:
-            raise DataError(f"{path}: [{i}] describes image {image_id}, which {source.path('image_data')} does not list")
+            raise DataError(
+                f"{path}: [{i}] describes image {image_id}, which {source.path('image_data')} does not list"
+            )
         regions = []
         for j, obj in enumerate(field_list(entry, "objects", path, f"[{i}]")):
             where = f"[{i}].objects[{j}]"
@@ -27,7 +29,10 @@ def read(source: Source) -> Iterator[dict]:
             if names and not isinstance(names[0], str):
                 raise DataError(f"{path}: {where}.names[0] is {names[0]!r}, expected a string; fix the file")
             # An unnamed object is an empty phrase (dropped and counted); its box is fitted and counted by the image step.
-            region = {"bbox": [float(x), float(y), float(width), float(height)], "caption": names[0].strip() if names else ""}
+            region = {
+                "bbox": [float(x), float(y), float(width), float(height)],
+                "caption": names[0].strip() if names else "",
+            }
             attributes = [a.strip() for a in obj.get("attributes", []) if isinstance(a, str) and a.strip()]
             if attributes:
                 region["attributes"] = attributes

@@ -38,7 +38,9 @@ def read(source: Source) -> Iterator[dict]:
     annotations_path = source.path("annotations") if annotated else questions_path
     annotations = {}
     if annotated:
-        for i, annotation in enumerate(field_list(load_json(annotations_path), "annotations", annotations_path, "the top level")):
+        for i, annotation in enumerate(
+            field_list(load_json(annotations_path), "annotations", annotations_path, "the top level")
+        ):
             annotations[field(annotation, "question_id", annotations_path, f"annotations[{i}]", int)] = (i, annotation)
 
     for i, question in enumerate(questions):
@@ -46,8 +48,14 @@ def read(source: Source) -> Iterator[dict]:
         question_id = field(question, "question_id", questions_path, where, int)
         image_id = field(question, "image_id", questions_path, where, int)
         image_path = source.path("images") / f"COCO_{subtype}_{image_id:012d}.jpg"
-        record = base_record(source, record_key("vqa", question_id, questions_path), KIND, source.given_split, [image_path])
-        record.update(image_id=image_id, question_id=question_id, question=field(question, "question", questions_path, where, str).strip())
+        record = base_record(
+            source, record_key("vqa", question_id, questions_path), KIND, source.given_split, [image_path]
+        )
+        record.update(
+            image_id=image_id,
+            question_id=question_id,
+            question=field(question, "question", questions_path, where, str).strip(),
+        )
         if not annotated:
             record.update(answers=[], answer_scores={})
             yield record

@@ -16,8 +16,13 @@ from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
-FORMAT = SourceFormat((), (), default_split="train", files_or_folders=("data",),
-                      options={"image_key": "binary", "caption_key": "desc", "image_is_path": False})
+FORMAT = SourceFormat(
+    (),
+    (),
+    default_split="train",
+    files_or_folders=("data",),
+    options={"image_key": "binary", "caption_key": "desc", "image_is_path": False},
+)
 __all__ = ["FORMAT", "parts", "read"]
 
 
@@ -27,10 +32,14 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
         path = Path(name)
         for line_number, offset, size, entry in iter_json_lines_at(path):
             if caption_key not in entry:
-                raise DataError(f"{path}: line {line_number} has no '{caption_key}' field; set caption_key to the field holding the caption")
+                raise DataError(
+                    f"{path}: line {line_number} has no '{caption_key}' field; set caption_key to the field holding the caption"
+                )
             captions, languages = texts_of(entry[caption_key], path, f"line {line_number}.{caption_key}")
             image = image_input(source, entry, path, (line_number, offset, size))
-            record = base_record(source, line_key("x2vlm", source, path, line_number), KIND, source.given_split, [image])
+            record = base_record(
+                source, line_key("x2vlm", source, path, line_number), KIND, source.given_split, [image]
+            )
             record["captions"] = captions
             if languages:
                 record["caption_languages"] = languages

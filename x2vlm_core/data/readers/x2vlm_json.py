@@ -37,8 +37,12 @@ def image_input(source: Source, entry: dict[str, Any], path: Path, line: tuple[i
     if source.options["image_is_path"]:
         value = entry.get(image_key)
         if not isinstance(value, str) or not value:
-            raise DataError(f"{path}: line {line_number}.{image_key} is {value!r}, expected an image path (image_is_path is set)")
+            raise DataError(
+                f"{path}: line {line_number}.{image_key} is {value!r}, expected an image path (image_is_path is set)"
+            )
         return str(path.parent / value)
     if image_key not in entry:
-        raise DataError(f"{path}: line {line_number} has no '{image_key}' field; set image_key to the field holding the base64 image")
+        raise DataError(
+            f"{path}: line {line_number} has no '{image_key}' field; set image_key to the field holding the base64 image"
+        )
     return input_reference(path, line=line_number, offset=offset, size=size, base64=image_key)

@@ -15,8 +15,9 @@ from x2vlm_core.data.readers.x2vlm_json import image_input, line_key, parts
 from x2vlm_core.data.sources import Source, SourceFormat
 
 KIND = "region_text"
-FORMAT = SourceFormat((), (), default_split="train", files_or_folders=("data",),
-                      options={"image_key": "binary", "image_is_path": False})
+FORMAT = SourceFormat(
+    (), (), default_split="train", files_or_folders=("data",), options={"image_key": "binary", "image_is_path": False}
+)
 __all__ = ["FORMAT", "parts", "read"]
 
 
@@ -30,7 +31,11 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
                 box = bbox_field(elem, "bb", path, f"{where}.elems[{j}]")
                 if box[2] <= 0 or box[3] <= 0:
                     continue  # a zero-area box marks nothing
-                attributes = texts_of(elem["attributes"], path, f"{where}.elems[{j}].attributes")[0] if "attributes" in elem else []
+                attributes = (
+                    texts_of(elem["attributes"], path, f"{where}.elems[{j}].attributes")[0]
+                    if "attributes" in elem
+                    else []
+                )
                 texts = texts_of(elem.get("caption", ""), path, f"{where}.elems[{j}].caption")[0]
                 for text in texts:
                     region = {"bbox": box, "caption": text}
@@ -39,6 +44,8 @@ def read(source: Source, part: str | None = None) -> Iterator[dict]:
                     regions.append(region)
             captions = texts_of(entry["caption"], path, f"{where}.caption")[0] if "caption" in entry else []
             image = image_input(source, entry, path, (line_number, offset, size))
-            record = base_record(source, line_key("x2vlmregion", source, path, line_number), KIND, source.given_split, [image])
+            record = base_record(
+                source, line_key("x2vlmregion", source, path, line_number), KIND, source.given_split, [image]
+            )
             record.update(regions=regions, captions=captions)
             yield record

@@ -16,8 +16,9 @@ from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
 
 KIND = "image_text"
-FORMAT = SourceFormat(("annotations",), ("flickr30k_images", "coco_images"), default_split="test",
-                      options={"language": AUTO})
+FORMAT = SourceFormat(
+    ("annotations",), ("flickr30k_images", "coco_images"), default_split="test", options={"language": AUTO}
+)
 
 
 def read(source: Source) -> Iterator[dict]:
@@ -31,8 +32,14 @@ def read(source: Source) -> Iterator[dict]:
         captions = field_list(entry, "sentences", path, where)
         if not all(isinstance(caption, str) for caption in captions):
             raise DataError(f"{path}: {where}.sentences holds a non-string; expected a list of captions")
-        record = base_record(source, record_key(f"xflickrco-{language}-{source.given_split}", key_part(image_id), path), KIND,
-                             source.given_split, [folder / image_path])
-        record.update(image_id=image_id, captions=[c.strip() for c in captions],
-                      caption_languages=[language] * len(captions))
+        record = base_record(
+            source,
+            record_key(f"xflickrco-{language}-{source.given_split}", key_part(image_id), path),
+            KIND,
+            source.given_split,
+            [folder / image_path],
+        )
+        record.update(
+            image_id=image_id, captions=[c.strip() for c in captions], caption_languages=[language] * len(captions)
+        )
         yield record

@@ -37,14 +37,28 @@ def read(source: Source) -> Iterator[dict]:
     elif isinstance(data, list):
         entries = ((None, entry, f"[{i}]", _lxmert_fields) for i, entry in enumerate(data))
     else:
-        raise DataError(f"{path}: the top level is a {type(data).__name__}; expected GQA's {{question_id: question}} "
-                        "or a list of {img_id, sent, label} questions")
+        raise DataError(
+            f"{path}: the top level is a {type(data).__name__}; expected GQA's {{question_id: question}} "
+            "or a list of {img_id, sent, label} questions"
+        )
     for question_id, entry, where, fields in entries:
         image_id, question_id, question, scores, answer_type = fields(entry, question_id, path, where)
-        record = base_record(source, record_key(f"xgqa-{language}-{source.given_split}", key_part(question_id), path), KIND,
-                             source.given_split, [source.path("images") / f"{image_id}.jpg"])
-        record.update(image_id=image_id, question_id=question_id, question=question.strip(), answers=list(scores),
-                      answer_scores=scores, answer_type=answer_type, language=language)
+        record = base_record(
+            source,
+            record_key(f"xgqa-{language}-{source.given_split}", key_part(question_id), path),
+            KIND,
+            source.given_split,
+            [source.path("images") / f"{image_id}.jpg"],
+        )
+        record.update(
+            image_id=image_id,
+            question_id=question_id,
+            question=question.strip(),
+            answers=list(scores),
+            answer_scores=scores,
+            answer_type=answer_type,
+            language=language,
+        )
         yield record
 
 
@@ -55,8 +69,13 @@ _Fields = Callable[[Any, Any, Path, str], tuple[str, str, str, dict[str, float],
 def _gqa_fields(entry: Any, question_id: str, path: Path, where: str) -> tuple[str, str, str, dict[str, float], str]:
     answer = normalize_answer(field(entry, "answer", path, where, str))
     types = entry.get("types") if isinstance(entry.get("types"), dict) else {}
-    return (str(field(entry, "imageId", path, where, (str, int))), question_id,
-            field(entry, "question", path, where, str), {answer: 1.0}, str(types.get("structural", "")))
+    return (
+        str(field(entry, "imageId", path, where, (str, int))),
+        question_id,
+        field(entry, "question", path, where, str),
+        {answer: 1.0},
+        str(types.get("structural", "")),
+    )
 
 
 def _lxmert_fields(entry: Any, _: None, path: Path, where: str) -> tuple[str, str, str, dict[str, float], str]:
@@ -66,5 +85,10 @@ def _lxmert_fields(entry: Any, _: None, path: Path, where: str) -> tuple[str, st
         if not isinstance(score, (int, float)) or isinstance(score, bool):
             raise DataError(f"{path}: {where}.label[{answer!r}] is {score!r}, expected a score between 0 and 1")
         scores[normalize_answer(answer)] = float(score)
-    return (str(field(entry, "img_id", path, where, (str, int))), str(field(entry, "question_id", path, where, (str, int))),
-            field(entry, "sent", path, where, str), scores, "")
+    return (
+        str(field(entry, "img_id", path, where, (str, int))),
+        str(field(entry, "question_id", path, where, (str, int))),
+        field(entry, "sent", path, where, str),
+        scores,
+        "",
+    )

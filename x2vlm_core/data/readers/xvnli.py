@@ -29,11 +29,21 @@ def read(source: Source) -> Iterator[dict]:
         image_id = str(field(entry, "Flikr30kID", path, where, (str, int))).removesuffix(".jpg")
         pair = entry.get("pairID")
         ident = key_part(str(pair)) if isinstance(pair, (str, int)) and str(pair) else f"{line_number:09d}"
-        record = base_record(source, record_key(f"xvnli-{language}-{source.given_split}", ident, path), KIND, source.given_split,
-                             [source.path("images") / f"{image_id}.jpg"])
+        record = base_record(
+            source,
+            record_key(f"xvnli-{language}-{source.given_split}", ident, path),
+            KIND,
+            source.given_split,
+            [source.path("images") / f"{image_id}.jpg"],
+        )
         label = field(entry, "gold_label", path, where, str)
-        record.update(image_id=image_id, sentence=field(entry, "sentence2", path, where, str).strip(),
-                      premise=str(entry.get("sentence1", "")).strip(), label=label, language=language)
+        record.update(
+            image_id=image_id,
+            sentence=field(entry, "sentence2", path, where, str).strip(),
+            premise=str(entry.get("sentence1", "")).strip(),
+            label=label,
+            language=language,
+        )
         if label not in LABELS:
             record["reader_reject"] = NO_GOLD_LABEL
         yield record

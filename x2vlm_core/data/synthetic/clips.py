@@ -36,7 +36,11 @@ class Clip:
 
     def scenes(self) -> list[Scene]:
         return [
-            Scene(self.size, self.size, tuple(Shape(m.shape.colour, m.shape.kind, m.box_at(f, self.step)) for m in self.movers))
+            Scene(
+                self.size,
+                self.size,
+                tuple(Shape(m.shape.colour, m.shape.kind, m.box_at(f, self.step)) for m in self.movers),
+            )
             for f in range(self.frames)
         ]
 
@@ -70,7 +74,9 @@ def clip_captions(clip: Clip, rng: random.Random, count: int) -> list[str]:
         lambda movers: listing([moving(m, "moving") for m in movers]),
         lambda movers: listing([moving(m, "moves") for m in movers]),
         lambda movers: "a video of " + listing([moving(m, "going") for m in movers]),
-        lambda movers: f"{shapes_word(len(movers))} moving: " + listing([f"the {m.shape.name} goes {m.direction}" for m in movers]),
+        lambda movers: (
+            f"{shapes_word(len(movers))} moving: " + listing([f"the {m.shape.name} goes {m.direction}" for m in movers])
+        ),
         lambda movers: "a clip where " + listing([moving(m, "slides") for m in movers]),
     )
     captions = []

@@ -35,14 +35,18 @@ def questions_for(scene: Scene, rng: random.Random) -> list[Question]:
         colour, kind = shown.colour, shown.kind
     present = "yes" if scene.has(colour, kind) else "no"
     questions.append(
-        Question(f"is there a {colour} {kind}?", present, "is there a", "yes/no", ("no" if present == "yes" else "yes",))
+        Question(
+            f"is there a {colour} {kind}?", present, "is there a", "yes/no", ("no" if present == "yes" else "yes",)
+        )
     )
     unique_kind = [s for s in scene.shapes if sum(o.kind == s.kind for o in scene.shapes) == 1]
     unique_colour = [s for s in scene.shapes if sum(o.colour == s.colour for o in scene.shapes) == 1]
     if unique_kind and (not unique_colour or rng.random() < 0.5):
         shape = rng.choice(unique_kind)
         others = tuple(c for c in COLOURS if c != shape.colour)
-        questions.append(Question(f"what color is the {shape.kind}?", shape.colour, "what color is the", "other", others))
+        questions.append(
+            Question(f"what color is the {shape.kind}?", shape.colour, "what color is the", "other", others)
+        )
     elif unique_colour:
         shape = rng.choice(unique_colour)
         others = tuple(k for k in SHAPE_KINDS if k != shape.kind)

@@ -84,8 +84,5 @@ class SceneSampler:
 
 def _boxes_touch(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int = 2) -> bool:
     return not (
-        a[0] + a[2] + gap <= b[0]
-        or b[0] + b[2] + gap <= a[0]
-        or a[1] + a[3] + gap <= b[1]
-        or b[1] + b[3] + gap <= a[1]
+        a[0] + a[2] + gap <= b[0] or b[0] + b[2] + gap <= a[0] or a[1] + a[3] + gap <= b[1] or b[1] + b[3] + gap <= a[1]
     )

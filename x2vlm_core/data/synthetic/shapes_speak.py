@@ -1,4 +1,4 @@
-""""Shapes-speak" (language code ``xx``): a made-up language with its own vocabulary, for the multilingual formats."""
+""" "Shapes-speak" (language code ``xx``): a made-up language with its own vocabulary, for the multilingual formats."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "gu", 
 
 def translate(text: str) -> str:
     """The caption in "shapes-speak": every word replaced by its own made-up word (numbers kept)."""
+
     def word(match: re.Match) -> str:
         token = match.group(0)
         if token.isdigit():

@@ -46,8 +46,9 @@ def is_xvlm_layout(state: dict[str, torch.Tensor]) -> bool:
     return any(key.startswith(XVLM_TEXT) for key in state)
 
 
-def adapt_cclm_state(model: CCLM, state: dict[str, torch.Tensor],
-                     replace_text_encoder: bool = True) -> dict[str, torch.Tensor]:
+def adapt_cclm_state(
+    model: CCLM, state: dict[str, torch.Tensor], replace_text_encoder: bool = True
+) -> dict[str, torch.Tensor]:
     """Any supported checkpoint's state dict → this model's names (shapes are checked by the caller)."""
     if model.one_stack:
         from x2vlm_core.families.xvlm.checkpoint import adapt_checkpoint as adapt_xvlm_layout
@@ -60,15 +61,21 @@ def adapt_cclm_state(model: CCLM, state: dict[str, torch.Tensor],
     return {k: v for k, v in state.items() if not _STALE_BUFFERS.search(k)}
 
 
-def from_xvlm(model: CCLM, state: dict[str, torch.Tensor], replace_text_encoder: bool = True) -> dict[str, torch.Tensor]:
+def from_xvlm(
+    model: CCLM, state: dict[str, torch.Tensor], replace_text_encoder: bool = True
+) -> dict[str, torch.Tensor]:
     fusion = sorted({int(m[1]) for key in state if (m := _LAYER.match(key)) and m[2].startswith("crossattention.")})
     if not fusion:
-        raise CheckpointError("the X²-VLM checkpoint has no fusion layers (no text_encoder.bert.encoder.layer.*.crossattention); "
-                              "is it a text-only BERT?")
+        raise CheckpointError(
+            "the X²-VLM checkpoint has no fusion layers (no text_encoder.bert.encoder.layer.*.crossattention); "
+            "is it a text-only BERT?"
+        )
     start, wanted = fusion[0], len(model.cross_encoder.encoder.layer)
     if len(fusion) != wanted:
-        raise CheckpointError(f"the X²-VLM checkpoint has {len(fusion)} fusion layers, this model's cross encoder {wanted}; "
-                              f"set cross.num_layers: {len(fusion)}")
+        raise CheckpointError(
+            f"the X²-VLM checkpoint has {len(fusion)} fusion layers, this model's cross encoder {wanted}; "
+            f"set cross.num_layers: {len(fusion)}"
+        )
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         layer = _LAYER.match(key)
@@ -76,9 +83,9 @@ def from_xvlm(model: CCLM, state: dict[str, torch.Tensor], replace_text_encoder:
             out[f"cross_encoder.encoder.layer.{int(layer[1]) - start}.{layer[2]}"] = value
         elif key.startswith(XVLM_TEXT):
             if not replace_text_encoder:
-                out["text_encoder." + key[len(XVLM_TEXT):]] = value
+                out["text_encoder." + key[len(XVLM_TEXT) :]] = value
         elif key.startswith(XVLM_MLM):
-            rest = key[len(XVLM_MLM):]
+            rest = key[len(XVLM_MLM) :]
             # The decoder and its bias are over X²-VLM's vocabulary, which a new text encoder does not share.
             if not replace_text_encoder or rest.startswith("predictions.transform."):
                 out["mlm_head." + rest] = value
@@ -87,8 +94,13 @@ def from_xvlm(model: CCLM, state: dict[str, torch.Tensor], replace_text_encoder:
     decoder, embeddings = "mlm_head.predictions.decoder.weight", "text_encoder.embeddings.word_embeddings.weight"
     if not replace_text_encoder and decoder not in out and embeddings in out:
         out[decoder] = out[embeddings]  # X²-VLM ties them (our model folders save the tensor once); CCLM does not
-    log.info("mapped X²-VLM fusion layers %d-%d to cross_encoder layers 0-%d%s", start, fusion[-1], wanted - 1,
-             "; its text encoder is replaced" if replace_text_encoder else "")
+    log.info(
+        "mapped X²-VLM fusion layers %d-%d to cross_encoder layers 0-%d%s",
+        start,
+        fusion[-1],
+        wanted - 1,
+        "; its text encoder is replaced" if replace_text_encoder else "",
+    )
     return out
 
 
@@ -108,7 +120,9 @@ def text_encoder_state(model: CCLM, source: str | Path) -> dict[str, torch.Tenso
         elif (path / "pytorch_model.bin").is_file():
             raw = load_state_file(path / "pytorch_model.bin")
         else:
-            raise CheckpointError(f"text_encoder.weights {path}: no {WEIGHTS}, {WEIGHTS_INDEX} or pytorch_model.bin there")
+            raise CheckpointError(
+                f"text_encoder.weights {path}: no {WEIGHTS}, {WEIGHTS_INDEX} or pytorch_model.bin there"
+            )
     else:
         raw = load_state_file(path)
     depth = len(model.text_encoder.encoder.layer)
@@ -117,7 +131,7 @@ def text_encoder_state(model: CCLM, source: str | Path) -> dict[str, torch.Tenso
         key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
         for prefix in ("roberta.", "bert.", "text_encoder."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
                 break
         if key.startswith(_NOT_TEXT_ENCODER) or _STALE_BUFFERS.search(key):
             continue
@@ -127,7 +141,11 @@ def text_encoder_state(model: CCLM, source: str | Path) -> dict[str, torch.Tenso
             continue
         out["text_encoder." + key] = value
     if not out:
-        raise CheckpointError(f"text_encoder.weights {path} holds no text encoder weights (no embeddings or encoder layers)")
+        raise CheckpointError(
+            f"text_encoder.weights {path} holds no text encoder weights (no embeddings or encoder layers)"
+        )
     if beyond:
-        log.info("text encoder: kept the lower %d layers of %s (%d tensors of higher layers left out)", depth, path, beyond)
+        log.info(
+            "text encoder: kept the lower %d layers of %s (%d tensors of higher layers left out)", depth, path, beyond
+        )
     return out

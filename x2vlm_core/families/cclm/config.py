@@ -31,8 +31,17 @@ from x2vlm_core.models.config import TextConfig, VisionConfig
 FAMILY = "cclm"
 TEXT_ARCHS = ("xlm-roberta", "roberta", "bert")
 # Bookkeeping fields of a transformers config.json that say nothing about the network's shape.
-_NOT_SHAPE = {"architectures", "transformers_version", "_name_or_path", "model_type", "torch_dtype", "dtype",
-              "id2label", "label2id", "auto_map"}
+_NOT_SHAPE = {
+    "architectures",
+    "transformers_version",
+    "_name_or_path",
+    "model_type",
+    "torch_dtype",
+    "dtype",
+    "id2label",
+    "label2id",
+    "auto_map",
+}
 
 
 @dataclass
@@ -92,8 +101,10 @@ class CCLMConfig:
         if self.family != FAMILY:
             raise ConfigError(f"family {self.family!r} is not {FAMILY!r}; a CCLM config must say family: {FAMILY}")
         if self.image_res % self.patch_stride:
-            raise ConfigError(f"image_res {self.image_res} must be a multiple of {self.patch_stride} "
-                              "(the image encoder's output stride)")
+            raise ConfigError(
+                f"image_res {self.image_res} must be a multiple of {self.patch_stride} "
+                "(the image encoder's output stride)"
+            )
         if self.swin is None and self.vision.width % self.vision.num_heads:
             raise ConfigError(f"vision width {self.vision.width} is not divisible by its {self.vision.num_heads} heads")
         if self.text_width % self.cross.num_heads:
@@ -106,19 +117,25 @@ class CCLMConfig:
         roberta_offset = self.text_encoder.arch != "bert" and not self.one_stack
         usable = positions - (self.text_pad_id + 1 if roberta_offset else 0)
         if self.max_tokens > usable:
-            raise ConfigError(f"max_tokens {self.max_tokens} exceeds the {usable} positions of the text encoder; "
-                              "lower max_tokens or raise text_encoder.config.max_position_embeddings")
+            raise ConfigError(
+                f"max_tokens {self.max_tokens} exceeds the {usable} positions of the text encoder; "
+                "lower max_tokens or raise text_encoder.config.max_position_embeddings"
+            )
 
     def _check_one_stack(self) -> None:
         # One stack: the fusion layers are the text layers' shape, so cross.* must say the same.
         text = self.text_encoder.transformers_config()
         if (self.cross.num_heads, self.cross.intermediate_size) != (text.num_attention_heads, text.intermediate_size):
-            raise ConfigError(f"with swin set, the fusion layers continue the text encoder's stack: cross.num_heads "
-                              f"{self.cross.num_heads} / cross.intermediate_size {self.cross.intermediate_size} must "
-                              f"equal the text encoder's {text.num_attention_heads} / {text.intermediate_size}")
+            raise ConfigError(
+                f"with swin set, the fusion layers continue the text encoder's stack: cross.num_heads "
+                f"{self.cross.num_heads} / cross.intermediate_size {self.cross.intermediate_size} must "
+                f"equal the text encoder's {text.num_attention_heads} / {text.intermediate_size}"
+            )
         if self.cross.num_layers < 1 or text.num_hidden_layers < 1:
-            raise ConfigError("with swin set, the stack needs at least one text layer and one fusion layer "
-                              "(text_encoder num_hidden_layers, cross.num_layers)")
+            raise ConfigError(
+                "with swin set, the stack needs at least one text layer and one fusion layer "
+                "(text_encoder num_hidden_layers, cross.num_layers)"
+            )
 
     @property
     def one_stack(self) -> bool:
@@ -159,19 +176,32 @@ class CCLMConfig:
         """
         if self.one_stack:
             text = self.text_encoder.transformers_config()
-            return TextConfig(vocab_size=text.vocab_size, hidden_size=text.hidden_size,
-                              num_layers=text.num_hidden_layers + self.cross.num_layers,
-                              fusion_start_at=text.num_hidden_layers, num_heads=text.num_attention_heads,
-                              intermediate_size=text.intermediate_size,
-                              max_position_embeddings=text.max_position_embeddings,
-                              type_vocab_size=text.type_vocab_size, pad_token_id=text.pad_token_id,
-                              layer_norm_eps=text.layer_norm_eps, hidden_dropout=text.hidden_dropout_prob,
-                              attention_dropout=text.attention_probs_dropout_prob)
-        return TextConfig(vocab_size=self.vocab_size, hidden_size=self.text_width, num_layers=self.cross.num_layers,
-                          fusion_start_at=0, num_heads=self.cross.num_heads,
-                          intermediate_size=self.cross.intermediate_size, pad_token_id=self.text_pad_id,
-                          layer_norm_eps=self.cross.layer_norm_eps, hidden_dropout=self.cross.hidden_dropout,
-                          attention_dropout=self.cross.attention_dropout)
+            return TextConfig(
+                vocab_size=text.vocab_size,
+                hidden_size=text.hidden_size,
+                num_layers=text.num_hidden_layers + self.cross.num_layers,
+                fusion_start_at=text.num_hidden_layers,
+                num_heads=text.num_attention_heads,
+                intermediate_size=text.intermediate_size,
+                max_position_embeddings=text.max_position_embeddings,
+                type_vocab_size=text.type_vocab_size,
+                pad_token_id=text.pad_token_id,
+                layer_norm_eps=text.layer_norm_eps,
+                hidden_dropout=text.hidden_dropout_prob,
+                attention_dropout=text.attention_probs_dropout_prob,
+            )
+        return TextConfig(
+            vocab_size=self.vocab_size,
+            hidden_size=self.text_width,
+            num_layers=self.cross.num_layers,
+            fusion_start_at=0,
+            num_heads=self.cross.num_heads,
+            intermediate_size=self.cross.intermediate_size,
+            pad_token_id=self.text_pad_id,
+            layer_norm_eps=self.cross.layer_norm_eps,
+            hidden_dropout=self.cross.hidden_dropout,
+            attention_dropout=self.cross.attention_dropout,
+        )
 
 
 def text_encoder_from_folder(folder: str | Path) -> dict[str, Any]:
@@ -179,16 +209,21 @@ def text_encoder_from_folder(folder: str | Path) -> dict[str, Any]:
     path = Path(folder)
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise ConfigError(f"text_encoder {folder}: no config.json there; give a transformers model folder "
-                          "(e.g. a download of xlm-roberta-base) or {arch: xlm-roberta, config: {...}}")
+        raise ConfigError(
+            f"text_encoder {folder}: no config.json there; give a transformers model folder "
+            "(e.g. a download of xlm-roberta-base) or {arch: xlm-roberta, config: {...}}"
+        )
     try:
         data = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_file} is not valid JSON ({exc}); re-download the model folder") from None
     arch = data.get("model_type")
     has_weights = any((path / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
-    return {"arch": arch, "config": {k: v for k, v in data.items() if k not in _NOT_SHAPE},
-            "weights": str(path) if has_weights else ""}
+    return {
+        "arch": arch,
+        "config": {k: v for k, v in data.items() if k not in _NOT_SHAPE},
+        "weights": str(path) if has_weights else "",
+    }
 
 
 def cclm_config(data: dict[str, Any], where: str) -> CCLMConfig:
@@ -199,19 +234,38 @@ def cclm_config(data: dict[str, Any], where: str) -> CCLMConfig:
         data["text_encoder"] = text_encoder_from_folder(text_encoder)
         folder = Path(text_encoder)
         # The model folder usually holds the tokenizer too.
-        if not data.get("tokenizer") and any((folder / n).is_file() for n in ("sentencepiece.bpe.model", "tokenizer.json")):
+        if not data.get("tokenizer") and any(
+            (folder / n).is_file() for n in ("sentencepiece.bpe.model", "tokenizer.json")
+        ):
             data["tokenizer"] = str(folder)
     return from_dict(CCLMConfig, data, where=where)
 
 
 # The official sizes (configs/pretrain/multilingual_cclm_x2vlm_*.yaml): XLM-R's config.json values,
 # and the top 6 layers of bert-base/large as the cross encoder.
-_XLMR_COMMON = {"vocab_size": 250002, "max_position_embeddings": 514, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
-                "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}
-_XLMR_BASE = {**_XLMR_COMMON, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-              "intermediate_size": 3072}
-_XLMR_LARGE = {**_XLMR_COMMON, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-               "intermediate_size": 4096}
+_XLMR_COMMON = {
+    "vocab_size": 250002,
+    "max_position_embeddings": 514,
+    "type_vocab_size": 1,
+    "layer_norm_eps": 1e-5,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+}
+_XLMR_BASE = {
+    **_XLMR_COMMON,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+}
+_XLMR_LARGE = {
+    **_XLMR_COMMON,
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+}
 
 CCLM_PRESETS: dict[str, dict[str, Any]] = {
     # The original CCLM base (official configs/Pretrain_3m.yaml and Pretrain_4m.yaml): Swin-B 224
@@ -219,8 +273,13 @@ CCLM_PRESETS: dict[str, dict[str, Any]] = {
     # (text_num_hidden_layers 12, fusion_layer 6): 525,677,393 parameters, as the official code builds.
     "cclm_base_swin": {
         "max_tokens": 40,
-        "swin": {"encoder": "swin", "embed_dim": 128, "depths": [2, 2, 18, 2], "stage_heads": [4, 8, 16, 32],
-                 "window_size": 7},
+        "swin": {
+            "encoder": "swin",
+            "embed_dim": 128,
+            "depths": [2, 2, 18, 2],
+            "stage_heads": [4, 8, 16, 32],
+            "window_size": 7,
+        },
         "text_encoder": {"arch": "xlm-roberta", "config": {**_XLMR_LARGE, "num_hidden_layers": 6}},
         "cross": {"num_layers": 6, "num_heads": 16, "intermediate_size": 4096},
     },
@@ -239,13 +298,33 @@ CCLM_PRESETS: dict[str, dict[str, Any]] = {
     },
     # The shapes of x2vlm_tiny (2 text + 2 fusion layers, 64 wide), so its checkpoints map onto it.
     "cclm_tiny": {
-        "image_res": 64, "embed_dim": 32, "max_tokens": 24,
-        "vision": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 8, "drop_path_rate": 0.0,
-                   "abs_pos_emb": True},
-        "text_encoder": {"arch": "xlm-roberta", "config": {
-            "vocab_size": 512, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "intermediate_size": 128, "max_position_embeddings": 130, "type_vocab_size": 1,
-            "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}},
+        "image_res": 64,
+        "embed_dim": 32,
+        "max_tokens": 24,
+        "vision": {
+            "width": 64,
+            "depth": 2,
+            "num_heads": 4,
+            "patch_size": 8,
+            "drop_path_rate": 0.0,
+            "abs_pos_emb": True,
+        },
+        "text_encoder": {
+            "arch": "xlm-roberta",
+            "config": {
+                "vocab_size": 512,
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "intermediate_size": 128,
+                "max_position_embeddings": 130,
+                "type_vocab_size": 1,
+                "layer_norm_eps": 1e-5,
+                "pad_token_id": 1,
+                "bos_token_id": 0,
+                "eos_token_id": 2,
+            },
+        },
         "cross": {"num_layers": 2, "num_heads": 4, "intermediate_size": 128},
     },
 }

@@ -26,16 +26,20 @@ def describe(config: CCLMConfig) -> str:
     vision, cross = config.vision, config.cross
     if config.swin is not None:
         text = config.text
-        return (f"A CCLM multilingual vision-language model (`{config.name}`, the original CCLM): a Swin image "
-                f"encoder ({sum(config.swin.depths)} blocks, output width {config.vision_width}) and one "
-                f"{config.text_encoder.arch} stack of {text.fusion_start_at} text layers and "
-                f"{text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that attend to "
-                "the image (or to a translation), trained on images with captions in several languages and on "
-                "sentence pairs.")
-    return (f"A CCLM multilingual vision-language model (`{config.name}`): a BEiT-2 image encoder "
-            f"({vision.depth} blocks, width {vision.width}), a {config.text_encoder.arch} text encoder "
-            f"(width {config.text_width}) and {cross.num_layers} cross-encoder layers that attend to the image "
-            "(or to a translation), trained on images with captions in several languages and on sentence pairs.")
+        return (
+            f"A CCLM multilingual vision-language model (`{config.name}`, the original CCLM): a Swin image "
+            f"encoder ({sum(config.swin.depths)} blocks, output width {config.vision_width}) and one "
+            f"{config.text_encoder.arch} stack of {text.fusion_start_at} text layers and "
+            f"{text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that attend to "
+            "the image (or to a translation), trained on images with captions in several languages and on "
+            "sentence pairs."
+        )
+    return (
+        f"A CCLM multilingual vision-language model (`{config.name}`): a BEiT-2 image encoder "
+        f"({vision.depth} blocks, width {vision.width}), a {config.text_encoder.arch} text encoder "
+        f"(width {config.text_width}) and {cross.num_layers} cross-encoder layers that attend to the image "
+        "(or to a translation), trained on images with captions in several languages and on sentence pairs."
+    )
 
 
 def adapt_checkpoint(model: CCLM, state: StateDict) -> StateDict:
@@ -54,9 +58,11 @@ FAMILY = ModelFamily(
     model_class=CCLM,
     presets=CCLM_PRESETS,
     tasks={name: TASKS[name] for name in SUPPORTED_TASKS},
-    refusals={"captioning": "its text encoder has no masked-LM decoder to caption with",
-              "video_retrieval": "it takes no video input (no frame position embedding)",
-              "video_qa": "it takes no video input (no frame position embedding)"},
+    refusals={
+        "captioning": "its text encoder has no masked-LM decoder to caption with",
+        "video_retrieval": "it takes no video input (no frame position embedding)",
+        "video_qa": "it takes no video input (no frame position embedding)",
+    },
     pretrain=RECIPE,
     text_encoder=xlmr_text_encoder,
     save_tokenizer=save_tokenizer,

@@ -22,19 +22,17 @@ The interface is the same, so objectives, tasks and checkpoints treat both alike
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from x2vlm_core.errors import ConfigError
+from x2vlm_core.families.cclm.config import CCLMConfig
 from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beit2 import BEiT2
 from x2vlm_core.models.bert import BertEncoder, BertForMaskedLM, BertOnlyMLMHead, additive_mask
-from x2vlm_core.families.cclm.config import CCLMConfig
 from x2vlm_core.models.config import TextConfig
 from x2vlm_core.models.heads import TEMP_RANGE, build_mlp
 
@@ -67,8 +65,13 @@ class CrossEncoder(nn.Module):
         self.context_width = context_width
         self.encoder = BertEncoder(cfg, context_width)  # fusion_start_at 0: every layer cross-attends
 
-    def forward(self, text_embeds: torch.Tensor, text_atts: torch.Tensor | None,
-                context: torch.Tensor | None, context_atts: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor | None,
+        context: torch.Tensor | None,
+        context_atts: torch.Tensor | None,
+    ) -> torch.Tensor:
         """``context=None`` skips the cross-attention (text-only MLM)."""
         mask = additive_mask(text_atts, text_embeds.dtype)
         context_mask = additive_mask(context_atts, text_embeds.dtype) if context is not None else None
@@ -111,8 +114,9 @@ class CCLM(nn.Module):
         self.cross_encoder = CrossEncoder(cross_cfg, config.vision.width)
         # The official head reads the text encoder's config: its LayerNorm eps (XLM-R: 1e-5) and vocabulary.
         head_eps = config.text_encoder.transformers_config().layer_norm_eps
-        self.mlm_head = BertOnlyMLMHead(TextConfig(vocab_size=cross_cfg.vocab_size, hidden_size=cross_cfg.hidden_size,
-                                                   layer_norm_eps=head_eps))
+        self.mlm_head = BertOnlyMLMHead(
+            TextConfig(vocab_size=cross_cfg.vocab_size, hidden_size=cross_cfg.hidden_size, layer_norm_eps=head_eps)
+        )
         self.new_head_prefixes = (*self.new_head_prefixes, "mlm_head")
 
     def _build_original(self) -> None:
@@ -150,8 +154,10 @@ class CCLM(nn.Module):
             return
         cross, layers = self.cross_encoder.encoder.layer, decoder.bert.encoder.layer
         if len(cross) not in (len(layers), 2 * len(layers)):
-            raise ConfigError(f"an answer decoder of {len(layers)} layers cannot be initialised from "
-                              f"{len(cross)} cross-encoder layers; use {len(cross)} or {len(cross) // 2} decoder layers")
+            raise ConfigError(
+                f"an answer decoder of {len(layers)} layers cannot be initialised from "
+                f"{len(cross)} cross-encoder layers; use {len(cross)} or {len(cross) // 2} decoder layers"
+            )
         stride = len(cross) // len(layers)
         for j, layer in enumerate(layers):
             source, own = cross[j * stride + stride - 1].state_dict(), layer.state_dict()
@@ -160,7 +166,7 @@ class CCLM(nn.Module):
         target.word_embeddings.weight.copy_(text.word_embeddings.weight)
         first = self.config.text_pad_id + 1 if self.config.text_encoder.arch != "bert" else 0
         rows = min(target.position_embeddings.num_embeddings, text.position_embeddings.num_embeddings - first)
-        target.position_embeddings.weight[:rows].copy_(text.position_embeddings.weight[first:first + rows])
+        target.position_embeddings.weight[:rows].copy_(text.position_embeddings.weight[first : first + rows])
         target.token_type_embeddings.weight[0].copy_(text.token_type_embeddings.weight[0])
         target.LayerNorm.load_state_dict(text.LayerNorm.state_dict())
         head, own_head = self.mlm_head.predictions, decoder.cls.predictions
@@ -175,8 +181,9 @@ class CCLM(nn.Module):
         embeds = self.vision_encoder(image)
         return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
 
-    def get_region_embeds(self, image: torch.Tensor, image_atts: torch.Tensor,
-                          idx_to_group_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def get_region_embeds(
+        self, image: torch.Tensor, image_atts: torch.Tensor, idx_to_group_img: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         region, full = self.vision_encoder.forward_regions(image, idx_to_group_img, image_atts)
         return region, full[idx_to_group_img]
 
@@ -185,13 +192,19 @@ class CCLM(nn.Module):
             return self.text_encoder.bert.encode_text(text_ids, text_atts)
         return self.text_encoder(input_ids=text_ids, attention_mask=text_atts).last_hidden_state
 
-    def get_cross_embeds(self, image_embeds: torch.Tensor | None, image_atts: torch.Tensor | None,
-                         text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
+    def get_cross_embeds(
+        self,
+        image_embeds: torch.Tensor | None,
+        image_atts: torch.Tensor | None,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor | None,
+    ) -> torch.Tensor:
         """Text fused with a context: image patches, or (parallel text) the other text's embeddings."""
         if image_embeds is not None and image_embeds.shape[-1] != self.config.vision_width:
             raise ConfigError(
                 f"the cross encoder attends to {self.config.vision_width}-wide inputs (the vision width), "
-                f"got {image_embeds.shape[-1]}-wide ones; text-text fusion needs a text encoder as wide as the vision encoder")
+                f"got {image_embeds.shape[-1]}-wide ones; text-text fusion needs a text encoder as wide as the vision encoder"
+            )
         if self.one_stack:
             return self.text_encoder.bert.fuse(text_embeds, text_atts, image_embeds, image_atts)
         return self.cross_encoder(text_embeds, text_atts, image_embeds, image_atts)
@@ -202,17 +215,29 @@ class CCLM(nn.Module):
     def get_text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
 
-    def itm_logits(self, image_embeds: torch.Tensor, image_atts: torch.Tensor | None,
-                   text_embeds: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
+    def itm_logits(
+        self,
+        image_embeds: torch.Tensor,
+        image_atts: torch.Tensor | None,
+        text_embeds: torch.Tensor,
+        text_atts: torch.Tensor | None,
+    ) -> torch.Tensor:
         return self.itm_head(self.get_cross_embeds(image_embeds, image_atts, text_embeds, text_atts)[:, 0])
 
-    def predict_bbox(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor,
-                     text_atts: torch.Tensor | None) -> torch.Tensor:
+    def predict_bbox(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, text_atts: torch.Tensor | None
+    ) -> torch.Tensor:
         """(cx, cy, w, h) in [0, 1], from text fused with the whole image."""
         return self.bbox_head(self.get_cross_embeds(image_embeds, None, text_embeds, text_atts)[:, 0]).sigmoid()
 
-    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor | None, masked_pos: torch.Tensor,
-                   image_embeds: torch.Tensor | None, image_atts: torch.Tensor | None) -> torch.Tensor:
+    def mlm_logits(
+        self,
+        text_ids_masked: torch.Tensor,
+        text_atts: torch.Tensor | None,
+        masked_pos: torch.Tensor,
+        image_embeds: torch.Tensor | None,
+        image_atts: torch.Tensor | None,
+    ) -> torch.Tensor:
         """Logits ``[B, M, V]`` at ``masked_pos``: masked text → text encoder → cross encoder (with the context)."""
         if self.one_stack:  # no context: the fusion layers skip their cross-attention (TLM)
             return self.text_encoder.mlm_logits(text_ids_masked, text_atts, masked_pos, image_embeds, image_atts)

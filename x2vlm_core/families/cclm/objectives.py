@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.models import losses
 from x2vlm_core.families.cclm.model import CCLM
+from x2vlm_core.models import losses
 
 
 def image_caption_losses(model: CCLM, batch: dict[str, torch.Tensor], with_itm: bool = True) -> dict[str, torch.Tensor]:
@@ -33,20 +33,28 @@ def image_caption_losses(model: CCLM, batch: dict[str, torch.Tensor], with_itm: 
         out["itc"] = (out["itc"] + losses.contrastive_loss(image_feat, text_feat_2, model.temp)) / 2
         out["ttc"] = losses.contrastive_loss(text_feat, text_feat_2, model.temp)
     if with_itm:
-        out["itm"] = losses.matching_loss(model, image_embeds, image_atts, image_feat,
-                                          text_embeds, batch["text_atts"], text_feat)
-    logits = model.mlm_logits(batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"], image_embeds, image_atts)
+        out["itm"] = losses.matching_loss(
+            model, image_embeds, image_atts, image_feat, text_embeds, batch["text_atts"], text_feat
+        )
+    logits = model.mlm_logits(
+        batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"], image_embeds, image_atts
+    )
     out["mlm"] = losses.mlm_loss(logits, batch["masked_ids"])
     return out
 
 
 def parallel_text_losses(model: CCLM, batch: dict[str, torch.Tensor], with_ttm: bool = True) -> dict[str, torch.Tensor]:
     if model.config.text_width != model.config.vision_width:
-        raise ConfigError(f"parallel-text objectives fuse a text with another text through the cross encoder, whose "
-                          f"keys take {model.config.vision_width}-wide inputs (the vision width); this text encoder is "
-                          f"{model.config.text_width} wide. Use a text encoder as wide as the vision encoder")
+        raise ConfigError(
+            f"parallel-text objectives fuse a text with another text through the cross encoder, whose "
+            f"keys take {model.config.vision_width}-wide inputs (the vision width); this text encoder is "
+            f"{model.config.text_width} wide. Use a text encoder as wide as the vision encoder"
+        )
     atts, atts_2 = batch["text_atts"], batch["text_atts_2"]
-    embeds, embeds_2 = model.get_text_embeds(batch["text_ids"], atts), model.get_text_embeds(batch["text_ids_2"], atts_2)
+    embeds, embeds_2 = (
+        model.get_text_embeds(batch["text_ids"], atts),
+        model.get_text_embeds(batch["text_ids_2"], atts_2),
+    )
     feat, feat_2 = model.get_text_feat(embeds), model.get_text_feat(embeds_2)
     out = {"ttc": losses.contrastive_loss(feat, feat_2, model.temp)}
     if with_ttm:

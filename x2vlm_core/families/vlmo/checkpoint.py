@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from x2vlm_core.errors import CheckpointError
-from x2vlm_core.models.position_resize import resize_relative_position_bias_table
 from x2vlm_core.families.vlmo.model import IMAGE_TOKEN_TYPE, VLMo
 from x2vlm_core.families.vlmo.positions import image_rows, resize_shared_table
+from x2vlm_core.models.position_resize import resize_relative_position_bias_table
 
 SCALAR_KEYS = ("logit_scale", "logit_vl_scale")
 # The official model keeps these as plain attributes; a few of its files still carry them.
@@ -49,17 +49,20 @@ def adapt_official_state(model: VLMo, state: dict[str, torch.Tensor]) -> dict[st
     table = state.get("relative_position_bias_table")
     if table is not None and cfg.relative_position:
         try:
-            state["relative_position_bias_table"] = resize_shared_table(table, cfg.num_patches_side,
-                                                                        cfg.text_rel_pos_len)
+            state["relative_position_bias_table"] = resize_shared_table(
+                table, cfg.num_patches_side, cfg.text_rel_pos_len
+            )
         except ValueError as exc:
-            raise CheckpointError(f"{exc}; check that text_rel_pos_len matches the checkpoint's "
-                                  "(the official max_text_len_of_initckpt, 196)") from None
+            raise CheckpointError(
+                f"{exc}; check that text_rel_pos_len matches the checkpoint's "
+                "(the official max_text_len_of_initckpt, 196)"
+            ) from None
     pos_embed = state.get("transformer.pos_embed")
     if pos_embed is not None and not cfg.relative_position:
         state["transformer.pos_embed"] = resize_absolute_position_embedding(pos_embed, cfg.num_patches_side)
     types = state.get("token_type_embeddings.weight")
     if types is not None and types.shape[0] == 2 and "nlvr2" in cfg.task_heads:
-        state["token_type_embeddings.weight"] = torch.cat([types, types[IMAGE_TOKEN_TYPE:IMAGE_TOKEN_TYPE + 1]])
+        state["token_type_embeddings.weight"] = torch.cat([types, types[IMAGE_TOKEN_TYPE : IMAGE_TOKEN_TYPE + 1]])
     return state
 
 
@@ -81,8 +84,10 @@ def resize_absolute_position_embedding(pos_embed: torch.Tensor, grid: int) -> to
 _BEIT_BLOCK_TABLE = re.compile(r"^blocks\.(\d+)\.attn\.relative_position_bias_table$")
 _BEIT_SHARED_TABLE = "rel_pos_bias.relative_position_bias_table"
 # BEiT parts with no place in VLMo: its classifier, its pooled-output norm, saved index maps.
-_BEIT_UNUSED = re.compile(r"^(head\.|fc_norm\.|rel_pos_bias\.relative_position_index|"
-                          r"blocks\.\d+\.attn\.relative_position_index|mask_token|lm_head\.)")
+_BEIT_UNUSED = re.compile(
+    r"^(head\.|fc_norm\.|rel_pos_bias\.relative_position_index|"
+    r"blocks\.\d+\.attn\.relative_position_index|mask_token|lm_head\.)"
+)
 
 
 def from_beit_layout(model: VLMo, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -109,11 +114,15 @@ def from_beit_layout(model: VLMo, state: dict[str, torch.Tensor]) -> tuple[dict[
             out["transformer." + key] = value
     if per_block:
         if not cfg.relative_position:
-            raise CheckpointError("this BEiT checkpoint uses relative positions but the model "
-                                  f"{cfg.name} uses absolute ones; pick a relative-position preset")
+            raise CheckpointError(
+                "this BEiT checkpoint uses relative positions but the model "
+                f"{cfg.name} uses absolute ones; pick a relative-position preset"
+            )
         if sorted(per_block) != list(range(cfg.depth)):
-            raise CheckpointError(f"the BEiT checkpoint has position tables for blocks {sorted(per_block)}, "
-                                  f"the model has {cfg.depth} blocks")
+            raise CheckpointError(
+                f"the BEiT checkpoint has position tables for blocks {sorted(per_block)}, "
+                f"the model has {cfg.depth} blocks"
+            )
         grid = cfg.num_patches_side
         image = torch.cat([resize_relative_position_bias_table(per_block[i], grid) for i in range(cfg.depth)], dim=1)
         table = model.relative_position_bias_table.detach().to("cpu", copy=True)

@@ -60,14 +60,20 @@ class VLMoConfig:
         if self.width % self.num_heads:
             raise ConfigError(f"width {self.width} is not divisible by its {self.num_heads} heads")
         if not 0 <= self.vlffn_start <= self.depth:
-            raise ConfigError(f"vlffn_start {self.vlffn_start} must be in [0, depth={self.depth}] "
-                              "(depth means no VL-FFN, as in the text-only stage)")
+            raise ConfigError(
+                f"vlffn_start {self.vlffn_start} must be in [0, depth={self.depth}] "
+                "(depth means no VL-FFN, as in the text-only stage)"
+            )
         if self.relative_position and self.max_tokens > self.text_rel_pos_len:
-            raise ConfigError(f"max_tokens {self.max_tokens} exceeds text_rel_pos_len {self.text_rel_pos_len}; "
-                              "raise text_rel_pos_len (it sizes the text rows of the position table)")
+            raise ConfigError(
+                f"max_tokens {self.max_tokens} exceeds text_rel_pos_len {self.text_rel_pos_len}; "
+                "raise text_rel_pos_len (it sizes the text rows of the position table)"
+            )
         if self.vqa_answer_list and len(self.vqa_answer_list) != self.vqa_answers:
-            raise ConfigError(f"vqa_answer_list holds {len(self.vqa_answer_list)} answers, vqa_answers is "
-                              f"{self.vqa_answers}; they must agree (one head output per answer)")
+            raise ConfigError(
+                f"vqa_answer_list holds {len(self.vqa_answer_list)} answers, vqa_answers is "
+                f"{self.vqa_answers}; they must agree (one head output per answer)"
+            )
         unknown = sorted(set(self.task_heads) - set(TASK_HEADS))
         if unknown:
             raise ConfigError(f"unknown task head(s) {unknown}; available: {', '.join(TASK_HEADS)}")
@@ -82,11 +88,26 @@ VLMO_PRESETS: dict[str, dict] = {
     # 12 layers, 768 wide, 12 heads, VL-FFN in the top 2: 175M.
     "vlmo_base": {"width": 768, "depth": 12, "num_heads": 12, "vlffn_start": 10},
     # 24 layers, 544 wide, 16 heads, VL-FFN in the top 3, absolute positions, no layer scale: 167M.
-    "vlmo_base_plus": {"width": 544, "depth": 24, "num_heads": 16, "vlffn_start": 21,
-                       "relative_position": False, "layer_scale_init": None},
+    "vlmo_base_plus": {
+        "width": 544,
+        "depth": 24,
+        "num_heads": 16,
+        "vlffn_start": 21,
+        "relative_position": False,
+        "layer_scale_init": None,
+    },
     # 24 layers, 1024 wide, 16 heads, VL-FFN in the top 3: 562M.
     "vlmo_large": {"width": 1024, "depth": 24, "num_heads": 16, "vlffn_start": 21},
     # For tests and the local pipeline.
-    "vlmo_tiny": {"image_res": 64, "patch_size": 8, "width": 64, "depth": 4, "num_heads": 4,
-                  "vlffn_start": 2, "max_tokens": 24, "text_rel_pos_len": 24, "drop_path_rate": 0.0},
+    "vlmo_tiny": {
+        "image_res": 64,
+        "patch_size": 8,
+        "width": 64,
+        "depth": 4,
+        "num_heads": 4,
+        "vlffn_start": 2,
+        "max_tokens": 24,
+        "text_rel_pos_len": 24,
+        "drop_path_rate": 0.0,
+    },
 }

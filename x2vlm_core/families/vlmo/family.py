@@ -21,10 +21,12 @@ from x2vlm_core.text.wordpiece import save_wordpiece_vocab
 
 
 def describe(config: VLMoConfig) -> str:
-    return (f"A VLMo vision-language model (`{config.name}`): one multiway transformer of {config.depth} blocks "
-            f"(width {config.width}) with shared self-attention, image and text experts in every block and "
-            f"vision-language experts from block {config.vlffn_start}; a dual encoder for retrieval and a "
-            "fusion encoder for matching.")
+    return (
+        f"A VLMo vision-language model (`{config.name}`): one multiway transformer of {config.depth} blocks "
+        f"(width {config.width}) with shared self-attention, image and text experts in every block and "
+        f"vision-language experts from block {config.vlffn_start}; a dual encoder for retrieval and a "
+        "fusion encoder for matching."
+    )
 
 
 def wordpiece(config: Any, max_tokens: int | None) -> TextEncoder:

@@ -28,10 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from x2vlm_core.errors import ConfigError, DataError
-from x2vlm_core.families.vlmo.multiway import MultiwayTransformer
 from x2vlm_core.families.vlmo.config import VLMoConfig
+from x2vlm_core.families.vlmo.multiway import MultiwayTransformer
 from x2vlm_core.families.vlmo.positions import (
-    image_position_index, position_bias, table_rows, text_image_index, text_position_index,
+    image_position_index,
+    position_bias,
+    table_rows,
+    text_image_index,
+    text_position_index,
 )
 from x2vlm_core.models.heads import build_mlp
 
@@ -142,12 +146,15 @@ class VLMo(nn.Module):
         self.transformer = MultiwayTransformer(config)
         if config.relative_position:
             self.relative_position_bias_table = nn.Parameter(
-                torch.zeros(table_rows(grid, config.text_rel_pos_len), config.num_heads * config.depth))
+                torch.zeros(table_rows(grid, config.text_rel_pos_len), config.num_heads * config.depth)
+            )
             # Derived from the config, so not saved (nor are they in official checkpoints).
             self.register_buffer("relative_position_index", image_position_index(grid), persistent=False)
-            self.register_buffer("text_relative_position_index",
-                                 text_position_index(config.max_tokens, grid, config.text_rel_pos_len),
-                                 persistent=False)
+            self.register_buffer(
+                "text_relative_position_index",
+                text_position_index(config.max_tokens, grid, config.text_rel_pos_len),
+                persistent=False,
+            )
         self.text_embeddings = TextEmbeddings(config)
         self.token_type_embeddings = nn.Embedding(2, width)
         self.pooler = Pooler(width)
@@ -159,9 +166,17 @@ class VLMo(nn.Module):
         self.itc_vl_image_proj = LinearHead(width, width, bias=False)
         self.logit_scale = nn.Parameter(torch.full((1,), math.log(1 / config.temp)))
         self.logit_vl_scale = nn.Parameter(torch.full((1,), math.log(1 / config.temp)))
-        for module in (self.text_embeddings, self.token_type_embeddings, self.pooler, self.mlm_score,
-                       self.itm_score, self.itc_text_proj, self.itc_image_proj, self.itc_vl_text_proj,
-                       self.itc_vl_image_proj):
+        for module in (
+            self.text_embeddings,
+            self.token_type_embeddings,
+            self.pooler,
+            self.mlm_score,
+            self.itm_score,
+            self.itc_text_proj,
+            self.itc_image_proj,
+            self.itc_vl_text_proj,
+            self.itc_vl_image_proj,
+        ):
             _init_bert_style(module)
         for head in config.task_heads:
             self._build_task_head(head)
@@ -180,8 +195,9 @@ class VLMo(nn.Module):
             _init_bert_style(self.vqa_classifier)
         elif name == "nlvr2":
             # The official NLVR2 head keeps the hidden width at 2w (build_mlp would double it again).
-            self.nlvr2_classifier = nn.Sequential(nn.Linear(2 * width, 2 * width), nn.LayerNorm(2 * width),
-                                                  nn.GELU(), nn.Linear(2 * width, 2))
+            self.nlvr2_classifier = nn.Sequential(
+                nn.Linear(2 * width, 2 * width), nn.LayerNorm(2 * width), nn.GELU(), nn.Linear(2 * width, 2)
+            )
             _init_bert_style(self.nlvr2_classifier)
             # A third token type for the second image, started from the image type (official).
             old = self.token_type_embeddings.weight
@@ -198,14 +214,18 @@ class VLMo(nn.Module):
         """``[B, 3, R, R]`` → ``[B, 1 + P, D]`` input tokens (CLS, patches, + image token type)."""
         res = self.config.image_res
         if image.dim() != 4 or tuple(image.shape[1:]) != (3, res, res):
-            raise DataError(f"VLMo {self.config.name} takes images [B, 3, {res}, {res}], got {tuple(image.shape)}; "
-                            "resize to model.image_res or build the model with another image_res")
+            raise DataError(
+                f"VLMo {self.config.name} takes images [B, 3, {res}, {res}], got {tuple(image.shape)}; "
+                "resize to model.image_res or build the model with another image_res"
+            )
         return self.transformer.visual_embed(image) + self.token_type_embeddings.weight[token_type]
 
     def embed_text(self, text_ids: torch.Tensor) -> torch.Tensor:
         if text_ids.shape[1] > self.config.max_tokens:
-            raise DataError(f"texts of {text_ids.shape[1]} tokens exceed max_tokens={self.config.max_tokens}; "
-                            "tokenize with that limit or raise model.max_tokens")
+            raise DataError(
+                f"texts of {text_ids.shape[1]} tokens exceed max_tokens={self.config.max_tokens}; "
+                "tokenize with that limit or raise model.max_tokens"
+            )
         return self.text_embeddings(text_ids) + self.token_type_embeddings.weight[0]
 
     # ---- encoders ---------------------------------------------------------------------------
@@ -222,8 +242,9 @@ class VLMo(nn.Module):
     def _image_index(self) -> torch.Tensor | None:
         return self.relative_position_index if self.config.relative_position else None
 
-    def _encode_one_modality(self, x: torch.Tensor, keep: torch.Tensor, mode: str,
-                             index: torch.Tensor | None, with_vl: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _encode_one_modality(
+        self, x: torch.Tensor, keep: torch.Tensor, mode: str, index: torch.Tensor | None, with_vl: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Top of the modality expert path and, with ``with_vl``, of the VL-FFN path from ``vlffn_start``."""
         bias, start, run = self._bias(index), self.config.vlffn_start, self.transformer.run
         below = run(x, keep, mode, bias, 0, start)
@@ -231,19 +252,24 @@ class VLMo(nn.Module):
         vl = self.transformer.norm(run(below, keep, "vl", bias, start)) if with_vl else None
         return top, vl
 
-    def encode_image(self, image_tokens: torch.Tensor, with_vl: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode_image(
+        self, image_tokens: torch.Tensor, with_vl: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Dual-encoder image side: ``(V-FFN output, VL-FFN output or None)``, each ``[B, 1+P, D]``."""
         keep = torch.ones(image_tokens.shape[:2], dtype=torch.long, device=image_tokens.device)
         return self._encode_one_modality(image_tokens, keep, "image", self._image_index(), with_vl)
 
-    def encode_text(self, text_tokens: torch.Tensor, text_atts: torch.Tensor,
-                    with_vl: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode_text(
+        self, text_tokens: torch.Tensor, text_atts: torch.Tensor, with_vl: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Dual-encoder text side: ``(L-FFN output, VL-FFN output or None)``, each ``[B, T, D]``."""
-        return self._encode_one_modality(text_tokens, text_atts, "text", self._text_index(text_tokens.shape[1]),
-                                         with_vl)
+        return self._encode_one_modality(
+            text_tokens, text_atts, "text", self._text_index(text_tokens.shape[1]), with_vl
+        )
 
-    def fuse(self, image_tokens: torch.Tensor, image_atts: torch.Tensor,
-             text_tokens: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+    def fuse(
+        self, image_tokens: torch.Tensor, image_atts: torch.Tensor, text_tokens: torch.Tensor, text_atts: torch.Tensor
+    ) -> torch.Tensor:
         """Fusion encoder over ``[text; image]``: ``[B, T + 1 + P, D]`` after the final norm."""
         length = text_tokens.shape[1]
         index = None
@@ -256,14 +282,17 @@ class VLMo(nn.Module):
         return self.transformer.norm(hidden)
 
     # ---- contrastive features -----------------------------------------------------------------
-    def image_features(self, image_tokens: torch.Tensor, with_vl: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def image_features(
+        self, image_tokens: torch.Tensor, with_vl: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """L2-normalised ITC features: V-FFN CLS through ``itc_image_proj``, VL-FFN CLS through ``itc_vl_image_proj``."""
         top, vl = self.encode_image(image_tokens, with_vl)
         feat = F.normalize(self.itc_image_proj(top[:, 0]), dim=-1)
         return feat, (F.normalize(self.itc_vl_image_proj(vl[:, 0]), dim=-1) if vl is not None else None)
 
-    def text_features(self, text_tokens: torch.Tensor, text_atts: torch.Tensor,
-                      with_vl: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def text_features(
+        self, text_tokens: torch.Tensor, text_atts: torch.Tensor, with_vl: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         top, vl = self.encode_text(text_tokens, text_atts, with_vl)
         feat = F.normalize(self.itc_text_proj(top[:, 0]), dim=-1)
         return feat, (F.normalize(self.itc_vl_text_proj(vl[:, 0]), dim=-1) if vl is not None else None)
@@ -279,18 +308,26 @@ class VLMo(nn.Module):
         return torch.exp(-self.logit_vl_scale)
 
     # ---- fusion heads -------------------------------------------------------------------------
-    def itm_logits(self, image_tokens: torch.Tensor, image_atts: torch.Tensor,
-                   text_tokens: torch.Tensor, text_atts: torch.Tensor) -> torch.Tensor:
+    def itm_logits(
+        self, image_tokens: torch.Tensor, image_atts: torch.Tensor, text_tokens: torch.Tensor, text_atts: torch.Tensor
+    ) -> torch.Tensor:
         return self.itm_score(self.pooler(self.fuse(image_tokens, image_atts, text_tokens, text_atts)))
 
-    def mlm_logits(self, text_ids_masked: torch.Tensor, text_atts: torch.Tensor, masked_pos: torch.Tensor,
-                   image_tokens: torch.Tensor | None = None, image_atts: torch.Tensor | None = None) -> torch.Tensor:
+    def mlm_logits(
+        self,
+        text_ids_masked: torch.Tensor,
+        text_atts: torch.Tensor,
+        masked_pos: torch.Tensor,
+        image_tokens: torch.Tensor | None = None,
+        image_atts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits ``[B, M, V]`` at ``masked_pos``: fused with the image, or text only (L-FFN in every block)."""
         text_tokens = self.embed_text(text_ids_masked)
         if image_tokens is None:
             keep = text_atts
-            hidden = self.transformer.norm(self.transformer.run(
-                text_tokens, keep, "text", self._bias(self._text_index(text_tokens.shape[1]))))
+            hidden = self.transformer.norm(
+                self.transformer.run(text_tokens, keep, "text", self._bias(self._text_index(text_tokens.shape[1])))
+            )
         else:
             if image_atts is None:
                 raise ValueError("mlm_logits with image_tokens needs their image_atts")
@@ -298,14 +335,16 @@ class VLMo(nn.Module):
         picked = torch.gather(hidden, 1, masked_pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         return self.mlm_score(picked)
 
-    def vqa_logits(self, image_tokens: torch.Tensor, text_tokens: torch.Tensor,
-                   text_atts: torch.Tensor) -> torch.Tensor:
+    def vqa_logits(
+        self, image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_atts: torch.Tensor
+    ) -> torch.Tensor:
         self._require_head("vqa")
         image_atts = torch.ones(image_tokens.shape[:2], dtype=text_atts.dtype, device=text_atts.device)
         return self.vqa_classifier(self.pooler(self.fuse(image_tokens, image_atts, text_tokens, text_atts)))
 
-    def nlvr2_logits(self, image0: torch.Tensor, image1: torch.Tensor, text_ids: torch.Tensor,
-                     text_atts: torch.Tensor) -> torch.Tensor:
+    def nlvr2_logits(
+        self, image0: torch.Tensor, image1: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor
+    ) -> torch.Tensor:
         """Each image fused with the text (the second with token type 2); the two CLS concatenated."""
         self._require_head("nlvr2")
         text_tokens = self.embed_text(text_ids)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from x2vlm_core.models.beit2 import DropPath, Mlp, PatchEmbed
 from x2vlm_core.families.vlmo.config import VLMoConfig
+from x2vlm_core.models.beit2 import DropPath, Mlp, PatchEmbed
 
 LAYER_NORM_EPS = 1e-6
 MODES = ("image", "text", "vl")
@@ -81,8 +81,10 @@ class MultiwayBlock(nn.Module):
         if self.has_vlffn:
             return self._expert(x, self.norm2_vl, self.mlp_vl)
         text, image = x[:, :text_len], x[:, text_len:]
-        return torch.cat([self._expert(text, self.norm2_text, self.mlp_text),
-                          self._expert(image, self.norm2_imag, self.mlp_imag)], dim=1)
+        return torch.cat(
+            [self._expert(text, self.norm2_text, self.mlp_text), self._expert(image, self.norm2_imag, self.mlp_imag)],
+            dim=1,
+        )
 
 
 class MultiwayTransformer(nn.Module):
@@ -94,10 +96,11 @@ class MultiwayTransformer(nn.Module):
         self.patch_embed = PatchEmbed(cfg.patch_size, cfg.width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width))
         if not cfg.relative_position:
-            self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_patches_side ** 2 + 1, cfg.width))
+            self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_patches_side**2 + 1, cfg.width))
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
-        self.blocks = nn.ModuleList(MultiwayBlock(cfg, rate, with_vlffn=i >= cfg.vlffn_start)
-                                    for i, rate in enumerate(rates))
+        self.blocks = nn.ModuleList(
+            MultiwayBlock(cfg, rate, with_vlffn=i >= cfg.vlffn_start) for i, rate in enumerate(rates)
+        )
         self.norm = nn.LayerNorm(cfg.width, eps=LAYER_NORM_EPS)
         self._init_weights()
 
@@ -117,8 +120,16 @@ class MultiwayTransformer(nn.Module):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         return x + self.pos_embed if hasattr(self, "pos_embed") else x
 
-    def run(self, x: torch.Tensor, keep: torch.Tensor, mode: str, position_bias: Sequence[torch.Tensor] | None,
-            start: int = 0, stop: int | None = None, text_len: int = 0) -> torch.Tensor:
+    def run(
+        self,
+        x: torch.Tensor,
+        keep: torch.Tensor,
+        mode: str,
+        position_bias: Sequence[torch.Tensor] | None,
+        start: int = 0,
+        stop: int | None = None,
+        text_len: int = 0,
+    ) -> torch.Tensor:
         """Blocks ``start:stop`` in ``mode``; ``keep`` is the ``[B, N]`` 1/0 key mask.
 
         ``position_bias`` holds one ``[heads, N, N]`` bias per block (``None`` with absolute

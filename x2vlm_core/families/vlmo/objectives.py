@@ -20,32 +20,46 @@ import torch
 import torch.nn.functional as F
 
 from x2vlm_core.errors import DataError
-from x2vlm_core.models import losses
 from x2vlm_core.families.vlmo.model import VLMo
+from x2vlm_core.models import losses
 
 MLM_WEIGHT = 0.25  # the official weight of MLM in vision-language pre-training
 
 
-def image_text_losses(model: VLMo, batch: dict[str, torch.Tensor], with_itm: bool = True,
-                      mlm_weight: float = MLM_WEIGHT) -> dict[str, torch.Tensor]:
+def image_text_losses(
+    model: VLMo, batch: dict[str, torch.Tensor], with_itm: bool = True, mlm_weight: float = MLM_WEIGHT
+) -> dict[str, torch.Tensor]:
     image_tokens = model.embed_image(batch["image"])
     image_atts = torch.ones(image_tokens.shape[:2], dtype=batch["text_atts"].dtype, device=image_tokens.device)
     text_tokens = model.embed_text(batch["text_ids"])
     image_feat, image_vl_feat = model.image_features(image_tokens, with_vl=True)
     text_feat, text_vl_feat = model.text_features(text_tokens, batch["text_atts"], with_vl=True)
     assert image_vl_feat is not None and text_vl_feat is not None  # with_vl=True
-    out = {"itc": (losses.contrastive_loss(image_feat, text_feat, model.temperature)
-                   + losses.contrastive_loss(image_vl_feat, text_vl_feat, model.vl_temperature)) / 2}
+    out = {
+        "itc": (
+            losses.contrastive_loss(image_feat, text_feat, model.temperature)
+            + losses.contrastive_loss(image_vl_feat, text_vl_feat, model.vl_temperature)
+        )
+        / 2
+    }
     if with_itm:
         out["itm"] = matching_loss(model, image_tokens, image_feat, text_tokens, batch["text_atts"], text_feat)
-    logits = model.mlm_logits(batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"],
-                              image_tokens, image_atts)
+    logits = model.mlm_logits(
+        batch["text_ids_masked"], batch["text_atts"], batch["masked_pos"], image_tokens, image_atts
+    )
     out["mlm"] = mlm_weight * losses.mlm_loss(logits, batch["masked_ids"])
     return out
 
 
-def matching_loss(model: VLMo, image_tokens: torch.Tensor, image_feat: torch.Tensor, text_tokens: torch.Tensor,
-                  text_atts: torch.Tensor, text_feat: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+def matching_loss(
+    model: VLMo,
+    image_tokens: torch.Tensor,
+    image_feat: torch.Tensor,
+    text_tokens: torch.Tensor,
+    text_atts: torch.Tensor,
+    text_feat: torch.Tensor,
+    idx: torch.Tensor | None = None,
+) -> torch.Tensor:
     """ITM on the fusion encoder: each positive pair, a hard-negative image per text and a hard-negative
     text per image, drawn from the V/L similarities as the official ITM does."""
     image_neg, text_neg = losses.sample_hard_negatives(image_feat, text_feat, model.temperature, idx)
@@ -89,10 +103,13 @@ def answer_targets(scores: list[dict[str, float]], answers: list[str]) -> torch.
 def vqa_losses(model: VLMo, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     targets = batch["answer_targets"]
     if targets.shape[1] != model.config.vqa_answers:
-        raise DataError(f"answer_targets have {targets.shape[1]} answers, the VQA head {model.config.vqa_answers}; "
-                        "build the head with vqa_answers set to the answer list's length")
-    logits = model.vqa_logits(model.embed_image(batch["image"]), model.embed_text(batch["question_ids"]),
-                              batch["question_atts"])
+        raise DataError(
+            f"answer_targets have {targets.shape[1]} answers, the VQA head {model.config.vqa_answers}; "
+            "build the head with vqa_answers set to the answer list's length"
+        )
+    logits = model.vqa_logits(
+        model.embed_image(batch["image"]), model.embed_text(batch["question_ids"]), batch["question_atts"]
+    )
     return {"vqa": F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype)) * targets.shape[1]}
 
 

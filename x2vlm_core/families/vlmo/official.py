@@ -21,16 +21,33 @@ from x2vlm_core.families.vlmo.config import VLMO_PRESETS
 from x2vlm_core.release.official_files import OfficialFiles
 
 # Every official architecture: patch 16, FFN 4x (multiway_transformer.py); sizes as our presets.
-OFFICIAL_ARCHS = {"vlmo_base_patch16": "vlmo_base", "vlmo_base_plus_patch16": "vlmo_base_plus",
-                  "vlmo_large_patch16": "vlmo_large"}
+OFFICIAL_ARCHS = {
+    "vlmo_base_patch16": "vlmo_base",
+    "vlmo_base_plus_patch16": "vlmo_base_plus",
+    "vlmo_large_patch16": "vlmo_large",
+}
 OFFICIAL_ARCH_FIXED = {"patch_size": 16, "mlp_ratio": 4.0}
 BUILTIN_VOCABS = {"bert-base-uncased": "builtin:bert-base-uncased"}
-SCALAR_FIELDS = {"image_size": "image_res", "max_text_len": "max_tokens", "max_text_len_of_initckpt": "text_rel_pos_len",
-                 "vocab_size": "vocab_size", "drop_path_rate": "drop_path_rate"}
+SCALAR_FIELDS = {
+    "image_size": "image_res",
+    "max_text_len": "max_tokens",
+    "max_text_len_of_initckpt": "text_rel_pos_len",
+    "vocab_size": "vocab_size",
+    "drop_path_rate": "drop_path_rate",
+}
 # Pre-training heads, by the loss that builds them (the official ``VLMo.__init__``).
-HEADS_OF_LOSS = {"mlm": ("mlm_score.",), "itm": ("itm_score.",),
-                 "itc": ("itc_text_proj.", "itc_image_proj.", "itc_vl_text_proj.", "itc_vl_image_proj.",
-                         "logit_scale", "logit_vl_scale")}
+HEADS_OF_LOSS = {
+    "mlm": ("mlm_score.",),
+    "itm": ("itm_score.",),
+    "itc": (
+        "itc_text_proj.",
+        "itc_image_proj.",
+        "itc_vl_text_proj.",
+        "itc_vl_image_proj.",
+        "logit_scale",
+        "logit_vl_scale",
+    ),
+}
 _BLOCK = re.compile(r"^transformer\.blocks\.(\d+)\.")
 
 
@@ -60,7 +77,11 @@ def to_config(official: dict[str, Any], state: StateDict, files: OfficialFiles) 
 def sizes_from_weights(state: StateDict) -> dict[str, tuple[Any, str, Any]]:
     """field -> (value, the weight it was read from, what was read), for an architecture the official code
     does not register."""
-    needed = ("transformer.cls_token", "transformer.patch_embed.proj.weight", "transformer.blocks.0.mlp_imag.fc1.weight")
+    needed = (
+        "transformer.cls_token",
+        "transformer.patch_embed.proj.weight",
+        "transformer.blocks.0.mlp_imag.fc1.weight",
+    )
     absent = [key for key in needed if key not in state]
     if absent:
         raise ConfigError(f"the weights lack {absent[0]}: not a VLMo state dict, so its sizes cannot be read")
@@ -71,19 +92,26 @@ def sizes_from_weights(state: StateDict) -> dict[str, tuple[Any, str, Any]]:
     width, fc1 = shape["transformer.cls_token"][-1], "transformer.blocks.0.mlp_imag.fc1.weight"
     sizes: dict[str, tuple[Any, str, Any]] = {
         "width": (width, "transformer.cls_token", shape["transformer.cls_token"]),
-        "patch_size": (shape["transformer.patch_embed.proj.weight"][-1], "transformer.patch_embed.proj.weight",
-                       shape["transformer.patch_embed.proj.weight"]),
+        "patch_size": (
+            shape["transformer.patch_embed.proj.weight"][-1],
+            "transformer.patch_embed.proj.weight",
+            shape["transformer.patch_embed.proj.weight"],
+        ),
         "depth": (depth, "transformer.blocks.N", f"N = 0..{depth - 1}"),
         "vlffn_start": (min(with_vl, default=depth), "transformer.blocks.N.mlp_vl", f"N in {with_vl}"),
         "mlp_ratio": (shape[fc1][0] / width, fc1, shape[fc1]),
-        "layer_scale_init": (0.1 if "transformer.blocks.0.gamma_1" in state else None,
-                             "transformer.blocks.0.gamma_1", "present" if "transformer.blocks.0.gamma_1" in state
-                             else "absent"),
+        "layer_scale_init": (
+            0.1 if "transformer.blocks.0.gamma_1" in state else None,
+            "transformer.blocks.0.gamma_1",
+            "present" if "transformer.blocks.0.gamma_1" in state else "absent",
+        ),
     }
     table = shape.get("relative_position_bias_table")
     if table is None:
-        raise ConfigError("the number of attention heads of a VLMo without a relative position table cannot be read "
-                          "from its weights; name an official model_arch in its config")
+        raise ConfigError(
+            "the number of attention heads of a VLMo without a relative position table cannot be read "
+            "from its weights; name an official model_arch in its config"
+        )
     sizes["relative_position"] = (True, "relative_position_bias_table", "present")
     sizes["num_heads"] = (table[1] // depth, "relative_position_bias_table", table)  # a column per layer and head
     return sizes
@@ -94,8 +122,9 @@ def _map_tokenizer(official: dict[str, Any], files: OfficialFiles, mapping: Offi
     folder = files.find("tokenizer", name)
     if folder is not None:
         if not (folder / "vocab.txt").is_file():
-            raise ConfigError(f"tokenizer folder {folder} has no vocab.txt; pass a BERT vocabulary folder with "
-                              "--tokenizer PATH")
+            raise ConfigError(
+                f"tokenizer folder {folder} has no vocab.txt; pass a BERT vocabulary folder with --tokenizer PATH"
+            )
         mapping.map("tokenizer", name, "tokenizer", str(folder))
     elif name in BUILTIN_VOCABS:
         mapping.map("tokenizer", name, "tokenizer", BUILTIN_VOCABS[name])
@@ -111,12 +140,12 @@ def _map_losses(official: dict[str, Any], mapping: OfficialMapping) -> None:
         mapping.map("vqav2_label_size", official["vqav2_label_size"], "vqa_answers", official["vqav2_label_size"])
     if losses.get("textmlm"):  # the official text-only stage builds no VL-FFN
         mapping.map("loss_names.textmlm", 1, "vlffn_start", mapping.config["depth"])
-    built = {"mlm": losses.get("mlm") or losses.get("textmlm"), "itm": losses.get("itm"),
-             "itc": losses.get("itc")}
+    built = {"mlm": losses.get("mlm") or losses.get("textmlm"), "itm": losses.get("itm"), "itc": losses.get("itc")}
     absent = [prefix for loss, on in built.items() if not on for prefix in HEADS_OF_LOSS[loss]]
     if not built["itc"] and losses.get("irtr"):  # retrieval fine-tuning builds one pair and one scale
         absent = [p for p in absent if p not in ("itc_text_proj.", "itc_image_proj.", "logit_scale")]
     if absent:
         mapping.absent_prefixes = tuple(absent)
-        mapping.lines.append(f"loss_names leaves out {', '.join(p.rstrip('.') for p in absent)} -> those heads "
-                             "keep their initialisation")
+        mapping.lines.append(
+            f"loss_names leaves out {', '.join(p.rstrip('.') for p in absent)} -> those heads keep their initialisation"
+        )

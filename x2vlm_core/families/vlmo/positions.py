@@ -69,8 +69,10 @@ def resize_shared_table(table: torch.Tensor, grid: int, text_rel_pos_len: int) -
     """
     old_image = table.shape[0] - 2 - 2 * text_rel_pos_len
     if old_image <= CLS_ROWS:
-        raise ValueError(f"a shared position table with {table.shape[0]} rows has no room for "
-                         f"2 cross and {2 * text_rel_pos_len} text rows")
+        raise ValueError(
+            f"a shared position table with {table.shape[0]} rows has no room for "
+            f"2 cross and {2 * text_rel_pos_len} text rows"
+        )
     if grid_of_table(old_image) == grid:
         return table
     resized = resize_relative_position_bias_table(table[:old_image], grid)

@@ -17,11 +17,12 @@ STAGES = ("vl", "text")
 
 def check_stage(model_cfg: Any, cfg: Any) -> None:
     if cfg.stage == "image":
-        raise ConfigError("train.stage=image is BEiT's masked image modeling, which this stage does not run; "
-                          "start the text or vl stage from a BEiT checkpoint with --init instead")
+        raise ConfigError(
+            "train.stage=image is BEiT's masked image modeling, which this stage does not run; "
+            "start the text or vl stage from a BEiT checkpoint with --init instead"
+        )
     if cfg.stage not in STAGES:
-        raise ConfigError(f"train.stage {cfg.stage!r} is not a VLMo pre-training stage; use one of "
-                          f"{', '.join(STAGES)}")
+        raise ConfigError(f"train.stage {cfg.stage!r} is not a VLMo pre-training stage; use one of {', '.join(STAGES)}")
 
 
 def start_stage(model: Any, cfg: Any, init: str | None) -> None:
@@ -40,8 +41,9 @@ def start_stage(model: Any, cfg: Any, init: str | None) -> None:
 def is_beit_state(state: dict[str, Any]) -> bool:
     """A BEiT checkpoint (the image-only stage's result): a bare ViT layout, no VLMo ``transformer.`` tree."""
     keys = list(state)
-    return (any(k.startswith(("blocks.", "patch_embed.")) for k in keys)
-            and not any(k.startswith(("transformer.", "vision_encoder.", "text_encoder.")) for k in keys))
+    return any(k.startswith(("blocks.", "patch_embed.")) for k in keys) and not any(
+        k.startswith(("transformer.", "vision_encoder.", "text_encoder.")) for k in keys
+    )
 
 
 def _text_only(model: Any, batch: dict[str, Any], with_itm: bool = True) -> dict[str, Any]:

@@ -25,19 +25,21 @@ from pathlib import Path
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from x2vlm_core.release.model_folder import check_shapes, load_state_file
 from x2vlm_core.errors import CheckpointError, ConfigError
-from x2vlm_core.families.vlmo.model import VLMo
 from x2vlm_core.families.vlmo.checkpoint import from_beit_layout
+from x2vlm_core.families.vlmo.model import VLMo
 from x2vlm_core.families.vlmo.positions import image_rows
+from x2vlm_core.release.model_folder import check_shapes, load_state_file
 
 log = logging.getLogger(__name__)
 
 STAGES = ("image", "text", "vl")
 TABLE = "relative_position_bias_table"
 
-_IMAGE_PARTS = re.compile(r"^transformer\.(patch_embed\.|cls_token$|pos_embed$|norm\.|"
-                          r"blocks\.\d+\.(norm1\.|attn\.|gamma_1$|gamma_2$|norm2_imag\.|mlp_imag\.))")
+_IMAGE_PARTS = re.compile(
+    r"^transformer\.(patch_embed\.|cls_token$|pos_embed$|norm\.|"
+    r"blocks\.\d+\.(norm1\.|attn\.|gamma_1$|gamma_2$|norm2_imag\.|mlp_imag\.))"
+)
 _TEXT_PARTS = re.compile(r"^(text_embeddings\.|mlm_score\.|transformer\.blocks\.\d+\.(norm2_text\.|mlp_text\.))")
 
 
@@ -70,8 +72,7 @@ def stage_trainable(model: VLMo, stage: str) -> list[str]:
             trainable.append(name)
         if name in partial:
             hooks.append(param.register_hook(_keep_rows(param, partial[name])))
-    log.info("VLMo %s stage: %d of %d parameter tensors train", stage, len(trainable),
-             len(list(model.parameters())))
+    log.info("VLMo %s stage: %d of %d parameter tensors train", stage, len(trainable), len(list(model.parameters())))
     return trainable
 
 
@@ -96,6 +97,8 @@ def init_from_beit(model: VLMo, path: str | Path) -> list[str]:
     check_shapes(model, state, str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
-        raise CheckpointError(f"{path} has {len(unexpected)} weights a VLMo cannot take from BEiT, "
-                              f"e.g. {unexpected[:3]}; is it a BEiT checkpoint of the same width and depth?")
+        raise CheckpointError(
+            f"{path} has {len(unexpected)} weights a VLMo cannot take from BEiT, "
+            f"e.g. {unexpected[:3]}; is it a BEiT checkpoint of the same width and depth?"
+        )
     return list(missing)

@@ -53,23 +53,35 @@ def build_model(pretrained: str | Path, head: str | None = None, answers: list[s
 def check_head(head: str | None):
     def check(model: VLMo, model_dir: str | Path) -> None:
         if head and head not in model.config.task_heads:
-            raise ConfigError(f"{model_dir} is a VLMo without the {head!r} head; evaluate the model folder "
-                              f"written by `x2vlm finetune --task {head}`")
+            raise ConfigError(
+                f"{model_dir} is a VLMo without the {head!r} head; evaluate the model folder "
+                f"written by `x2vlm finetune --task {head}`"
+            )
+
     return check
 
 
 @torch.no_grad()
-def evaluate_dual_encoder(model: VLMo, samples: list[dict[str, Any]], text: TextEncoder,
-                          cfg: retrieval.EvalConfig) -> SplitResult:
+def evaluate_dual_encoder(
+    model: VLMo, samples: list[dict[str, Any]], text: TextEncoder, cfg: retrieval.EvalConfig
+) -> SplitResult:
     """Every image against every caption by dual-encoder ITC similarity alone (official)."""
     model.eval()
     samples, texts, txt2img, img2txt = retrieval.caption_index(samples)
     step, res = cfg.batch_size, model.config.image_res
-    image_feat = torch.cat([model.image_features(model.embed_image(sample_images(samples[i:i + step], res)))[0]
-                            for i in range(0, len(samples), step)])
+    image_feat = torch.cat(
+        [
+            model.image_features(model.embed_image(sample_images(samples[i : i + step], res)))[0]
+            for i in range(0, len(samples), step)
+        ]
+    )
     text_ids, text_atts, _ = text(texts)
-    text_feat = torch.cat([model.text_features(model.embed_text(text_ids[i:i + step]), text_atts[i:i + step])[0]
-                           for i in range(0, len(texts), step)])
+    text_feat = torch.cat(
+        [
+            model.text_features(model.embed_text(text_ids[i : i + step]), text_atts[i : i + step])[0]
+            for i in range(0, len(texts), step)
+        ]
+    )
     sims = image_feat @ text_feat.t()
     return retrieval.retrieval_result(sims, sims.t(), samples, texts, txt2img, img2txt)
 
@@ -79,26 +91,35 @@ def build_vqa_model(pretrained: str | Path, shards_root: str | Path, dataset: st
     return build_model(pretrained, "vqa", answers)
 
 
-def vqa_collate(samples: list[dict[str, Any]], text: TextEncoder, config: VLMoConfig,
-                rng: random.Random) -> dict[str, torch.Tensor]:
+def vqa_collate(
+    samples: list[dict[str, Any]], text: TextEncoder, config: VLMoConfig, rng: random.Random
+) -> dict[str, torch.Tensor]:
     """The classifier's soft-score targets instead of answer texts."""
     question_ids, question_atts, _ = text([s["meta"]["question"] for s in samples])
     targets = objectives.answer_targets([answer_soft_scores(s["meta"]) for s in samples], config.vqa_answer_list)
-    return {"image": sample_images(samples, config.image_res), "question_ids": question_ids,
-            "question_atts": question_atts, "answer_targets": targets}
+    return {
+        "image": sample_images(samples, config.image_res),
+        "question_ids": question_ids,
+        "question_atts": question_atts,
+        "answer_targets": targets,
+    }
 
 
 def answer_list_of(model: VLMo) -> list[str]:
     if not model.config.vqa_answer_list:
-        raise ConfigError("this VLMo's VQA head names no answers (an official checkpoint's head?); fine-tune it "
-                          "with `x2vlm finetune --task vqa`, which records the answer list in config.yaml")
+        raise ConfigError(
+            "this VLMo's VQA head names no answers (an official checkpoint's head?); fine-tune it "
+            "with `x2vlm finetune --task vqa`, which records the answer list in config.yaml"
+        )
     return model.config.vqa_answer_list
 
 
 def evaluate_vqa(model: VLMo, samples: list[dict[str, Any]], text: TextEncoder, cfg: vqa.EvalConfig) -> SplitResult:
     """The classifier scores the whole answer list (``k_test`` does not apply)."""
-    def rank(image: torch.Tensor, question_ids: torch.Tensor,
-             question_atts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+
+    def rank(
+        image: torch.Tensor, question_ids: torch.Tensor, question_atts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model.vqa_logits(model.embed_image(image), model.embed_text(question_ids), question_atts)
         probs, top = logits.sigmoid().topk(min(5, logits.shape[1]), dim=1)
         return top, probs
@@ -106,21 +127,36 @@ def evaluate_vqa(model: VLMo, samples: list[dict[str, Any]], text: TextEncoder, 
     return vqa.evaluate_answers(model, samples, text, cfg, answer_list_of(model), rank)
 
 
-def nlvr2_logits(model: VLMo, left: torch.Tensor, right: torch.Tensor, text_ids: torch.Tensor,
-                 text_atts: torch.Tensor) -> torch.Tensor:
+def nlvr2_logits(
+    model: VLMo, left: torch.Tensor, right: torch.Tensor, text_ids: torch.Tensor, text_atts: torch.Tensor
+) -> torch.Tensor:
     return model.nlvr2_logits(left, right, text_ids, text_atts)
 
 
 TASKS = {
-    "retrieval": task_variant(retrieval, build_model=lambda pretrained, shards_root: build_model(pretrained),
-                              objective=objectives.retrieval_losses, evaluate=evaluate_dual_encoder,
-                              check_model=check_head(None)),
-    "vqa": task_variant(vqa, build_model=build_vqa_model, train_collate=vqa_collate, objective=objectives.vqa_losses,
-                        evaluate=evaluate_vqa, answer_list_of=answer_list_of, check_model=check_head("vqa")),
-    "nlvr2": task_variant(nlvr2, build_model=lambda pretrained, shards_root: build_model(pretrained, "nlvr2"),
-                          objective=functools.partial(nlvr2.pair_objective, nlvr2_logits),
-                          evaluate=functools.partial(nlvr2.evaluate_pairs, nlvr2_logits),
-                          check_model=check_head("nlvr2")),
+    "retrieval": task_variant(
+        retrieval,
+        build_model=lambda pretrained, shards_root: build_model(pretrained),
+        objective=objectives.retrieval_losses,
+        evaluate=evaluate_dual_encoder,
+        check_model=check_head(None),
+    ),
+    "vqa": task_variant(
+        vqa,
+        build_model=build_vqa_model,
+        train_collate=vqa_collate,
+        objective=objectives.vqa_losses,
+        evaluate=evaluate_vqa,
+        answer_list_of=answer_list_of,
+        check_model=check_head("vqa"),
+    ),
+    "nlvr2": task_variant(
+        nlvr2,
+        build_model=lambda pretrained, shards_root: build_model(pretrained, "nlvr2"),
+        objective=functools.partial(nlvr2.pair_objective, nlvr2_logits),
+        evaluate=functools.partial(nlvr2.evaluate_pairs, nlvr2_logits),
+        check_model=check_head("nlvr2"),
+    ),
 }
 
 # Why VLMo cannot do the other tasks.

@@ -21,10 +21,12 @@ from x2vlm_core.text.wordpiece import save_wordpiece_vocab
 
 def describe(config: ModelConfig) -> str:
     vision, text = config.vision, config.text
-    return (f"An X²-VLM vision-language model (`{config.name}`): a BEiT-2 image encoder ({vision.depth} blocks, "
-            f"width {vision.width}) and one BERT stack of {text.fusion_start_at} text layers and "
-            f"{text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that "
-            "cross-attend to the image.")
+    return (
+        f"An X²-VLM vision-language model (`{config.name}`): a BEiT-2 image encoder ({vision.depth} blocks, "
+        f"width {vision.width}) and one BERT stack of {text.fusion_start_at} text layers and "
+        f"{text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that "
+        "cross-attend to the image."
+    )
 
 
 def wordpiece(config: Any, max_tokens: int | None) -> TextEncoder:

@@ -35,26 +35,43 @@ def reference_outputs(model: ReferenceModel, x: dict[str, torch.Tensor]) -> dict
     previous_image = image_embeds[torch.roll(torch.arange(image_embeds.shape[0]), 1)]
     mlm = model.mlm_logits(x["text_ids_masked"], x["text_atts"], x["masked_pos"], image_embeds, image_atts)
     out = dict(
-        image_embeds=image_embeds, text_embeds=text_embeds, image_feat=image_feat, text_feat=text_feat,
-        temp=model.temp.reshape(()), itc_sim_i2t=image_feat @ text_feat.t() / model.temp,
-        cross_pos=cross, itm_logits_pos=model.itm_head(cross[:, 0]),
+        image_embeds=image_embeds,
+        text_embeds=text_embeds,
+        image_feat=image_feat,
+        text_feat=text_feat,
+        temp=model.temp.reshape(()),
+        itc_sim_i2t=image_feat @ text_feat.t() / model.temp,
+        cross_pos=cross,
+        itm_logits_pos=model.itm_head(cross[:, 0]),
         itm_logits_neg=model.itm_logits(previous_image, image_atts, text_embeds, x["text_atts"]),
         bbox_pred=model.predict_bbox(image_embeds, text_embeds, x["text_atts"]),
-        mlm_logits=mlm, mlm_loss=losses.mlm_loss(mlm, x["masked_ids"]),
+        mlm_logits=mlm,
+        mlm_loss=losses.mlm_loss(mlm, x["masked_ids"]),
     )
 
     region, full = model.get_region_embeds(x["image"][:2], x["image_atts_region"], x["idx_to_group_img"])
     boxes = model.predict_bbox(full, text_embeds, x["text_atts"])
     region_cls = model.get_cross_embeds(region, x["image_atts_region"], text_embeds, x["text_atts"])[:, 0]
     out["region_loss_bbox"], out["region_loss_giou"] = losses.bbox_losses(boxes, x["target_bbox"], x["is_image"])
-    out.update(region_image_embeds=region, region_image_embeds_fullatts=full, region_bbox_pred=boxes,
-               region_cross_cls=region_cls, region_itm_logits=model.itm_head(region_cls))
+    out.update(
+        region_image_embeds=region,
+        region_image_embeds_fullatts=full,
+        region_bbox_pred=boxes,
+        region_cross_cls=region_cls,
+        region_itm_logits=model.itm_head(region_cls),
+    )
 
     # The training forward itself; ITM is left out because its hard negatives are sampled at random.
     batch = {"image": x["image"], **{k: x[k] for k in _TEXT_KEYS}}
     fwd = image_text_losses(model, batch, with_itm=False)
-    regions = {**batch, "image": x["image"][:2], "image_atts": x["image_atts_region"],
-               "idx_to_group_img": x["idx_to_group_img"], "target_bbox": x["target_bbox"], "is_image": x["is_image"]}
+    regions = {
+        **batch,
+        "image": x["image"][:2],
+        "image_atts": x["image_atts_region"],
+        "idx_to_group_img": x["idx_to_group_img"],
+        "target_bbox": x["target_bbox"],
+        "is_image": x["is_image"],
+    }
     fwd_region = region_text_losses(model, regions, with_itm=False)
     out.update(fwd_loss_itc=fwd["itc"], fwd_loss_mlm=fwd["mlm"])
     out.update({f"fwd_region_loss_{name}": fwd_region[f"region_{name}"] for name in ("itc", "mlm", "bbox", "giou")})

@@ -51,8 +51,12 @@ def adapt_checkpoint(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[s
         merge = _DOWNSAMPLE.match(key) if official else None
         if merge:
             key = f"vision_encoder.layers.{int(merge[1]) + 1}.downsample.{merge[2]}"
-        if (key.startswith("vision_encoder.layers.") and key.endswith("relative_position_bias_table")
-                and key in expected and expected[key].shape != value.shape):
+        if (
+            key.startswith("vision_encoder.layers.")
+            and key.endswith("relative_position_bias_table")
+            and key in expected
+            and expected[key].shape != value.shape
+        ):
             window = window_of_table(expected[key].shape[0])
             log.info("resizing %s from window %d to %d", key, window_of_table(value.shape[0]), window)
             value = resize_window_bias_table(value, window)

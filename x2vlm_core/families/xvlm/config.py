@@ -50,12 +50,15 @@ class XVLMVisionConfig:
             raise ConfigError(f"vision.encoder {self.encoder!r} is not one of {', '.join(ENCODERS)}")
         if self.encoder == "swin":
             if not self.depths or len(self.depths) != len(self.stage_heads):
-                raise ConfigError(f"vision.depths {self.depths} and vision.stage_heads {self.stage_heads} "
-                                  "must name the same, non-zero number of stages")
+                raise ConfigError(
+                    f"vision.depths {self.depths} and vision.stage_heads {self.stage_heads} "
+                    "must name the same, non-zero number of stages"
+                )
             for stage, heads in enumerate(self.stage_heads):
                 if (self.embed_dim << stage) % heads:
-                    raise ConfigError(f"Swin stage {stage} width {self.embed_dim << stage} is not divisible by its "
-                                      f"{heads} heads")
+                    raise ConfigError(
+                        f"Swin stage {stage} width {self.embed_dim << stage} is not divisible by its {heads} heads"
+                    )
         elif self.width % self.num_heads:
             raise ConfigError(f"vision width {self.width} is not divisible by its {self.num_heads} heads")
         elif not 0 <= self.local_attn_depth <= self.depth:
@@ -92,11 +95,15 @@ class XVLMConfig:
         if self.frame_len:
             raise ConfigError("X-VLM models read images only; leave frame_len at 0 (use an X²-VLM video preset)")
         if self.image_res % self.vision.stride:
-            raise ConfigError(f"image_res {self.image_res} must be a multiple of {self.vision.stride} "
-                              f"(the {self.vision.encoder} encoder's output stride)")
+            raise ConfigError(
+                f"image_res {self.image_res} must be a multiple of {self.vision.stride} "
+                f"(the {self.vision.encoder} encoder's output stride)"
+            )
         if not 0 <= self.text.fusion_start_at < self.text.num_layers:
-            raise ConfigError(f"text.fusion_start_at {self.text.fusion_start_at} must be in "
-                              f"[0, text.num_layers={self.text.num_layers})")
+            raise ConfigError(
+                f"text.fusion_start_at {self.text.fusion_start_at} must be in "
+                f"[0, text.num_layers={self.text.num_layers})"
+            )
         if self.text.hidden_size % self.text.num_heads:
             raise ConfigError(f"text width {self.text.hidden_size} is not divisible by its {self.text.num_heads} heads")
 

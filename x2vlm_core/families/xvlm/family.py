@@ -25,10 +25,12 @@ _ENCODERS = {"swin": "Swin", "deit": "DeiT", "clip_vit": "CLIP-ViT"}
 def describe(config: XVLMConfig) -> str:
     vision, text = config.vision, config.text
     blocks = sum(vision.depths) if vision.encoder == "swin" else vision.depth
-    return (f"An X-VLM vision-language model (`{config.name}`): a {_ENCODERS[vision.encoder]} image encoder "
-            f"({blocks} blocks, output width {vision.out_width}) and one BERT stack of {text.fusion_start_at} text "
-            f"layers and {text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that "
-            "cross-attend to the image.")
+    return (
+        f"An X-VLM vision-language model (`{config.name}`): a {_ENCODERS[vision.encoder]} image encoder "
+        f"({blocks} blocks, output width {vision.out_width}) and one BERT stack of {text.fusion_start_at} text "
+        f"layers and {text.num_layers - text.fusion_start_at} fusion layers (width {text.hidden_size}) that "
+        "cross-attend to the image."
+    )
 
 
 def wordpiece(config: Any, max_tokens: int | None) -> TextEncoder:
@@ -42,9 +44,11 @@ FAMILY = ModelFamily(
     model_class=XVLMModel,
     presets=PRESETS,
     tasks={name: TASKS[name] for name in SUPPORTED_TASKS},
-    refusals={"video_retrieval": "it reads images only (X-VLM has no video model; use an X²-VLM video preset)",
-              "video_qa": "it reads images only (X-VLM has no video model; use an X²-VLM video preset)",
-              "xvnli": "it reads English only (a BERT WordPiece vocabulary; use a CCLM model)"},
+    refusals={
+        "video_retrieval": "it reads images only (X-VLM has no video model; use an X²-VLM video preset)",
+        "video_qa": "it reads images only (X-VLM has no video model; use an X²-VLM video preset)",
+        "xvnli": "it reads English only (a BERT WordPiece vocabulary; use a CCLM model)",
+    },
     pretrain=RECIPE,
     text_encoder=wordpiece,
     save_tokenizer=save_wordpiece_vocab,

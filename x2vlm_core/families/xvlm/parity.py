@@ -12,19 +12,26 @@ from pathlib import Path
 import torch
 
 from x2vlm_core.families import create_model
+from x2vlm_core.families.x2vlm.reference_outputs import reference_outputs
 from x2vlm_core.families.xvlm.checkpoint import adapt_checkpoint
 from x2vlm_core.families.xvlm.model import XVLMModel
-from x2vlm_core.families.x2vlm.reference_outputs import reference_outputs
 from x2vlm_core.release.model_folder import load_state_file
 
 CHECKPOINT = "xvlm_tiny.th"
 # The fixture's shape (assets/config_swin_toy_224.json, assets/config_bert_toy.json).
 FIXTURE_SHAPE = dict(
-    image_res=224, embed_dim=16,
-    vision={"encoder": "swin", "embed_dim": 32, "depths": [1, 1, 2, 1], "stage_heads": [2, 4, 8, 16],
-            "window_size": 7},
-    text={"vocab_size": 64, "hidden_size": 32, "num_layers": 4, "fusion_start_at": 2, "num_heads": 2,
-          "intermediate_size": 64, "max_position_embeddings": 64},
+    image_res=224,
+    embed_dim=16,
+    vision={"encoder": "swin", "embed_dim": 32, "depths": [1, 1, 2, 1], "stage_heads": [2, 4, 8, 16], "window_size": 7},
+    text={
+        "vocab_size": 64,
+        "hidden_size": 32,
+        "num_layers": 4,
+        "fusion_start_at": 2,
+        "num_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+    },
 )
 
 

@@ -19,17 +19,36 @@ PRESETS: dict[str, dict[str, Any]] = {
     "xvlm_base_384": {"image_res": 384, "vision": {**_SWIN_B, "window_size": 12}, "text": _BERT_BASE},
     "xvlm_swin_t": {"vision": {**_SWIN_T, "window_size": 7}, "text": _BERT_BASE},
     # The official code's other image encoders, with patch 16 and local attention in the top 4 blocks.
-    "xvlm_deit_base": {"vision": {"encoder": "deit", "width": 768, "depth": 12, "num_heads": 12, "patch_size": 16},
-                       "text": _BERT_BASE},
-    "xvlm_clip_base": {"vision": {"encoder": "clip_vit", "width": 768, "depth": 12, "num_heads": 12,
-                                  "patch_size": 16}, "text": _BERT_BASE},
+    "xvlm_deit_base": {
+        "vision": {"encoder": "deit", "width": 768, "depth": 12, "num_heads": 12, "patch_size": 16},
+        "text": _BERT_BASE,
+    },
+    "xvlm_clip_base": {
+        "vision": {"encoder": "clip_vit", "width": 768, "depth": 12, "num_heads": 12, "patch_size": 16},
+        "text": _BERT_BASE,
+    },
     # Two Swin stages (64 px → 16x16 → 8x8 tokens, windows of 4 that shift) and the text shape of
     # x2vlm_tiny. Trained from scratch, it needs the Swin's absolute position embedding to learn boxes.
     "xvlm_tiny": {
-        "image_res": 64, "embed_dim": 32, "max_tokens": 24,
-        "vision": {"encoder": "swin", "embed_dim": 32, "depths": [2, 2], "stage_heads": [2, 4], "window_size": 4,
-                   "drop_path_rate": 0.0, "abs_pos_emb": True},
-        "text": {"hidden_size": 64, "num_layers": 4, "fusion_start_at": 2, "num_heads": 4,
-                 "intermediate_size": 128, "max_position_embeddings": 64},
+        "image_res": 64,
+        "embed_dim": 32,
+        "max_tokens": 24,
+        "vision": {
+            "encoder": "swin",
+            "embed_dim": 32,
+            "depths": [2, 2],
+            "stage_heads": [2, 4],
+            "window_size": 4,
+            "drop_path_rate": 0.0,
+            "abs_pos_emb": True,
+        },
+        "text": {
+            "hidden_size": 64,
+            "num_layers": 4,
+            "fusion_start_at": 2,
+            "num_heads": 4,
+            "intermediate_size": 128,
+            "max_position_embeddings": 64,
+        },
     },
 }

@@ -27,9 +27,18 @@ from x2vlm_core.models.beit2 import sincos_position_embedding
 
 class SwinEncoder(SwinTransformer):
     def __init__(self, cfg: XVLMVisionConfig, image_res: int) -> None:
-        super().__init__(img_size=image_res, patch_size=SWIN_PATCH, embed_dim=cfg.embed_dim, depths=tuple(cfg.depths),
-                         num_heads=tuple(cfg.stage_heads), window_size=cfg.window_size, mlp_ratio=4.0, qkv_bias=True,
-                         drop_path_rate=cfg.drop_path_rate, num_classes=0)
+        super().__init__(
+            img_size=image_res,
+            patch_size=SWIN_PATCH,
+            embed_dim=cfg.embed_dim,
+            depths=tuple(cfg.depths),
+            num_heads=tuple(cfg.stage_heads),
+            window_size=cfg.window_size,
+            mlp_ratio=4.0,
+            qkv_bias=True,
+            drop_path_rate=cfg.drop_path_rate,
+            num_classes=0,
+        )
         self.width = cfg.out_width
         grid = image_res // SWIN_PATCH
         self.absolute_pos_embed = None
@@ -56,8 +65,9 @@ class SwinEncoder(SwinTransformer):
         tokens = self.encode_tokens(image)
         return torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
 
-    def forward_regions(self, image: torch.Tensor, idx_to_group_img: torch.Tensor,
-                        image_atts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_regions(
+        self, image: torch.Tensor, idx_to_group_img: torch.Tensor, image_atts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(region_embeds, full_embeds)``: one row per region text, token 0 the mean inside its
         mask (``image_atts[:, 1:]``, on the final grid), and each image's whole-image encoding."""
         tokens = self.encode_tokens(image)

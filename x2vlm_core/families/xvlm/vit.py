@@ -26,11 +26,22 @@ MASK_VALUE = -10000.0
 class ViTEncoder(VisionTransformer):
     def __init__(self, cfg: XVLMVisionConfig, image_res: int) -> None:
         clip = cfg.encoder == "clip_vit"
-        super().__init__(img_size=image_res, patch_size=cfg.patch_size, embed_dim=cfg.width, depth=cfg.depth,
-                         num_heads=cfg.num_heads, mlp_ratio=4.0, qkv_bias=True, class_token=True, global_pool="",
-                         num_classes=0, pre_norm=clip, drop_path_rate=cfg.drop_path_rate,
-                         norm_layer=functools.partial(nn.LayerNorm, eps=1e-5 if clip else 1e-6),
-                         act_layer=get_act_layer("quick_gelu") if clip else nn.GELU)
+        super().__init__(
+            img_size=image_res,
+            patch_size=cfg.patch_size,
+            embed_dim=cfg.width,
+            depth=cfg.depth,
+            num_heads=cfg.num_heads,
+            mlp_ratio=4.0,
+            qkv_bias=True,
+            class_token=True,
+            global_pool="",
+            num_classes=0,
+            pre_norm=clip,
+            drop_path_rate=cfg.drop_path_rate,
+            norm_layer=functools.partial(nn.LayerNorm, eps=1e-5 if clip else 1e-6),
+            act_layer=get_act_layer("quick_gelu") if clip else nn.GELU,
+        )
         self.width = cfg.width
         self.local_attn_depth = cfg.local_attn_depth
 
@@ -43,8 +54,9 @@ class ViTEncoder(VisionTransformer):
         """``[B, 1 + P, D]``: the CLS token, then the patches, after the final LayerNorm."""
         return self.norm(self.blocks(self._embed(image)))
 
-    def forward_regions(self, image: torch.Tensor, idx_to_group_img: torch.Tensor,
-                        image_atts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_regions(
+        self, image: torch.Tensor, idx_to_group_img: torch.Tensor, image_atts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(region_embeds, full_embeds)``: the top blocks once more per region text, restricted to
         ``image_atts`` (``[R, 1 + P]``, slot 0 the CLS token), and each image's whole encoding."""
         x = self._embed(image)

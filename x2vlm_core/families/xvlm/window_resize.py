@@ -33,8 +33,10 @@ def resize_window_bias_table(table: torch.Tensor, window: int) -> torch.Tensor:
     if old_side == new_side:
         return table
     if old_side < 4:
-        raise ValueError(f"cannot resize a Swin bias table of a {(old_side + 1) // 2}-wide window: the cubic "
-                         "spline needs a window of at least 3")
+        raise ValueError(
+            f"cannot resize a Swin bias table of a {(old_side + 1) // 2}-wide window: the cubic "
+            "spline needs a window of at least 3"
+        )
     heads = table.shape[1]
     nodes = torch.tensor(source_positions(old_side // 2, new_side // 2), dtype=torch.float64)
     targets = torch.arange(-(new_side // 2), new_side // 2 + 1, dtype=torch.float64)

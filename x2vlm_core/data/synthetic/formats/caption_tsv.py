@@ -16,5 +16,11 @@ def write(world: World, count: int) -> SourceEntries:
         lines.append(f"{caption}\t{name}\n")
     world.write_bytes("cc3m/tsv/Train_GCC-training.tsv", "".join(lines).encode("utf-8"))
     world.counts[PRETRAIN_IMAGE_TEXT]["train"] += count
-    return [{"format": "caption_tsv", "dataset": PRETRAIN_IMAGE_TEXT,
-             "annotations": world.path("cc3m/tsv/Train_GCC-training.tsv"), "images": world.path("cc3m/tsv/images")}]
+    return [
+        {
+            "format": "caption_tsv",
+            "dataset": PRETRAIN_IMAGE_TEXT,
+            "annotations": world.path("cc3m/tsv/Train_GCC-training.tsv"),
+            "images": world.path("cc3m/tsv/images"),
+        }
+    ]

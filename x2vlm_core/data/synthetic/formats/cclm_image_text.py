@@ -25,7 +25,11 @@ def _write_part(world: World, images: list[CocoImage], folder: str) -> int:
     for image in images:
         jpeg = (world.root / "coco" / image.folder / image.file_name).read_bytes()
         captions = [{"en": caption, SYNTHETIC_LANGUAGE: translate(caption)} for caption in image.captions[:2]]
-        lines.append(json_line({"binary": base64.b64encode(jpeg).decode("ascii"), "caption": captions, "image_id": image.image_id}))
+        lines.append(
+            json_line(
+                {"binary": base64.b64encode(jpeg).decode("ascii"), "caption": captions, "image_id": image.image_id}
+            )
+        )
     world.write_bytes(f"{folder}/part-00000.jsonl", "".join(lines).encode("utf-8"))
     return len(lines)
 
@@ -36,6 +40,16 @@ def write(world: World, coco_images: list[CocoImage]) -> SourceEntries:
     world.counts[PRETRAIN_MULTILINGUAL]["train"] += _write_part(world, train, PRETRAIN_DATA)
     world.counts[MULTILINGUAL_RETRIEVAL]["test"] += _write_part(world, held_out, RETRIEVAL_DATA)
     return [
-        {"format": "x2vlm_image_text", "dataset": PRETRAIN_MULTILINGUAL, "data": world.path(PRETRAIN_DATA), "caption_key": "caption"},
-        {"format": "cclm_image_text", "dataset": MULTILINGUAL_RETRIEVAL, "split": "test", "data": world.path(RETRIEVAL_DATA)},
+        {
+            "format": "x2vlm_image_text",
+            "dataset": PRETRAIN_MULTILINGUAL,
+            "data": world.path(PRETRAIN_DATA),
+            "caption_key": "caption",
+        },
+        {
+            "format": "cclm_image_text",
+            "dataset": MULTILINGUAL_RETRIEVAL,
+            "split": "test",
+            "data": world.path(RETRIEVAL_DATA),
+        },
     ]

@@ -80,6 +80,13 @@ def write(world: World, images: list[CocoImage]) -> SourceEntries:
             },
         )
         world.counts[PRETRAIN_IMAGE_TEXT][split] += len(chosen)
-        sources.append({"format": "coco_captions", "dataset": PRETRAIN_IMAGE_TEXT, "split": split,
-                        "annotations": world.path(relative), "images": world.path(f"coco/{folder}")})
+        sources.append(
+            {
+                "format": "coco_captions",
+                "dataset": PRETRAIN_IMAGE_TEXT,
+                "split": split,
+                "annotations": world.path(relative),
+                "images": world.path(f"coco/{folder}"),
+            }
+        )
     return sources

@@ -31,8 +31,9 @@ def write_images(world: World, coco_images: list[CocoImage]) -> IglueParts:
     train = [image for image in coco_images if image.folder == "train2014"]
     held_out = [image for image in coco_images if image.folder == "val2014"]
     for image in train + held_out:
-        world.write_bytes(f"{IGLUE_IMAGES}/{image.file_name}",
-                          (world.root / "coco" / image.folder / image.file_name).read_bytes())
+        world.write_bytes(
+            f"{IGLUE_IMAGES}/{image.file_name}", (world.root / "coco" / image.folder / image.file_name).read_bytes()
+        )
     few, dev = max(1, len(train) // 5) if len(train) > 1 else 0, len(held_out) // 3
     return IglueParts(train=train[few:], few_shot=train[:few], dev=held_out[:dev], test=held_out[dev:])
 
@@ -41,8 +42,16 @@ def stem(image: CocoImage) -> str:
     return Path(image.file_name).stem
 
 
-def write_annotations(world: World, relative: str, text: str, records: int, format_name: str, dataset: str,
-                      split: str, paths: dict[str, str]) -> SourceEntries:
+def write_annotations(
+    world: World,
+    relative: str,
+    text: str,
+    records: int,
+    format_name: str,
+    dataset: str,
+    split: str,
+    paths: dict[str, str],
+) -> SourceEntries:
     """Write one annotation file of ``records`` records; its source entry (none for an empty part: nothing is written)."""
     if not records:
         return []

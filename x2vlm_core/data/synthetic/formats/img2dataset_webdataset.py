@@ -33,7 +33,13 @@ def write(world: World, count: int) -> SourceEntries:
         for offset, (scene, caption) in enumerate(pairs[shard : shard + per_shard]):
             key = f"{shard // per_shard:05d}{offset:04d}"
             meta = img2dataset_meta(key, caption, world.size)
-            members += [(f"{key}.jpg", jpeg_bytes(scene)), (f"{key}.txt", caption.encode("utf-8")), (f"{key}.json", json_bytes(meta))]
+            members += [
+                (f"{key}.jpg", jpeg_bytes(scene)),
+                (f"{key}.txt", caption.encode("utf-8")),
+                (f"{key}.json", json_bytes(meta)),
+            ]
         world.write_bytes(f"cc3m/webdataset/{shard // per_shard:05d}.tar", _tar_bytes(members))
     world.counts[PRETRAIN_IMAGE_TEXT]["train"] += count
-    return [{"format": "img2dataset_webdataset", "dataset": PRETRAIN_IMAGE_TEXT, "shards": world.path("cc3m/webdataset")}]
+    return [
+        {"format": "img2dataset_webdataset", "dataset": PRETRAIN_IMAGE_TEXT, "shards": world.path("cc3m/webdataset")}
+    ]

@@ -29,5 +29,11 @@ def write(world: World, coco_images: list[CocoImage]) -> SourceEntries:
         )
         world.counts[RETRIEVAL][image.karpathy_split] += 1
     world.write_json("coco/dataset_coco.json", {"images": karpathy_images, "dataset": "coco"})
-    return [{"format": "karpathy", "dataset": RETRIEVAL, "annotations": world.path("coco/dataset_coco.json"),
-             "images": world.path("coco")}]
+    return [
+        {
+            "format": "karpathy",
+            "dataset": RETRIEVAL,
+            "annotations": world.path("coco/dataset_coco.json"),
+            "images": world.path("coco"),
+        }
+    ]

@@ -15,26 +15,48 @@ def write(world: World, parts: IglueParts) -> SourceEntries:
     rng = world.rng("marvl")
     images = world.path(IGLUE_IMAGES)
     sources = []
-    for split, chosen, languages in (("train", parts.train, ["en"]), ("dev", parts.dev, ["en"]),
-                                     ("test", parts.test, ["en", SYNTHETIC_LANGUAGE]),
-                                     ("few_shot", parts.few_shot, [SYNTHETIC_LANGUAGE])):
+    for split, chosen, languages in (
+        ("train", parts.train, ["en"]),
+        ("dev", parts.dev, ["en"]),
+        ("test", parts.test, ["en", SYNTHETIC_LANGUAGE]),
+        ("few_shot", parts.few_shot, [SYNTHETIC_LANGUAGE]),
+    ):
         pairs = [(chosen[i], chosen[i + 1]) for i in range(0, len(chosen) - 1, 2)]
         statements = []
         for left, right in pairs:
             labels = [True, False]
             rng.shuffle(labels)  # one true and one false statement per pair
-            statements += [(left, right, pair_statement(left.scene, right.scene, rng, label), label) for label in labels]
+            statements += [
+                (left, right, pair_statement(left.scene, right.scene, rng, label), label) for label in labels
+            ]
         for language in languages:
             say = translate if language == SYNTHETIC_LANGUAGE else str
             if split in ("train", "dev"):
-                text = json.dumps([{"sentence": sentence, "label": label, "images": [left.file_name, right.file_name]}
-                                   for left, right, sentence, label in statements], sort_keys=True)
+                text = json.dumps(
+                    [
+                        {"sentence": sentence, "label": label, "images": [left.file_name, right.file_name]}
+                        for left, right, sentence, label in statements
+                    ],
+                    sort_keys=True,
+                )
                 relative = f"iglue/marvl/annotations/{split}-{language}.json"
             else:
-                text = "".join(json_line({"id": f"{split}-{n}", "caption": say(sentence), "label": label,
-                                          "language": language, "concept": "shapes",
-                                          "left_img": left.file_name, "right_img": right.file_name})
-                               for n, (left, right, sentence, label) in enumerate(statements))
+                text = "".join(
+                    json_line(
+                        {
+                            "id": f"{split}-{n}",
+                            "caption": say(sentence),
+                            "label": label,
+                            "language": language,
+                            "concept": "shapes",
+                            "left_img": left.file_name,
+                            "right_img": right.file_name,
+                        }
+                    )
+                    for n, (left, right, sentence, label) in enumerate(statements)
+                )
                 relative = f"iglue/marvl/annotations/{split}/marvl-{language}.jsonl"
-            sources += write_annotations(world, relative, text, len(statements), "marvl", MARVL, split, {"images": images})
+            sources += write_annotations(
+                world, relative, text, len(statements), "marvl", MARVL, split, {"images": images}
+            )
     return sources

@@ -35,8 +35,13 @@ def write_videos(world: World, count: int, seen: set[Clip]) -> list[MsrvttVideo]
         clips.append(clip)
     # Captions and questions come from one random stream, video after video.
     return [
-        MsrvttVideo(index, "train" if index < test_from else "test", clip,
-                    tuple(clip_captions(clip, rng, 4)), tuple(clip_questions(clip, rng)))
+        MsrvttVideo(
+            index,
+            "train" if index < test_from else "test",
+            clip,
+            tuple(clip_captions(clip, rng, 4)),
+            tuple(clip_questions(clip, rng)),
+        )
         for index, clip in enumerate(clips)
     ]
 
@@ -48,9 +53,15 @@ def write(world: World, videos: list[MsrvttVideo]) -> SourceEntries:
         infos, sentences = [], []
         for video in (v for v in videos if v.split == split):
             infos.append(
-                {"category": video.index % 20, "url": f"https://example.invalid/msrvtt/{video.index}",
-                 "video_id": f"video{video.index}", "start time": 0.0, "end time": video.clip.frames / 8,
-                 "split": split, "id": video.index}
+                {
+                    "category": video.index % 20,
+                    "url": f"https://example.invalid/msrvtt/{video.index}",
+                    "video_id": f"video{video.index}",
+                    "start time": 0.0,
+                    "end time": video.clip.frames / 8,
+                    "split": split,
+                    "id": video.index,
+                }
             )
             for caption in video.captions:
                 sentences.append({"caption": caption, "video_id": f"video{video.index}", "sen_id": sentence_id})
@@ -59,6 +70,12 @@ def write(world: World, videos: list[MsrvttVideo]) -> SourceEntries:
         relative = f"msrvtt/annotation/{file_name}_videodatainfo.json"
         world.write_json(relative, {"info": info, "videos": infos, "sentences": sentences})
         world.counts[VIDEO_RETRIEVAL][split] += len(infos)
-        sources.append({"format": "msrvtt", "dataset": VIDEO_RETRIEVAL, "annotations": world.path(relative),
-                        "videos": world.path(VIDEOS)})
+        sources.append(
+            {
+                "format": "msrvtt",
+                "dataset": VIDEO_RETRIEVAL,
+                "annotations": world.path(relative),
+                "videos": world.path(VIDEOS),
+            }
+        )
     return sources

@@ -14,12 +14,26 @@ def write(world: World, videos: list[MsrvttVideo]) -> SourceEntries:
         questions = []
         for video in (v for v in videos if v.split == split):
             for question, answer in video.questions:
-                questions.append({"answer": answer, "category_id": video.index % 20, "id": question_id,
-                                  "question": question, "video_id": video.index})
+                questions.append(
+                    {
+                        "answer": answer,
+                        "category_id": video.index % 20,
+                        "id": question_id,
+                        "question": question,
+                        "video_id": video.index,
+                    }
+                )
                 question_id += 1
         relative = f"msrvtt_qa/{split}_qa.json"
         world.write_json(relative, questions)
         world.counts[VIDEO_QA][split] += len(questions)
-        sources.append({"format": "msrvtt_qa", "dataset": VIDEO_QA, "split": split, "annotations": world.path(relative),
-                        "videos": world.path(VIDEOS)})
+        sources.append(
+            {
+                "format": "msrvtt_qa",
+                "dataset": VIDEO_QA,
+                "split": split,
+                "annotations": world.path(relative),
+                "videos": world.path(VIDEOS),
+            }
+        )
     return sources

@@ -41,6 +41,12 @@ def write(world: World, num_pairs: int) -> SourceEntries:
             world.counts[NLVR2][split] += len(labels)
         world.write_bytes(f"nlvr2/{split}.json", "".join(line + "\n" for line in lines).encode("utf-8"))
         # Every split has its file, empty or not; the reader takes the split from the identifiers.
-        sources.append({"format": "nlvr2", "dataset": NLVR2, "annotations": world.path(f"nlvr2/{split}.json"),
-                        "images": world.path("nlvr2/images")})
+        sources.append(
+            {
+                "format": "nlvr2",
+                "dataset": NLVR2,
+                "annotations": world.path(f"nlvr2/{split}.json"),
+                "images": world.path("nlvr2/images"),
+            }
+        )
     return sources

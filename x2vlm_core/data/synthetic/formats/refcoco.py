@@ -69,5 +69,12 @@ def write(world: World, coco_images: list[CocoImage]) -> SourceEntries:
             "categories": [{"id": CATEGORY_IDS[k], "name": k, "supercategory": "shape"} for k in SHAPE_KINDS],
         },
     )
-    return [{"format": "refcoco", "dataset": GROUNDING, "refs": world.path("refcoco+/refs(unc).p"),
-             "instances": world.path("refcoco+/instances.json"), "images": world.path("coco/train2014")}]
+    return [
+        {
+            "format": "refcoco",
+            "dataset": GROUNDING,
+            "refs": world.path("refcoco+/refs(unc).p"),
+            "instances": world.path("refcoco+/instances.json"),
+            "images": world.path("coco/train2014"),
+        }
+    ]

@@ -69,6 +69,13 @@ def write(world: World, images: list[VisualGenomeImage]) -> SourceEntries:
         regions.append({"id": image.image_id, "regions": image_regions})
     world.write_json("vg/region_descriptions.json", regions)
     world.counts[PRETRAIN_REGION_TEXT]["train"] += len(images)
-    return [{"format": "visual_genome", "dataset": PRETRAIN_REGION_TEXT, "split": "train",
-             "regions": world.path("vg/region_descriptions.json"), "image_data": world.path(IMAGE_DATA),
-             "images": world.path(IMAGES)}]
+    return [
+        {
+            "format": "visual_genome",
+            "dataset": PRETRAIN_REGION_TEXT,
+            "split": "train",
+            "regions": world.path("vg/region_descriptions.json"),
+            "image_data": world.path(IMAGE_DATA),
+            "images": world.path(IMAGES),
+        }
+    ]

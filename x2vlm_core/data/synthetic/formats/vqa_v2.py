@@ -16,7 +16,9 @@ def _human_answers(question: Question, rng: random.Random) -> list[str]:
     answers = [rng.choice(question.distractors) for _ in range(wrong)]
     for _ in range(10 - wrong):
         style = rng.random()
-        answers.append(question.answer.capitalize() if style < 0.1 else question.answer + " " if style < 0.15 else question.answer)
+        answers.append(
+            question.answer.capitalize() if style < 0.1 else question.answer + " " if style < 0.15 else question.answer
+        )
     rng.shuffle(answers)
     return answers
 
@@ -48,12 +50,25 @@ def write(world: World, coco_images: list[CocoImage]) -> SourceEntries:
                         ],
                     }
                 )
-        header = {"info": {"description": "x2vlm synthetic shapes world"}, "license": {}, "data_type": "mscoco", "data_subtype": folder}
+        header = {
+            "info": {"description": "x2vlm synthetic shapes world"},
+            "license": {},
+            "data_type": "mscoco",
+            "data_subtype": folder,
+        }
         questions_file = f"vqa/v2_OpenEnded_mscoco_{folder}_questions.json"
         annotations_file = f"vqa/v2_mscoco_{folder}_annotations.json"
         world.write_json(questions_file, {**header, "task_type": "Open-Ended", "questions": questions})
         world.write_json(annotations_file, {**header, "annotations": annotations})
         world.counts[VQA][split] += len(questions)
-        sources.append({"format": "vqa_v2", "dataset": VQA, "split": split, "questions": world.path(questions_file),
-                        "annotations": world.path(annotations_file), "images": world.path(f"coco/{folder}")})
+        sources.append(
+            {
+                "format": "vqa_v2",
+                "dataset": VQA,
+                "split": split,
+                "questions": world.path(questions_file),
+                "annotations": world.path(annotations_file),
+                "images": world.path(f"coco/{folder}"),
+            }
+        )
     return sources

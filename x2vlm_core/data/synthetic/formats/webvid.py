@@ -26,5 +26,11 @@ def write(world: World, count: int, seen: set[Clip]) -> SourceEntries:
         writer.writerow([video_id, f"https://example.invalid/webvid/{video_id}.mp4", duration, page_dir, caption])
     world.write_bytes("webvid/results_2M_train.csv", table.getvalue().encode("utf-8"))
     world.counts[PRETRAIN_VIDEO_TEXT]["train"] += count
-    return [{"format": "webvid", "dataset": PRETRAIN_VIDEO_TEXT, "annotations": world.path("webvid/results_2M_train.csv"),
-             "videos": world.path("webvid/videos")}]
+    return [
+        {
+            "format": "webvid",
+            "dataset": PRETRAIN_VIDEO_TEXT,
+            "annotations": world.path("webvid/results_2M_train.csv"),
+            "videos": world.path("webvid/videos"),
+        }
+    ]

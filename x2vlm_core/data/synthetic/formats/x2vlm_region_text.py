@@ -21,7 +21,11 @@ def write(world: World, count: int) -> SourceEntries:
             for shape in scene.shapes
         ]
         caption = captions(scene, rng, 1)[0]
-        lines.append(json_line({"binary": base64.b64encode(jpeg_bytes(scene)).decode("ascii"), "caption": caption, "elems": elems}))
+        lines.append(
+            json_line(
+                {"binary": base64.b64encode(jpeg_bytes(scene)).decode("ascii"), "caption": caption, "elems": elems}
+            )
+        )
     world.write_bytes("x2vlm/region_text/part-00000.jsonl", "".join(lines).encode("utf-8"))
     world.counts[PRETRAIN_REGION_TEXT]["train"] += count
     return [{"format": "x2vlm_region_text", "dataset": PRETRAIN_REGION_TEXT, "data": world.path("x2vlm/region_text")}]

@@ -34,16 +34,36 @@ def write(world: World, parts: IglueParts) -> SourceEntries:
     images = world.path(IGLUE_IMAGES)
     per_image = {image.image_id: _entailment_hypotheses(image.scene, rng) for image in parts.all()}
     sources = []
-    for split, chosen, languages in (("train", parts.train, ["en"]), ("dev", parts.dev, ["en"]),
-                                     ("test", parts.test, ["en", SYNTHETIC_LANGUAGE]),
-                                     ("few_shot", parts.few_shot, [SYNTHETIC_LANGUAGE])):
+    for split, chosen, languages in (
+        ("train", parts.train, ["en"]),
+        ("dev", parts.dev, ["en"]),
+        ("test", parts.test, ["en", SYNTHETIC_LANGUAGE]),
+        ("few_shot", parts.few_shot, [SYNTHETIC_LANGUAGE]),
+    ):
         for language in languages:
             say = translate if language == SYNTHETIC_LANGUAGE else str
-            lines = [json_line({"Flikr30kID": stem(image), "sentence1": say(image.captions[0]),
-                                "sentence2": say(hypothesis), "gold_label": label,
-                                "pairID": f"{image.image_id}-{label}"})
-                     for image in chosen for hypothesis, label in per_image[image.image_id]]
+            lines = [
+                json_line(
+                    {
+                        "Flikr30kID": stem(image),
+                        "sentence1": say(image.captions[0]),
+                        "sentence2": say(hypothesis),
+                        "gold_label": label,
+                        "pairID": f"{image.image_id}-{label}",
+                    }
+                )
+                for image in chosen
+                for hypothesis, label in per_image[image.image_id]
+            ]
             name = "train" if split == "few_shot" else split  # IGLUE's few-shot files are the language's train
-            sources += write_annotations(world, f"iglue/XVNLI/annotations/{language}/{name}.jsonl", "".join(lines),
-                                         len(lines), "xvnli", XVNLI, split, {"images": images})
+            sources += write_annotations(
+                world,
+                f"iglue/XVNLI/annotations/{language}/{name}.jsonl",
+                "".join(lines),
+                len(lines),
+                "xvnli",
+                XVNLI,
+                split,
+                {"images": images},
+            )
     return sources
