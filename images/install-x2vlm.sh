@@ -41,7 +41,8 @@ import sys
 
 setup = configparser.ConfigParser()
 setup.read("setup.cfg")
-needs_torch = {"torch", "deepspeed", "transformers"}
+# timm needs torch and torchvision: without this filter pip brings the CUDA builds from PyPI.
+needs_torch = {"torch", "deepspeed", "transformers", "timm", "torchvision"}
 lines = setup["options"]["install_requires"].split("\n")
 for extra in filter(None, sys.argv[1].split(",")):
     lines += setup["options.extras_require"][extra].split("\n")
