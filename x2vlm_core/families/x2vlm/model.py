@@ -11,17 +11,17 @@ keeps SDPA's flash kernel eligible, and costs no read-back from the device.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beit2 import BEiT2
 from x2vlm_core.models.bert import BertForMaskedLM
 from x2vlm_core.models.config import ModelConfig
+from x2vlm_core.models.fusion_stack import FusionStackHeads
 from x2vlm_core.models.heads import TEMP_RANGE, build_mlp
 
 
-class XVLM(nn.Module):
+class XVLM(FusionStackHeads, nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -84,55 +84,3 @@ class XVLM(nn.Module):
         embeds = self.vision_encoder(frames.flatten(0, 1)).unflatten(0, (b, f))
         embeds = embeds + self.absolute_frame_pos_embed[:, :f]
         return embeds.mean(dim=1)  # average each patch over time
-
-    def get_region_embeds(
-        self, image: torch.Tensor, image_atts: torch.Tensor, idx_to_group_img: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per region text: region-pooled embeds and the full-image embeds of its image."""
-        region, full = self.vision_encoder.forward_regions(image, idx_to_group_img, image_atts)
-        return region, full[idx_to_group_img]
-
-    def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
-        return self.text_encoder.bert.encode_text(text_ids, text_atts)
-
-    def get_cross_embeds(
-        self,
-        image_embeds: torch.Tensor,
-        image_atts: torch.Tensor | None,
-        text_embeds: torch.Tensor,
-        text_atts: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return self.text_encoder.bert.fuse(text_embeds, text_atts, image_embeds, image_atts)
-
-    def get_image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
-
-    def get_text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
-
-    def itm_logits(
-        self,
-        image_embeds: torch.Tensor,
-        image_atts: torch.Tensor | None,
-        text_embeds: torch.Tensor,
-        text_atts: torch.Tensor | None,
-    ) -> torch.Tensor:
-        cls = self.get_cross_embeds(image_embeds, image_atts, text_embeds, text_atts)[:, 0]
-        return self.itm_head(cls)
-
-    def predict_bbox(
-        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, text_atts: torch.Tensor | None
-    ) -> torch.Tensor:
-        """(cx, cy, w, h) in [0, 1], from text fused with the whole image (no image mask)."""
-        cls = self.get_cross_embeds(image_embeds, None, text_embeds, text_atts)[:, 0]
-        return self.bbox_head(cls).sigmoid()
-
-    def mlm_logits(
-        self,
-        text_ids_masked: torch.Tensor,
-        text_atts: torch.Tensor | None,
-        masked_pos: torch.Tensor,
-        image_embeds: torch.Tensor | None,
-        image_atts: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return self.text_encoder.mlm_logits(text_ids_masked, text_atts, masked_pos, image_embeds, image_atts)
