@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from x2vlm_core.errors import ConfigError
@@ -34,6 +33,7 @@ from x2vlm_core.models.answer_decoder import AnswerDecoder
 from x2vlm_core.models.beit2 import BEiT2
 from x2vlm_core.models.bert import BertEncoder, BertForMaskedLM, BertOnlyMLMHead, additive_mask
 from x2vlm_core.models.config import TextConfig
+from x2vlm_core.models.fusion_stack import FusionStackHeads
 from x2vlm_core.models.heads import TEMP_RANGE, build_mlp
 
 if TYPE_CHECKING:
@@ -81,9 +81,11 @@ class CrossEncoder(nn.Module):
         return x
 
 
-class CCLM(nn.Module):
+class CCLM(FusionStackHeads, nn.Module):
     # Two layouts share this class, so these are typed by what both offer: BEiT-2 or the original's
     # Swin; a transformers text encoder or the original's one BERT stack with its MLM decoder.
+    # The shared heads (features, ITM, box, regions) come from FusionStackHeads, over this class's
+    # own get_text_embeds / get_cross_embeds.
     vision_encoder: Any
     text_encoder: Any
 
@@ -181,12 +183,6 @@ class CCLM(nn.Module):
         embeds = self.vision_encoder(image)
         return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
 
-    def get_region_embeds(
-        self, image: torch.Tensor, image_atts: torch.Tensor, idx_to_group_img: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        region, full = self.vision_encoder.forward_regions(image, idx_to_group_img, image_atts)
-        return region, full[idx_to_group_img]
-
     def get_text_embeds(self, text_ids: torch.Tensor, text_atts: torch.Tensor | None) -> torch.Tensor:
         if self.one_stack:
             return self.text_encoder.bert.encode_text(text_ids, text_atts)
@@ -208,27 +204,6 @@ class CCLM(nn.Module):
         if self.one_stack:
             return self.text_encoder.bert.fuse(text_embeds, text_atts, image_embeds, image_atts)
         return self.cross_encoder(text_embeds, text_atts, image_embeds, image_atts)
-
-    def get_image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
-
-    def get_text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
-
-    def itm_logits(
-        self,
-        image_embeds: torch.Tensor,
-        image_atts: torch.Tensor | None,
-        text_embeds: torch.Tensor,
-        text_atts: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return self.itm_head(self.get_cross_embeds(image_embeds, image_atts, text_embeds, text_atts)[:, 0])
-
-    def predict_bbox(
-        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, text_atts: torch.Tensor | None
-    ) -> torch.Tensor:
-        """(cx, cy, w, h) in [0, 1], from text fused with the whole image."""
-        return self.bbox_head(self.get_cross_embeds(image_embeds, None, text_embeds, text_atts)[:, 0]).sigmoid()
 
     def mlm_logits(
         self,
