@@ -65,6 +65,36 @@ class TextEncoder:
         }
 
 
+def positive_ids(images: list[Any], texts: list[str], max_tokens: int) -> torch.Tensor:
+    """An id per row; rows with one id are positives of each other in ITC and never ITM negatives.
+
+    Rows of one image are positives, and so are rows whose texts read the same (pre_caption at
+    ``max_tokens``): otherwise two images captioned "a red square" are each other's hardest
+    negatives and ITM learns a contradiction. A group's id hashes its smallest text, so the same
+    text gets the same id on every rank of a gathered batch.
+    """
+    read = [pre_caption(text, max_tokens) for text in texts]
+    parent = list(range(len(read)))
+
+    def root(row: int) -> int:
+        while parent[row] != row:
+            parent[row] = parent[parent[row]]
+            row = parent[row]
+        return row
+
+    first: dict[tuple[str, Any], int] = {}
+    for row, key in enumerate(zip(images, read)):
+        for shared in (("image", key[0]), ("text", key[1])):
+            if shared in first:
+                parent[root(row)] = root(first[shared])
+            else:
+                first[shared] = row
+    name: dict[int, str] = {}
+    for row, text in enumerate(read):
+        name[root(row)] = min(name.get(root(row), text), text)
+    return torch.tensor([zlib.crc32(name[root(row)].encode()) for row in range(len(read))], dtype=torch.long)
+
+
 def sample_images(samples: list[dict[str, Any]], image_res: int) -> torch.Tensor:
     return torch.stack([image_to_tensor(decode_image(s["images"][0], s["key"]), image_res) for s in samples])
 
@@ -133,7 +163,11 @@ def pretrain_image_text_batch(
         augmented_pixels(s["images"][0], s["key"], [caption], image_res, rng, augment)
         for s, caption, rng in zip(samples, captions, rngs)
     ]
-    return {"image": torch.stack(images), **text.masked(captions, masking, rngs)}
+    return {
+        "image": torch.stack(images),
+        "idx": positive_ids([s["key"] for s in samples], captions, text.max_tokens),
+        **text.masked(captions, masking, rngs),
+    }
 
 
 def sample_frame_indices(total: int, count: int, rng: random.Random) -> list[int]:

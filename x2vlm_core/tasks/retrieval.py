@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.data.collate import TextEncoder, sample_images
+from x2vlm_core.data.collate import TextEncoder, positive_ids, sample_images
 from x2vlm_core.evaluation import report
 from x2vlm_core.evaluation.metrics import retrieval_recall
 from x2vlm_core.models import losses
@@ -46,11 +45,6 @@ class EvalConfig:
     itm_batch_size: int = 256  # (query, candidate) pairs fused per ITM forward pass
 
 
-def image_index(key: str) -> int:
-    """A stable integer per image, so captions of one image are positives of each other."""
-    return zlib.crc32(key.encode())
-
-
 def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
     return build_task_model(pretrained)[0]
 
@@ -58,12 +52,13 @@ def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
 def train_collate(
     samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig, rng: random.Random
 ) -> dict[str, torch.Tensor]:
-    ids, atts, _ = text([rng.choice(s["meta"]["captions"]) for s in samples])
+    captions = [rng.choice(s["meta"]["captions"]) for s in samples]
+    ids, atts, _ = text(captions)
     return {
         "image": sample_images(samples, config.image_res),
         "text_ids": ids,
         "text_atts": atts,
-        "idx": torch.tensor([image_index(s["key"]) for s in samples], dtype=torch.long),
+        "idx": positive_ids([s["key"] for s in samples], captions, text.max_tokens),
     }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from x2vlm_core.data.collate import TextEncoder
+from x2vlm_core.data.collate import TextEncoder, positive_ids
 from x2vlm_core.evaluation import report
 from x2vlm_core.families.x2vlm.presets import PRESETS
 from x2vlm_core.models.config import ModelConfig
@@ -42,12 +42,13 @@ def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
 def train_collate(
     samples: list[dict[str, Any]], text: TextEncoder, config: ModelConfig, rng: random.Random
 ) -> dict[str, torch.Tensor]:
-    ids, atts, _ = text([rng.choice(s["meta"]["captions"]) for s in samples])
+    captions = [rng.choice(s["meta"]["captions"]) for s in samples]
+    ids, atts, _ = text(captions)
     return {
         "image": video_batch(samples, config.image_res, config.frame_len, True, rng),
         "text_ids": ids,
         "text_atts": atts,
-        "idx": torch.tensor([retrieval.image_index(s["key"]) for s in samples]),
+        "idx": positive_ids([s["key"] for s in samples], captions, text.max_tokens),
     }
 
 

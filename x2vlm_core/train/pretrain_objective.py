@@ -22,7 +22,7 @@ def _alignment_losses(
     prefix: str,
 ) -> dict[str, torch.Tensor]:
     image_feat, text_feat = model.get_image_feat(image_embeds), model.get_text_feat(text_embeds)
-    idx = batch.get("idx")  # region batches: rows with the same text are positives of each other
+    idx = batch.get("idx")  # rows with the same image or the same text are positives of each other
     out = {f"{prefix}itc": losses.contrastive_loss(image_feat, text_feat, model.temp, idx=idx)}
     if with_itm:
         out[f"{prefix}itm"] = losses.matching_loss(
