@@ -342,3 +342,37 @@ def test_region_rows_with_the_same_phrase_share_an_id(tiny_shards):
         for j in range(24):
             assert (ids[i] == ids[j]) == bool(batch["idx"][i] == batch["idx"][j])
     assert len(set(batch["idx"].tolist())) < 24
+
+
+def test_rows_of_one_image_or_one_text_are_positives_of_each_other():
+    from x2vlm_core.data.collate import positive_ids
+
+    ids = positive_ids(
+        ["a", "b", "c", "a", "d", "e"],
+        ["A red square", "a red square.", "a blue circle", "a green star", "a green star", "a red circle"],
+        max_tokens=24,
+    ).tolist()
+    # 0-1 read the same, 0-3 are one image, 3-4 read the same: one group; 2 and 5 stand alone.
+    assert ids[0] == ids[1] == ids[3] == ids[4]
+    assert len({ids[0], ids[2], ids[5]}) == 3
+    # The id depends on the text, not the row, so the same caption agrees across ranks of a gathered batch.
+    assert positive_ids(["x"], ["a blue circle"], 24).tolist() == [ids[2]]
+
+
+def test_random_itm_negatives_ignore_similarity_but_never_draw_a_positive():
+    from x2vlm_core.models.losses import sample_hard_negatives
+
+    torch.manual_seed(0)
+    # Row 1 is row 0's near-duplicate: hard sampling almost always draws it, random sampling a third of the time.
+    feats = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [-1.0, 0.0]]), dim=-1)
+    hard = [int(sample_hard_negatives(feats, feats, torch.tensor(0.01))[1][0]) for _ in range(300)]
+    random_ = [int(sample_hard_negatives(feats, feats, torch.tensor(0.01), hard=False)[1][0]) for _ in range(300)]
+    assert hard.count(1) > 290
+    assert 60 < random_.count(1) < 140 and 0 not in random_
+
+
+def test_itm_negatives_must_be_hard_or_random():
+    from x2vlm_core.train.engine import check_itm_negatives
+
+    with pytest.raises(ConfigError, match="train.itm_negatives 'easy' is not one of hard, random"):
+        check_itm_negatives(from_dict(TrainConfig, {"itm_negatives": "easy"}))

@@ -205,11 +205,17 @@ def check_writable(root: str, what: str = "output root") -> None:
 
 
 def train_config_checks(cfg: Any, world_size: int, what: str, device: str | None) -> list[Callable[[], Any]]:
-    """What DeepSpeed and the loop would refuse later, one check each: precision, compile, steps, warm-up,
+    """What DeepSpeed and the loop would refuse later, one check each: precision, compile, ITM negatives, steps, warm-up,
     learning rate, the batch split over the processes, the ZeRO stage."""
     import torch
 
-    from x2vlm_core.train.engine import deepspeed_config, micro_batch_size, resolve_compile, resolve_precision
+    from x2vlm_core.train.engine import (
+        check_itm_negatives,
+        deepspeed_config,
+        micro_batch_size,
+        resolve_compile,
+        resolve_precision,
+    )
 
     target = torch.device(device or "cpu")
 
@@ -220,6 +226,7 @@ def train_config_checks(cfg: Any, world_size: int, what: str, device: str | None
     return [
         lambda: resolve_precision(cfg, target),
         lambda: resolve_compile(cfg, target),
+        lambda: check_itm_negatives(cfg),
         lambda: micro_batch_size(cfg.batch_size, cfg, world_size),
         lambda: _positive_int("train.steps", cfg.steps),
         lambda: _positive_int("train.optim.warmup_steps", cfg.optim.warmup_steps, minimum=0),

@@ -43,12 +43,19 @@ def contrastive_loss(
 
 @torch.no_grad()
 def sample_hard_negatives(
-    image_feat: torch.Tensor, text_feat: torch.Tensor, temp: torch.Tensor, idx: torch.Tensor | None = None
+    image_feat: torch.Tensor,
+    text_feat: torch.Tensor,
+    temp: torch.Tensor,
+    idx: torch.Tensor | None = None,
+    hard: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each text an image, and for each image a text, drawn by similarity, never a positive."""
+    """For each text an image, and for each image a text, drawn by similarity (``hard``) or uniformly, never a positive."""
     sim = image_feat @ text_feat.t() / temp
-    weights_i2t = F.softmax(sim, dim=1) + 1e-5
-    weights_t2i = F.softmax(sim.t(), dim=1) + 1e-5
+    if hard:
+        weights_i2t = F.softmax(sim, dim=1) + 1e-5
+        weights_t2i = F.softmax(sim.t(), dim=1) + 1e-5
+    else:
+        weights_i2t = weights_t2i = torch.ones_like(sim)
     if idx is None:
         same = torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
     else:
@@ -65,6 +72,11 @@ def sample_hard_negatives(
     return image_neg, text_neg
 
 
+def uses_hard_negatives(model: object) -> bool:
+    """train.itm_negatives, which the training loop sets on the model; hard (official) otherwise."""
+    return getattr(model, "itm_negatives", "hard") == "hard"
+
+
 def matching_loss(
     model: FusionModel,
     image_embeds: torch.Tensor,
@@ -79,7 +91,7 @@ def matching_loss(
 
     ``image_atts`` / ``text_atts`` may be ``None`` (nothing masked), as everywhere in the model.
     """
-    image_neg, text_neg = sample_hard_negatives(image_feat, text_feat, model.temp, idx)
+    image_neg, text_neg = sample_hard_negatives(image_feat, text_feat, model.temp, idx, hard=uses_hard_negatives(model))
     image_all = torch.cat([image_embeds, image_embeds[image_neg], image_embeds], dim=0)
     text_all = torch.cat([text_embeds, text_embeds, text_embeds[text_neg]], dim=0)
     image_atts_all = None if image_atts is None else torch.cat([image_atts, image_atts[image_neg], image_atts])

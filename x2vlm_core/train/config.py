@@ -78,6 +78,10 @@ class TrainConfig:
     sigterm_grace_s: float = 25.0
     tensorboard: bool = True  # event file under OUTPUT/tensorboard (rank 0)
     stop_itm_after: int = 0  # 0: never; the official 1B recipe stops ITM after hard negatives gave NaN
+    # ITM's negatives: "hard" (official) draws them by ITC similarity; "random" draws any other row.
+    # Use random where captions are often interchangeable (templated or synthetic text): there the
+    # hardest negatives are mostly true matches, and ITM stays at its 1:2 prior.
+    itm_negatives: str = "hard"
     optim: OptimConfig = field(default_factory=OptimConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

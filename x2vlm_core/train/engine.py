@@ -17,6 +17,7 @@ from x2vlm_core.train.optim import build_optimizer, linear_warmup_decay
 
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_CHOICES = ("auto", "on", "off")
+ITM_NEGATIVES = ("hard", "random")
 ZERO_STAGES = (1, 2, 3)
 # These belong to our config (train.optim, train.batch_size, ...); set there, not in train.deepspeed.
 _OWNED_KEYS = (
@@ -40,6 +41,12 @@ def resolve_compile(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.compile not in COMPILE_CHOICES:
         raise ConfigError(f"train.compile {cfg.compile!r} is not one of {', '.join(COMPILE_CHOICES)}")
     return cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+
+
+def check_itm_negatives(cfg: TrainConfig) -> str:
+    if cfg.itm_negatives not in ITM_NEGATIVES:
+        raise ConfigError(f"train.itm_negatives {cfg.itm_negatives!r} is not one of {', '.join(ITM_NEGATIVES)}")
+    return cfg.itm_negatives
 
 
 def micro_batch_size(batch: int, cfg: TrainConfig, world_size: int, what: str = "train.batch_size") -> int:

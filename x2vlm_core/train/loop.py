@@ -25,7 +25,7 @@ from x2vlm_core.train import checkpointing
 from x2vlm_core.train.config import TrainConfig
 from x2vlm_core.train.distributed import DistInfo, barrier, from_main
 from x2vlm_core.train.durable import GcsMirror
-from x2vlm_core.train.engine import build_engine
+from x2vlm_core.train.engine import build_engine, check_itm_negatives
 from x2vlm_core.train.preemption import StopOnSigterm, TrainingStopped
 from x2vlm_core.train.progress import TrainingLog
 
@@ -97,6 +97,8 @@ def run_training(
     output_dir, ckpt_dir = Path(output_dir), Path(checkpoint_dir)
     rank, world_size = dist_info.rank, dist_info.world_size
     accumulation = cfg.gradient_accumulation
+    # The ITM losses read their negatives' policy from the model they score with.
+    setattr(model, "itm_negatives", check_itm_negatives(cfg))
     # Each family names its own new heads (they train at lr * lr_mult).
     engine = build_engine(model, cfg, dist_info.device, micro_batch, tuple(getattr(model, "new_head_prefixes", ())))
     float_dtype = torch.bfloat16 if engine.bfloat16_enabled() else None

@@ -62,7 +62,9 @@ def matching_loss(
 ) -> torch.Tensor:
     """ITM on the fusion encoder: each positive pair, a hard-negative image per text and a hard-negative
     text per image, drawn from the V/L similarities as the official ITM does."""
-    image_neg, text_neg = losses.sample_hard_negatives(image_feat, text_feat, model.temperature, idx)
+    image_neg, text_neg = losses.sample_hard_negatives(
+        image_feat, text_feat, model.temperature, idx, hard=losses.uses_hard_negatives(model)
+    )
     images = torch.cat([image_tokens, image_tokens[image_neg], image_tokens])
     texts = torch.cat([text_tokens, text_tokens, text_tokens[text_neg]])
     atts = torch.cat([text_atts, text_atts, text_atts[text_neg]])
