@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "import-official",
-        help="an official X²-VLM or VLMo checkpoint → our model folder",
+        help="an official X²-VLM, X-VLM, VLMo or CCLM checkpoint → our model folder",
         description="Read an official checkpoint safely, map its saved config (or --config) onto "
         "ours, printing each setting, load every weight strictly and write our model "
         "folder, which finetune --pretrained and pretrain --init take as it is.",
@@ -110,10 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--text-encoder",
-        help="X²-VLM: the folder the config's text_encoder names (BERT config.json and "
-        "vocab.txt), when it is not at that path",
+        help="X²-VLM, X-VLM, CCLM: the folder the config's text_encoder names (BERT config.json and "
+        "vocab.txt; CCLM: XLM-R config.json and sentencepiece.bpe.model), when it is not at that path",
     )
-    p.add_argument("--vision-config", help="X²-VLM: the JSON file the config's vision_config names")
+    p.add_argument("--vision-config", help="X²-VLM, X-VLM, CCLM: the JSON file the config's vision_config names")
+    p.add_argument("--text-config", help="X-VLM: the BERT config JSON the config's text_config names")
+    p.add_argument(
+        "--cross-encoder", help="X²-VLM-based CCLM: the folder (BERT config.json) the config's cross_encoder names"
+    )
     p.add_argument("--tokenizer", help="VLMo: the folder (with vocab.txt) the config's tokenizer names")
 
     p = sub.add_parser("prepare-data", help="Apache Beam job: sources → webdataset shards + index/stats/rejects")
@@ -329,6 +333,8 @@ def run(args: argparse.Namespace) -> Any:
             for key, path in (
                 ("text_encoder", args.text_encoder),
                 ("vision_config", args.vision_config),
+                ("text_config", args.text_config),
+                ("cross_encoder", args.cross_encoder),
                 ("tokenizer", args.tokenizer),
             )
             if path

@@ -18,6 +18,8 @@ from x2vlm_core.errors import ConfigError
 FLAGS = {
     "text_encoder": "--text-encoder",
     "vision_config": "--vision-config",
+    "text_config": "--text-config",
+    "cross_encoder": "--cross-encoder",
     "tokenizer": "--tokenizer",
 }
 
@@ -39,6 +41,13 @@ class OfficialFiles:
             [written] if written.is_absolute() else [written, *(folder / written for folder in self.search_dirs)]
         )
         return next((path for path in candidates if path.exists()), None)
+
+    def folder(self, key: str, name: str, needs: tuple[str, ...], what: str) -> Path | None:
+        """Like ``find``, for a folder that must hold the files ``needs`` (``what`` says what it is)."""
+        found = self.find(key, name)
+        if found is not None and not all((found / file).is_file() for file in needs):
+            raise ConfigError(f"{key} folder {found} lacks {' or '.join(needs)}; pass {what} with {FLAGS[key]} PATH")
+        return found
 
     def missing(self, key: str, name: str, what: str) -> ConfigError:
         """The one-line refusal for a named file that is not here."""

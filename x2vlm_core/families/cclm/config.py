@@ -41,6 +41,7 @@ _NOT_SHAPE = {
     "id2label",
     "label2id",
     "auto_map",
+    "output_past",
 }
 
 

@@ -74,7 +74,7 @@ def recognises(official: dict[str, Any]) -> bool:
 def to_config(official: dict[str, Any], state: StateDict, files: OfficialFiles) -> OfficialMapping:
     mapping = OfficialMapping()
     _refuse_unsupported(official)
-    _map_vision(official, files, mapping)
+    map_vision(official, files, mapping)
     _map_text(official, files, mapping)
     for key, ours in SCALAR_FIELDS.items():
         if key in official:
@@ -92,11 +92,6 @@ def to_config(official: dict[str, Any], state: StateDict, files: OfficialFiles) 
 
 
 def _refuse_unsupported(official: dict[str, Any]) -> None:
-    if official.get("local_attn_depth", -1) not in (-1, 0):
-        raise ConfigError(
-            f"local_attn_depth {official['local_attn_depth']} (windowed attention in the last BEiT-2 "
-            "blocks) is not implemented here; only full attention (-1) is"
-        )
     if official.get("video_encoding") not in (None, "", "avgpool"):
         raise ConfigError(f"video_encoding {official['video_encoding']!r} is not implemented here; only 'avgpool' is")
     if official.get("video_encoding") and not official.get("add_frame_pos"):
@@ -106,7 +101,13 @@ def _refuse_unsupported(official: dict[str, Any]) -> None:
         )
 
 
-def _map_vision(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping) -> None:
+def map_vision(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping) -> None:
+    """The BEiT-2 that ``vision_config`` names onto ``vision.*`` (CCLM's X²-VLM-based configs name one too)."""
+    if official.get("local_attn_depth", -1) not in (-1, 0):
+        raise ConfigError(
+            f"local_attn_depth {official['local_attn_depth']} (windowed attention in the last BEiT-2 "
+            "blocks) is not implemented here; only full attention (-1) is"
+        )
     name = str(official.get("vision_config", ""))
     size = next((size for size in BEIT2_SHAPES if size in Path(name).name), None)
     if size is None:
@@ -139,12 +140,8 @@ def _map_text(official: dict[str, Any], files: OfficialFiles, mapping: OfficialM
     if "roberta" in name:
         raise ConfigError(f"text_encoder {name!r} is a RoBERTa; X²-VLM checkpoints here have a BERT text encoder")
     what = "a folder with the BERT config.json and vocab.txt"
-    folder = files.find("text_encoder", name)
+    folder = files.folder("text_encoder", name, ("config.json", "vocab.txt"), what)
     if folder is not None:
-        if not (folder / "config.json").is_file() or not (folder / "vocab.txt").is_file():
-            raise ConfigError(
-                f"text_encoder folder {folder} lacks config.json or vocab.txt; pass {what} with --text-encoder PATH"
-            )
         bert, source, tokenizer = json.loads((folder / "config.json").read_text()), f"{name}/config.json", str(folder)
     elif Path(name).name in KNOWN_TEXT_ENCODERS:
         bert, source, tokenizer = KNOWN_TEXT_ENCODERS[Path(name).name], f"{name} (published)", BUILTIN_VOCAB

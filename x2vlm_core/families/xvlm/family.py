@@ -7,7 +7,9 @@ from typing import Any
 
 from x2vlm_core.config_io import from_dict
 from x2vlm_core.data.collate import TextEncoder
-from x2vlm_core.families.spec import ModelFamily
+from x2vlm_core.families.spec import ModelFamily, OfficialFormat
+from x2vlm_core.families.x2vlm.reference_outputs import reference_outputs
+from x2vlm_core.families.xvlm import official
 from x2vlm_core.families.xvlm.checkpoint import adapt_checkpoint
 from x2vlm_core.families.xvlm.config import FAMILY as NAME
 from x2vlm_core.families.xvlm.config import XVLMConfig
@@ -56,4 +58,6 @@ FAMILY = ModelFamily(
     languages="English",
     build_config=lambda data, where: from_dict(XVLMConfig, data, where=where),
     adapt_checkpoint=adapt_checkpoint,
+    # Its parity fixture records X²-VLM's 25 outputs, which the same function computes.
+    official=OfficialFormat(official.recognises, official.to_config, reference_outputs),
 )

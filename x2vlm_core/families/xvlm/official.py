@@ -1,0 +1,128 @@
+"""Official X-VLM configs (``{'model': ..., 'config': ...}`` files, ``configs/Pretrain_XVLM_*.yaml``) → ours.
+
+The official builder takes the image encoder from ``use_swin`` (a Swin from the ``vision_config``
+JSON; the released models) or else a DeiT-B/16 of fixed shape, and the BERT stack's shape from
+the ``text_config`` JSON (its ``fusion_layer`` is where cross-attention starts). The
+``text_encoder`` folder only gives the starting weights and the tokenizer (its ``vocab.txt``).
+The released configs name ``configs/config_swinB_*.json`` and ``configs/config_bert.json``,
+known here by name; ``data/bert-base-uncased`` carries the built-in vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from x2vlm_core.errors import ConfigError
+from x2vlm_core.families.spec import OfficialMapping, StateDict
+from x2vlm_core.families.x2vlm.official import BERT_FIELDS, BUILTIN_VOCAB, KNOWN_TEXT_ENCODERS
+from x2vlm_core.families.xvlm.config import SWIN_PATCH
+from x2vlm_core.release.official_files import OfficialFiles
+
+_SWIN_B = {"embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32]}
+# The official configs/config_swinB_*.json, by name: Swin-B with the window of each image size.
+KNOWN_SWIN = {
+    "config_swinB_224.json": {**_SWIN_B, "window_size": 7},
+    "config_swinB_384.json": {**_SWIN_B, "window_size": 12},
+    "config_swinB_480.json": {**_SWIN_B, "window_size": 15},
+}
+# The official configs/config_bert.json: BERT-base, 6 text + 6 fusion layers.
+KNOWN_TEXT_CONFIGS = {
+    "config_bert.json": {**KNOWN_TEXT_ENCODERS["bert-base-uncased"], "num_hidden_layers": 12, "fusion_layer": 6},
+}
+# The official DeiT branch builds one shape whatever the config says (local attention in the top 4
+# blocks, no stochastic depth).
+DEIT_B16 = {"width": 768, "depth": 12, "num_heads": 12, "patch_size": 16, "local_attn_depth": 4, "drop_path_rate": 0.0}
+SCALAR_FIELDS = {"image_res": "image_res", "embed_dim": "embed_dim", "temp": "temp", "max_tokens": "max_tokens"}
+
+
+def recognises(official: dict[str, Any]) -> bool:
+    # Only X-VLM's builder reads a text_config JSON; X²-VLM's and CCLM's read the text folder's config.json.
+    return "text_config" in official and "cross_encoder" not in official and not official.get("use_beit_v2")
+
+
+def to_config(official: dict[str, Any], state: StateDict, files: OfficialFiles) -> OfficialMapping:
+    mapping = OfficialMapping()
+    if official.get("use_roberta"):
+        raise ConfigError(
+            "use_roberta (a RoBERTa text stack, text_encoder.roberta.*) is not implemented for X-VLM here; "
+            "only the BERT stack of the released models is"
+        )
+    if official.get("use_clip_vit"):
+        raise ConfigError(
+            "use_clip_vit: the official CLIP-ViT's weight names (separate q/k/v projections) are not "
+            "mapped here; only Swin (use_swin, the released models) and DeiT checkpoints import"
+        )
+    if official.get("use_swin"):
+        map_swin(official, files, mapping, "vision")
+    else:
+        _map_deit(official, mapping)
+    _map_text(official, files, mapping)
+    for key, ours in SCALAR_FIELDS.items():
+        if key in official:
+            mapping.map(key, official[key], ours, official[key])
+    return mapping
+
+
+def map_swin(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping, field: str) -> None:
+    """The Swin that ``vision_config`` names onto ``field`` (an ``XVLMVisionConfig``; CCLM's original uses it too)."""
+    name = str(official.get("vision_config", ""))
+    found = files.find("vision_config", name)
+    if found is not None:
+        swin, source = json.loads(found.read_text()), name
+    elif Path(name).name in KNOWN_SWIN:
+        swin, source = KNOWN_SWIN[Path(name).name], f"{name} (published)"
+    else:
+        raise files.missing("vision_config", name, "the Swin config JSON")
+    mapping.map(f"{source} (use_swin)", True, f"{field}.encoder", "swin")
+    for key, ours in (
+        ("embed_dim", "embed_dim"),
+        ("depths", "depths"),
+        ("num_heads", "stage_heads"),
+        ("window_size", "window_size"),
+    ):
+        value = list(swin[key]) if isinstance(swin[key], list) else int(swin[key])
+        mapping.map(f"{source} {key}", swin[key], f"{field}.{ours}", value)
+    stride = SWIN_PATCH << (len(swin["depths"]) - 1)
+    if "patch_size" in official and official["patch_size"] != stride:
+        raise ConfigError(
+            f"patch_size {official['patch_size']} disagrees with the Swin's total stride {stride} "
+            f"({len(swin['depths'])} stages of patch {SWIN_PATCH})"
+        )
+
+
+def _map_deit(official: dict[str, Any], mapping: OfficialMapping) -> None:
+    if official.get("patch_size", DEIT_B16["patch_size"]) != DEIT_B16["patch_size"]:
+        raise ConfigError(f"patch_size {official['patch_size']} does not fit the official DeiT-B, which has patch 16")
+    source, use_swin = "use_swin (the official DeiT-B/16)", official.get("use_swin", False)
+    mapping.map(source, use_swin, "vision.encoder", "deit")
+    for field, value in DEIT_B16.items():
+        mapping.map(source, use_swin, f"vision.{field}", value)
+
+
+def _map_text(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping) -> None:
+    name = str(official["text_config"])
+    found = files.find("text_config", name)
+    if found is not None:
+        bert, source = json.loads(found.read_text()), name
+    elif Path(name).name in KNOWN_TEXT_CONFIGS:
+        bert, source = KNOWN_TEXT_CONFIGS[Path(name).name], f"{name} (published)"
+    else:
+        raise files.missing("text_config", name, "the BERT config JSON with fusion_layer")
+    for key, ours in {**BERT_FIELDS, "num_hidden_layers": "num_layers", "fusion_layer": "fusion_start_at"}.items():
+        if key in bert:
+            mapping.map(f"{source} {key}", bert[key], f"text.{ours}", bert[key])
+    _map_tokenizer(official, files, mapping)
+
+
+def _map_tokenizer(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping) -> None:
+    name = str(official.get("text_encoder", ""))
+    what = "a folder with the BERT vocab.txt"
+    folder = files.folder("text_encoder", name, ("vocab.txt",), what)
+    if folder is not None:
+        mapping.map("text_encoder", name, "tokenizer", str(folder))
+    elif Path(name).name in KNOWN_TEXT_ENCODERS:
+        mapping.map("text_encoder", name, "tokenizer", BUILTIN_VOCAB)
+    else:
+        raise files.missing("text_encoder", name, what)
