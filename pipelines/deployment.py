@@ -217,6 +217,13 @@ def on_cpu(task, settings: DeploymentSettings, kind: str = "light", shard_cache:
     return task
 
 
+def release_step(task, name: str, settings: DeploymentSettings, kind: str):
+    """A gate or publish step: never from a cache (it decides on, and writes, the releases as they are
+    now; a cached publish would silently skip a new version), retried, on CPU."""
+    task.set_display_name(name).set_caching_options(False).set_retry(settings.retries, backoff_duration="30s")
+    return on_cpu(task, settings, kind)
+
+
 def on_gpu(task, settings: DeploymentSettings, kind: str, gpus, placement=None, shard_cache: bool = False):
     """A GPU step of ``kind`` (pretrain, finetune, evaluate): its time limit, GPU limits, node pool and
     tolerations, memory-backed /dev/shm. ``placement``: a task whose outputs `pretrain_pod_node_selector`

@@ -17,7 +17,7 @@ from components.pretrain import pretrain
 from components.publish import publish, publish_task_models
 from components.run_status import record_run_status
 from components.validate_inputs import validate_full_run
-from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu, trainer_pods
+from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu, release_step, trainer_pods
 
 DEFAULT_TASKS = ["retrieval", "grounding"]
 # The project's ClusterTrainingRuntime (manifests/base/cluster/runtime): Pod Security "restricted" pods.
@@ -198,11 +198,7 @@ def build_pipeline(settings: DeploymentSettings):
                 compare_to_latest=compare_to_latest,
                 max_regression=max_regression,
             )
-            # Decided against the releases as they are now, never from a cache.
-            gate.set_display_name("release-gate").set_caching_options(False).set_retry(
-                settings.retries, backoff_duration="30s"
-            )
-            on_cpu(gate, settings, "light")
+            release_step(gate, "release-gate", settings, "light")
 
             with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # noqa: E712  (a KFP condition)
                 released = publish(
@@ -211,11 +207,7 @@ def build_pipeline(settings: DeploymentSettings):
                     destination=output_root,
                     model_name=model_name,
                 )
-                # Every run publishes a new immutable version; a cached one would silently skip that.
-                released.set_display_name("publish").set_caching_options(False).set_retry(
-                    settings.retries, backoff_duration="30s"
-                )
-                on_cpu(released, settings, "publish")
+                release_step(released, "publish", settings, "publish")
 
                 task_releases = publish_task_models(
                     models=tasks_done.outputs["models"],
@@ -225,10 +217,7 @@ def build_pipeline(settings: DeploymentSettings):
                     parent_release=released.outputs["release_uri"],
                     version=released.outputs["version"],
                 )
-                task_releases.set_display_name("publish-task-models").set_caching_options(False).set_retry(
-                    settings.retries, backoff_duration="30s"
-                )
-                on_cpu(task_releases, settings, "publish")
+                release_step(task_releases, "publish-task-models", settings, "publish")
 
     return full_pretrain_finetune
 

@@ -14,7 +14,7 @@ from components.finetune import finetune
 from components.gate import task_release_gate
 from components.publish import publish_task_model
 from components.validate_inputs import validate_finetune_request
-from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu
+from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu, release_step
 
 NAME = "x2vlm-single-task-finetune"
 
@@ -112,10 +112,7 @@ def build_pipeline(settings: DeploymentSettings):
                 compare_to_latest=compare_to_latest,
                 max_regression=max_regression,
             )
-            gate.set_display_name("release-gate").set_caching_options(False).set_retry(
-                settings.retries, backoff_duration="30s"
-            )
-            on_cpu(gate, settings, "light")
+            release_step(gate, "release-gate", settings, "light")
             with dsl.If(gate.outputs["Output"] == True, name="metrics-pass"):  # noqa: E712  (a KFP condition)
                 released = publish_task_model(
                     model=tuned.outputs["model"],
@@ -124,10 +121,7 @@ def build_pipeline(settings: DeploymentSettings):
                     model_name=model_name,
                     base_model_uri=base_model_uri,
                 )
-                released.set_display_name("publish").set_caching_options(False).set_retry(
-                    settings.retries, backoff_duration="30s"
-                )
-                on_cpu(released, settings, "publish")
+                release_step(released, "publish", settings, "publish")
 
     return single_task_finetune
 
