@@ -17,6 +17,7 @@ import torch
 
 from x2vlm_core.families.cclm.model import CCLM
 from x2vlm_core.families.cclm.objectives import image_caption_losses, parallel_text_losses
+from x2vlm_core.families.x2vlm.reference_outputs import region_outputs
 from x2vlm_core.models import losses
 from x2vlm_core.train.pretrain_objective import region_text_losses
 
@@ -67,17 +68,7 @@ def image_text_outputs(model: CCLM, x: dict[str, torch.Tensor]) -> dict[str, tor
         itc_sim_i2t_2=image_feat @ text_feat_2.t() / model.temp,
         ttc_sim_captions=text_feat @ text_feat_2.t() / model.temp,
     )
-    region, full = model.get_region_embeds(x["image"][:2], x["image_atts_region"], x["idx_to_group_img"])
-    boxes = model.predict_bbox(full, text_embeds, x["text_atts"])
-    region_cls = model.get_cross_embeds(region, x["image_atts_region"], text_embeds, x["text_atts"])[:, 0]
-    out["region_loss_bbox"], out["region_loss_giou"] = losses.bbox_losses(boxes, x["target_bbox"], x["is_image"])
-    out.update(
-        region_image_embeds=region,
-        region_image_embeds_fullatts=full,
-        region_bbox_pred=boxes,
-        region_cross_cls=region_cls,
-        region_itm_logits=model.itm_head(region_cls),
-    )
+    out.update(region_outputs(model, x, text_embeds))
     return out
 
 

@@ -7,7 +7,7 @@ losses. ITM is left out of the forward: its hard negatives are drawn at random.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -49,17 +49,7 @@ def reference_outputs(model: ReferenceModel, x: dict[str, torch.Tensor]) -> dict
         mlm_loss=losses.mlm_loss(mlm, x["masked_ids"]),
     )
 
-    region, full = model.get_region_embeds(x["image"][:2], x["image_atts_region"], x["idx_to_group_img"])
-    boxes = model.predict_bbox(full, text_embeds, x["text_atts"])
-    region_cls = model.get_cross_embeds(region, x["image_atts_region"], text_embeds, x["text_atts"])[:, 0]
-    out["region_loss_bbox"], out["region_loss_giou"] = losses.bbox_losses(boxes, x["target_bbox"], x["is_image"])
-    out.update(
-        region_image_embeds=region,
-        region_image_embeds_fullatts=full,
-        region_bbox_pred=boxes,
-        region_cross_cls=region_cls,
-        region_itm_logits=model.itm_head(region_cls),
-    )
+    out.update(region_outputs(model, x, text_embeds))
 
     # The training forward itself; ITM is left out because its hard negatives are sampled at random.
     batch = {"image": x["image"], **{k: x[k] for k in _TEXT_KEYS}}
@@ -76,3 +66,20 @@ def reference_outputs(model: ReferenceModel, x: dict[str, torch.Tensor]) -> dict
     out.update(fwd_loss_itc=fwd["itc"], fwd_loss_mlm=fwd["mlm"])
     out.update({f"fwd_region_loss_{name}": fwd_region[f"region_{name}"] for name in ("itc", "mlm", "bbox", "giou")})
     return out
+
+
+def region_outputs(model: Any, x: dict[str, torch.Tensor], text_embeds: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The fixtures' region block: the first two images' region embeddings, boxes, region ITM, box losses."""
+    region, full = model.get_region_embeds(x["image"][:2], x["image_atts_region"], x["idx_to_group_img"])
+    boxes = model.predict_bbox(full, text_embeds, x["text_atts"])
+    region_cls = model.get_cross_embeds(region, x["image_atts_region"], text_embeds, x["text_atts"])[:, 0]
+    loss_bbox, loss_giou = losses.bbox_losses(boxes, x["target_bbox"], x["is_image"])
+    return dict(
+        region_loss_bbox=loss_bbox,
+        region_loss_giou=loss_giou,
+        region_image_embeds=region,
+        region_image_embeds_fullatts=full,
+        region_bbox_pred=boxes,
+        region_cross_cls=region_cls,
+        region_itm_logits=model.itm_head(region_cls),
+    )
