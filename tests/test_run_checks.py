@@ -34,8 +34,12 @@ def _full_run(sources, output_root, **changes):
 
 @pytest.fixture
 def sources(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "captions.json").write_text("{}")
     path = tmp_path / "sources.yaml"
-    path.write_text("sources: []\n")
+    path.write_text(
+        "sources:\n- {format: coco_captions, dataset: d, split: train, annotations: captions.json, images: images}\n"
+    )
     return path
 
 

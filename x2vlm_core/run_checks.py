@@ -17,6 +17,7 @@ from typing import Any
 
 from x2vlm_core import storage
 from x2vlm_core.data.shards import INDEX_FILE
+from x2vlm_core.data.sources import load_sources
 from x2vlm_core.errors import ConfigError, DataError, RunCheckError, X2VLMError
 from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT
 from x2vlm_core.release.model_folder import CONFIG
@@ -363,12 +364,10 @@ def _check_pretrain_streams(model_cfg: Any, cfg: Any, world_size: int) -> None:
 
 
 def check_sources(sources: str) -> None:
+    """The sources file as prepare-data loads it (the same loader): its entries, and every path they name."""
     if not sources:
         raise ConfigError("sources is empty; pass the sources YAML's path or gs:// URI as seen from the cluster")
-    if not storage.exists(sources):
-        raise DataError(
-            f"sources file {sources} does not exist; pass the sources YAML's path or gs:// URI as seen from the cluster"
-        )
+    load_sources(sources)
 
 
 def check_training_split(shards_uri: str, task: str, dataset: str = "", few_shot: int = 0) -> None:
