@@ -24,6 +24,8 @@ def validate_full_run(
     finetune_overrides: list,
     gpu_node_selector: dict,
     gpu_tolerations: list,
+    data_root: str = "",
+    beam_options: list = [],
 ) -> NamedTuple(
     "FullRunPlan",
     [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict), ("pretrain_pod_tolerations", list)],
@@ -47,6 +49,8 @@ def validate_full_run(
         list(pretrain_overrides),
         list(finetune_overrides),
         output_root,
+        data_root=data_root,
+        beam_options=list(beam_options),
     )
     plan = namedtuple("FullRunPlan", ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"])
     if num_nodes == 1:

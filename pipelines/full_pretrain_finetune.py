@@ -88,6 +88,7 @@ def build_pipeline(settings: DeploymentSettings):
         pretrain_overrides: list = [],
         finetune_overrides: list = [],
         data_snapshot: str = "",
+        data_root: str = "",
         min_metrics: dict = {},
         compare_to_latest: bool = True,
         max_regression: float = 0.0,
@@ -115,6 +116,7 @@ def build_pipeline(settings: DeploymentSettings):
             pretrain_overrides: Training-config overrides for pre-training, e.g. ["train.optim.lr=5e-5"].
             finetune_overrides: Training-config overrides for fine-tuning, e.g. ["train.optim.warmup_steps=100"].
             data_snapshot: Which snapshot of the data behind `sources` to train on, e.g. a date (2026-05-01) or a dataset version; part of the cache key, so a new value prepares the data and trains again while an unchanged one reuses the cached results. Schedules set it to [[ScheduledTime]].
+            data_root: Durable prefix (gs://BUCKET/PREFIX on a cluster) that keeps the shards, under <data_root>/shards/<hash of the sources and data options>/, written there by the Beam workers; the Dataset artifact is then a small manifest that the training and evaluation steps follow, so no step copies the corpus. Empty: the shards are the artifact itself (a remote Beam runner then cannot write them).
             min_metrics: Thresholds the metrics must reach before anything is published, {"<task>/<metric>": value}, e.g. {"retrieval/test_img_r1": 0.5}; empty: none.
             compare_to_latest: Publish only when no task metric regressed against the LATEST release of model_name (a first release passes).
             max_regression: Absolute drop allowed per metric against the LATEST release (0: none).
@@ -139,6 +141,8 @@ def build_pipeline(settings: DeploymentSettings):
                 finetune_overrides=finetune_overrides,
                 gpu_node_selector=dict(settings.gpu_node_selector),
                 gpu_tolerations=list(settings.gpu_tolerations),
+                data_root=data_root,
+                beam_options=beam_options,
             )
             # Inputs may have changed since the last run (a source file deleted); always check again.
             checked.set_display_name("validate-inputs").set_caching_options(False)
@@ -151,6 +155,7 @@ def build_pipeline(settings: DeploymentSettings):
                 num_frames=num_frames,
                 beam_options=beam_options,
                 snapshot=data_snapshot,
+                data_root=data_root,
             )
             # Cached on its inputs: the same sources, snapshot, shard size and image side reuse the shards
             # (and so everything downstream); a new data_snapshot runs it all again.

@@ -458,3 +458,14 @@ def test_single_task_pipeline_checks_inputs_before_anything_runs(single_ir):
     k8s = _gpu_pod(executors, spec, "exec-finetune", "{{$.inputs.parameters['pipelinechannel--gpus_per_node']}}")
     assert k8s["nodeSelector"] == {"labels": GPU_SELECTOR} and k8s["tolerations"] == [GPU_TOLERATION]
     assert set(executors["exec-validate-finetune-request"]) == {"imagePullPolicy", "securityContext"}
+
+
+def test_the_data_root_reaches_prepare_data_and_the_input_check(full_ir):
+    spec, _ = full_ir
+    tasks = _all_tasks(spec)
+    assert spec["root"]["inputDefinitions"]["parameters"]["data_root"]["defaultValue"] == ""  # today's layout
+    channel = {"componentInputParameter": "pipelinechannel--data_root"}
+    assert tasks["prepare-data"]["inputs"]["parameters"]["data_root"] == channel
+    checked = tasks["validate-full-run"]["inputs"]["parameters"]
+    assert checked["data_root"] == channel
+    assert checked["beam_options"] == {"componentInputParameter": "pipelinechannel--beam_options"}
