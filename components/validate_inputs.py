@@ -26,6 +26,7 @@ def validate_full_run(
     gpu_tolerations: list,
     data_root: str = "",
     beam_options: list = [],
+    checkpoint_root: str = "",
 ) -> NamedTuple(
     "FullRunPlan",
     [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict), ("pretrain_pod_tolerations", list)],
@@ -49,6 +50,7 @@ def validate_full_run(
         list(pretrain_overrides),
         list(finetune_overrides),
         output_root,
+        checkpoint_root=checkpoint_root,
         data_root=data_root,
         beam_options=list(beam_options),
     )
@@ -71,6 +73,7 @@ def validate_finetune_request(
     config_overrides: list,
     dataset: str = "",
     few_shot: int = 0,
+    checkpoint_root: str = "",
 ) -> NamedTuple("FinetunePlan", [("config_overrides", list)]):
     """Checks a single-task request; `config_overrides` are the training overrides the finetune step applies."""
     from collections import namedtuple
@@ -89,5 +92,6 @@ def validate_finetune_request(
         list(config_overrides),
         dataset,
         few_shot,
+        checkpoint_root=checkpoint_root,
     )
     return namedtuple("FinetunePlan", ["config_overrides"])(overrides)
