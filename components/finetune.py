@@ -19,12 +19,16 @@ def finetune(
     dataset: str = "",
     few_shot: int = 0,
     languages: list = [],
+    checkpoint_root: str = "",
+    run_id: str = "",
 ):
     """Runs `x2vlm finetune --task TASK` under torchrun.
 
     ``dataset``: the shards dataset to train on when not the task's own (e.g. ``xgqa`` for vqa); empty: the
     task's. ``few_shot`` > 0: continue from a task model on that many examples per language of ``languages``
-    (empty: every non-English language of the dataset's few_shot split).
+    (empty: every non-English language of the dataset's few_shot split). ``checkpoint_root`` (gs:// or a PVC
+    path; empty: beside the model): checkpoints go to <checkpoint_root>/<run_id>/finetune-<task>/, where a
+    retried attempt of the same run resumes from them.
     """
     from x2vlm_core.release.lineage import lineage_metadata
     from x2vlm_core.tasks import get_task
@@ -39,6 +43,8 @@ def finetune(
         command += ["--few-shot", str(few_shot)]
     if languages:
         command += ["--languages", *[str(language) for language in languages]]
+    if checkpoint_root:
+        command += ["--checkpoint-root", checkpoint_root, "--run-id", run_id]
     summary = run_under_torchrun(command, model.path, nproc_per_node, overrides)
     model.metadata.update(
         {
@@ -53,6 +59,7 @@ def finetune(
             "train_seconds": summary["seconds"],
             "world_size": summary["world_size"],
             "config_overrides": overrides,
+            "checkpoint_root": checkpoint_root,
             "parent_preset": pretrained.metadata.get("preset", "not recorded"),
             "training": {k: v for k, v in summary.items() if k != "history"},
             **lineage_metadata({"shards": shards.uri, "pretrained": pretrained.uri}, shards_root=shards.path),

@@ -23,13 +23,21 @@ def pretrain(
     trainjob_runtime: str = "x2vlm-torch-distributed",
     kueue_queue: str = "",
     trainer_pods: dict = {},
+    checkpoint_root: str = "",
+    run_id: str = "",
 ):
-    """Runs `x2vlm pretrain` (one process per GPU); the model folder becomes the Model artifact."""
+    """Runs `x2vlm pretrain` (one process per GPU); the model folder becomes the Model artifact.
+
+    `checkpoint_root` (gs:// or a PVC path; empty: beside the model): checkpoints go to
+    <checkpoint_root>/<run_id>/pretrain/, where a retried attempt of the same run resumes from them.
+    """
     from components.runtime.trainjob import train_as_trainjob
     from x2vlm_core.release.lineage import lineage_metadata
     from x2vlm_core.train.launch import run_under_torchrun
 
     cli_args = ["pretrain", "--shards", shards.path, "--model", model_preset]
+    if checkpoint_root:
+        cli_args += ["--checkpoint-root", checkpoint_root, "--run-id", run_id]
     overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}", *config_overrides]
     if num_nodes <= 1:
         summary = run_under_torchrun(cli_args, model.path, gpus_per_node, overrides)
@@ -57,6 +65,7 @@ def pretrain(
             "shards": shards.uri,
             "parent_model": "",
             "config_overrides": overrides,
+            "checkpoint_root": checkpoint_root,
             "ran_on": ran_on,
             # The whole training summary but its per-step history (that stays in training.json).
             "training": {k: v for k, v in summary.items() if k != "history"},

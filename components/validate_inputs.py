@@ -24,6 +24,9 @@ def validate_full_run(
     finetune_overrides: list,
     gpu_node_selector: dict,
     gpu_tolerations: list,
+    data_root: str = "",
+    beam_options: list = [],
+    checkpoint_root: str = "",
 ) -> NamedTuple(
     "FullRunPlan",
     [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict), ("pretrain_pod_tolerations", list)],
@@ -47,6 +50,9 @@ def validate_full_run(
         list(pretrain_overrides),
         list(finetune_overrides),
         output_root,
+        checkpoint_root=checkpoint_root,
+        data_root=data_root,
+        beam_options=list(beam_options),
     )
     plan = namedtuple("FullRunPlan", ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"])
     if num_nodes == 1:
@@ -67,6 +73,7 @@ def validate_finetune_request(
     config_overrides: list,
     dataset: str = "",
     few_shot: int = 0,
+    checkpoint_root: str = "",
 ) -> NamedTuple("FinetunePlan", [("config_overrides", list)]):
     """Checks a single-task request; `config_overrides` are the training overrides the finetune step applies."""
     from collections import namedtuple
@@ -85,5 +92,6 @@ def validate_finetune_request(
         list(config_overrides),
         dataset,
         few_shot,
+        checkpoint_root=checkpoint_root,
     )
     return namedtuple("FinetunePlan", ["config_overrides"])(overrides)

@@ -40,6 +40,7 @@ def build_pipeline(settings: DeploymentSettings):
         batch_size: int,
         gpus_per_node: int,
         config_overrides: list,
+        checkpoint_root: str,
     ) -> TaskModels:
         with dsl.ParallelFor(items=tasks, parallelism=settings.max_parallel_tasks, name="per-task") as task:
             tuned = finetune(
@@ -50,8 +51,11 @@ def build_pipeline(settings: DeploymentSettings):
                 batch_size=batch_size,
                 nproc_per_node=gpus_per_node,
                 config_overrides=config_overrides,
+                checkpoint_root=checkpoint_root,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             )
-            # Retried after a lost node or preemption; it trains again from the pre-trained model.
+            # Retried after a lost node or preemption: it resumes from its checkpoints under checkpoint_root
+            # (the run id scopes them to this run), or without one trains again from the pre-trained model.
             tuned.set_display_name("finetune").set_retry(settings.retries, backoff_duration="120s")
             on_gpu(tuned, settings, "finetune", gpus_per_node)
             scored = evaluate(task=task, shards=shards, model=tuned.outputs["model"])
@@ -88,6 +92,8 @@ def build_pipeline(settings: DeploymentSettings):
         pretrain_overrides: list = [],
         finetune_overrides: list = [],
         data_snapshot: str = "",
+        data_root: str = "",
+        checkpoint_root: str = "",
         min_metrics: dict = {},
         compare_to_latest: bool = True,
         max_regression: float = 0.0,
@@ -115,6 +121,8 @@ def build_pipeline(settings: DeploymentSettings):
             pretrain_overrides: Training-config overrides for pre-training, e.g. ["train.optim.lr=5e-5"].
             finetune_overrides: Training-config overrides for fine-tuning, e.g. ["train.optim.warmup_steps=100"].
             data_snapshot: Which snapshot of the data behind `sources` to train on, e.g. a date (2026-05-01) or a dataset version; part of the cache key, so a new value prepares the data and trains again while an unchanged one reuses the cached results. Schedules set it to [[ScheduledTime]].
+            data_root: Durable prefix (gs://BUCKET/PREFIX on a cluster) that keeps the shards, under <data_root>/shards/<hash of the sources and data options>/, written there by the Beam workers; the Dataset artifact is then a small manifest that the training and evaluation steps follow, so no step copies the corpus. Empty: the shards are the artifact itself (a remote Beam runner then cannot write them).
+            checkpoint_root: Durable prefix (gs://BUCKET/PREFIX, or a PVC path every node mounts) for pre-training and fine-tuning checkpoints, kept under <checkpoint_root>/<pipeline run id>/<step>/ so that a retried step resumes from its latest complete checkpoint; empty: checkpoints stay beside the model in the step's artifact.
             min_metrics: Thresholds the metrics must reach before anything is published, {"<task>/<metric>": value}, e.g. {"retrieval/test_img_r1": 0.5}; empty: none.
             compare_to_latest: Publish only when no task metric regressed against the LATEST release of model_name (a first release passes).
             max_regression: Absolute drop allowed per metric against the LATEST release (0: none).
@@ -139,6 +147,9 @@ def build_pipeline(settings: DeploymentSettings):
                 finetune_overrides=finetune_overrides,
                 gpu_node_selector=dict(settings.gpu_node_selector),
                 gpu_tolerations=list(settings.gpu_tolerations),
+                data_root=data_root,
+                beam_options=beam_options,
+                checkpoint_root=checkpoint_root,
             )
             # Inputs may have changed since the last run (a source file deleted); always check again.
             checked.set_display_name("validate-inputs").set_caching_options(False)
@@ -151,6 +162,7 @@ def build_pipeline(settings: DeploymentSettings):
                 num_frames=num_frames,
                 beam_options=beam_options,
                 snapshot=data_snapshot,
+                data_root=data_root,
             )
             # Cached on its inputs: the same sources, snapshot, shard size and image side reuse the shards
             # (and so everything downstream); a new data_snapshot runs it all again.
@@ -171,9 +183,12 @@ def build_pipeline(settings: DeploymentSettings):
                 trainjob_runtime=trainjob_runtime,
                 kueue_queue=kueue_queue,
                 trainer_pods=trainer_pods(settings),
+                checkpoint_root=checkpoint_root,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             )
-            # A retry keeps the Model artifact's URI: a TrainJob resumes from the checkpoints written there
-            # (a Failed one is deleted and created again); one-node training starts over.
+            # A retry keeps the pipeline run id: with checkpoint_root it resumes from the latest complete
+            # checkpoint there. Without, a TrainJob resumes from the checkpoints in the Model artifact
+            # (a Failed one is deleted and created again), and one-node training starts over.
             trained.set_display_name("pretrain").set_retry(settings.retries, backoff_duration="300s")
             on_gpu(
                 trained, settings, "pretrain", checked.outputs["pretrain_pod_gpus"], placement=checked, shard_cache=True
@@ -187,6 +202,7 @@ def build_pipeline(settings: DeploymentSettings):
                 batch_size=finetune_batch_size,
                 gpus_per_node=gpus_per_node,
                 config_overrides=finetune_overrides,
+                checkpoint_root=checkpoint_root,
             )
             tasks_done.set_display_name("per-task")
 

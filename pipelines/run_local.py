@@ -1,7 +1,7 @@
 """`make run`: the whole pipeline, locally, through kfp.local on a generated shapes-world dataset.
 
-Everything lands in runs/<timestamp>/: the synthetic source data, the KFP pipeline root
-(shards, models, metrics of every task), the published release, the full log (pipeline.log) and
+Everything lands in runs/<timestamp>/: the synthetic source data, the shards (data/, the run's
+data root), the KFP pipeline root (the shards' manifest, models, metrics of every task), the published release, the full log (pipeline.log) and
 summary.json. The terminal shows one line per finished step, then a table of each task's
 headline metric against what a model that learned nothing scores, and the pages to open.
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import kfp.local
 
 from pipelines.full_pretrain_finetune import DEFAULT_TASKS, full_pretrain_finetune
+from x2vlm_core.data.shard_location import follow_manifest
 from x2vlm_core.data.synthetic import PARALLEL_FILE, generate_shapes_world
 from x2vlm_core.evaluation.headline import headline_table
 from x2vlm_core.text.xlmr import train_sentencepiece
@@ -67,7 +68,9 @@ def summarize(run_dir: Path) -> dict:
     return {
         "run_dir": str(run_dir),
         "synthetic_data": str(run_dir / "synthetic"),
+        # The Dataset artifacts: manifests of the shards under data/ (shard_location.follow_manifest).
         "shards": [str(p) for p in _find(root, "*/prepare-data/shards")],
+        "shard_data": [follow_manifest(str(p)) for p in _find(root, "*/prepare-data/shards")],
         "pretrained_model": [str(p) for p in _find(root, "*/pretrain/model")],
         "finetuned_models": [str(p) for p in _find(root, "*/for-loop-*/finetune/model")],
         "metrics": metrics,
@@ -176,6 +179,7 @@ def main(description: str = __doc__.splitlines()[0], runner_for: Callable[[Path]
                 shard_size=64,
                 max_image_side=64,
                 output_root=str(run_dir / "releases"),
+                data_root=str(run_dir / "data"),
                 model_name=f"{args.model.replace('_', '-')}-shapes",
                 pretrain_overrides=[
                     *model_overrides,

@@ -44,6 +44,7 @@ def build_pipeline(settings: DeploymentSettings):
         min_metrics: dict = {},
         compare_to_latest: bool = True,
         max_regression: float = 0.0,
+        checkpoint_root: str = "",
     ):
         """Fine-tune one task and evaluate it.
 
@@ -64,6 +65,7 @@ def build_pipeline(settings: DeploymentSettings):
             min_metrics: Thresholds the metrics must reach before publishing, {"<task>/<metric>": value}, e.g. {"retrieval/test_img_r1": 0.5}; empty: none.
             compare_to_latest: Publish only when no metric regressed against the LATEST release of <model_name>-<task> (a first release passes).
             max_regression: Absolute drop allowed per metric against that LATEST release (0: none).
+            checkpoint_root: Durable prefix (gs://BUCKET/PREFIX or a PVC path) for the fine-tuning checkpoints, kept under <checkpoint_root>/<pipeline run id>/finetune-<task>/ so that a retried finetune resumes from its latest complete checkpoint; empty: checkpoints stay beside the model.
         """
         checked = validate_finetune_request(
             task=task,
@@ -77,6 +79,7 @@ def build_pipeline(settings: DeploymentSettings):
             config_overrides=config_overrides,
             dataset=dataset,
             few_shot=few_shot,
+            checkpoint_root=checkpoint_root,
         )
         checked.set_display_name("validate-inputs").set_caching_options(False)
         on_cpu(checked, settings, "light")
@@ -96,6 +99,8 @@ def build_pipeline(settings: DeploymentSettings):
             config_overrides=checked.outputs["config_overrides"],
             dataset=dataset,
             few_shot=few_shot,
+            checkpoint_root=checkpoint_root,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         tuned.set_display_name("finetune").set_retry(settings.retries, backoff_duration="120s")
         on_gpu(tuned, settings, "finetune", gpus_per_node)

@@ -21,6 +21,10 @@ def test_local_pipeline_end_to_end(local_pipeline_run):
     manifest = json.loads((run_dir / "synthetic" / "manifest.json").read_text())
     (shards,) = summary["shards"]
     index = read_index(shards)
+    # The Dataset artifact is a manifest; the shards every stage read lie under the run's data root.
+    assert sorted(p.name for p in Path(shards).iterdir()) == ["index.json", "location.json"]
+    (data,) = summary["shard_data"]
+    assert Path(data).parent == run_dir / "data" / "shards" and sorted(Path(data).glob("*/*.tar"))
     counts = {d: {s: v["count"] for s, v in splits.items()} for d, splits in index["datasets"].items()}
     assert counts == manifest["datasets"]
 

@@ -458,3 +458,33 @@ def test_single_task_pipeline_checks_inputs_before_anything_runs(single_ir):
     k8s = _gpu_pod(executors, spec, "exec-finetune", "{{$.inputs.parameters['pipelinechannel--gpus_per_node']}}")
     assert k8s["nodeSelector"] == {"labels": GPU_SELECTOR} and k8s["tolerations"] == [GPU_TOLERATION]
     assert set(executors["exec-validate-finetune-request"]) == {"imagePullPolicy", "securityContext"}
+
+
+def test_the_data_root_reaches_prepare_data_and_the_input_check(full_ir):
+    spec, _ = full_ir
+    tasks = _all_tasks(spec)
+    assert spec["root"]["inputDefinitions"]["parameters"]["data_root"]["defaultValue"] == ""  # today's layout
+    channel = {"componentInputParameter": "pipelinechannel--data_root"}
+    assert tasks["prepare-data"]["inputs"]["parameters"]["data_root"] == channel
+    checked = tasks["validate-full-run"]["inputs"]["parameters"]
+    assert checked["data_root"] == channel
+    assert checked["beam_options"] == {"componentInputParameter": "pipelinechannel--beam_options"}
+
+
+def test_pretrain_and_finetune_keep_checkpoints_under_the_checkpoint_root_by_run_id(full_ir, single_ir):
+    from kfp import dsl
+
+    run_id = {"runtimeValue": {"constant": dsl.PIPELINE_JOB_ID_PLACEHOLDER}}  # the same for every retry
+    for (spec, _), channel, training, check in (
+        (full_ir, "pipelinechannel--checkpoint_root", ("pretrain", "finetune"), "validate-full-run"),
+        (single_ir, "checkpoint_root", ("finetune",), "validate-finetune-request"),
+    ):
+        assert spec["root"]["inputDefinitions"]["parameters"]["checkpoint_root"]["defaultValue"] == ""
+        tasks = _all_tasks(spec)
+        for name in training:
+            given = tasks[name]["inputs"]["parameters"]
+            assert given["checkpoint_root"] == {"componentInputParameter": channel} and given["run_id"] == run_id, name
+        assert tasks[check]["inputs"]["parameters"]["checkpoint_root"] == {"componentInputParameter": channel}
+    # The fan-out hands the root on to each task's finetune.
+    fan = _all_tasks(full_ir[0])["finetune-and-evaluate"]["inputs"]["parameters"]
+    assert fan["checkpoint_root"] == {"componentInputParameter": "pipelinechannel--checkpoint_root"}

@@ -34,8 +34,12 @@ def _full_run(sources, output_root, **changes):
 
 @pytest.fixture
 def sources(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "captions.json").write_text("{}")
     path = tmp_path / "sources.yaml"
-    path.write_text("sources: []\n")
+    path.write_text(
+        "sources:\n- {format: coco_captions, dataset: d, split: train, annotations: captions.json, images: images}\n"
+    )
     return path
 
 
@@ -113,3 +117,23 @@ def test_the_cli_checks_before_any_work(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "2 problem(s) with this run" in err and "ZeRO stage 4" in err and "train.compile 'sometimes'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_data_root_must_take_a_write_and_remote_beam_workers_need_it_on_gcs(sources, tmp_path, gcs_bucket):
+    data = tmp_path / "data"
+    data.mkdir()
+    _full_run(sources, tmp_path, data_root=str(data), beam_options=["--runner=DirectRunner"])
+    assert list(data.iterdir()) == []  # the probe is gone
+    with pytest.raises(DataError, match="the data root gs://no-such-bucket-x2vlm/data is not writable"):
+        _full_run(sources, tmp_path, data_root="gs://no-such-bucket-x2vlm/data")
+    for options, runner in (
+        (["--runner=DataflowRunner"], "DataflowRunner"),
+        (["--runner", "FlinkRunner"], "FlinkRunner"),
+    ):
+        for data_root in ("", str(data)):
+            with pytest.raises(ConfigError, match=f"on {runner}, whose workers .* set data_root to a gs://"):
+                _full_run(sources, tmp_path, data_root=data_root, beam_options=options)
+    _full_run(sources, tmp_path, data_root=f"{gcs_bucket}/data", beam_options=["--runner=DataflowRunner"])
+    # Nodes of a multi-node run all read the shards: a local data root is not the same place on each.
+    with pytest.raises(ConfigError, match=f"the data root {data} is not gs://, but this run spans 2 nodes"):
+        _full_run(sources, f"{gcs_bucket}/releases", data_root=str(data), num_nodes=2)

@@ -112,6 +112,14 @@ def test_finetune_component_passes_dataset_and_few_shot_only_when_set(tmp_path, 
     assert (meta["dataset"], meta["few_shot"], meta["languages"]) == ("xgqa", 8, ["de", "xx"])
 
 
+def test_finetune_component_keeps_checkpoints_under_the_run_scoped_root_only_when_given(tmp_path, monkeypatch):
+    command, meta = _finetune_command(tmp_path, monkeypatch, run_id="run-7")
+    assert "--checkpoint-root" not in command and "--run-id" not in command and meta["checkpoint_root"] == ""
+    command, meta = _finetune_command(tmp_path, monkeypatch, checkpoint_root="gs://b/ckpt", run_id="run-7")
+    assert command[-4:] == ["--checkpoint-root", "gs://b/ckpt", "--run-id", "run-7"]
+    assert meta["checkpoint_root"] == "gs://b/ckpt"
+
+
 def test_evaluate_component_passes_dataset_and_splits_only_when_set(tmp_path, monkeypatch):
     from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model
 

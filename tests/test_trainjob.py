@@ -491,7 +491,8 @@ def test_unreachable_cluster_gives_one_line(kubeconfig):
 @pytest.mark.slow
 def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, monkeypatch):
     """The pretrain component, run by kfp.local with num_nodes=2: the fake cluster plays the trainers
-    (it writes the model folder where the TrainJob's command says) and the Model carries the outcome."""
+    (it writes the model folder where the TrainJob's command says) and the Model carries the outcome.
+    The shards are a manifest naming a data root that does not exist: the submitting pod never reads them."""
     import kfp.local
     from kfp import dsl
     from kfp.dsl import Dataset
@@ -515,6 +516,7 @@ def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, 
             }
         )
     )
+    (shards / "location.json").write_text(json.dumps({"uri": str(tmp_path / "data-root-only-trainers-reach")}))
 
     def trainers_write_the_model(job):
         command = job["spec"]["trainer"]["command"]
@@ -543,6 +545,8 @@ def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, 
             num_nodes=2,
             gpus_per_node=8,
             kueue_queue="x2vlm-gpu",
+            checkpoint_root="gs://b/ckpt",
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
 
     monkeypatch.setenv("X2VLM_TRAINJOB_POLL_SECONDS", "0.1")
@@ -561,4 +565,9 @@ def test_pretrain_component_runs_multi_node_as_a_trainjob(tmp_path, kubeconfig, 
     assert meta["world_size"] == 16 and meta["final_loss"] == 4.25 and "history" not in meta["training"]
     assert meta["code_version"] == "feedbeef"
     assert meta["inputs"] == {"shards": str(shards)} and meta["data"]["shards"] == 1
-    assert job["spec"]["trainer"]["command"][job["spec"]["trainer"]["command"].index("--output") + 1] == model["uri"]
+    command = job["spec"]["trainer"]["command"]
+    assert command[command.index("--output") + 1] == model["uri"]
+    # Every trainer keeps its checkpoints under the root, scoped by the pipeline run's id.
+    run_id = command[command.index("--run-id") + 1]
+    assert command[command.index("--checkpoint-root") + 1] == "gs://b/ckpt" and run_id and "{{" not in run_id
+    assert meta["checkpoint_root"] == "gs://b/ckpt"

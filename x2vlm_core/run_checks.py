@@ -17,12 +17,16 @@ from typing import Any
 
 from x2vlm_core import storage
 from x2vlm_core.data.shards import INDEX_FILE
+from x2vlm_core.data.sources import load_sources
 from x2vlm_core.errors import ConfigError, DataError, RunCheckError, X2VLMError
 from x2vlm_core.evaluation.multilingual import FEW_SHOT_SPLIT
 from x2vlm_core.release.model_folder import CONFIG
 from x2vlm_core.release.sharded_weights import WEIGHTS, WEIGHTS_INDEX
 from x2vlm_core.run_config import load_run_config
 from x2vlm_core.tasks import TASKS, get_task
+
+# Beam runners that run in the prepare-data step's own pod.
+LOCAL_BEAM_RUNNERS = frozenset({"DirectRunner", "BundleBasedDirectRunner", "FnApiRunner", "PrismRunner"})
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
@@ -85,10 +89,13 @@ def check_full_run(
     finetune_overrides: list[str],
     output_root: str,
     checkpoint_root: str | None = None,
+    data_root: str | None = None,
+    beam_options: Sequence[str] = (),
 ) -> None:
     """The full pipeline's parameters, with the training overrides its pretrain and finetune steps will apply.
 
-    ``checkpoint_root`` (empty or None: none) is where pretrain and finetune keep their checkpoints."""
+    ``checkpoint_root`` (empty or None: none) is where pretrain and finetune keep their checkpoints,
+    ``data_root`` (empty or None: none) where prepare-data keeps the shards, with ``beam_options``."""
     found = []
     for name, value in (
         ("pretrain_steps", pretrain_steps),
@@ -109,6 +116,8 @@ def check_full_run(
         sources=sources,
         output_root=output_root,
         checkpoint_root=checkpoint_root or None,
+        data_root=data_root or None,
+        beam_options=beam_options,
         gpus_per_node=gpus_per_node,
         world_size=num_nodes * gpus_per_node,
         finetune_world_size=gpus_per_node,  # fine-tuning runs on one node
@@ -267,6 +276,8 @@ def validate_run(
     output_root: str | None = None,
     run_config: str | None = None,
     checkpoint_root: str | None = None,
+    data_root: str | None = None,
+    beam_options: Sequence[str] = (),
     gpus_per_node: int | None = None,
 ) -> None:
     """Check a whole run before any work; raises ``RunCheckError`` naming every problem found.
@@ -277,9 +288,10 @@ def validate_run(
     ``world_size``: training processes (batch sizes must split evenly over them; fine-tuning's own
     ``finetune_world_size`` when it differs, as a one-node fine-tune after multi-node pre-training); ``device``: where
     training runs, when known ("cuda", "cpu"). ``sources`` must be readable, ``shards`` must hold the
-    split a single-task run trains on, ``output_root`` and ``checkpoint_root`` must take a write.
-    ``gpus_per_node``: processes per node; when ``world_size`` is more, the run spans nodes and both
-    roots must be gs://, which every node reaches. ``run_config``: a run config YAML (``--config``)
+    split a single-task run trains on, ``output_root``, ``checkpoint_root`` and ``data_root`` (where
+    prepare-data keeps the shards) must take a write; a remote Beam runner in ``beam_options`` needs a
+    gs:// ``data_root``. ``gpus_per_node``: processes per node; when ``world_size`` is more, the run
+    spans nodes and every root must be gs://, which every node reaches. ``run_config``: a run config YAML (``--config``)
     under the overrides.
     """
     found: list[X2VLMError] = []
@@ -333,8 +345,12 @@ def validate_run(
         check(lambda: check_writable(output_root))
     if checkpoint_root is not None:
         check(lambda: check_writable(checkpoint_root, "checkpoint root"))
+    if data_root is not None:
+        check(lambda: check_writable(data_root, "data root"))
+    check(lambda: check_beam_output(beam_options, data_root))
     if gpus_per_node and world_size > gpus_per_node:
-        for what, root in (("output root", output_root), ("checkpoint root", checkpoint_root)):
+        roots = (("output root", output_root), ("checkpoint root", checkpoint_root), ("data root", data_root))
+        for what, root in roots:
             if root is not None:
                 check(functools.partial(check_multi_node_root, root, what, world_size, gpus_per_node))
     raise_all(found, labels)
@@ -348,6 +364,26 @@ def check_multi_node_root(root: str, what: str, world_size: int, gpus_per_node: 
             f"nodes ({world_size} processes, {gpus_per_node} per node) that must all reach it; "
             "use a gs://BUCKET/PREFIX"
         )
+
+
+def check_beam_output(beam_options: Sequence[str], data_root: str | None) -> None:
+    """Workers of a remote Beam runner cannot write into the step's local artifact folder: they need a gs:// data root."""
+    runner = beam_runner(beam_options)
+    if runner and runner not in LOCAL_BEAM_RUNNERS and not (data_root and storage.is_gcs(data_root)):
+        raise ConfigError(
+            f"beam_options run prepare-data on {runner}, whose workers cannot write to this step's "
+            f"local folder{f' or {data_root}' if data_root else ''}; set data_root to a gs://BUCKET/PREFIX"
+        )
+
+
+def beam_runner(beam_options: Sequence[str]) -> str:
+    """The ``--runner`` that Beam flags name ("" when none)."""
+    for index, option in enumerate(beam_options):
+        if option.startswith("--runner="):
+            return option.split("=", 1)[1]
+        if option == "--runner" and index + 1 < len(beam_options):
+            return beam_options[index + 1]
+    return ""
 
 
 def raise_all(found: Sequence[X2VLMError], labels: dict[int, str] | None = None) -> None:
@@ -370,12 +406,10 @@ def _check_pretrain_streams(model_cfg: Any, cfg: Any, world_size: int) -> None:
 
 
 def check_sources(sources: str) -> None:
+    """The sources file as prepare-data loads it (the same loader): its entries, and every path they name."""
     if not sources:
         raise ConfigError("sources is empty; pass the sources YAML's path or gs:// URI as seen from the cluster")
-    if not storage.exists(sources):
-        raise DataError(
-            f"sources file {sources} does not exist; pass the sources YAML's path or gs:// URI as seen from the cluster"
-        )
+    load_sources(sources)
 
 
 def check_training_split(shards_uri: str, task: str, dataset: str = "", few_shot: int = 0) -> None:

@@ -28,6 +28,10 @@ class ChangedMeanwhile(StorageError):
     """A conditional write found the object created or replaced since it was read."""
 
 
+class NotFound(StorageError):
+    """The file or object (or its bucket) does not exist."""
+
+
 def is_gcs(uri: str | os.PathLike) -> bool:
     return str(uri).startswith(GCS_SCHEME)
 
@@ -86,7 +90,7 @@ def _describe(uri: str, exc: Exception) -> StorageError:
     from google.api_core import exceptions as gexc
 
     if isinstance(exc, gexc.NotFound):
-        return StorageError(f"{uri} does not exist (or its bucket does not); check the URI")
+        return NotFound(f"{uri} does not exist (or its bucket does not); check the URI")
     if isinstance(exc, gexc.Forbidden):
         return StorageError(f"no permission for {uri}; grant the workload's service account access to the bucket")
     if isinstance(exc, gexc.PreconditionFailed):
@@ -118,6 +122,24 @@ def read_bytes(uri: str | os.PathLike) -> bytes:
         return _gcs_call(str(uri), lambda: blob(str(uri)).download_as_bytes())
     try:
         return Path(uri).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise NotFound(f"cannot read {uri}: it does not exist or is not a file; check the path") from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {uri}: {exc.strerror}") from None
+
+
+def read_range(uri: str | os.PathLike, offset: int, size: int) -> bytes:
+    """``size`` bytes from ``offset`` on (fewer at the end of the file), one request on GCS."""
+    if size <= 0:
+        return b""
+    if is_gcs(uri):
+        return _gcs_call(str(uri), lambda: blob(str(uri)).download_as_bytes(start=offset, end=offset + size - 1))
+    try:
+        with open(uri, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(size)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise NotFound(f"cannot read {uri}: it does not exist or is not a file; check the path") from None
     except OSError as exc:
         raise StorageError(f"cannot read {uri}: {exc.strerror}") from None
 
@@ -296,6 +318,43 @@ def delete(uri: str | os.PathLike, if_generation_match: int | None = None) -> No
         )
     else:
         Path(uri).unlink(missing_ok=True)
+
+
+def list_folder(prefix: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """``(files, folders)`` directly in a folder or gs:// prefix, each sorted; a missing one is empty.
+
+    On GCS a folder is the common prefix of the objects below it: one listing, however many they are."""
+    if is_gcs(prefix):
+        bucket, name = parse_gcs(str(prefix))
+        name = name.rstrip("/") + "/" if name else ""
+
+        def listing() -> tuple[list[str], list[str]]:
+            pages = client().list_blobs(bucket, prefix=name, delimiter="/", retry=retry_policy())
+            files = [f"{GCS_SCHEME}{bucket}/{b.name}" for b in pages if b.name != name]
+            return sorted(files), sorted(f"{GCS_SCHEME}{bucket}/{p.rstrip('/')}" for p in pages.prefixes)
+
+        try:
+            return _gcs_call(str(prefix), listing)
+        except NotFound:  # the bucket itself is missing: nothing is there
+            return [], []
+    root = Path(prefix)
+    if not root.is_dir():
+        return [], []
+    children = sorted(root.iterdir())
+    return [str(p) for p in children if p.is_file()], [str(p) for p in children if p.is_dir()]
+
+
+def is_folder(uri: str | os.PathLike) -> bool:
+    """A local folder, or a gs:// prefix with at least one object below it."""
+    if not is_gcs(uri):
+        return Path(uri).is_dir()
+    bucket, name = parse_gcs(str(uri))
+    name = name.rstrip("/") + "/" if name else ""
+    try:
+        found = _gcs_call(str(uri), lambda: list(client().list_blobs(bucket, prefix=name, max_results=1)))
+    except NotFound:
+        return False
+    return bool(found)
 
 
 def list_uris(prefix: str | os.PathLike) -> list[str]:

@@ -2,8 +2,8 @@
 
 Pure PIL, so the core can validate images without Beam or torch.
 
-An image input is named by a string: a file path, or a *reference* to bytes inside a bigger
-file, so that readers of archive formats hand on small records instead of image bytes::
+An image input is named by a string: a file path or gs:// URI, or a *reference* to bytes inside a
+bigger file, so that readers of archive formats hand on small records instead of image bytes::
 
     /data/cc3m/00000.tar#member=000000012.jpg&offset=1536&size=20480
         the bytes of one tar member (img2dataset webdataset output)
@@ -28,6 +28,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from PIL import Image
 
+from x2vlm_core import storage
+from x2vlm_core.gcs_path import AnyPath
+
 # Reject reasons, as written to rejects.jsonl and stats.json.
 MISSING_FILE = "missing_file"
 EMPTY_FILE = "empty_file"
@@ -47,35 +50,35 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 _REFERENCE = re.compile(r"(?P<path>.+)#(?P<locator>(?:member|missing|line)=[^#/]*)")
 
 
-def input_reference(path: str | Path, **locator: str | int) -> str:
+def input_reference(path: str | AnyPath, **locator: str | int) -> str:
     """``path#key=value&...``: bytes inside ``path`` (see the module docstring for the keys)."""
     return f"{path}#{urlencode(locator)}"
 
 
-def input_file(name: str | Path) -> str:
+def input_file(name: str | AnyPath) -> str:
     """The file an image input is read from: the path itself, or the file a reference points into."""
     match = _REFERENCE.fullmatch(str(name))
     return match["path"] if match else str(name)
 
 
 def read_input(name: str | Path) -> tuple[bytes | None, str | None]:
-    """The bytes an image input names: ``(data, None)`` or ``(None, reject_reason)``."""
+    """The bytes an image input names (a local path or gs:// URI, or a reference into one): ``(data, None)``
+    or ``(None, reject_reason)``. Only the bytes named are read, in one request on GCS."""
     match = _REFERENCE.fullmatch(str(name))
-    path = Path(match["path"] if match else name)
-    if not path.is_file():
-        return None, MISSING_FILE
-    if not match:
-        data = path.read_bytes()
-        return (data, None) if data else (None, EMPTY_FILE)
-    locator = dict(parse_qsl(match["locator"]))
+    file = match["path"] if match else str(name)
+    locator = dict(parse_qsl(match["locator"])) if match else {}
     if "missing" in locator:
         return None, MISSING_FILE
-    offset, size = int(locator["offset"]), int(locator["size"])
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        data = handle.read(size)
-    if len(data) != size:
-        return None, UNDECODABLE  # the file shrank since it was indexed
+    try:
+        if "offset" in locator:
+            size = int(locator["size"])
+            data = storage.read_range(file, int(locator["offset"]), size)
+            if len(data) != size:
+                return None, UNDECODABLE  # the file shrank since it was indexed
+        else:
+            data = storage.read_bytes(file)
+    except storage.NotFound:
+        return None, MISSING_FILE
     if "base64" not in locator:
         return (data, None) if data else (None, EMPTY_FILE)
     try:

@@ -10,6 +10,9 @@ Layout written by prepare-data::
     <dataset>/<split>-00000.tar     webdataset shards, samples sorted by key
     <dataset>/answers.json          QA datasets only: {split: [{answer, count}]}, most frequent first
 
+A Dataset artifact may instead be a manifest of such a folder (``index.json`` + ``location.json``,
+see ``shard_location``): every reader here follows it to the shards.
+
 A sample is the members ``<key>.json`` (its meta) plus ``<key>.jpg`` (one image) or
 ``<key>.img0.jpg``, ``<key>.img1.jpg``, ... (NLVR2 image pairs, and always for video frames);
 ``iter_shard_samples`` gives ``{"key", "meta", "images": [jpeg bytes, ...]}``. Images are
@@ -61,6 +64,7 @@ from typing import IO, Any, Iterable, Iterator, cast
 from webdataset.tariterators import group_by_keys
 
 from x2vlm_core import storage
+from x2vlm_core.data.shard_location import follow_manifest
 from x2vlm_core.errors import DataError
 
 INDEX_FILE = "index.json"
@@ -73,7 +77,8 @@ _PAIR_MEMBER = re.compile(r"img(\d+)\.jpg")
 
 
 def read_index(root: str | Path) -> dict[str, Any]:
-    """``root/index.json``; ``root`` is a local folder or a gs:// prefix."""
+    """``root/index.json``; ``root`` is a local folder or a gs:// prefix, or a manifest naming one (``shard_location``)."""
+    root = follow_manifest(root)
     path = storage.join(root, INDEX_FILE)
     if not storage.exists(path):
         raise DataError(f"{path} does not exist; run prepare-data into {root} first (the index is written last)")
@@ -94,7 +99,8 @@ class Shard:
 
 
 def list_shards(root: str | Path, dataset: str, split: str) -> list[Shard]:
-    """The shards of ``dataset``/``split``, in order, each checked to lie under ``root``."""
+    """The shards of ``dataset``/``split``, in order, each checked to lie under ``root`` (or where its manifest points)."""
+    root = follow_manifest(root)
     where = storage.join(root, INDEX_FILE)
     datasets = read_index(root)["datasets"]
     if split not in datasets.get(dataset, {}):

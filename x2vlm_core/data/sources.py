@@ -12,7 +12,9 @@ A sources file is YAML::
 Each format names its path fields, its optional settings (with defaults, e.g. ``caption_key``
 for ``x2vlm_image_text``) and whether ``split`` may be given (formats whose files carry their
 splits take none). Relative paths are resolved against the YAML file's folder (or the working directory for a
-list of dicts), so a sources file can travel with its data.
+list of dicts), so a sources file can travel with its data. The file and every path in it may be
+``gs://``: a ``gs://`` file's relative paths resolve inside its bucket, and the readers read the
+objects where they are (``x2vlm_core.gcs_path``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from x2vlm_core import storage
 from x2vlm_core.errors import ConfigError, DataError
+from x2vlm_core.gcs_path import AnyPath, GcsPath, as_path, relative_to
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 # Settings every format takes. Annotations are not trusted: an image path they name ("../../x.jpg",
@@ -51,7 +55,7 @@ SOURCE_FORMATS: dict[str, SourceFormat] = {}
 
 @dataclass(frozen=True)
 class Source:
-    """One validated entry of the source list; paths are absolute and exist."""
+    """One validated entry of the source list; paths are absolute (local or gs://) and exist."""
 
     format: str
     dataset: str
@@ -59,8 +63,8 @@ class Source:
     paths: Mapping[str, str]
     options: Mapping[str, Any] = field(default_factory=dict)  # every option of the format, defaults filled in
 
-    def path(self, field: str) -> Path:
-        return Path(self.paths[field])
+    def path(self, field: str) -> AnyPath:
+        return as_path(self.paths[field])
 
     @property
     def given_split(self) -> str:
@@ -72,7 +76,7 @@ class Source:
             )
         return self.split
 
-    def files(self, field: str) -> list[Path]:
+    def files(self, field: str) -> list[AnyPath]:
         """The file a files-or-folders field names, or every file in its folder (sorted, hidden files skipped)."""
         path = self.path(field)
         if path.is_file():
@@ -80,16 +84,17 @@ class Source:
         return sorted(
             p
             for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            if p.is_file() and not any(part.startswith(".") for part in relative_to(p, path).parts)
         )
 
 
 def load_sources(spec: str | Path | Sequence[Mapping[str, Any] | Source]) -> list[Source]:
     """Parse and validate a sources YAML file, or a list of entries (dicts or ready ``Source``)."""
+    base_dir: AnyPath
     if isinstance(spec, (str, Path)):
-        path = Path(spec)
+        path = as_path(spec)
         entries = _read_yaml_list(path)
-        base_dir, where = path.resolve().parent, str(path)
+        base_dir, where = (path.parent if isinstance(path, GcsPath) else path.resolve().parent), str(path)
     else:
         entries, base_dir, where = list(spec), Path.cwd(), "sources"
     if not entries:
@@ -100,11 +105,17 @@ def load_sources(spec: str | Path | Sequence[Mapping[str, Any] | Source]) -> lis
     ]
 
 
-def _read_yaml_list(path: Path) -> list[Any]:
-    if not path.is_file():
-        raise DataError(f"sources file {path} does not exist; pass the path of a YAML file with a 'sources:' list")
+def _read_yaml_list(path: AnyPath) -> list[Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = storage.read_bytes(str(path)).decode("utf-8")
+    except storage.NotFound:
+        raise DataError(
+            f"sources file {path} does not exist; pass the path or gs:// URI of a YAML file with a 'sources:' list"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the sources file as UTF-8") from None
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]}); fix the syntax") from None
     if not isinstance(document, dict) or set(document) != {"sources"} or not isinstance(document["sources"], list):
@@ -112,7 +123,7 @@ def _read_yaml_list(path: Path) -> list[Any]:
     return document["sources"]
 
 
-def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source:
+def parse_source(entry: Mapping[str, Any], where: str, base_dir: AnyPath) -> Source:
     """Validate one entry; ``where`` names it in error messages (e.g. 'sources.yaml: sources[2]')."""
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: expected a mapping with 'format', 'dataset' and paths, got {type(entry).__name__}")
@@ -150,11 +161,7 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
         value = entry[field_name]
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{where}.{field_name}: expected a path string, got {value!r}")
-        if "://" in str(value):
-            raise ConfigError(
-                f"{where}.{field_name}: remote path {value} is not supported as a source; copy the data to a local or mounted folder (e.g. gcsfuse)"
-            )
-        path = (base_dir / Path(value).expanduser()).resolve()
+        path = _resolve(str(value), base_dir, f"{where}.{field_name}")
         if field_name in spec.files_or_folders:
             exists, kind = path.exists(), "file or folder"
         elif field_name in spec.folders:
@@ -167,6 +174,21 @@ def parse_source(entry: Mapping[str, Any], where: str, base_dir: Path) -> Source
             )
         paths[field_name] = str(path)
     return Source(format=format_name, dataset=dataset, split=split, paths=paths, options=options)
+
+
+def _resolve(value: str, base_dir: AnyPath, where: str) -> AnyPath:
+    """A path of the sources file: a gs:// URI as it is, else relative to the file's folder (local or gs://)."""
+    if storage.is_gcs(value):
+        return GcsPath(value)
+    if "://" in value:
+        raise ConfigError(
+            f"{where}: {value} is not supported as a source; use a local path, a mounted folder or a gs:// URI"
+        )
+    if isinstance(base_dir, GcsPath):
+        # An absolute path in a gs:// sources file is a folder mounted where the job runs.
+        local = Path(value).expanduser()
+        return local.resolve() if local.is_absolute() else base_dir / value
+    return (base_dir / Path(value).expanduser()).resolve()
 
 
 def _safe_name(value: Any, where: str) -> str:

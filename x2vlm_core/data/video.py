@@ -13,11 +13,12 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
+from x2vlm_core import storage
 from x2vlm_core.data.images import EMPTY_FILE, MISSING_FILE, UNDECODABLE
 from x2vlm_core.errors import ConfigError
 
@@ -57,15 +58,31 @@ def load_video_frames(path: str | Path, num_frames: int) -> tuple[list[Image.Ima
     chosen ones are converted, so long videos do not fill memory.
     """
     av = _import_av()
-    path = Path(path)
-    if not path.is_file():
-        return None, MISSING_FILE
-    if path.stat().st_size == 0:
-        return None, EMPTY_FILE
+    if storage.is_gcs(path):
+        # Read whole from its object (a clip is a few MB): PyAV opens it twice, to count and to decode.
+        try:
+            data = storage.read_bytes(str(path))
+        except storage.NotFound:
+            return None, MISSING_FILE
+        if not data:
+            return None, EMPTY_FILE
+
+        def open_video() -> Any:
+            return av.open(io.BytesIO(data))
+    else:
+        local = Path(path)
+        if not local.is_file():
+            return None, MISSING_FILE
+        if local.stat().st_size == 0:
+            return None, EMPTY_FILE
+
+        def open_video() -> Any:
+            return av.open(str(local))
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with av.open(str(path)) as container:
+            with open_video() as container:
                 if not container.streams.video:
                     return None, UNDECODABLE
                 stream = container.streams.video[0]
@@ -74,7 +91,7 @@ def load_video_frames(path: str | Path, num_frames: int) -> tuple[list[Image.Ima
             if not wanted:
                 return None, UNDECODABLE
             chosen: dict[int, Image.Image] = {}
-            with av.open(str(path)) as container:
+            with open_video() as container:
                 for position, frame in enumerate(container.decode(video=0)):
                     if position in wanted:
                         chosen[position] = frame.to_image().convert("RGB")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from x2vlm_core import storage
+from x2vlm_core.data.shard_location import follow_manifest
 from x2vlm_core.errors import DataError
 from x2vlm_core.evaluation.vqa_accuracy import normalize_answer
 
@@ -22,7 +23,7 @@ ANSWERS_FILE = "answers.json"
 
 def answer_vocabulary(shards_root: str | Path, dataset: str, split: str, size: int) -> list[str]:
     """The ``size`` most frequent normalised answers of ``dataset``/``split``, most frequent first."""
-    path = storage.join(shards_root, dataset, ANSWERS_FILE)
+    path = storage.join(follow_manifest(shards_root), dataset, ANSWERS_FILE)
     if not storage.exists(path):
         raise DataError(f"{path} does not exist; re-run prepare-data, which counts the answers of QA datasets")
     try:

@@ -22,7 +22,7 @@ def read(source: Source) -> Iterator[dict]:
     path, images = source.path("annotations"), source.path("images")
     stem = key_part(path.stem)
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8", newline="") as handle:
             for line_number, line in enumerate(handle, start=1):
                 line = line.rstrip("\r\n")
                 if not line.strip():

@@ -10,7 +10,6 @@ languages are trained on is chosen when batching (``families.cclm.collate``), so
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, iter_json_lines_at, texts_of
@@ -18,6 +17,7 @@ from x2vlm_core.data.readers.languages import check_language
 from x2vlm_core.data.readers.x2vlm_json import image_input, line_key, parts
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import as_path
 
 KIND = "image_text"
 FORMAT = SourceFormat(
@@ -33,7 +33,7 @@ __all__ = ["FORMAT", "parts", "read"]
 def read(source: Source, part: str | None = None) -> Iterator[dict]:
     caption_key = source.options["caption_key"]
     for name in [part] if part else parts(source):
-        path = Path(name)
+        path = as_path(name)
         for line_number, offset, size, entry in iter_json_lines_at(path):
             where = f"line {line_number}.{caption_key}"
             if caption_key not in entry:

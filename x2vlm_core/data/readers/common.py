@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import json
 import os
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from x2vlm_core import storage
 from x2vlm_core.data.images import input_file
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath, GcsPath
 
 if TYPE_CHECKING:
     from x2vlm_core.data.sources import Source
@@ -19,9 +23,9 @@ _KEY_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 OUTSIDE_SOURCE = "outside_source_folders"
 
 
-def load_json(path: Path) -> Any:
+def load_json(path: AnyPath) -> Any:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with path.open(encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise DataError(
@@ -31,9 +35,17 @@ def load_json(path: Path) -> Any:
         raise DataError(f"{path}: not UTF-8 text; re-download or regenerate the file") from None
 
 
-def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+@contextlib.contextmanager
+def open_text(path: AnyPath) -> Iterator[IO[str]]:
+    """The file as UTF-8 text, line ends kept as written, un-gzipped when its name ends in .gz."""
+    with path.open("rb") as raw:
+        unpacked = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        yield io.TextIOWrapper(unpacked, encoding="utf-8", newline="")
+
+
+def iter_json_lines(path: AnyPath) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file."""
-    with open(path, encoding="utf-8") as handle:
+    with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -48,7 +60,7 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_number, value
 
 
-def field(obj: Any, name: str, path: Path, where: str, kind: type | tuple[type, ...] = object) -> Any:
+def field(obj: Any, name: str, path: AnyPath, where: str, kind: type | tuple[type, ...] = object) -> Any:
     """``obj[name]`` checked for presence and type; ``where`` says which entry (e.g. 'images[3]')."""
     if not isinstance(obj, Mapping):
         raise DataError(
@@ -64,18 +76,18 @@ def field(obj: Any, name: str, path: Path, where: str, kind: type | tuple[type, 
     return value
 
 
-def field_list(obj: Any, name: str, path: Path, where: str) -> list[Any]:
+def field_list(obj: Any, name: str, path: AnyPath, where: str) -> list[Any]:
     return field(obj, name, path, where, list)
 
 
-def bbox_field(obj: Any, name: str, path: Path, where: str) -> list[float]:
+def bbox_field(obj: Any, name: str, path: AnyPath, where: str) -> list[float]:
     box = field_list(obj, name, path, where)
     if len(box) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
         raise DataError(f"{path}: {where}.{name} is {box!r}, expected [x, y, width, height] numbers")
     return [float(v) for v in box]
 
 
-def record_key(prefix: str, ident: int | str, path: Path) -> str:
+def record_key(prefix: str, ident: int | str, path: AnyPath) -> str:
     """A webdataset-safe key: letters, digits, '_' and '-' only (a dot would split the sample)."""
     suffix = f"{ident:012d}" if isinstance(ident, int) else ident
     key = f"{prefix}-{suffix}"
@@ -92,7 +104,9 @@ def _type_names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in _as_tuple(kind))
 
 
-def base_record(source: "Source", key: str, kind: str, split: str, image_paths: Sequence[str | Path]) -> dict[str, Any]:
+def base_record(
+    source: "Source", key: str, kind: str, split: str, image_paths: Sequence[str | AnyPath]
+) -> dict[str, Any]:
     """The fields every record has, whatever its kind."""
     record = {
         "key": key,
@@ -107,22 +121,22 @@ def base_record(source: "Source", key: str, kind: str, split: str, image_paths: 
     return record
 
 
-def _inside(source: "Source", image: str | Path) -> bool:
+def _inside(source: "Source", image: str | AnyPath) -> bool:
     """Whether an image input lies, as written (``..`` resolved, links not followed), in a folder or file of ``source``."""
-    target = os.path.normpath(input_file(image))
-    for root in map(os.path.normpath, source.paths.values()):
-        try:
-            if os.path.commonpath([target, root]) == root:
-                return True
-        except ValueError:  # a relative path against absolute roots
-            return False
-    return False
+    target = _normalized(input_file(image))
+    roots = (_normalized(root) for root in source.paths.values())
+    return any(target == root or target.startswith(root.rstrip("/") + "/") for root in roots)
 
 
-def iter_json_lines_at(path: Path) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+def _normalized(location: str) -> str:
+    # GcsPath resolves ".." inside the bucket; os.path.normpath would also fold the "//" of gs://.
+    return str(GcsPath(location)) if storage.is_gcs(location) else os.path.normpath(location)
+
+
+def iter_json_lines_at(path: AnyPath) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
     """Like ``iter_json_lines``, also giving each line's byte offset and size, so a later step can re-read just that line."""
     offset = 0
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         for line_number, line in enumerate(handle, start=1):
             start, offset = offset, offset + len(line)
             if not line.strip():
@@ -138,7 +152,7 @@ def iter_json_lines_at(path: Path) -> Iterator[tuple[int, int, int, dict[str, An
             yield line_number, start, len(line), value
 
 
-def texts_of(value: Any, path: Path, where: str) -> tuple[list[str], list[str] | None]:
+def texts_of(value: Any, path: AnyPath, where: str) -> tuple[list[str], list[str] | None]:
     """Caption texts from a string, a list of strings, or ``{language: text}`` mapping(s) (X²-VLM/CCLM).
 
     Returns ``(texts, languages)``; ``languages`` is None unless the texts came from mappings.

@@ -7,12 +7,12 @@ Rows whose download failed (``status`` other than ``success``) are records too, 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, key_part, record_key
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import ConfigError, DataError
+from x2vlm_core.gcs_path import AnyPath, as_path
 
 KIND = "image_text"
 REQUIRED_COLUMNS = ("key", "caption", "status")
@@ -31,16 +31,17 @@ def parts(source: Source) -> list[str]:
 
 def read(source: Source, part: str | None = None) -> Iterator[dict]:
     for parquet in [part] if part else parts(source):
-        yield from _read_parquet(source, Path(parquet))
+        yield from _read_parquet(source, as_path(parquet))
 
 
-def _read_parquet(source: Source, path: Path) -> Iterator[dict]:
+def _read_parquet(source: Source, path: AnyPath) -> Iterator[dict]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise ConfigError("img2dataset_files sources need pyarrow: pip install 'x2vlm-platform[beam]'") from None
     try:
-        table = pq.read_table(path)
+        with path.open("rb") as handle:
+            table = pq.read_table(handle)
     except Exception as error:  # pyarrow raises its own ArrowInvalid/OSError family for damaged files
         raise DataError(
             f"{path}: not a readable parquet file ({type(error).__name__}: {error}); re-download it".splitlines()[0]

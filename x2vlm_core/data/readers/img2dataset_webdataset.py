@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import tarfile
-from pathlib import Path
 from typing import Iterator
 
 from x2vlm_core.data.images import input_reference
 from x2vlm_core.data.readers.common import base_record, key_part, record_key
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath, as_path
 
 KIND = "image_text"
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
@@ -34,13 +34,13 @@ def parts(source: Source) -> list[str]:
 
 def read(source: Source, part: str | None = None) -> Iterator[dict]:
     for tar_path in [part] if part else parts(source):
-        yield from _read_tar(source, Path(tar_path))
+        yield from _read_tar(source, as_path(tar_path))
 
 
-def _read_tar(source: Source, path: Path) -> Iterator[dict]:
+def _read_tar(source: Source, path: AnyPath) -> Iterator[dict]:
     samples: dict[str, dict[str, tarfile.TarInfo]] = {}
     try:
-        with tarfile.open(path, "r:") as archive:
+        with path.open("rb") as handle, tarfile.open(fileobj=handle, mode="r:") as archive:
             for member in archive:
                 if not member.isfile():
                     continue

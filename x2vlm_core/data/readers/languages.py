@@ -8,9 +8,9 @@ The IGLUE and CCLM files name their language in a folder (``XVNLI/annotations/ar
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath
 
 AUTO = "auto"  # the option's default: read the language from the path
 
@@ -32,7 +32,7 @@ def _candidates(name: str) -> list[str]:
     ]
 
 
-def language_of(option: str, path: Path) -> str:
+def language_of(option: str, path: AnyPath) -> str:
     """``option`` unless ``auto``, else the parent folder's name, else the one code in the file name."""
     if option != AUTO:
         return check_language(option, f"{path}: language")
@@ -46,7 +46,7 @@ def language_of(option: str, path: Path) -> str:
     return found[0]
 
 
-def language_pair_of(option: str, path: Path) -> tuple[str, str]:
+def language_pair_of(option: str, path: AnyPath) -> tuple[str, str]:
     """``src-tgt`` from ``option`` unless ``auto``, else from the file name (WikiMatrix: ``WikiMatrix.de-en.tsv.gz``)."""
     where = f"{path}: language_pair"
     if option != AUTO:

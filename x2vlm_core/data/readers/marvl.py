@@ -12,7 +12,6 @@ One ``nlvr2`` record per statement: ``identifier``, ``sentence``, ``label`` (boo
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterator
 
 from x2vlm_core.data.readers.common import (
@@ -27,6 +26,7 @@ from x2vlm_core.data.readers.common import (
 from x2vlm_core.data.readers.languages import AUTO, check_language, language_of
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath, as_path
 
 KIND = "nlvr2"
 LABELS = {True: True, False: False, "True": True, "False": False, "true": True, "false": False}
@@ -41,24 +41,24 @@ def read(source: Source) -> Iterator[dict]:
         yield from _read_nlvr2_style(source, path)
 
 
-def _label(entry: Any, path: Path, where: str) -> bool:
+def _label(entry: Any, path: AnyPath, where: str) -> bool:
     label = field(entry, "label", path, where, (bool, str))
     if label not in LABELS:
         raise DataError(f"{path}: {where}.label is {label!r}, expected true or false")
     return LABELS[label]
 
 
-def _image(images: Path, language: str, concept: str, name: str) -> Path:
+def _image(images: AnyPath, language: str, concept: str, name: str) -> AnyPath:
     """The MaRVL download's layout first, then the path as written; a missing image is the image step's reject."""
     candidates = [
         images / language / "images" / concept / name,
         images / name,
-        images / language / "all" / Path(name).name,
+        images / language / "all" / as_path(name).name,
     ]
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 
-def _read_iglue(source: Source, path: Path) -> Iterator[dict]:
+def _read_iglue(source: Source, path: AnyPath) -> Iterator[dict]:
     fixed = "" if source.options["language"] == AUTO else source.options["language"]
     for line_number, entry in iter_json_lines(path):
         where = f"line {line_number}"
@@ -82,7 +82,7 @@ def _read_iglue(source: Source, path: Path) -> Iterator[dict]:
         )
 
 
-def _read_nlvr2_style(source: Source, path: Path) -> Iterator[dict]:
+def _read_nlvr2_style(source: Source, path: AnyPath) -> Iterator[dict]:
     language = language_of(source.options["language"], path)
     data = load_json(path)
     if not isinstance(data, list):
@@ -108,7 +108,14 @@ def _read_nlvr2_style(source: Source, path: Path) -> Iterator[dict]:
 
 
 def _record(
-    source: Source, path: Path, language: str, ident: str, images: list[Path], sentence: str, label: bool, concept: str
+    source: Source,
+    path: AnyPath,
+    language: str,
+    ident: str,
+    images: list[AnyPath],
+    sentence: str,
+    label: bool,
+    concept: str,
 ) -> dict:
     record = base_record(
         source, record_key(f"marvl-{language}-{source.given_split}", ident, path), KIND, source.given_split, images

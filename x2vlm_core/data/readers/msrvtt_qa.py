@@ -6,19 +6,19 @@ One ``video_qa`` record per question; the split is the source entry's.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, iter_json_lines, load_json, record_key
 from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath
 
 KIND = "video_qa"
 FORMAT = SourceFormat(("annotations",), ("videos",), default_split="train", options={"video_extension": "mp4"})
 
 
-def _entries(path: Path) -> Iterator[tuple[str, Any]]:
-    with open(path, "rb") as handle:
+def _entries(path: AnyPath) -> Iterator[tuple[str, Any]]:
+    with path.open("rb") as handle:
         first = handle.read(64).lstrip()
     if first.startswith(b"["):
         entries = load_json(path)

@@ -9,23 +9,22 @@ record per image: ``image_id`` (the file name's stem), one caption per language,
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 from typing import Iterator
 
-from x2vlm_core.data.readers.common import base_record, record_key
+from x2vlm_core.data.readers.common import base_record, open_text, record_key
 from x2vlm_core.data.readers.languages import LANGUAGE_CODE, check_language
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath
 
 KIND = "image_text"
 FORMAT = SourceFormat((), ("texts", "image_splits", "images"), default_split="train", options={"languages": []})
 
 
-def _read_lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
+def _read_lines(path: AnyPath) -> list[str]:
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        with open_text(path) as handle:
             return [line.rstrip("\r\n") for line in handle]
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; re-download the Multi30K files") from None
@@ -33,10 +32,11 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(f"{path}: cannot be read ({exc}); re-download the Multi30K files") from None
 
 
-def text_files(texts: Path, split: str, languages: list[str]) -> dict[str, Path]:
+def text_files(texts: AnyPath, split: str, languages: list[str]) -> dict[str, AnyPath]:
     """``{language: file}`` of one split; every language asked for must have its file."""
     found = {}
-    for path in sorted(texts.iterdir()):
+    children: list[AnyPath] = [*texts.iterdir()]
+    for path in sorted(children, key=str):
         name = path.name.removesuffix(".gz")
         prefix, _, language = name.rpartition(".")
         if prefix == split and LANGUAGE_CODE.fullmatch(language):

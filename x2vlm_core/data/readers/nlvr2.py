@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, iter_json_lines, record_key
 from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath
 
 KIND = "nlvr2"
 LABELS = {"True": True, "False": False}
@@ -35,7 +35,7 @@ def read(source: Source) -> Iterator[dict]:
         yield record
 
 
-def _image_folder(split_folder: Path, directory: object, pair_name: str) -> Path:
+def _image_folder(split_folder: AnyPath, directory: object, pair_name: str) -> AnyPath:
     """The real train images sit in numbered sub-folders ('directory'); dev/test1 and flat copies do not."""
     if directory is not None:
         nested = split_folder / str(directory)

@@ -9,14 +9,13 @@ authors suggest 1.04) are rejected as ``below_min_score``, pairs with an empty s
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
 from typing import Iterator
 
-from x2vlm_core.data.readers.common import EMPTY_CAPTION, base_record, key_part, record_key
+from x2vlm_core.data.readers.common import EMPTY_CAPTION, base_record, key_part, open_text, record_key
 from x2vlm_core.data.readers.languages import AUTO, language_pair_of
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath, as_path
 
 KIND = "parallel_text"
 BELOW_MIN_SCORE = "below_min_score"
@@ -33,10 +32,9 @@ def parts(source: Source) -> list[str]:
     return files
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
+def _lines(path: AnyPath) -> Iterator[tuple[int, str]]:
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        with open_text(path) as handle:
             for line_number, line in enumerate(handle, start=1):
                 yield line_number, line.rstrip("\r\n")
     except UnicodeDecodeError:
@@ -48,7 +46,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 def read(source: Source, part: str | None = None) -> Iterator[dict]:
     min_score = source.options["min_score"]
     for name in [part] if part else parts(source):
-        path = Path(name)
+        path = as_path(name)
         source_language, target_language = language_pair_of(source.options["language_pair"], path)
         stem = key_part(path.name.removesuffix(".gz").removesuffix(".tsv").removesuffix(".txt"))
         for line_number, line in _lines(path):

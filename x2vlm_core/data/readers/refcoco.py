@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 from typing import Any, Iterator
 
 from x2vlm_core.data.readers.common import base_record, bbox_field, field, field_list, load_json, record_key
 from x2vlm_core.data.sources import SAFE_NAME, Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath
 
 KIND = "grounding"
 FORMAT = SourceFormat(("refs", "instances"), ("images",), default_split=None)
@@ -25,10 +25,10 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise _GlobalRefused(f"{module}.{name}")
 
 
-def load_refs(path: Path) -> list[Any]:
+def load_refs(path: AnyPath) -> list[Any]:
     """Read the refs pickle without executing anything it names."""
     try:
-        with open(path, "rb") as handle:
+        with path.open("rb") as handle:
             # The published files come from Python 2; their byte strings are UTF-8 text.
             refs = _PlainDataUnpickler(handle, encoding="utf-8").load()
     except _GlobalRefused as error:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from x2vlm_core.data.readers.common import base_record, field, field_list, load_json, record_key
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath
 
 KIND = "region_text"
 FORMAT = SourceFormat(("regions", "image_data"), ("images",), default_split="train")
@@ -42,7 +43,7 @@ def read(source: Source) -> Iterator[dict]:
         yield record
 
 
-def top_level_list(path: Path) -> list[Any]:
+def top_level_list(path: AnyPath) -> list[Any]:
     data = load_json(path)
     if not isinstance(data, list):
         raise DataError(
@@ -51,7 +52,7 @@ def top_level_list(path: Path) -> list[Any]:
     return data
 
 
-def image_files(image_data_path: Path, images_root: Path) -> dict[int, Path]:
+def image_files(image_data_path: AnyPath, images_root: AnyPath) -> dict[int, AnyPath]:
     """image_id -> file. The url's last two parts (e.g. VG_100K_2/1.jpg) give the folder under ``images``."""
     files = {}
     for i, entry in enumerate(top_level_list(image_data_path)):

@@ -23,7 +23,7 @@ FORMAT = SourceFormat(
 def read(source: Source) -> Iterator[dict]:
     path, videos, extension = source.path("annotations"), source.path("videos"), source.options["video_extension"]
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8", newline="") as handle:
             rows = csv.DictReader(handle)
             missing = [name for name in REQUIRED_COLUMNS if name not in (rows.fieldnames or [])]
             if missing:

@@ -7,13 +7,13 @@ folder of part files; each file is one part, read on its own worker.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from x2vlm_core.data.images import input_reference
 from x2vlm_core.data.readers.common import key_part, record_key
 from x2vlm_core.data.sources import Source
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath, relative_to
 
 
 def parts(source: Source) -> list[str]:
@@ -23,14 +23,14 @@ def parts(source: Source) -> list[str]:
     return files
 
 
-def line_key(prefix: str, source: Source, path: Path, line_number: int) -> str:
+def line_key(prefix: str, source: Source, path: AnyPath, line_number: int) -> str:
     """``prefix-<folder>-<file>-<line>``: the data folder's name keeps two downloads' part-00000 files apart."""
     root = source.path("data")
-    name = path.stem if root == path else f"{root.name}-{path.relative_to(root).with_suffix('')}"
+    name = path.stem if root == path else f"{root.name}-{relative_to(path, root).with_suffix('')}"
     return record_key(prefix, f"{key_part(name)}-{line_number:09d}", path)
 
 
-def image_input(source: Source, entry: dict[str, Any], path: Path, line: tuple[int, int, int]) -> str:
+def image_input(source: Source, entry: dict[str, Any], path: AnyPath, line: tuple[int, int, int]) -> str:
     """The image input of one line: a reference to the line's base64 field, or the path it names."""
     image_key = source.options["image_key"]
     line_number, offset, size = line

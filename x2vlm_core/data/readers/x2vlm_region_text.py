@@ -7,12 +7,12 @@ the optional whole-image ``caption`` becomes ``captions``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 from x2vlm_core.data.readers.common import base_record, bbox_field, field_list, iter_json_lines_at, texts_of
 from x2vlm_core.data.readers.x2vlm_json import image_input, line_key, parts
 from x2vlm_core.data.sources import Source, SourceFormat
+from x2vlm_core.gcs_path import as_path
 
 KIND = "region_text"
 FORMAT = SourceFormat(
@@ -23,7 +23,7 @@ __all__ = ["FORMAT", "parts", "read"]
 
 def read(source: Source, part: str | None = None) -> Iterator[dict]:
     for name in [part] if part else parts(source):
-        path = Path(name)
+        path = as_path(name)
         for line_number, offset, size, entry in iter_json_lines_at(path):
             where = f"line {line_number}"
             regions = []

@@ -14,7 +14,6 @@ One ``vqa`` record per question: ``image_id``, ``question_id`` (both strings, as
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Iterator
 
 from x2vlm_core.data.readers.common import base_record, field, key_part, load_json, record_key
@@ -22,6 +21,7 @@ from x2vlm_core.data.readers.languages import AUTO, language_of
 from x2vlm_core.data.readers.vqa_v2 import normalize_answer
 from x2vlm_core.data.sources import Source, SourceFormat
 from x2vlm_core.errors import DataError
+from x2vlm_core.gcs_path import AnyPath
 
 KIND = "vqa"
 FORMAT = SourceFormat(("annotations",), ("images",), default_split="test", options={"language": AUTO})
@@ -63,10 +63,10 @@ def read(source: Source) -> Iterator[dict]:
 
 
 # (entry, its question id or None, file, where) -> image id, question id, question, answer scores, answer type
-_Fields = Callable[[Any, Any, Path, str], tuple[str, str, str, dict[str, float], str]]
+_Fields = Callable[[Any, Any, AnyPath, str], tuple[str, str, str, dict[str, float], str]]
 
 
-def _gqa_fields(entry: Any, question_id: str, path: Path, where: str) -> tuple[str, str, str, dict[str, float], str]:
+def _gqa_fields(entry: Any, question_id: str, path: AnyPath, where: str) -> tuple[str, str, str, dict[str, float], str]:
     answer = normalize_answer(field(entry, "answer", path, where, str))
     types = entry.get("types") if isinstance(entry.get("types"), dict) else {}
     return (
@@ -78,7 +78,7 @@ def _gqa_fields(entry: Any, question_id: str, path: Path, where: str) -> tuple[s
     )
 
 
-def _lxmert_fields(entry: Any, _: None, path: Path, where: str) -> tuple[str, str, str, dict[str, float], str]:
+def _lxmert_fields(entry: Any, _: None, path: AnyPath, where: str) -> tuple[str, str, str, dict[str, float], str]:
     label = field(entry, "label", path, where, dict)
     scores = {}
     for answer, score in label.items():
