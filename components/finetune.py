@@ -16,6 +16,7 @@ def finetune(
     batch_size: int = 32,
     nproc_per_node: int = 1,
     config_overrides: list = [],
+    task_overrides: dict = {},
     dataset: str = "",
     few_shot: int = 0,
     languages: list = [],
@@ -28,13 +29,19 @@ def finetune(
     task's. ``few_shot`` > 0: continue from a task model on that many examples per language of ``languages``
     (empty: every non-English language of the dataset's few_shot split). ``checkpoint_root`` (gs:// or a PVC
     path; empty: beside the model): checkpoints go to <checkpoint_root>/<run_id>/finetune-<task>/, where a
-    retried attempt of the same run resumes from them.
+    retried attempt of the same run resumes from them. ``task_overrides``: per task, overrides applied after
+    ``config_overrides`` (e.g. {"grounding": ["train.steps=1200"]}), so one fan-out can give each task its own recipe.
     """
     from x2vlm_core.release.lineage import lineage_metadata
     from x2vlm_core.tasks import get_task
     from x2vlm_core.train.launch import run_under_torchrun
 
-    overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}", *config_overrides]
+    overrides = [
+        f"train.steps={steps}",
+        f"train.batch_size={batch_size}",
+        *config_overrides,
+        *task_overrides.get(task, []),
+    ]
     command = ["finetune", "--task", task, "--pretrained", pretrained.path, "--shards", shards.path]
     # Unset options stay off the command line, so the CLI's own defaults and checks apply.
     if dataset:

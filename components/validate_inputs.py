@@ -27,6 +27,7 @@ def validate_full_run(
     data_root: str = "",
     beam_options: list = [],
     checkpoint_root: str = "",
+    finetune_task_overrides: dict = {},
 ) -> NamedTuple(
     "FullRunPlan",
     [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict), ("pretrain_pod_tolerations", list)],
@@ -53,6 +54,7 @@ def validate_full_run(
         checkpoint_root=checkpoint_root,
         data_root=data_root,
         beam_options=list(beam_options),
+        finetune_task_overrides=dict(finetune_task_overrides),
     )
     plan = namedtuple("FullRunPlan", ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"])
     if num_nodes == 1:

@@ -40,6 +40,7 @@ def build_pipeline(settings: DeploymentSettings):
         batch_size: int,
         gpus_per_node: int,
         config_overrides: list,
+        task_overrides: dict,
         checkpoint_root: str,
     ) -> TaskModels:
         with dsl.ParallelFor(items=tasks, parallelism=settings.max_parallel_tasks, name="per-task") as task:
@@ -51,6 +52,7 @@ def build_pipeline(settings: DeploymentSettings):
                 batch_size=batch_size,
                 nproc_per_node=gpus_per_node,
                 config_overrides=config_overrides,
+                task_overrides=task_overrides,
                 checkpoint_root=checkpoint_root,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             )
@@ -91,6 +93,7 @@ def build_pipeline(settings: DeploymentSettings):
         model_name: str = "x2vlm",
         pretrain_overrides: list = [],
         finetune_overrides: list = [],
+        finetune_task_overrides: dict = {},
         data_snapshot: str = "",
         data_root: str = "",
         checkpoint_root: str = "",
@@ -120,6 +123,7 @@ def build_pipeline(settings: DeploymentSettings):
             model_name: Release name; the pre-trained model's versions go under <output_root>/<model_name>/, each task model's under <output_root>/<model_name>-<task>/.
             pretrain_overrides: Training-config overrides for pre-training, e.g. ["train.optim.lr=5e-5"].
             finetune_overrides: Training-config overrides for fine-tuning, e.g. ["train.optim.warmup_steps=100"].
+            finetune_task_overrides: A task's own fine-tuning overrides, applied after finetune_overrides, e.g. {"grounding": ["train.steps=1200", "train.optim.lr=1e-4"]}; tasks not named take the shared ones.
             data_snapshot: Which snapshot of the data behind `sources` to train on, e.g. a date (2026-05-01) or a dataset version; part of the cache key, so a new value prepares the data and trains again while an unchanged one reuses the cached results. Schedules set it to [[ScheduledTime]].
             data_root: Durable prefix (gs://BUCKET/PREFIX on a cluster) that keeps the shards, under <data_root>/shards/<hash of the sources and data options>/, written there by the Beam workers; the Dataset artifact is then a small manifest that the training and evaluation steps follow, so no step copies the corpus. Empty: the shards are the artifact itself (a remote Beam runner then cannot write them).
             checkpoint_root: Durable prefix (gs://BUCKET/PREFIX, or a PVC path every node mounts) for pre-training and fine-tuning checkpoints, kept under <checkpoint_root>/<pipeline run id>/<step>/ so that a retried step resumes from its latest complete checkpoint; empty: checkpoints stay beside the model in the step's artifact.
@@ -145,6 +149,7 @@ def build_pipeline(settings: DeploymentSettings):
                 gpus_per_node=gpus_per_node,
                 pretrain_overrides=pretrain_overrides,
                 finetune_overrides=finetune_overrides,
+                finetune_task_overrides=finetune_task_overrides,
                 gpu_node_selector=dict(settings.gpu_node_selector),
                 gpu_tolerations=list(settings.gpu_tolerations),
                 data_root=data_root,
@@ -202,6 +207,7 @@ def build_pipeline(settings: DeploymentSettings):
                 batch_size=finetune_batch_size,
                 gpus_per_node=gpus_per_node,
                 config_overrides=finetune_overrides,
+                task_overrides=finetune_task_overrides,
                 checkpoint_root=checkpoint_root,
             )
             tasks_done.set_display_name("per-task")

@@ -488,3 +488,16 @@ def test_pretrain_and_finetune_keep_checkpoints_under_the_checkpoint_root_by_run
     # The fan-out hands the root on to each task's finetune.
     fan = _all_tasks(full_ir[0])["finetune-and-evaluate"]["inputs"]["parameters"]
     assert fan["checkpoint_root"] == {"componentInputParameter": "pipelinechannel--checkpoint_root"}
+
+
+def test_each_task_takes_its_own_finetune_overrides_through_the_fan_out(full_ir):
+    spec, _ = full_ir
+    assert spec["root"]["inputDefinitions"]["parameters"]["finetune_task_overrides"]["defaultValue"] == {}
+    tasks = _all_tasks(spec)
+    fan = tasks["finetune-and-evaluate"]["inputs"]["parameters"]
+    assert fan["task_overrides"] == {"componentInputParameter": "pipelinechannel--finetune_task_overrides"}
+    given = tasks["finetune"]["inputs"]["parameters"]["task_overrides"]
+    assert given == {"componentInputParameter": "pipelinechannel--task_overrides"}
+    checked = tasks["validate-full-run"]["inputs"]["parameters"]["finetune_task_overrides"]
+    assert checked == {"componentInputParameter": "pipelinechannel--finetune_task_overrides"}
+

@@ -61,6 +61,24 @@ def test_zero_stage_4_is_refused(sources, tmp_path):
         _full_run(sources, tmp_path, pretrain_overrides=["train.zero_stage=4"])
 
 
+def test_a_task_override_is_checked_with_the_shared_ones_and_only_for_a_run_task(sources, tmp_path):
+    _full_run(sources, tmp_path, finetune_task_overrides={"grounding": ["train.steps=12"]})
+    with pytest.raises(RunCheckError) as raised:
+        _full_run(
+            sources,
+            tmp_path,
+            finetune_task_overrides={
+                "grounding": ["train.zero_stage=4"],
+                "vqa": ["train.steps=3"],
+                "retrieval": "train.steps=3",
+            },
+        )
+    message = str(raised.value)
+    assert "fine-tuning grounding" in message and "ZeRO stage 4 is not supported" in message
+    assert "names 'vqa', which is not one of this run's tasks ['retrieval', 'grounding']" in message
+    assert "finetune_task_overrides['retrieval'] is 'train.steps=3'; give a list of KEY=VALUE strings" in message
+
+
 def test_a_missing_output_bucket_is_refused(sources, gcs_emulator):
     with pytest.raises(DataError, match="output root gs://no-such-bucket-x2vlm/releases is not writable"):
         _full_run(sources, "gs://no-such-bucket-x2vlm/releases")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import reprlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from x2vlm_core import storage
@@ -91,8 +92,10 @@ def check_full_run(
     checkpoint_root: str | None = None,
     data_root: str | None = None,
     beam_options: Sequence[str] = (),
+    finetune_task_overrides: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """The full pipeline's parameters, with the training overrides its pretrain and finetune steps will apply.
+    """The full pipeline's parameters, with the training overrides its pretrain and finetune steps will apply
+    (``finetune_task_overrides``: a task's own, after the shared ones).
 
     ``checkpoint_root`` (empty or None: none) is where pretrain and finetune keep their checkpoints,
     ``data_root`` (empty or None: none) where prepare-data keeps the shards, with ``beam_options``."""
@@ -131,6 +134,7 @@ def check_full_run(
             f"train.batch_size={finetune_batch_size}",
             *finetune_overrides,
         ],
+        task_overrides=finetune_task_overrides,
     )
 
 
@@ -266,6 +270,7 @@ def validate_run(
     base_model: str | None = None,
     pretrain_overrides: Sequence[str] = (),
     finetune_overrides: Sequence[str] = (),
+    task_overrides: Mapping[str, Sequence[str]] | None = None,
     world_size: int = 1,
     finetune_world_size: int | None = None,
     device: str | None = None,
@@ -284,7 +289,8 @@ def validate_run(
 
     Pre-training is checked when ``model_preset`` is given (with ``pretrain_overrides``), or
     ``init_model``, the config of the model folder it starts from without a preset; fine-tuning
-    of ``tasks`` from that model or from ``base_model`` (a model folder) with ``finetune_overrides``.
+    of ``tasks`` from that model or from ``base_model`` (a model folder) with ``finetune_overrides``,
+    then each task's own ``task_overrides`` after them.
     ``world_size``: training processes (batch sizes must split evenly over them; fine-tuning's own
     ``finetune_world_size`` when it differs, as a one-node fine-tune after multi-node pre-training); ``device``: where
     training runs, when known ("cuda", "cpu"). ``sources`` must be readable, ``shards`` must hold the
@@ -339,6 +345,20 @@ def validate_run(
         if loaded is not None:
             for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, "fine-tuning", device):
                 check(train_check, "fine-tuning")
+        for task, extra in (task_overrides or {}).items():
+            stage = f"fine-tuning {task}"
+            if task not in tasks:
+                check(functools.partial(_not_a_run_task, task, tasks), stage)
+            elif not isinstance(extra, (list, tuple)) or not all(isinstance(item, str) for item in extra):
+                check(functools.partial(_not_a_list_of_overrides, task, extra), stage)
+            else:
+                with_task = [*finetune_overrides, *extra]
+                loaded = check(
+                    functools.partial(load_run_config, run_config, None, with_task, model_needed=False), stage
+                )
+                if loaded is not None:
+                    for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, stage, device):
+                        check(train_check, stage)
     if shards is not None and len(tasks) == 1 and known:
         check(lambda: check_training_split(shards, tasks[0], dataset, few_shot))
     if output_root is not None:
@@ -354,6 +374,20 @@ def validate_run(
             if root is not None:
                 check(functools.partial(check_multi_node_root, root, what, world_size, gpus_per_node))
     raise_all(found, labels)
+
+
+def _not_a_run_task(task: str, tasks: Sequence[str]) -> None:
+    raise ConfigError(
+        f"finetune_task_overrides names {task!r}, which is not one of this run's tasks {list(tasks)}; "
+        "remove it or add the task"
+    )
+
+
+def _not_a_list_of_overrides(task: str, value: Any) -> None:
+    raise ConfigError(
+        f"finetune_task_overrides[{task!r}] is {reprlib.repr(value)}; give a list of KEY=VALUE strings, "
+        'e.g. ["train.steps=1200"]'
+    )
 
 
 def check_multi_node_root(root: str, what: str, world_size: int, gpus_per_node: int) -> None:
