@@ -23,8 +23,12 @@ def pretrain(
     trainjob_runtime: str = "x2vlm-torch-distributed",
     kueue_queue: str = "",
     trainer_pods: dict = {},
+    trainer_image: str = "",
 ):
-    """Runs `x2vlm pretrain` (one process per GPU); the model folder becomes the Model artifact."""
+    """Runs `x2vlm pretrain` (one process per GPU); the model folder becomes the Model artifact.
+
+    trainer_image: the TrainJob nodes' image (the pipeline passes the train image's reference, by
+    digest where `make images PUSH=1` recorded one); empty for the train image's tag."""
     from components.runtime.trainjob import train_as_trainjob
     from x2vlm_core.release.lineage import lineage_metadata
     from x2vlm_core.train.launch import run_under_torchrun
@@ -46,6 +50,7 @@ def pretrain(
             runtime=trainjob_runtime,
             queue=kueue_queue,
             pods=trainer_pods,
+            image=trainer_image,
         )
     model.metadata.update(
         {

@@ -12,6 +12,7 @@ from kfp.dsl import Dataset, Metrics, Model
 from components.evaluate import evaluate
 from components.finetune import finetune
 from components.gate import release_gate
+from components.images import IMAGES, TRAIN_IMAGE
 from components.prepare_data.component import prepare_data
 from components.pretrain import pretrain
 from components.publish import publish, publish_task_models
@@ -171,6 +172,7 @@ def build_pipeline(settings: DeploymentSettings):
                 trainjob_runtime=trainjob_runtime,
                 kueue_queue=kueue_queue,
                 trainer_pods=trainer_pods(settings),
+                trainer_image=TRAIN_IMAGE,
             )
             # A retry keeps the Model artifact's URI: a TrainJob resumes from the checkpoints written there
             # (a Failed one is deleted and created again); one-node training starts over.
@@ -210,6 +212,7 @@ def build_pipeline(settings: DeploymentSettings):
                     task_metrics=tasks_done.outputs["metrics"],
                     destination=output_root,
                     model_name=model_name,
+                    container_images=IMAGES,
                 )
                 # Every run publishes a new immutable version; a cached one would silently skip that.
                 released.set_display_name("publish").set_caching_options(False).set_retry(
@@ -224,6 +227,7 @@ def build_pipeline(settings: DeploymentSettings):
                     model_name=model_name,
                     parent_release=released.outputs["release_uri"],
                     version=released.outputs["version"],
+                    container_images=IMAGES,
                 )
                 task_releases.set_display_name("publish-task-models").set_caching_options(False).set_retry(
                     settings.retries, backoff_duration="30s"

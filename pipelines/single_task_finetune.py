@@ -12,6 +12,7 @@ from kfp.dsl import Dataset, Model
 from components.evaluate import evaluate
 from components.finetune import finetune
 from components.gate import task_release_gate
+from components.images import IMAGES
 from components.publish import publish_task_model
 from components.validate_inputs import validate_finetune_request
 from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu
@@ -123,6 +124,7 @@ def build_pipeline(settings: DeploymentSettings):
                     destination=publish_to,
                     model_name=model_name,
                     base_model_uri=base_model_uri,
+                    container_images=IMAGES,
                 )
                 released.set_display_name("publish").set_caching_options(False).set_retry(
                     settings.retries, backoff_duration="30s"
