@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: venv bench-venv run test test-fast compile images images-local run-containers test-containers lint clean
+.PHONY: venv bench-venv run test test-fast compile locks images images-local pin-base-images run-containers test-containers lint clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,26 +54,48 @@ lint: venv  ## ruff (lint + format check) over the code, mypy over the library
 compile: venv  ## the KFP IR YAML of both pipelines, to submit to a cluster
 	$(PY) -m pipelines compile --pipeline all --output-dir pipelines/compiled
 
-# Names and the one tag come from components/images.py; PUSH=1 pushes to the registry instead of loading locally.
+# The images' pip installs: requirements/<lock>.lock, each package pinned with the hashes of its
+# files, resolved with uv (in its own venv) for each image's Python and platform. TORCH_CPU_WHEELS=DIR
+# where the PyTorch wheel index is out of reach (a folder holding the CPU torch wheel).
+TOOLS_VENV := .venv-tools
+UV := $(TOOLS_VENV)/bin/uv
+UV_VERSION := 0.13.8
+
+$(UV):
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q uv==$(UV_VERSION)
+
+locks: $(UV)  ## regenerate requirements/*.lock (after changing setup.cfg or requirements/constraints.txt)
+	UV=$(UV) $(PYTHON) scripts/lock-requirements.py
+
+# Names and the one tag come from components/images.py. PUSH=1 pushes to the registry instead of
+# loading locally, and records the digest the registry gave each image in images/digests.json:
+# compiled pipelines, their TrainJobs and releases then name the images by that digest.
 images:  ## build the train, beam and publish images with docker buildx (needs a Docker engine; see README)
-	@set -e; commit=$$(git rev-parse HEAD); \
+	@set -e; commit=$$(git rev-parse HEAD); mkdir -p build/images; \
 	for image in train beam publish; do \
-	  ref=$$($(PYTHON) -c "import components.images as i; print(i.IMAGES['$$image'])"); \
+	  ref=$$($(PYTHON) -m components.images tagged $$image); \
 	  echo "building $$ref"; \
 	  docker buildx build --platform linux/amd64 -f images/$$image/Dockerfile \
-	    --build-arg GIT_COMMIT=$$commit --build-arg VERSION=$${ref##*:} -t $$ref $(if $(PUSH),--push,--load) . ; \
+	    --build-arg GIT_COMMIT=$$commit --build-arg VERSION=$${ref##*:} -t $$ref \
+	    --metadata-file build/images/$$image.json $(if $(PUSH),--push,--load) . ; \
+	  $(if $(PUSH),$(PYTHON) -m components.images record $$image build/images/$$image.json;) \
 	done
+
+pin-base-images:  ## pin each Dockerfile's base image to the digest its tag names now (needs registry access)
+	scripts/pin-base-images.sh
 
 # Machines without registry access: a container engine (scripts/container-engine.sh), a Debian
 # base made with debootstrap, Debian's Python and the CPU torch wheel; the same image names.
 images-local: venv  ## build the three images on a local Debian base with CPU torch (no registry needed)
 	PYTHON=$(abspath $(PY)) scripts/build-images-local.sh
 
+# Local images carry no registry digest: the steps name them by tag (X2VLM_IMAGE_DIGESTS empty).
 run-containers: venv  ## make run with every step inside its image, as uid 10001, read-only (after images-local)
-	$(PY) -m pipelines.run_containers
+	X2VLM_IMAGE_DIGESTS= $(PY) -m pipelines.run_containers
 
 test-containers: venv  ## the containers-marked tests (need the engine and make images-local)
-	$(PY) -m pytest -m containers tests/test_containers.py
+	X2VLM_IMAGE_DIGESTS= $(PY) -m pytest -m containers tests/test_containers.py
 
 clean:
 	rm -rf runs .pytest_cache build *.egg-info

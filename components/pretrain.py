@@ -25,11 +25,14 @@ def pretrain(
     trainer_pods: dict = {},
     checkpoint_root: str = "",
     run_id: str = "",
+    trainer_image: str = "",
 ):
     """Runs `x2vlm pretrain` (one process per GPU); the model folder becomes the Model artifact.
 
     `checkpoint_root` (gs:// or a PVC path; empty: beside the model): checkpoints go to
     <checkpoint_root>/<run_id>/pretrain/, where a retried attempt of the same run resumes from them.
+    `trainer_image`: the TrainJob nodes' image (the pipeline passes the train image's reference, by
+    digest where `make images PUSH=1` recorded one); empty for the train image's tag.
     """
     from components.runtime.trainjob import train_as_trainjob
     from x2vlm_core.release.lineage import lineage_metadata
@@ -54,6 +57,7 @@ def pretrain(
             runtime=trainjob_runtime,
             queue=kueue_queue,
             pods=trainer_pods,
+            image=trainer_image,
         )
     model.metadata.update(
         {

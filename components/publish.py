@@ -19,10 +19,13 @@ def publish(
     max_shard_mb: int = 2048,
     pipeline_run_name: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
     pipeline_run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    container_images: dict = {},
 ) -> NamedTuple("Published", [("release_uri", str), ("version", str)]):
     """Writes <destination>/<model_name>/<version>/ (a folder or gs://) and records it in the `release` artifact.
 
     version: empty for a UTC timestamp (vYYYYMMDD-HHMMSS). The run name and id default to the KFP run's own.
+    container_images: the images the pipeline's steps run in, name → reference (by digest where one
+    was recorded), as the pipeline was compiled; lineage.json records them.
     """
     import hashlib
     import json
@@ -48,6 +51,7 @@ def publish(
         )
     lineage = {
         "pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
+        "container_images": container_images,
         "inputs": {"model": {"uri": model.uri, "metadata": dict(model.metadata)}, "metrics": metric_inputs},
         # The data fingerprint the training stage recorded (index sha256 and counts), if it did.
         "training_data": model.metadata.get("data") or {"uri": model.metadata.get("shards", "not recorded")},
@@ -89,6 +93,7 @@ def publish_task_models(
     max_shard_mb: int = 2048,
     pipeline_run_name: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
     pipeline_run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    container_images: dict = {},
 ):
     """Publishes each fine-tuned model as <destination>/<model_name>-<task>/<version>/ with its own metrics,
     its lineage naming ``parent_release`` (the pre-trained model's release). Each metrics artifact names
@@ -113,6 +118,7 @@ def publish_task_models(
         task = data["task"]
         lineage = {
             "pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
+            "container_images": container_images,
             "inputs": {
                 "model": {"uri": model.uri, "metadata": dict(model.metadata)},
                 "metrics": [{"task": task, "uri": metrics_uri}],
@@ -157,6 +163,7 @@ def publish_task_model(
     max_shard_mb: int = 2048,
     pipeline_run_name: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
     pipeline_run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    container_images: dict = {},
 ):
     """Publishes one fine-tuned model as <destination>/<model_name>-<task>/<version>/; its parent is
     ``base_model_uri``, and that model's release when it is one."""
@@ -168,6 +175,7 @@ def publish_task_model(
         data = json.load(f)
     lineage = {
         "pipeline_run": {"name": pipeline_run_name, "id": pipeline_run_id},
+        "container_images": container_images,
         "inputs": {
             "model": {"uri": model.uri, "metadata": dict(model.metadata)},
             "metrics": [{"task": data["task"], "uri": metrics.uri}],

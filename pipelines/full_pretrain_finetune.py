@@ -12,6 +12,7 @@ from kfp.dsl import Dataset, Metrics, Model
 from components.evaluate import evaluate
 from components.finetune import finetune
 from components.gate import release_gate
+from components.images import IMAGES, TRAIN_IMAGE
 from components.prepare_data.component import prepare_data
 from components.pretrain import pretrain
 from components.publish import publish, publish_task_models
@@ -190,6 +191,7 @@ def build_pipeline(settings: DeploymentSettings):
                 trainer_pods=trainer_pods(settings),
                 checkpoint_root=checkpoint_root,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                trainer_image=TRAIN_IMAGE,
             )
             # A retry keeps the pipeline run id: with checkpoint_root it resumes from the latest complete
             # checkpoint there. Without, a TrainJob resumes from the checkpoints in the Model artifact
@@ -228,6 +230,7 @@ def build_pipeline(settings: DeploymentSettings):
                     task_metrics=tasks_done.outputs["metrics"],
                     destination=output_root,
                     model_name=model_name,
+                    container_images=IMAGES,
                 )
                 release_step(released, "publish", settings, "publish")
 
@@ -238,6 +241,7 @@ def build_pipeline(settings: DeploymentSettings):
                     model_name=model_name,
                     parent_release=released.outputs["release_uri"],
                     version=released.outputs["version"],
+                    container_images=IMAGES,
                 )
                 release_step(task_releases, "publish-task-models", settings, "publish")
 

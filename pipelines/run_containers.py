@@ -13,6 +13,7 @@ from pathlib import Path
 
 import kfp.local
 
+from components.images import DIGESTS_ENV, IMAGES
 from pipelines import run_local
 
 USER = "10001:10001"  # the images' x2vlm user
@@ -58,6 +59,15 @@ def container_settings(run_dir: Path) -> dict:
 
 
 def main() -> int:
+    pinned = sorted(ref for ref in IMAGES.values() if "@" in ref)
+    if pinned:
+        # Images built here have no registry digest: kfp.local would try to pull these, and fail.
+        print(
+            f"run-containers: the steps would name pushed images by digest ({', '.join(pinned)}); "
+            f"run the local images by tag with {DIGESTS_ENV}= (empty), as make run-containers does",
+            file=sys.stderr,
+        )
+        return 2
     return run_local.main(
         __doc__.splitlines()[0], lambda run_dir: kfp.local.DockerRunner(**container_settings(run_dir))
     )

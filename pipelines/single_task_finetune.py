@@ -12,6 +12,7 @@ from kfp.dsl import Dataset, Model
 from components.evaluate import evaluate
 from components.finetune import finetune
 from components.gate import task_release_gate
+from components.images import IMAGES
 from components.publish import publish_task_model
 from components.validate_inputs import validate_finetune_request
 from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu, release_step
@@ -125,6 +126,7 @@ def build_pipeline(settings: DeploymentSettings):
                     destination=publish_to,
                     model_name=model_name,
                     base_model_uri=base_model_uri,
+                    container_images=IMAGES,
                 )
                 release_step(released, "publish", settings, "publish")
 

@@ -30,6 +30,9 @@ def engine():
         client.ping()
     except Exception as error:  # no socket, refused, wrong DOCKER_HOST: all mean no engine here
         pytest.skip(f"no container engine answers ({error}); start one: scripts/container-engine.sh")
+    pinned = [ref for ref in IMAGES.values() if "@" in ref]
+    if pinned:
+        pytest.skip(f"the images are named by pushed digests ({', '.join(pinned)}); run with X2VLM_IMAGE_DIGESTS=")
     missing = [ref for ref in IMAGES.values() if not client.images.list(name=ref)]
     if missing:
         pytest.skip(f"images not built: {', '.join(missing)}; run make images-local")
@@ -72,6 +75,19 @@ def test_a_step_is_confined_to_its_mounts(engine, image, tmp_path):
     assert "CapEff:\t0000000000000000" in lines[1], log
     assert "WROTE" not in log and "MOUNTS-WRITABLE" in log, log
     assert (tmp_path / "releases" / "x").stat().st_uid == UID
+
+
+def test_the_train_image_compiles_a_python_extension_at_run_time(engine, tmp_path):
+    """What Triton (torch.compile under CUDA) and DeepSpeed's JIT ops do when a run starts: compile
+    C against Python's headers into a shared object, as uid 10001 with a read-only root."""
+    (tmp_path / "synthetic").mkdir()
+    probe = (
+        "include=$(python -c \"import sysconfig; print(sysconfig.get_paths()['include'])\") &&"
+        " printf '#include <Python.h>\\nint probe(void) { return Py_IsInitialized(); }\\n' >/tmp/probe.c &&"
+        ' cc -shared -fPIC -I"$include" /tmp/probe.c -o /tmp/probe.so && c++ --version >/dev/null && echo COMPILED'
+    )
+    code, log = run_step(engine, "train", probe, tmp_path)
+    assert code == 0 and "COMPILED" in log, log
 
 
 def test_the_pipeline_runs_with_every_step_in_its_image(engine, tmp_path):

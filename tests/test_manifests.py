@@ -174,7 +174,8 @@ def test_example_trainjobs_validate_and_name_our_runtimes(example):
 def test_runtime_image_is_the_train_image_with_the_one_tag(rendered):
     for overlay in ("base", "overlays/gke"):
         for runtime in by_kind(rendered[overlay], "ClusterTrainingRuntime"):
-            assert image_refs(runtime) == [images.TRAIN_IMAGE]
+            # By tag: a TrainJob names its own image, by digest where one was recorded.
+            assert image_refs(runtime) == [images.tagged("train")]
     for runtime in by_kind(rendered["overlays/local"], "ClusterTrainingRuntime"):
         (ref,) = image_refs(runtime)
         assert ref == f"localhost:5001/x2vlm-train:{images.TAG}"

@@ -249,6 +249,7 @@ def test_publish_component_records_run_inputs_and_release(tiny_model, tmp_path):
     """The KFP component's body on local artifacts: lineage gets the run, every input's URI and hash."""
     from kfp import dsl
 
+    from components.images import NAMES, tagged
     from components.publish import publish
 
     _, folder = tiny_model
@@ -264,6 +265,8 @@ def test_publish_component_records_run_inputs_and_release(tiny_model, tmp_path):
     }
     model = dsl.Model(uri=str(folder), metadata={"preset": "x2vlm_tiny", "data": data})
     release = dsl.Artifact(uri=str(tmp_path / "release"))
+    # What the pipeline passes when images/digests.json records pushed digests (these are made up).
+    pinned_images = {name: f"{tagged(name)}@sha256:{str(i) * 64}" for i, name in enumerate(NAMES)}
     publish.python_func(
         model=model,
         task_metrics=metric_files,
@@ -274,6 +277,7 @@ def test_publish_component_records_run_inputs_and_release(tiny_model, tmp_path):
         max_shard_mb=4,
         pipeline_run_name="run-a",
         pipeline_run_id="1234",
+        container_images=pinned_images,
     )
     where = str(tmp_path / "rel" / "m" / "v7")
     assert release.metadata["release_uri"] == where and release.metadata["version"] == "v7"
@@ -282,6 +286,7 @@ def test_publish_component_records_run_inputs_and_release(tiny_model, tmp_path):
     assert release.metadata["files"] == len(manifest["files"]) and manifest["weights"] == WEIGHTS_INDEX
     lineage = json.loads(Path(where, "lineage.json").read_text())
     assert lineage["pipeline_run"] == {"name": "run-a", "id": "1234"}
+    assert lineage["container_images"] == pinned_images  # the release names the images that made it
     assert lineage["inputs"]["model"]["uri"] == str(folder) and lineage["training_data"] == data
     hashes = {m["task"]: m["sha256"] for m in lineage["inputs"]["metrics"]}
     assert hashes["retrieval"] == hashlib.sha256((tmp_path / "retrieval-metrics").read_bytes()).hexdigest()

@@ -40,6 +40,8 @@ WORKFLOW_OWNER = {
 }
 CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "k8s"
 TRAINJOBS = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs"
+# A train image named by a (made-up) digest, as a pipeline compiled with images/digests.json passes it.
+PINNED_TRAIN_IMAGE = images.tagged("train") + "@sha256:" + "5" * 64
 NOW = "2026-01-01T00:00:00Z"
 
 
@@ -465,6 +467,7 @@ def test_the_trainjob_is_owned_by_the_run_and_has_a_deadline(kubeconfig, monkeyp
                 "active_deadline_seconds": 3600,
                 "service_account": "x2vlm-trainer",
             },
+            image=PINNED_TRAIN_IMAGE,
         )
         assert workflow_owner(connect(), "some-other-pod") == {}  # not a pod of a run: no owner
     (job,) = cluster.jobs.values()
@@ -477,6 +480,8 @@ def test_the_trainjob_is_owned_by_the_run_and_has_a_deadline(kubeconfig, monkeyp
         "memory": "64Gi",
     }
     assert summary["world_size"] == 16 and ran_on["owner"] == WORKFLOW_OWNER["name"]
+    # The nodes run the image the pipeline passed (by digest), and the model's metadata says so.
+    assert job["spec"]["trainer"]["image"] == ran_on["image"] == PINNED_TRAIN_IMAGE
 
 
 def test_unreachable_cluster_gives_one_line(kubeconfig):

@@ -550,9 +550,14 @@ def train_as_trainjob(
     runtime: str = DEFAULT_RUNTIME,
     queue: str = "",
     pods: Optional[dict[str, Any]] = None,
+    image: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``x2vlm <cli_args>`` on ``num_nodes`` nodes as a TrainJob that writes the model folder to the Model
-    artifact (``model_path`` in the trainer pods is ``model_uri``). Returns (training.json, where it ran)."""
+    artifact (``model_path`` in the trainer pods is ``model_uri``). Returns (training.json, where it ran).
+
+    ``image``: the trainer nodes' image; empty for the train image's tag. The pipeline passes the
+    reference it was compiled with (by digest where one was recorded), which the image that runs this
+    step cannot know of itself."""
     settings = from_dict(TrainerPods, pods or {}, where="trainer pod settings")
     check_trainer_account(settings.service_account)  # before anything reaches the cluster
     apis = connect()
@@ -561,7 +566,7 @@ def train_as_trainjob(
     spec = TrainJobSpec(
         name=trainjob_name("x2vlm-" + cli_args[0], unique),
         namespace=apis.namespace,
-        image=TRAIN_IMAGE,
+        image=image or TRAIN_IMAGE,
         command=trainer_command(cli_args, model_path, overrides),
         num_nodes=num_nodes,
         gpus_per_node=gpus_per_node,
@@ -598,5 +603,6 @@ def train_as_trainjob(
         "gpus_per_node": gpus_per_node,
         "queue": queue,
         "owner": spec.owner.get("name", ""),
+        "image": spec.image,
     }
     return json.loads(storage.read_bytes(summary_uri)), ran_on
