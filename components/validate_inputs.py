@@ -24,16 +24,26 @@ def validate_full_run(
     finetune_overrides: list,
     gpu_node_selector: dict,
     gpu_tolerations: list,
+    pod_resources: dict,
     data_root: str = "",
     beam_options: list = [],
     checkpoint_root: str = "",
     finetune_task_overrides: dict = {},
 ) -> NamedTuple(
     "FullRunPlan",
-    [("pretrain_pod_gpus", int), ("pretrain_pod_node_selector", dict), ("pretrain_pod_tolerations", list)],
+    [
+        ("pretrain_pod_gpus", int),
+        ("pretrain_pod_node_selector", dict),
+        ("pretrain_pod_tolerations", list),
+        ("pretrain_pod_cpu_request", str),
+        ("pretrain_pod_cpu_limit", str),
+        ("pretrain_pod_memory_request", str),
+        ("pretrain_pod_memory_limit", str),
+    ],
 ):
     """Checks the full pipeline's parameters (``validate_run``: every problem at once), and places the pretrain pod: on one node it trains itself
-    (GPUs, GPU node pool); with num_nodes > 1 it only submits and follows a TrainJob (no GPU, any node)."""
+    (GPUs, GPU node pool, `pod_resources["pretrain"]`); with num_nodes > 1 it only submits and follows a TrainJob
+    (no GPU, any node, `pod_resources["light"]`)."""
     from collections import namedtuple
 
     from x2vlm_core.run_checks import check_full_run
@@ -56,10 +66,17 @@ def validate_full_run(
         beam_options=list(beam_options),
         finetune_task_overrides=dict(finetune_task_overrides),
     )
-    plan = namedtuple("FullRunPlan", ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"])
+    resources = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
+    plan = namedtuple(
+        "FullRunPlan",
+        ["pretrain_pod_gpus", "pretrain_pod_node_selector", "pretrain_pod_tolerations"]
+        + [f"pretrain_pod_{name}" for name in resources],
+    )
     if num_nodes == 1:
-        return plan(gpus_per_node, dict(gpu_node_selector), list(gpu_tolerations))
-    return plan(0, {}, [])
+        pod = pod_resources["pretrain"]
+        return plan(gpus_per_node, dict(gpu_node_selector), list(gpu_tolerations), *[pod[name] for name in resources])
+    pod = pod_resources["light"]
+    return plan(0, {}, [], *[pod[name] for name in resources])
 
 
 @dsl.component(base_image=PUBLISH_IMAGE, install_kfp_package=False)

@@ -9,7 +9,7 @@ The service account of the pipeline's own pods is a run setting in KFP v2
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from kfp import kubernetes
@@ -224,11 +224,21 @@ def release_step(task, name: str, settings: DeploymentSettings, kind: str):
     return on_cpu(task, settings, kind)
 
 
+def pod_resources(settings: DeploymentSettings) -> dict[str, dict[str, str]]:
+    """validate-full-run's `pod_resources` input: each kind's CPU and memory, for the pod it places at run time."""
+    return {kind: asdict(res) for kind, res in settings.resources.items()}
+
+
 def on_gpu(task, settings: DeploymentSettings, kind: str, gpus, placement=None, shard_cache: bool = False):
     """A GPU step of ``kind`` (pretrain, finetune, evaluate): its time limit, GPU limits, node pool and
-    tolerations, memory-backed /dev/shm. ``placement``: a task whose outputs `pretrain_pod_node_selector`
-    / `pretrain_pod_tolerations` decide the node pool at run time."""
+    tolerations, memory-backed /dev/shm. ``placement``: a task whose outputs `pretrain_pod_node_selector`,
+    `pretrain_pod_tolerations` and `pretrain_pod_{cpu,memory}_{request,limit}` decide the node pool and
+    the pod's size at run time (a pod that only follows a multi-node TrainJob needs little)."""
     on_cpu(task, settings, kind, shard_cache)
+    if placement is not None:
+        out = placement.outputs
+        task.set_cpu_request(out["pretrain_pod_cpu_request"]).set_cpu_limit(out["pretrain_pod_cpu_limit"])
+        task.set_memory_request(out["pretrain_pod_memory_request"]).set_memory_limit(out["pretrain_pod_memory_limit"])
     kubernetes.set_timeout(task, settings.timeouts[kind])
     kubernetes.empty_dir_mount(
         task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=settings.shm_size

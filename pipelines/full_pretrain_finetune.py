@@ -18,7 +18,7 @@ from components.pretrain import pretrain
 from components.publish import publish, publish_task_models
 from components.run_status import record_run_status
 from components.validate_inputs import validate_full_run
-from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu, release_step, trainer_pods
+from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu, pod_resources, release_step, trainer_pods
 
 DEFAULT_TASKS = ["retrieval", "grounding"]
 # The project's ClusterTrainingRuntime (manifests/base/cluster/runtime): Pod Security "restricted" pods.
@@ -153,6 +153,7 @@ def build_pipeline(settings: DeploymentSettings):
                 finetune_task_overrides=finetune_task_overrides,
                 gpu_node_selector=dict(settings.gpu_node_selector),
                 gpu_tolerations=list(settings.gpu_tolerations),
+                pod_resources=pod_resources(settings),
                 data_root=data_root,
                 beam_options=beam_options,
                 checkpoint_root=checkpoint_root,

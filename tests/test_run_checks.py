@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.validate_inputs import validate_full_run
+from pipelines.deployment import DeploymentSettings, pod_resources
 from x2vlm_core.cli import main
 from x2vlm_core.errors import ConfigError, DataError, RunCheckError
 from x2vlm_core.run_checks import validate_run
@@ -27,6 +28,7 @@ def _full_run(sources, output_root, **changes):
         finetune_overrides=[],
         gpu_node_selector={},
         gpu_tolerations=[],
+        pod_resources=pod_resources(DeploymentSettings()),
     )
     values.update(changes)
     return validate_full_run.python_func(**values)
@@ -46,8 +48,21 @@ def sources(tmp_path):
 def test_a_good_full_run_passes_and_leaves_no_probe_behind(sources, tmp_path):
     releases = tmp_path / "releases"
     releases.mkdir()
-    assert _full_run(sources, releases).pretrain_pod_gpus == 1
+    plan = _full_run(sources, releases)
+    assert plan.pretrain_pod_gpus == 1
+    assert (plan.pretrain_pod_cpu_request, plan.pretrain_pod_memory_limit) == ("8", "160Gi")  # it trains itself
     assert list(releases.iterdir()) == []
+
+
+def test_a_multi_node_pretrain_pod_only_follows_its_trainjob_on_a_light_pod(sources, gcs_bucket):
+    plan = _full_run(sources, gcs_bucket, num_nodes=2, gpus_per_node=8, pretrain_batch_size=16, finetune_batch_size=8)
+    light = DeploymentSettings().resources["light"]
+    assert (plan.pretrain_pod_gpus, plan.pretrain_pod_node_selector) == (0, {})
+    assert (plan.pretrain_pod_cpu_request, plan.pretrain_pod_cpu_limit) == (light.cpu_request, light.cpu_limit)
+    assert (plan.pretrain_pod_memory_request, plan.pretrain_pod_memory_limit) == (
+        light.memory_request,
+        light.memory_limit,
+    )
 
 
 def test_vlmo_with_the_default_tasks_is_refused_for_grounding(sources, tmp_path):
