@@ -11,6 +11,7 @@ on the generated English/shapes-speak sentence pairs (no XLM-R vocabulary ships 
 """
 
 import argparse
+import builtins
 import contextlib
 import json
 import os
@@ -147,6 +148,7 @@ def main(description: str = __doc__.splitlines()[0], runner_for: Callable[[Path]
     args = parser.parse_args()
 
     started = time.time()
+    plain_print = builtins.print
     run_dir = (Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True)
     manifest = generate_shapes_world(run_dir / "synthetic", num_images=args.num_images, seed=args.seed)
@@ -221,6 +223,9 @@ def main(description: str = __doc__.splitlines()[0], runner_for: Callable[[Path]
         raise
     stop.set()
     watcher.join()
+    # kfp.local indents a step's prints by swapping builtins.print; two branches running side by side
+    # restore each other's swap out of order and leave it indented.
+    builtins.print = plain_print
     summary = summarize(run_dir)
     summary["seconds"] = round(time.time() - started, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
