@@ -7,13 +7,14 @@ Compile: python -m pipelines compile --pipeline single-task --output pipelines/c
 """
 
 from kfp import dsl
-from kfp.dsl import Dataset, Model
+from kfp.dsl import Model
 
 from components.evaluate import evaluate
 from components.finetune import finetune
 from components.gate import task_release_gate
 from components.images import IMAGES
 from components.publish import publish_task_model
+from components.shards_reference import shards_reference
 from components.validate_inputs import validate_finetune_request
 from pipelines.deployment import DeploymentSettings, on_cpu, on_gpu, release_step
 
@@ -87,12 +88,14 @@ def build_pipeline(settings: DeploymentSettings):
 
         base = dsl.importer(artifact_uri=base_model_uri, artifact_class=Model, reimport=False)
         base.set_display_name("base-model").after(checked)
-        shards = dsl.importer(artifact_uri=shards_uri, artifact_class=Dataset, reimport=False)
+        # By reference: an importer of the shards folder would copy the corpus into every pod.
+        shards = shards_reference(shards_uri=shards_uri)
         shards.set_display_name("shards").after(checked)
+        on_cpu(shards, settings, "light")
 
         tuned = finetune(
             task=task,
-            shards=shards.output,
+            shards=shards.outputs["shards"],
             pretrained=base.output,
             steps=steps,
             batch_size=batch_size,
@@ -105,7 +108,7 @@ def build_pipeline(settings: DeploymentSettings):
         )
         tuned.set_display_name("finetune").set_retry(settings.retries, backoff_duration="120s")
         on_gpu(tuned, settings, "finetune", gpus_per_node)
-        scored = evaluate(task=task, shards=shards.output, model=tuned.outputs["model"], dataset=dataset)
+        scored = evaluate(task=task, shards=shards.outputs["shards"], model=tuned.outputs["model"], dataset=dataset)
         scored.set_display_name("evaluate").set_retry(settings.retries, backoff_duration="30s")
         on_gpu(scored, settings, "evaluate", 1)
 

@@ -310,7 +310,9 @@ def test_kubernetes_settings_of_the_full_pipeline(full_ir):
         ("resourceMemoryRequest", "memory_request"),
         ("resourceMemoryLimit", "memory_limit"),
     ):
-        assert resources[key] == f"{{{{$.inputs.parameters['pipelinechannel--validate-full-run-pretrain_pod_{output}']}}}}"
+        assert (
+            resources[key] == f"{{{{$.inputs.parameters['pipelinechannel--validate-full-run-pretrain_pod_{output}']}}}}"
+        )
     assert "memoryLimit" not in resources  # no compile-time size left to contradict the run-time one
     assert k8s["nodeSelector"]["nodeSelectorJson"]["taskOutputParameter"] == {
         **placement,
@@ -447,13 +449,18 @@ def test_shard_cache_pvc_and_other_settings_from_a_file(tmp_path):
 def test_single_task_pipeline_checks_inputs_before_anything_runs(single_ir):
     spec, executors = single_ir
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"validate-finetune-request", "importer", "importer-2", "finetune", "evaluate", "condition-1"}
+    expected = {"validate-finetune-request", "importer", "shards-reference", "finetune", "evaluate", "condition-1"}
+    assert set(tasks) == expected
     assert "dependentTasks" not in tasks["validate-finetune-request"]
     assert tasks["importer"]["dependentTasks"] == ["validate-finetune-request"]
     assert tasks["importer"]["inputs"]["parameters"]["uri"]["componentInputParameter"] == "base_model_uri"
-    assert tasks["importer-2"]["inputs"]["parameters"]["uri"]["componentInputParameter"] == "shards_uri"
+    # The shards are not imported (the launcher would copy the corpus into each pod) but referred to.
+    assert tasks["shards-reference"]["dependentTasks"] == ["validate-finetune-request"]
+    assert tasks["shards-reference"]["inputs"]["parameters"]["shards_uri"] == {"componentInputParameter": "shards_uri"}
     finetune = tasks["finetune"]["inputs"]
     assert finetune["artifacts"]["pretrained"]["taskOutputArtifact"]["producerTask"] == "importer"
+    for consumer in (finetune, tasks["evaluate"]["inputs"]):
+        assert consumer["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == "shards-reference"
     # The hyper-parameters reach training only as the checks step's output.
     assert finetune["parameters"]["config_overrides"]["taskOutputParameter"] == {
         "producerTask": "validate-finetune-request",

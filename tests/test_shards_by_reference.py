@@ -114,3 +114,20 @@ def test_a_damaged_manifest_or_a_missing_output_is_one_clear_line(tmp_path) -> N
         list_shards(tmp_path, "retrieval", "test")
     with pytest.raises(DataError, match="has no index.json: not a complete prepare-data output"):
         write_manifest(str(tmp_path / "manifest"), str(tmp_path / "never-prepared"))
+
+
+def test_the_single_task_run_refers_to_existing_shards_and_follows_a_manifest_to_them(tiny_shards, tmp_path) -> None:
+    from components.shards_reference import shards_reference
+
+    def refer(shards_uri: str, name: str) -> Dataset:
+        artifact = Dataset(name="shards", uri=str(tmp_path / name))
+        shards_reference.python_func(shards_uri=shards_uri, shards=artifact)
+        return artifact
+
+    # A plain prepare-data output, then a manifest of it: both end at the same shards, never copied.
+    first = refer(str(tiny_shards), "first")
+    second = refer(first.path, "second")
+    for artifact in (first, second):
+        assert sorted(p.name for p in Path(artifact.path).iterdir()) == [INDEX_FILE, LOCATION_FILE]
+        assert follow_manifest(artifact.path) == str(tiny_shards) == artifact.metadata["data_uri"]
+        assert read_index(artifact.path) == read_index(tiny_shards)
