@@ -1,6 +1,6 @@
-"""Quality on the shapes world: a short CPU pre-train of x2vlm_tiny, then a short fine-tune + evaluation per task.
+"""Quality on the shapes world: a short CPU pre-train of a tiny model, then a short fine-tune + evaluation per task.
 
-    .venv/bin/python benchmarks/shapes_finetune.py --workdir runs/shapes-quality
+    .venv/bin/python benchmarks/shapes_finetune.py --workdir runs/shapes-quality [--model xvlm_tiny]
 
 Generates the shapes world, prepares its shards, pre-trains, fine-tunes and evaluates every task
 with the recipes below, and prints each task's headline number next to its reference point:
@@ -102,6 +102,7 @@ def main() -> int:
     parser.add_argument("--num-images", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-steps", type=int, default=800)
+    parser.add_argument("--model", default="x2vlm_tiny", help="the preset to pre-train (x2vlm_tiny, xvlm_tiny, ...)")
     parser.add_argument("--tasks", nargs="+", default=list(RECIPES))
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every fine-tuning recipe's steps")
     parser.add_argument("--no-record", action="store_true", help="do not append the result to docs/benchmarks.md")
@@ -117,7 +118,7 @@ def main() -> int:
     if not (pretrained / "model.safetensors").is_file():
         t = time.time()
         cfg = from_dict(TrainConfig, {**PRETRAIN, **COMMON, "steps": args.pretrain_steps})
-        run_pretrain(model_config("x2vlm_tiny"), cfg, shards, pretrained, workdir / "pretrained.checkpoints")
+        run_pretrain(model_config(args.model), cfg, shards, pretrained, workdir / "pretrained.checkpoints")
         timings["pretrain_s"] = round(time.time() - t, 1)
 
     results: dict[str, Any] = {}
@@ -139,6 +140,7 @@ def main() -> int:
         print(json.dumps({task: results[task]}), flush=True)
     timings["total_s"] = round(time.time() - started, 1)
     report = {
+        "model": args.model,
         "num_images": args.num_images,
         "pretrain_steps": args.pretrain_steps,
         "timings": timings,
@@ -161,7 +163,7 @@ def main() -> int:
     print("\n" + printed)
     if not args.no_record:
         append_entry(
-            f"shapes-world quality: {args.pretrain_steps}-step CPU pre-train of x2vlm_tiny, then each task",
+            f"shapes-world quality: {args.pretrain_steps}-step CPU pre-train of {args.model}, then each task",
             command_line(),
             printed,
         )
