@@ -9,8 +9,10 @@ means (a well-known name has built-in values) and otherwise refuses it with ``mi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from x2vlm_core.errors import ConfigError
 
@@ -48,6 +50,18 @@ class OfficialFiles:
         if found is not None and not all((found / file).is_file() for file in needs):
             raise ConfigError(f"{key} folder {found} lacks {' or '.join(needs)}; pass {what} with {FLAGS[key]} PATH")
         return found
+
+    def config_json(
+        self, key: str, name: str, published: dict[str, dict[str, Any]], what: str
+    ) -> tuple[dict[str, Any], str]:
+        """The JSON config ``key: name`` names, read here or, when absent, known by its file name from the
+        ``published`` ones; with the source to cite in the mapping."""
+        found = self.find(key, name)
+        if found is not None:
+            return json.loads(found.read_text()), name
+        if Path(name).name in published:
+            return published[Path(name).name], f"{name} (published)"
+        raise self.missing(key, name, what)
 
     def missing(self, key: str, name: str, what: str) -> ConfigError:
         """The one-line refusal for a named file that is not here."""

@@ -10,7 +10,6 @@ known here by name; ``data/bert-base-uncased`` carries the built-in vocabulary.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +66,9 @@ def to_config(official: dict[str, Any], state: StateDict, files: OfficialFiles) 
 
 def map_swin(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping, field: str) -> None:
     """The Swin that ``vision_config`` names onto ``field`` (an ``XVLMVisionConfig``; CCLM's original uses it too)."""
-    name = str(official.get("vision_config", ""))
-    found = files.find("vision_config", name)
-    if found is not None:
-        swin, source = json.loads(found.read_text()), name
-    elif Path(name).name in KNOWN_SWIN:
-        swin, source = KNOWN_SWIN[Path(name).name], f"{name} (published)"
-    else:
-        raise files.missing("vision_config", name, "the Swin config JSON")
+    swin, source = files.config_json(
+        "vision_config", str(official.get("vision_config", "")), KNOWN_SWIN, "the Swin config JSON"
+    )
     mapping.map(f"{source} (use_swin)", True, f"{field}.encoder", "swin")
     for key, ours in (
         ("embed_dim", "embed_dim"),
@@ -102,14 +96,9 @@ def _map_deit(official: dict[str, Any], mapping: OfficialMapping) -> None:
 
 
 def _map_text(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping) -> None:
-    name = str(official["text_config"])
-    found = files.find("text_config", name)
-    if found is not None:
-        bert, source = json.loads(found.read_text()), name
-    elif Path(name).name in KNOWN_TEXT_CONFIGS:
-        bert, source = KNOWN_TEXT_CONFIGS[Path(name).name], f"{name} (published)"
-    else:
-        raise files.missing("text_config", name, "the BERT config JSON with fusion_layer")
+    bert, source = files.config_json(
+        "text_config", str(official["text_config"]), KNOWN_TEXT_CONFIGS, "the BERT config JSON with fusion_layer"
+    )
     for key, ours in {**BERT_FIELDS, "num_hidden_layers": "num_layers", "fusion_layer": "fusion_start_at"}.items():
         if key in bert:
             mapping.map(f"{source} {key}", bert[key], f"text.{ours}", bert[key])
