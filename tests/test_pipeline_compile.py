@@ -310,7 +310,9 @@ def test_kubernetes_settings_of_the_full_pipeline(full_ir):
         ("resourceMemoryRequest", "memory_request"),
         ("resourceMemoryLimit", "memory_limit"),
     ):
-        assert resources[key] == f"{{{{$.inputs.parameters['pipelinechannel--validate-full-run-pretrain_pod_{output}']}}}}"
+        assert (
+            resources[key] == f"{{{{$.inputs.parameters['pipelinechannel--validate-full-run-pretrain_pod_{output}']}}}}"
+        )
     assert "memoryLimit" not in resources  # no compile-time size left to contradict the run-time one
     assert k8s["nodeSelector"]["nodeSelectorJson"]["taskOutputParameter"] == {
         **placement,
