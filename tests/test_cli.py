@@ -27,7 +27,9 @@ def test_unknown_task(capsys, tiny_shards, tmp_path):
             str(tmp_path / "o"),
         ],
     )
-    assert "unknown task 'captionz'; available tasks: captioning, grounding, nlvr2, retrieval, " in err
+    assert (
+        "unknown task 'captionz'; available tasks: captioning, grounding, grounding_weakly, nlvr2, retrieval, " in err
+    )
 
 
 def test_missing_annotation_file(capsys, tmp_path):

@@ -14,6 +14,12 @@ def test_classifiers_are_read_against_the_majority_and_grounding_against_one_mea
     assert headline("vqa", {"val_accuracy": 0.5, "val_majority_answer_accuracy": 0.25}).times_baseline == 2.0
     grounding = headline("grounding", {"val_acc_iou50": 0.45, "val_mean_box_acc_iou50": 0.15, "testA_acc_iou50": 0.1})
     assert grounding.metric == "val_acc_iou50" and round(grounding.times_baseline, 6) == 3.0
+    weakly = headline("grounding_weakly", {"testA_acc_iou50": 0.6, "testA_random_proposal_acc_iou50": 0.2})
+    assert (weakly.metric, weakly.baseline_label, round(weakly.times_baseline, 6)) == (
+        "testA_acc_iou50",
+        "a random proposal",
+        3.0,
+    )
 
 
 def test_the_table_has_a_row_per_task_and_says_when_there_is_no_baseline():

@@ -39,6 +39,7 @@ EVAL_OPTIONS = {
 EXPECTED = {
     "retrieval": ("test", ["txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean"]),
     "grounding": ("val", ["acc_iou50"]),
+    "grounding_weakly": ("val", ["acc_iou50", "random_proposal_acc_iou50", "proposal_recall_iou50"]),
     "vqa": ("val", ["accuracy", "majority_answer_accuracy", "accuracy_yes_no", "accuracy_number"]),
     "nlvr2": ("dev", ["accuracy"]),
     "captioning": ("test", ["bleu4", "rouge_l", "cider"]),

@@ -43,6 +43,7 @@ LOSSES = {"retrieval": {"itc"}, "vqa": {"vqa"}, "nlvr2": {"nlvr2"}}
 vqa = VLMO_TASKS["vqa"]  # VLMo's own VQA recipe (a classifier over the answer list)
 REFUSALS = {
     "grounding": "it has no box head",
+    "grounding_weakly": "its image and text meet in shared self-attention",
     "captioning": "it has no generative decoder",
     "video_retrieval": "it takes no video input",
     "video_qa": "it takes no video input",

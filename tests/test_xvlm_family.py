@@ -76,7 +76,7 @@ def test_vit_encoders_give_cls_first_and_local_attention_regions(encoder):
 
 def test_tasks_x_vlm_has_not_are_refused_with_the_reason():
     family = get_family("xvlm")
-    assert set(family.tasks) == {"retrieval", "grounding", "vqa", "nlvr2", "captioning"}
+    assert set(family.tasks) == {"retrieval", "grounding", "grounding_weakly", "vqa", "nlvr2", "captioning"}
     with pytest.raises(ConfigError, match="reads images only"):
         family.task("video_qa")
 

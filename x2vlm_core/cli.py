@@ -30,7 +30,17 @@ from x2vlm_core.errors import ConfigError, X2VLMError
 from x2vlm_core.run_config import load_run_config
 
 # The fine-tuning tasks (x2vlm_core.tasks.TASKS), listed here so `--help` needs no torch import.
-TASK_NAMES = ("retrieval", "grounding", "vqa", "nlvr2", "captioning", "video_retrieval", "video_qa", "xvnli")
+TASK_NAMES = (
+    "retrieval",
+    "grounding",
+    "grounding_weakly",
+    "vqa",
+    "nlvr2",
+    "captioning",
+    "video_retrieval",
+    "video_qa",
+    "xvnli",
+)
 
 
 def _add_run_config_args(p: argparse.ArgumentParser, with_model: bool) -> None:

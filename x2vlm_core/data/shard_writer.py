@@ -52,6 +52,8 @@ def shard_meta(record: dict[str, Any], sizes: list[tuple[int, int]], scale: floa
         meta["bbox"] = scale_box(meta["bbox"], scale)
     if "regions" in meta:
         meta["regions"] = [{**region, "bbox": scale_box(region["bbox"], scale)} for region in meta["regions"]]
+    if "proposals" in meta:
+        meta["proposals"] = [scale_box(box, scale) for box in meta["proposals"]]
     return meta
 
 

@@ -33,7 +33,8 @@ By kind (with the dataset names the shapes world and the default pipeline use):
 - ``vqa`` (``vqa``): ``image_id``, ``question_id``, ``question``, ``answers`` (the 10 raw answers),
   ``answer_scores`` {answer: min(1, n/3)}, ``answer_type``.
 - ``nlvr2`` (``nlvr2``): ``identifier``, ``sentence``, ``label`` (bool); two images (left, right).
-- ``grounding`` (``grounding``: RefCOCO+): ``ref_id``, ``image_id``, ``sentences`` [str, ...], ``bbox``.
+- ``grounding`` (``grounding``: RefCOCO+): ``ref_id``, ``image_id``, ``sentences`` [str, ...], ``bbox``
+  (+ ``proposals`` [[x, y, w, h], ...], the image's detection boxes, when prepared with a dets file).
 - ``video_text`` (``pretrain_video_text``: WebVid; ``video_retrieval``: MSR-VTT, splits train/test):
   ``video_id``, ``captions``, ``num_frames``; the images are the sampled frames, in time order.
 - ``video_qa`` (``video_qa``: MSRVTT-QA, splits train/test): ``video_id``, ``question_id``,

@@ -17,6 +17,8 @@ MIN_INSIDE = 0.5
 MIN_SIDE = 1.0  # pixels
 # A grounding record has one box: losing it rejects the record; a region record, losing every box.
 NO_USABLE_BOX = "no_usable_box"
+# Detection proposals are fitted alike, counted apart (a dropped proposal is never a reject).
+PROPOSAL = "proposal_"
 
 
 def fit_box(box: list[float], width: int, height: int) -> tuple[list[float] | None, str | None]:
@@ -37,7 +39,7 @@ def fit_box(box: list[float], width: int, height: int) -> tuple[list[float] | No
 def fit_record_boxes(
     record: dict[str, Any], size: tuple[int, int]
 ) -> tuple[dict[str, Any], dict[str, int], str | None]:
-    """Fit a record's ``bbox`` or ``regions`` to its image's ``size`` (original pixels).
+    """Fit a record's ``bbox``, ``regions`` or ``proposals`` to its image's ``size`` (original pixels).
 
     Returns ``(record, outcomes, reject_reason)``: ``outcomes`` counts boxes clipped and dropped by
     reason; the reason is ``box_<why>`` for a grounding record whose box was dropped, NO_USABLE_BOX
@@ -64,4 +66,13 @@ def fit_record_boxes(
         fitted["regions"] = regions
         if record["regions"] and not regions and not record.get("captions"):
             return record, dict(outcomes), NO_USABLE_BOX
+    if "proposals" in record:
+        proposals = []
+        for proposal in record["proposals"]:
+            box, outcome = fit_box(proposal, width, height)
+            if outcome:
+                outcomes[PROPOSAL + outcome] += 1
+            if box is not None:
+                proposals.append(box)
+        fitted["proposals"] = proposals
     return fitted, dict(outcomes), None

@@ -30,7 +30,7 @@ def process_record(record: dict[str, Any], max_image_side: int, num_frames: int 
     boxes: dict[str, int] = {}
     try:
         pictures, reason = decode_pictures(record, num_frames)
-        if reason is None and pictures and ("bbox" in record or "regions" in record):
+        if reason is None and pictures and ("bbox" in record or "regions" in record or "proposals" in record):
             # Boxes are fitted to the original image, before it is resized.
             record, boxes, box_reason = fit_record_boxes(record, pictures[0].size)
             if box_reason is not None:

@@ -32,6 +32,7 @@ _HEADLINES = {
     "retrieval": ("img_r1", "text→image R@1", "chance", "chance (1 / images)"),
     "video_retrieval": ("img_r1", "text→video R@1", "chance", "chance (1 / videos)"),
     "grounding": ("acc_iou50", "acc@0.5", "mean_box_acc_iou50", "one mean box"),
+    "grounding_weakly": ("acc_iou50", "acc@0.5", "random_proposal_acc_iou50", "a random proposal"),
     "vqa": ("accuracy", "VQA accuracy", "majority_answer_accuracy", "majority answer"),
     "nlvr2": ("accuracy", "accuracy", "majority_accuracy", "majority label"),
     "xvnli": ("accuracy", "accuracy", "majority_accuracy", "majority label"),

@@ -66,6 +66,9 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(kv_width, cfg.hidden_size)
         self.value = nn.Linear(kv_width, cfg.hidden_size)
         self.dropout_p = cfg.attention_dropout
+        # Set by ``attention_maps.keep_attention_probs``: forwards then append their attention
+        # probabilities ``[B, heads, Lq, Lk]`` here (SDPA never materialises them).
+        self.kept_probs: list[torch.Tensor] | None = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
@@ -73,14 +76,30 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, context: torch.Tensor | None = None) -> torch.Tensor:
         kv = x if context is None else context
-        out = F.scaled_dot_product_attention(
-            self._heads(self.query(x)),
-            self._heads(self.key(kv)),
-            self._heads(self.value(kv)),
-            attn_mask=mask,
-            dropout_p=self.dropout_p if self.training else 0.0,
-        )
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(kv)), self._heads(self.value(kv))
+        dropout_p = self.dropout_p if self.training else 0.0
+        if self.kept_probs is not None:
+            out = self._attend_keeping_probs(q, k, v, mask, dropout_p, self.kept_probs)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         return out.transpose(1, 2).flatten(2)
+
+    @staticmethod
+    def _attend_keeping_probs(
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        dropout_p: float,
+        kept: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """The attention SDPA computes, written out so its probabilities (before dropout) can be kept."""
+        scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores + mask
+        probs = scores.softmax(dim=-1)
+        kept.append(probs)
+        return F.dropout(probs, dropout_p, training=dropout_p > 0) @ v
 
 
 class ResidualOutput(nn.Module):

@@ -18,11 +18,22 @@ from __future__ import annotations
 from types import ModuleType
 
 from x2vlm_core.errors import ConfigError
-from x2vlm_core.tasks import captioning, grounding, nlvr2, retrieval, video_qa, video_retrieval, vqa, xvnli
+from x2vlm_core.tasks import (
+    captioning,
+    grounding,
+    grounding_weakly,
+    nlvr2,
+    retrieval,
+    video_qa,
+    video_retrieval,
+    vqa,
+    xvnli,
+)
 
 TASKS: dict[str, ModuleType] = {
     "retrieval": retrieval,
     "grounding": grounding,
+    "grounding_weakly": grounding_weakly,
     "vqa": vqa,
     "nlvr2": nlvr2,
     "captioning": captioning,

@@ -8,7 +8,8 @@ inside an archive or json-lines file, see ``x2vlm_core.data.images``), plus the 
 - ``region_text``: ``image_id``, ``regions`` [{bbox [x, y, w, h] in pixels, caption, attributes?}], ``captions``
 - ``vqa``:         ``image_id``, ``question_id``, ``question``, ``answers`` (raw, 10), ``answer_scores``, ``answer_type``
 - ``nlvr2``:       ``identifier``, ``sentence``, ``label`` (bool); two image paths
-- ``grounding``:   ``ref_id``, ``image_id``, ``sentences``, ``bbox`` [x, y, w, h] in pixels
+- ``grounding``:   ``ref_id``, ``image_id``, ``sentences``, ``bbox`` [x, y, w, h] in pixels (+ ``proposals``
+  [[x, y, w, h], ...]: the image's detection boxes, when the source has a dets file)
 - ``video_text``:  ``video_id``, ``captions``; one video path
 - ``video_qa``:    ``video_id``, ``question_id``, ``question``, ``answer`` (+ ``answer_type``); one video path
 - ``visual_entailment``: ``image_id``, ``sentence`` (the hypothesis), ``premise``, ``label``, ``language``

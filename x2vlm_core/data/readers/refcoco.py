@@ -1,4 +1,9 @@
-"""RefCOCO / RefCOCO+ / RefCOCOg (refs(unc).p + instances.json): one ``grounding`` record per ref."""
+"""RefCOCO / RefCOCO+ / RefCOCOg (refs(unc).p + instances.json): one ``grounding`` record per ref.
+
+An optional ``dets`` file (the official ``dets.json``: image id -> detector boxes, each
+``[x, y, w, h, ...]`` in pixels) gives each record its image's ``proposals`` [[x, y, w, h], ...],
+which weakly supervised grounding chooses among.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from x2vlm_core.errors import DataError
 from x2vlm_core.gcs_path import AnyPath
 
 KIND = "grounding"
-FORMAT = SourceFormat(("refs", "instances"), ("images",), default_split=None)
+FORMAT = SourceFormat(("refs", "instances", "dets"), ("images",), default_split=None, optional=("dets",))
 
 
 class _GlobalRefused(Exception):
@@ -53,6 +58,26 @@ def load_refs(path: AnyPath) -> list[Any]:
     return refs
 
 
+def load_dets(path: AnyPath) -> dict[int, list[list[float]]]:
+    """``dets.json`` as image id -> boxes ``[x, y, w, h]`` (a detector's extra numbers, e.g. its score, dropped)."""
+    dets = load_json(path)
+    if not isinstance(dets, dict):
+        raise DataError(f"{path}: expected an object of image id -> detection boxes, got {type(dets).__name__}")
+    proposals = {}
+    for image_id, boxes in dets.items():
+        if not str(image_id).isdigit() or not isinstance(boxes, list):
+            raise DataError(f"{path}: entry {image_id!r} is not an image id with a list of boxes; is this dets.json?")
+        for j, box in enumerate(boxes):
+            if (
+                not isinstance(box, list)
+                or len(box) < 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box[:4])
+            ):
+                raise DataError(f"{path}: {image_id}[{j}] is {box!r}, expected [x, y, width, height, ...] numbers")
+        proposals[int(image_id)] = [[float(v) for v in box[:4]] for box in boxes]
+    return proposals
+
+
 def read(source: Source) -> Iterator[dict]:
     instances_path = source.path("instances")
     instances = load_json(instances_path)
@@ -68,6 +93,8 @@ def read(source: Source) -> Iterator[dict]:
         )
         for i, annotation in enumerate(field_list(instances, "annotations", instances_path, "the top level"))
     }
+
+    dets = load_dets(source.path("dets")) if "dets" in source.paths else {}
 
     refs_path = source.path("refs")
     for i, ref in enumerate(load_refs(refs_path)):
@@ -90,4 +117,6 @@ def read(source: Source) -> Iterator[dict]:
         image_path = source.path("images") / image_files[image_id]
         record = base_record(source, record_key("refcoco", ref_id, refs_path), KIND, split, [image_path])
         record.update(ref_id=ref_id, image_id=image_id, sentences=sentences, bbox=boxes[ann_id])
+        if image_id in dets:
+            record["proposals"] = dets[image_id]
         yield record

@@ -5,7 +5,8 @@ at known, non-overlapping boxes on a plain background; every video (3-8 frames, 
 shows 1-2 shapes moving left, right, up or down. The generator writes, exactly as the real
 datasets lay them out:
 
-- COCO captions, the Karpathy split, Visual Genome regions and objects, VQA v2, NLVR2, RefCOCO+;
+- COCO captions, the Karpathy split, Visual Genome regions and objects, VQA v2, NLVR2, RefCOCO+
+  (with a ``dets.json`` of detection proposals: each shape's box and a few distractors);
 - Conceptual-Captions-style downloads: img2dataset webdataset tars, img2dataset parquet + image
   folders, and a ``caption<TAB>path`` TSV;
 - the official X²-VLM json-lines (ImageTextJsonDataset ``binary``/``desc``, RegionTextJsonDataset

@@ -60,6 +60,7 @@ FAMILY = ModelFamily(
     tasks={name: TASKS[name] for name in SUPPORTED_TASKS},
     refusals={
         "captioning": "its text encoder has no masked-LM decoder to caption with",
+        "grounding_weakly": "the official CCLM code has no weakly supervised grounding recipe",
         "video_retrieval": "it takes no video input (no frame position embedding)",
         "video_qa": "it takes no video input (no frame position embedding)",
     },

@@ -162,6 +162,7 @@ TASKS = {
 # Why VLMo cannot do the other tasks.
 REFUSALS = {
     "grounding": "it has no box head",
+    "grounding_weakly": "its image and text meet in shared self-attention, with no cross-attention layer to read a Grad-CAM from",
     "captioning": "it has no generative decoder",
     "video_retrieval": "it takes no video input (no frame position embedding)",
     "video_qa": "it takes no video input (no frame position embedding)",

@@ -19,8 +19,8 @@ from x2vlm_core.families.xvlm.pretrain import RECIPE
 from x2vlm_core.tasks import TASKS
 from x2vlm_core.text.wordpiece import save_wordpiece_vocab
 
-# The official code fine-tunes on these (Retrieval.py, Grounding_bbox.py, VQA.py, NLVR.py, Captioning.py).
-SUPPORTED_TASKS = ("retrieval", "grounding", "vqa", "nlvr2", "captioning")
+# The official code fine-tunes on these (Retrieval.py, Grounding_bbox.py, Grounding.py, VQA.py, NLVR.py, Captioning.py).
+SUPPORTED_TASKS = ("retrieval", "grounding", "grounding_weakly", "vqa", "nlvr2", "captioning")
 _ENCODERS = {"swin": "Swin", "deit": "DeiT", "clip_vit": "CLIP-ViT"}
 
 
