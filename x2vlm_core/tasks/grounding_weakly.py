@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,7 +32,7 @@ from x2vlm_core.models.config import ModelConfig
 from x2vlm_core.models.protocols import FusionModel
 from x2vlm_core.tasks import retrieval
 from x2vlm_core.tasks.result import SplitResult
-from x2vlm_core.tasks.task_model import build_task_model, model_check
+from x2vlm_core.tasks.task_model import model_check
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ report_section = report.grounding_section
 check_model = model_check("grounding_weakly")
 # The official code fine-tunes its retrieval model here: the same ITC + ITM objective.
 objective = retrieval.objective
+build_model = retrieval.build_model
 
 
 @dataclass
@@ -53,10 +53,6 @@ class EvalConfig:
     # fusion layer, which is the official 9 for X-VLM base.
     layer: int | None = None
     alpha: float = 0.5  # a proposal scores its heat / area**alpha (official 0.5; 1 is the mean heat)
-
-
-def build_model(pretrained: str | Path, shards_root: str | Path) -> FusionModel:
-    return build_task_model(pretrained)[0]
 
 
 def train_collate(
