@@ -341,10 +341,15 @@ def validate_run(
 
             for task in tasks:
                 check(functools.partial(family_does, task))
-        loaded = check(lambda: load_run_config(run_config, None, list(finetune_overrides), model_needed=False))
-        if loaded is not None:
-            for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, "fine-tuning", device):
-                check(train_check, "fine-tuning")
+
+        def check_finetune_config(overrides: list[str], stage: str, load_stage: str) -> None:
+            load = functools.partial(load_run_config, run_config, None, overrides, model_needed=False)
+            loaded = check(load, load_stage)
+            if loaded is not None:
+                for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, stage, device):
+                    check(train_check, stage)
+
+        check_finetune_config(list(finetune_overrides), "fine-tuning", load_stage="")
         for task, extra in (task_overrides or {}).items():
             stage = f"fine-tuning {task}"
             if task not in tasks:
@@ -352,13 +357,7 @@ def validate_run(
             elif not isinstance(extra, (list, tuple)) or not all(isinstance(item, str) for item in extra):
                 check(functools.partial(_not_a_list_of_overrides, task, extra), stage)
             else:
-                with_task = [*finetune_overrides, *extra]
-                loaded = check(
-                    functools.partial(load_run_config, run_config, None, with_task, model_needed=False), stage
-                )
-                if loaded is not None:
-                    for train_check in train_config_checks(loaded[1], finetune_world_size or world_size, stage, device):
-                        check(train_check, stage)
+                check_finetune_config([*finetune_overrides, *extra], stage, load_stage=stage)
     if shards is not None and len(tasks) == 1 and known:
         check(lambda: check_training_split(shards, tasks[0], dataset, few_shot))
     if output_root is not None:
