@@ -34,14 +34,20 @@ def _inputs(model, batch=3):
     return image, text_ids, text_atts
 
 
+@torch.no_grad()
+def _embedded(model):
+    """The encoders' outputs for ``_inputs``: image embeds and mask, text embeds, text ids and mask."""
+    image, ids, atts = _inputs(model)
+    image_embeds, image_atts = model.get_vision_embeds(image)
+    return image_embeds, image_atts, model.get_text_embeds(ids, atts), ids, atts
+
+
 @pytest.mark.parametrize("preset", ["x2vlm_tiny", "xvlm_tiny"])
 def test_keeping_the_attention_changes_no_output(preset):
     torch.manual_seed(0)
     model = create_model(preset).eval()
-    image, ids, atts = _inputs(model)
+    image_embeds, image_atts, text_embeds, ids, atts = _embedded(model)
     with torch.no_grad():
-        image_embeds, image_atts = model.get_vision_embeds(image)
-        text_embeds = model.get_text_embeds(ids, atts)
         plain = model.itm_logits(image_embeds, image_atts, text_embeds, atts)
         layer = middle_fusion_layer(model)
         with keep_attention_probs(cross_attention_of(model, layer)) as kept:
@@ -58,10 +64,7 @@ def test_keeping_the_attention_changes_no_output(preset):
 def test_the_gradcam_map_is_a_non_negative_grid_and_leaves_the_weights_alone(preset):
     torch.manual_seed(0)
     model = create_model(preset).eval()
-    image, ids, atts = _inputs(model)
-    with torch.no_grad():
-        image_embeds, image_atts = model.get_vision_embeds(image)
-        text_embeds = model.get_text_embeds(ids, atts)
+    image_embeds, image_atts, text_embeds, ids, atts = _embedded(model)
     heat = itm_gradcam(model, middle_fusion_layer(model), image_embeds, image_atts, text_embeds, atts)
     grid = model.config.num_patches_side
     assert heat.shape == (3, grid, grid) and not heat.requires_grad
