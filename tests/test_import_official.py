@@ -527,8 +527,11 @@ def test_released_xvlm_configs_map_to_swin_b_and_bert_base_without_their_files()
         "local_attn_depth": 4,
         "drop_path_rate": 0.0,
     }
-    with pytest.raises(ConfigError, match="use_clip_vit"):
-        xvlm_official.to_config({**XVLM_BASE_4M, "use_clip_vit": True}, {}, OfficialFiles())
+    clip = {**XVLM_BASE_4M, "use_clip_vit": True, "vision_config": "configs/config_clipvitB.json", "patch_size": 16}
+    assert xvlm_official.to_config(clip, {}, OfficialFiles()).config["vision"] == {
+        **deit.config["vision"],
+        "encoder": "clip_vit",
+    }
     with pytest.raises(ConfigError, match="use_roberta"):
         xvlm_official.to_config({**XVLM_BASE_4M, "use_roberta": True}, {}, OfficialFiles())
     with pytest.raises(ConfigError, match="--text-config PATH"):

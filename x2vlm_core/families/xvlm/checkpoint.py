@@ -10,8 +10,9 @@ does; timm's differ (see ``swin.py``):
 - a ``relative_position_bias_table`` for another window (official file or our own) is resized as
   the official loader resizes it (``window_resize``).
 
-Everything else (BERT stack, heads, ViT encoders' names) is the model's as it is. Our own model
-folders are already in the model's layout and pass through unchanged.
+The official CLIP-ViT encoder's names are Hugging Face's CLIP ones (``clip_layout``); the DeiT's are
+timm's. Everything else (BERT stack, heads) is the model's as it is. Our own model folders are
+already in the model's layout and pass through unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from x2vlm_core.families.xvlm.clip_layout import clip_from_official, clip_to_official, is_official_clip_layout
 from x2vlm_core.families.xvlm.window_resize import resize_window_bias_table, window_of_table
 from x2vlm_core.release.model_folder import fit_image_resolution
 
@@ -42,6 +44,8 @@ def is_official_swin_layout(state: dict[str, torch.Tensor]) -> bool:
 
 def adapt_checkpoint(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """An official X-VLM or our own state dict → this model's names and window (shapes are checked by the caller)."""
+    if is_official_clip_layout(state):
+        state = clip_from_official(state)
     official = is_official_swin_layout(state)
     expected = model.state_dict()
     out: dict[str, torch.Tensor] = {}
@@ -74,4 +78,4 @@ def to_official(model: XVLMModel) -> dict[str, torch.Tensor]:
         if name.endswith(_DERIVED) and buffer is not None:
             out[f"vision_encoder.{name}"] = buffer
     out["temp"] = out["temp"].reshape(())
-    return out
+    return clip_to_official(out) if model.config.vision.encoder == "clip_vit" else out

@@ -1,11 +1,12 @@
 """Official X-VLM configs (``{'model': ..., 'config': ...}`` files, ``configs/Pretrain_XVLM_*.yaml``) → ours.
 
-The official builder takes the image encoder from ``use_swin`` (a Swin from the ``vision_config``
-JSON; the released models) or else a DeiT-B/16 of fixed shape, and the BERT stack's shape from
+The official builder takes the image encoder from ``use_clip_vit`` (a CLIP ViT from the
+``vision_config`` JSON), ``use_swin`` (a Swin from that JSON; the released models) or else a
+DeiT-B/16 of fixed shape, and the BERT stack's shape from
 the ``text_config`` JSON (its ``fusion_layer`` is where cross-attention starts). The
 ``text_encoder`` folder only gives the starting weights and the tokenizer (its ``vocab.txt``).
-The released configs name ``configs/config_swinB_*.json`` and ``configs/config_bert.json``,
-known here by name; ``data/bert-base-uncased`` carries the built-in vocabulary.
+The released configs name ``configs/config_swinB_*.json``, ``configs/config_clipvitB.json`` and
+``configs/config_bert.json``, known here by name; ``data/bert-base-uncased`` carries the built-in vocabulary.
 """
 
 from __future__ import annotations
@@ -25,6 +26,26 @@ KNOWN_SWIN = {
     "config_swinB_224.json": {**_SWIN_B, "window_size": 7},
     "config_swinB_384.json": {**_SWIN_B, "window_size": 12},
     "config_swinB_480.json": {**_SWIN_B, "window_size": 15},
+}
+# The official configs/config_clipvitB.json: CLIP ViT-B/16, local attention in the top 4 blocks.
+KNOWN_CLIP = {
+    "config_clipvitB.json": {
+        "vision_width": 768,
+        "patch_size": 16,
+        "hidden_act": "quick_gelu",
+        "num_attention_heads": 12,
+        "attention_dropout": 0.0,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "local_attn_depth": 4,
+    },
+}
+_CLIP_FIELDS = {
+    "vision_width": "width",
+    "num_hidden_layers": "depth",
+    "num_attention_heads": "num_heads",
+    "patch_size": "patch_size",
+    "local_attn_depth": "local_attn_depth",
 }
 # The official configs/config_bert.json: BERT-base, 6 text + 6 fusion layers.
 KNOWN_TEXT_CONFIGS = {
@@ -49,11 +70,8 @@ def to_config(official: dict[str, Any], state: StateDict, files: OfficialFiles) 
             "only the BERT stack of the released models is"
         )
     if official.get("use_clip_vit"):
-        raise ConfigError(
-            "use_clip_vit: the official CLIP-ViT's weight names (separate q/k/v projections) are not "
-            "mapped here; only Swin (use_swin, the released models) and DeiT checkpoints import"
-        )
-    if official.get("use_swin"):
+        _map_clip(official, files, mapping)
+    elif official.get("use_swin"):
         map_swin(official, files, mapping, "vision")
     else:
         _map_deit(official, mapping)
@@ -84,6 +102,28 @@ def map_swin(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMa
             f"patch_size {official['patch_size']} disagrees with the Swin's total stride {stride} "
             f"({len(swin['depths'])} stages of patch {SWIN_PATCH})"
         )
+
+
+def _map_clip(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping) -> None:
+    clip, source = files.config_json(
+        "vision_config", str(official.get("vision_config", "")), KNOWN_CLIP, "the CLIP-ViT config JSON"
+    )
+    # timm's ViT block has these fixed; the official one reads them from the JSON.
+    if clip.get("hidden_act", "quick_gelu") != "quick_gelu":
+        raise ConfigError(
+            f"{source}: hidden_act {clip['hidden_act']!r} is not CLIP's quick_gelu, the only one built here"
+        )
+    if clip["intermediate_size"] != 4 * clip["vision_width"]:
+        raise ConfigError(
+            f"{source}: intermediate_size {clip['intermediate_size']} is not 4 x vision_width "
+            f"{clip['vision_width']}, the only MLP ratio built here"
+        )
+    if "patch_size" in official and official["patch_size"] != clip["patch_size"]:
+        raise ConfigError(f"patch_size {official['patch_size']} disagrees with {source}'s {clip['patch_size']}")
+    mapping.map(f"{source} (use_clip_vit)", True, "vision.encoder", "clip_vit")
+    for key, ours in _CLIP_FIELDS.items():
+        mapping.map(f"{source} {key}", clip[key], f"vision.{ours}", int(clip[key]))
+    mapping.map(f"{source} (no stochastic depth)", None, "vision.drop_path_rate", 0.0)
 
 
 def _map_deit(official: dict[str, Any], mapping: OfficialMapping) -> None:
