@@ -27,7 +27,7 @@ from x2vlm_core.families.cclm import official as cclm_official
 from x2vlm_core.families.vlmo import official as vlmo_official
 from x2vlm_core.families.x2vlm import official as x2vlm_official
 from x2vlm_core.families.xvlm import official as xvlm_official
-from x2vlm_core.release.model_folder import load_model_dir
+from x2vlm_core.release.model_folder import load_model_dir, tied_aliases
 from x2vlm_core.release.official_files import OfficialFiles
 from x2vlm_core.text.xlmr import build_multilingual_tokenizer, train_sentencepiece
 
@@ -260,6 +260,59 @@ def test_an_xvlm_checkpoint_that_does_not_fit_its_text_config_is_refused_in_one_
     assert "does not fit the model its config describes" in err
     assert "text_encoder.bert.encoder.layer.0.intermediate.dense.weight: file (64, 32) vs model (96, 32)" in err
     assert not (tmp_path / "o").exists()
+
+
+# Official fine-tuning models (models/model_retrieval.py, model_bbox.py): a BERT without the MLM
+# head's wrapper, and only their task's heads; with the outputs those heads give.
+XVLM_TASK_MODELS = {
+    "retrieval": (
+        ("text_encoder.cls.", "bbox_head."),
+        ("image_feat", "text_feat", "temp", "itc_sim_i2t", "cross_pos", "itm_logits_pos", "itm_logits_neg"),
+    ),
+    "grounding": (
+        ("text_encoder.cls.", "vision_proj.", "text_proj.", "temp", "itm_head."),
+        ("image_embeds", "text_embeds", "cross_pos", "bbox_pred"),
+    ),
+}
+
+
+def _xvlm_task_checkpoint(xvlm_ckpt: Path, folder: Path, name: str, drop: tuple[str, ...], **extra) -> Path:
+    if not folder.exists():
+        shutil.copytree(XVLM, folder)
+    contents = torch.load(xvlm_ckpt, weights_only=True)
+    state = {
+        key.replace("text_encoder.bert.", "text_encoder."): value
+        for key, value in contents["model"].items()
+        if not key.startswith(drop)
+    }
+    torch.save({"model": {**state, **extra}, "config": contents["config"]}, folder / f"{name}.th")
+    return folder / f"{name}.th"
+
+
+@pytest.mark.parametrize("task", sorted(XVLM_TASK_MODELS))
+def test_fine_tuned_xvlm_task_checkpoints_import_with_the_heads_they_lack_at_init(xvlm_ckpt, tmp_path, capsys, task):
+    drop, outputs = XVLM_TASK_MODELS[task]
+    checkpoint = _xvlm_task_checkpoint(xvlm_ckpt, tmp_path / "official", task, drop)
+    lines, result = _import(capsys, checkpoint, tmp_path / "model")
+    model = load_model_dir(tmp_path / "model")
+    dropped = [k for k in torch.load(xvlm_ckpt, weights_only=True)["model"] if k.startswith(drop)]
+    assert result["left_at_init"] == len(set(dropped) - tied_aliases(model))  # the MLM decoder is the word embedding
+    assert any("are not in them -> those heads keep their initialisation" in line for line in lines), lines
+    diffs = _reference_diffs(model, XVLM)
+    assert max(diffs[name] for name in outputs) <= ATOL, diffs
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"text_decoder.cls.predictions.bias": torch.zeros(64)}, "a fine-tuned VQA or captioning model"),
+        ({"cls_head.0.weight": torch.zeros(64, 32)}, "a fine-tuned NLVR2 model"),
+    ],
+)
+def test_fine_tuned_xvlm_models_of_other_shapes_are_refused_in_one_line(xvlm_ckpt, tmp_path, capsys, extra, message):
+    checkpoint = _xvlm_task_checkpoint(xvlm_ckpt, tmp_path / "official", "task", ("text_encoder.cls.",), **extra)
+    err = _one_line_error(capsys, ["import-official", str(checkpoint), "--output", str(tmp_path / "o")])
+    assert message in err and "x2vlm finetune" in err, err
 
 
 def test_x2vlm_based_cclm_checkpoint_imports_with_the_source_models_weights_and_outputs(

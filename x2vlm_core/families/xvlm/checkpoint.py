@@ -8,7 +8,9 @@ does; timm's differ (see ``swin.py``):
   from its window geometry (the official loader deletes them as well), which also lets a
   checkpoint meet another window;
 - a ``relative_position_bias_table`` for another window (official file or our own) is resized as
-  the official loader resizes it (``window_resize``).
+  the official loader resizes it (``window_resize``);
+- fine-tuned task models (``models/model_retrieval.py``, ``model_bbox.py``) save their BERT without
+  the MLM head's wrapper: ``text_encoder.embeddings.*`` is ours ``text_encoder.bert.embeddings.*``.
 
 The official CLIP-ViT encoder's names are Hugging Face's CLIP ones (``clip_layout``); the DeiT's are
 timm's. Everything else (BERT stack, heads) is the model's as it is. Our own model folders are
@@ -34,7 +36,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DOWNSAMPLE = re.compile(r"^vision_encoder\.layers\.(\d+)\.downsample\.(.*)$")
+_TEXT_MODEL = re.compile(r"^text_encoder\.(?=embeddings\.|encoder\.)")
 _DERIVED = ("relative_position_index", "attn_mask")  # Swin buffers computed from the window
+
+
+def is_task_layout(state: dict[str, torch.Tensor]) -> bool:
+    """An official fine-tuned model's BERT (``BertModel``, no ``bert.`` level, no MLM head)."""
+    return "text_encoder.embeddings.word_embeddings.weight" in state
 
 
 def is_official_swin_layout(state: dict[str, torch.Tensor]) -> bool:
@@ -46,6 +54,8 @@ def adapt_checkpoint(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[s
     """An official X-VLM or our own state dict → this model's names and window (shapes are checked by the caller)."""
     if is_official_clip_layout(state):
         state = clip_from_official(state)
+    if is_task_layout(state):
+        state = {_TEXT_MODEL.sub("text_encoder.bert.", key): value for key, value in state.items()}
     official = is_official_swin_layout(state)
     expected = model.state_dict()
     out: dict[str, torch.Tensor] = {}

@@ -17,6 +17,7 @@ from typing import Any
 from x2vlm_core.errors import ConfigError
 from x2vlm_core.families.spec import OfficialMapping, StateDict
 from x2vlm_core.families.x2vlm.official import BERT_FIELDS, BUILTIN_VOCAB, KNOWN_TEXT_ENCODERS
+from x2vlm_core.families.xvlm.checkpoint import is_task_layout
 from x2vlm_core.families.xvlm.config import SWIN_PATCH
 from x2vlm_core.release.official_files import OfficialFiles
 
@@ -54,6 +55,14 @@ KNOWN_TEXT_CONFIGS = {
 # The official DeiT branch builds one shape whatever the config says (local attention in the top 4
 # blocks, no stochastic depth).
 DEIT_B16 = {"width": 768, "depth": 12, "num_heads": 12, "patch_size": 16, "local_attn_depth": 4, "drop_path_rate": 0.0}
+# The heads the official pre-training model has; each fine-tuning model (models/model_*.py) builds
+# only its task's (retrieval: proj, temp, itm_head; grounding: bbox_head) and a BERT without MLM head.
+PRETRAINING_HEADS = ("text_encoder.cls.", "vision_proj.", "text_proj.", "temp", "itm_head.", "bbox_head.")
+# Fine-tuned task layouts that are not this model: what each is, and what to do instead.
+OTHER_TASK_MODELS = {
+    "text_decoder.": "a fine-tuned VQA or captioning model (its text_decoder.* answer/caption decoder)",
+    "cls_head.": "a fine-tuned NLVR2 model (its two-image fusion and cls_head.*)",
+}
 SCALAR_FIELDS = {"image_res": "image_res", "embed_dim": "embed_dim", "temp": "temp", "max_tokens": "max_tokens"}
 
 
@@ -79,7 +88,25 @@ def to_config(official: dict[str, Any], state: StateDict, files: OfficialFiles) 
     for key, ours in SCALAR_FIELDS.items():
         if key in official:
             mapping.map(key, official[key], ours, official[key])
+    _map_task_heads(state, mapping)
     return mapping
+
+
+def _map_task_heads(state: StateDict, mapping: OfficialMapping) -> None:
+    """A fine-tuned retrieval or grounding checkpoint is this model with some heads left out."""
+    for prefix, what in OTHER_TASK_MODELS.items():
+        if any(key.startswith(prefix) for key in state):
+            raise ConfigError(
+                f"the weights are {what}, which is not converted; import the pre-trained checkpoint "
+                "and fine-tune it with `x2vlm finetune`"
+            )
+    absent = tuple(p for p in PRETRAINING_HEADS if not any(key.startswith(p) for key in state))
+    if absent and is_task_layout(state):
+        mapping.absent_prefixes += absent
+        mapping.lines.append(
+            f"a fine-tuned task model's weights: {', '.join(p.rstrip('.') for p in absent)} "
+            "are not in them -> those heads keep their initialisation"
+        )
 
 
 def map_swin(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping, field: str) -> None:
