@@ -166,6 +166,8 @@ def main() -> int:
             if "chance" in r
             else f"majority answer {r['majority_answer']:.3f} ({r['x_majority']:.2f}x)"
             if "majority_answer" in r
+            else f"random proposal {r['random_proposal']:.3f} ({r['x_random_proposal']:.1f}x)"
+            if r.get("x_random_proposal")
             else ""
         )
         also = ", ".join(f"{k} {v:.3f}" for k, v in r.get("also", {}).items() if v is not None)
