@@ -88,4 +88,6 @@ def to_official(model: XVLMModel) -> dict[str, torch.Tensor]:
         if name.endswith(_DERIVED) and buffer is not None:
             out[f"vision_encoder.{name}"] = buffer
     out["temp"] = out["temp"].reshape(())
-    return clip_to_official(out) if model.config.vision.encoder == "clip_vit" else out
+    # CCLM's original model (its Swin config has no ``encoder``) goes through here too.
+    clip = getattr(model.config.vision, "encoder", "swin") == "clip_vit"
+    return clip_to_official(out) if clip else out
