@@ -140,3 +140,17 @@ def test_clip_configs_this_encoder_cannot_build_are_refused_in_one_line(tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "model").exists()
+
+
+def test_a_vision_config_that_is_not_json_or_lacks_a_field_is_refused_in_one_line(tmp_path, capsys):
+    checkpoint = _official_checkpoint(tmp_path / "official")
+    config = tmp_path / "official" / "config_clip_toy.json"
+    for text, message in (
+        ("vision_width: 32", "is not JSON"),
+        (json.dumps({k: v for k, v in CLIP_JSON.items() if k != "local_attn_depth"}), "lacks local_attn_depth"),
+    ):
+        config.write_text(text)
+        assert main(["import-official", str(checkpoint), "--output", str(tmp_path / "model")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err and "--vision-config PATH" in err, err
+        assert not (tmp_path / "model").exists()

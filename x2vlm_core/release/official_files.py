@@ -52,13 +52,23 @@ class OfficialFiles:
         return found
 
     def config_json(
-        self, key: str, name: str, published: dict[str, dict[str, Any]], what: str
+        self, key: str, name: str, published: dict[str, dict[str, Any]], what: str, needs: tuple[str, ...] = ()
     ) -> tuple[dict[str, Any], str]:
         """The JSON config ``key: name`` names, read here or, when absent, known by its file name from the
-        ``published`` ones; with the source to cite in the mapping."""
+        ``published`` ones; with the source to cite in the mapping. A file here must be a JSON object
+        with the fields ``needs``."""
         found = self.find(key, name)
         if found is not None:
-            return json.loads(found.read_text()), name
+            try:
+                config = json.loads(found.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ConfigError(f"{key} {found} is not JSON ({exc}); pass {what} with {FLAGS[key]} PATH") from None
+            lacking = [field for field in needs if not isinstance(config, dict) or field not in config]
+            if lacking:
+                raise ConfigError(
+                    f"{key} {found} lacks {', '.join(lacking)}: not {what}; pass the right file with {FLAGS[key]} PATH"
+                )
+            return config, name
         if Path(name).name in published:
             return published[Path(name).name], f"{name} (published)"
         raise self.missing(key, name, what)

@@ -28,6 +28,7 @@ KNOWN_SWIN = {
     "config_swinB_384.json": {**_SWIN_B, "window_size": 12},
     "config_swinB_480.json": {**_SWIN_B, "window_size": 15},
 }
+_SWIN_FIELDS = {"embed_dim": "embed_dim", "depths": "depths", "num_heads": "stage_heads", "window_size": "window_size"}
 # The official configs/config_clipvitB.json: CLIP ViT-B/16, local attention in the top 4 blocks.
 KNOWN_CLIP = {
     "config_clipvitB.json": {
@@ -112,15 +113,14 @@ def _map_task_heads(state: StateDict, mapping: OfficialMapping) -> None:
 def map_swin(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping, field: str) -> None:
     """The Swin that ``vision_config`` names onto ``field`` (an ``XVLMVisionConfig``; CCLM's original uses it too)."""
     swin, source = files.config_json(
-        "vision_config", str(official.get("vision_config", "")), KNOWN_SWIN, "the Swin config JSON"
+        "vision_config",
+        str(official.get("vision_config", "")),
+        KNOWN_SWIN,
+        "the Swin config JSON",
+        needs=tuple(_SWIN_FIELDS),
     )
     mapping.map(f"{source} (use_swin)", True, f"{field}.encoder", "swin")
-    for key, ours in (
-        ("embed_dim", "embed_dim"),
-        ("depths", "depths"),
-        ("num_heads", "stage_heads"),
-        ("window_size", "window_size"),
-    ):
+    for key, ours in _SWIN_FIELDS.items():
         value = list(swin[key]) if isinstance(swin[key], list) else int(swin[key])
         mapping.map(f"{source} {key}", swin[key], f"{field}.{ours}", value)
     stride = SWIN_PATCH << (len(swin["depths"]) - 1)
@@ -133,7 +133,11 @@ def map_swin(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMa
 
 def _map_clip(official: dict[str, Any], files: OfficialFiles, mapping: OfficialMapping) -> None:
     clip, source = files.config_json(
-        "vision_config", str(official.get("vision_config", "")), KNOWN_CLIP, "the CLIP-ViT config JSON"
+        "vision_config",
+        str(official.get("vision_config", "")),
+        KNOWN_CLIP,
+        "the CLIP-ViT config JSON",
+        needs=(*_CLIP_FIELDS, "intermediate_size"),
     )
     # timm's ViT block has these fixed; the official one reads them from the JSON.
     if clip.get("hidden_act", "quick_gelu") != "quick_gelu":
