@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from x2vlm_core.cli import main
+from x2vlm_core.errors import CheckpointError
 from x2vlm_core.families import create_model
 from x2vlm_core.families.xvlm.checkpoint import adapt_checkpoint, to_official
 from x2vlm_core.families.xvlm.clip_layout import clip_from_official, clip_to_official
@@ -83,7 +84,7 @@ def test_the_layout_goes_back_to_the_official_names_unchanged():
 def test_a_checkpoint_missing_one_projection_is_refused_by_name():
     state = dict(REFERENCE["state"])
     del state["vision_encoder.encoder.layers.1.self_attn.k_proj.bias"]
-    with pytest.raises(Exception, match=r"layers\.1\.self_attn\.k_proj\.bias is missing"):
+    with pytest.raises(CheckpointError, match=r"layers\.1\.self_attn\.k_proj\.bias is missing"):
         clip_from_official(state)
 
 

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from x2vlm_core.families.xvlm.clip_layout import clip_from_official, clip_to_official, is_official_clip_layout
+from x2vlm_core.families.xvlm.clip_layout import (
+    clip_from_official,
+    clip_to_official,
+    is_clip_model,
+    is_official_clip_layout,
+)
 from x2vlm_core.families.xvlm.window_resize import resize_window_bias_table, window_of_table
 from x2vlm_core.release.model_folder import fit_image_resolution
 
@@ -88,6 +93,4 @@ def to_official(model: XVLMModel) -> dict[str, torch.Tensor]:
         if name.endswith(_DERIVED) and buffer is not None:
             out[f"vision_encoder.{name}"] = buffer
     out["temp"] = out["temp"].reshape(())
-    # CCLM's original model (its Swin config has no ``encoder``) goes through here too.
-    clip = getattr(model.config.vision, "encoder", "swin") == "clip_vit"
-    return clip_to_official(out) if clip else out
+    return clip_to_official(out) if is_clip_model(out) else out

@@ -17,6 +17,7 @@ from x2vlm_core.errors import CheckpointError
 
 PREFIX = "vision_encoder."
 _LAYER = re.compile(r"^encoder\.layers\.(\d+)\.(.*)$")  # official
+_QKV_KEY = re.compile(r"^encoder\.layers\.(\d+)\.self_attn\.([qkv]_proj)\.(weight|bias)$")  # official
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.*)$")  # ours
 _RENAMES = {  # inside one encoder layer: official → ours
     "self_attn.out_proj": "attn.proj",
@@ -33,6 +34,11 @@ def is_official_clip_layout(state: dict[str, torch.Tensor]) -> bool:
     return f"{PREFIX}encoder.layers.0.self_attn.q_proj.weight" in state
 
 
+def is_clip_model(state: dict[str, torch.Tensor]) -> bool:
+    """Our CLIP-ViT model: the only encoder with a LayerNorm before its blocks (DeiT's is an identity)."""
+    return f"{PREFIX}norm_pre.weight" in state
+
+
 def clip_from_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
@@ -41,16 +47,15 @@ def clip_from_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             out[key] = value
             continue
         name = key[len(PREFIX) :]
-        layer = _LAYER.match(name)
+        layer, projection = _LAYER.match(name), _QKV_KEY.match(name)
         if name == "position_ids":  # derived from the grid; the official loader drops it as well
             continue
         if name == "class_embedding":
             out[f"{PREFIX}cls_token"] = value.reshape(1, 1, -1)
         elif name == "pos_embed.weight":
             out[f"{PREFIX}pos_embed"] = value.unsqueeze(0)
-        elif layer and layer[2].startswith("self_attn.") and layer[2].split(".")[1] in _QKV:
-            _, projection, kind = layer[2].split(".")
-            qkv.setdefault((int(layer[1]), kind), {})[projection] = value
+        elif projection:
+            qkv.setdefault((int(projection[1]), projection[3]), {})[projection[2]] = value
         elif layer:
             out[f"{PREFIX}blocks.{layer[1]}.{_rename(layer[2], _RENAMES)}"] = value
         else:
